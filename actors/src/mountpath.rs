@@ -1,0 +1,1 @@
+//! Mountpaths: one actor per mountpath directory of a target.
