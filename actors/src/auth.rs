@@ -1,2 +1,143 @@
-//! Privileges (DESIGN §10). Lifecycle operations need admin rights; with auth disabled
-//! everything is allowed.
+//! Privileges (DESIGN §10). Lifecycle and cluster-wide operations need admin rights; with
+//! `auth.enabled = false` everything is allowed. Node-to-node control messages are accepted only
+//! from cluster members.
+
+use crate::error::{Error, Result};
+use crate::node::Ctx;
+use crate::smap::NodeId;
+use crate::wire::Msg;
+
+/// Checks that an admin request carries an admin token (when auth is on).
+pub fn check_admin(ctx: &Ctx, token: Option<&str>) -> Result<()> {
+    let cfg = &ctx.meta().config.auth;
+    if !cfg.enabled {
+        return Ok(());
+    }
+    let Some(token) = token else {
+        return Err(Error::Unauthorized(
+            "this operation needs an admin token".into(),
+        ));
+    };
+    let claims = jwt::verify(token, cfg.secret.as_bytes())?;
+    if !claims.admin {
+        return Err(Error::Forbidden(format!("{} is not an admin", claims.sub)));
+    }
+    Ok(())
+}
+
+/// Control messages from nodes: the sender must be in our map (or, before we joined, anyone —
+/// a standby node learns its cluster from the first primary that talks to it).
+pub fn check_member(ctx: &Ctx, from: &NodeId, _from_primary: bool) -> Result<()> {
+    let meta = ctx.meta();
+    match &meta.smap {
+        None => Ok(()),
+        Some(s) if s.contains(from) => Ok(()),
+        Some(_) => Err(Error::Forbidden(format!(
+            "{from} is not a member of this cluster"
+        ))),
+    }
+}
+
+/// Join is how non-members become members; keepalive and reports must come from members.
+pub fn check_member_or_joining(ctx: &Ctx, from: &NodeId, body: &Msg) -> Result<()> {
+    match body {
+        Msg::Join { node, .. } if node.id == *from => Ok(()),
+        Msg::Join { .. } => Err(Error::Forbidden("join for another node".into())),
+        Msg::Keepalive { .. } if ctx.is_primary() => {
+            // An unknown node is told so and rejoins; see keepalive.
+            Ok(())
+        }
+        _ => check_member(ctx, from, false),
+    }
+}
+
+/// HMAC-SHA256 JSON Web Tokens with the claims Shoal uses.
+pub mod jwt {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use hmac::{Hmac, Mac};
+    use serde::{Deserialize, Serialize};
+    use sha2::Sha256;
+
+    use crate::error::{Error, Result};
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Claims {
+        pub sub: String,
+        /// Expiry, unix seconds.
+        pub exp: u64,
+        pub admin: bool,
+    }
+
+    const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    pub fn sign(claims: &Claims, secret: &[u8]) -> Result<String> {
+        let payload = serde_json::to_vec(claims).map_err(|e| Error::Encode(e.to_string()))?;
+        let msg = format!("{}.{}", B64.encode(HEADER), B64.encode(payload));
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Error::BadRequest(e.to_string()))?;
+        mac.update(msg.as_bytes());
+        Ok(format!("{msg}.{}", B64.encode(mac.finalize().into_bytes())))
+    }
+
+    pub fn verify(token: &str, secret: &[u8]) -> Result<Claims> {
+        let bad = |why: &str| Error::Unauthorized(format!("invalid token: {why}"));
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("not a JWT"));
+        };
+        let header = B64.decode(h).map_err(|_| bad("header is not base64url"))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&header).map_err(|_| bad("header is not JSON"))?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+            return Err(bad("algorithm must be HS256"));
+        }
+        let sig = B64
+            .decode(s)
+            .map_err(|_| bad("signature is not base64url"))?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Error::BadRequest(e.to_string()))?;
+        mac.update(format!("{h}.{p}").as_bytes());
+        mac.verify_slice(&sig).map_err(|_| bad("bad signature"))?;
+        let payload = B64.decode(p).map_err(|_| bad("payload is not base64url"))?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| bad("bad claims"))?;
+        if claims.exp <= crate::store::unix_secs() {
+            return Err(bad("expired"));
+        }
+        Ok(claims)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sign_verify_and_refusals() {
+            let now = crate::store::unix_secs();
+            let c = Claims {
+                sub: "ops".into(),
+                exp: now + 60,
+                admin: true,
+            };
+            let t = sign(&c, b"k1").unwrap();
+            assert_eq!(verify(&t, b"k1").unwrap(), c);
+            assert!(matches!(verify(&t, b"k2"), Err(Error::Unauthorized(_))));
+            let expired = sign(
+                &Claims {
+                    exp: now - 1,
+                    ..c.clone()
+                },
+                b"k1",
+            )
+            .unwrap();
+            assert!(
+                matches!(verify(&expired, b"k1"), Err(Error::Unauthorized(m)) if m.contains("expired"))
+            );
+            for junk in ["", "a.b", "a.b.c.d", "!!.??.**"] {
+                assert!(verify(junk, b"k1").is_err());
+            }
+        }
+    }
+}

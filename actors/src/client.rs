@@ -173,7 +173,12 @@ impl Client {
             .await
             .map_err(|_| Error::Timeout(format!("no answer from {}", self.endpoint)))??;
         match reply {
-            Msg::Redirect { addr, .. } => self.conn(&addr).await,
+            Msg::Redirect { node, addr } => self.conn(&addr).await.map_err(|e| match e {
+                Error::Io(_) | Error::Timeout(_) => {
+                    Error::Offline(format!("target t[{node}] at {addr} is offline: {e}"))
+                }
+                other => other,
+            }),
             other => Err(unexpected(&other)),
         }
     }
@@ -190,21 +195,50 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        // A target that learned of a newer map may redirect once more.
+        let mut conn = self.redirected(Msg::Locate { key: key.clone() }).await?;
+        // Two phases: the target says go ahead (or redirects, if it knows a newer map) before
+        // any byte of the body is sent.
+        for _ in 0..3 {
+            let corr = conn
+                .start(Msg::PutObject {
+                    key: key.clone(),
+                    size,
+                })
+                .await?;
+            match conn.finish(corr).await? {
+                Msg::Ok => {
+                    conn.send_body(corr, src, size).await?;
+                    return match conn.finish(corr).await? {
+                        Msg::Put { checksum, .. } => Ok(checksum),
+                        other => Err(unexpected(&other)),
+                    };
+                }
+                Msg::Redirect { addr, .. } => conn = self.conn(&addr).await?,
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Err(Error::Protocol(format!(
+            "{bucket}/{object}: too many redirects (the cluster map is changing)"
+        )))
+    }
+
+    /// Sends `probe` to the owner, following a redirect from a target with a newer map.
+    async fn to_owner(&self, probe: Msg) -> Result<(Conn, Msg)> {
         let mut conn = self
-            .redirected(Msg::Locate { key: key.clone() })
-            .await?;
-        let corr = conn
-            .start(Msg::PutObject {
-                key: key.clone(),
-                size,
+            .redirected(Msg::Locate {
+                key: key_of(&probe),
             })
             .await?;
-        conn.send_body(corr, src, size).await?;
-        match conn.finish(corr).await? {
-            Msg::Put { checksum, .. } => Ok(checksum),
-            other => Err(unexpected(&other)),
+        for _ in 0..3 {
+            let reply = conn.request(probe.clone()).await?;
+            match reply {
+                Msg::Redirect { addr, .. } => conn = self.conn(&addr).await?,
+                other => return Ok((conn, other)),
+            }
         }
+        Err(Error::Protocol(
+            "too many redirects (the cluster map is changing)".into(),
+        ))
     }
 
     pub async fn put_bytes(&self, bucket: &str, object: &str, data: &[u8]) -> Result<String> {
@@ -230,17 +264,14 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        let mut conn = self
-            .redirected(Msg::Locate { key: key.clone() })
-            .await?;
-        let corr = conn
-            .start(Msg::GetObject {
+        let (mut conn, reply) = self
+            .to_owner(Msg::GetObject {
                 key,
                 verify,
                 local: false,
             })
             .await?;
-        let meta = match conn.finish(corr).await? {
+        let meta = match reply {
             Msg::Object(m) => m,
             other => return Err(unexpected(&other)),
         };
@@ -267,10 +298,11 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        let mut conn = self
-            .redirected(Msg::Locate { key: key.clone() })
-            .await?;
-        match conn.request(Msg::HeadObject { key, local: false }).await? {
+        match self
+            .to_owner(Msg::HeadObject { key, local: false })
+            .await?
+            .1
+        {
             Msg::Object(m) => Ok(m),
             other => Err(unexpected(&other)),
         }
@@ -281,12 +313,10 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        let mut conn = self
-            .redirected(Msg::Locate { key: key.clone() })
-            .await?;
         expect_ok(
-            conn.request(Msg::DeleteObject { key, local: false })
-                .await?,
+            self.to_owner(Msg::DeleteObject { key, local: false })
+                .await?
+                .1,
         )
     }
 
@@ -296,16 +326,27 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        let mut conn = self
-            .redirected(Msg::Locate { key: key.clone() })
-            .await?;
-        match conn.request(Msg::Locate { key }).await? {
+        match self.to_owner(Msg::Locate { key }).await?.1 {
             Msg::Located { target, mountpath } => Ok(Location {
                 target: target.0,
                 mountpath,
             }),
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+fn key_of(m: &Msg) -> ObjKey {
+    match m {
+        Msg::GetObject { key, .. }
+        | Msg::HeadObject { key, .. }
+        | Msg::DeleteObject { key, .. }
+        | Msg::Locate { key }
+        | Msg::PutObject { key, .. } => key.clone(),
+        _ => ObjKey {
+            bucket: String::new(),
+            object: String::new(),
+        },
     }
 }
 

@@ -143,10 +143,14 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
     let mut seen = std::collections::HashSet::new();
     for id in &req.nodes {
         if !seen.insert(id) {
-            return Err(Error::BadRequest(format!("{id} is specified more than once")));
+            return Err(Error::BadRequest(format!(
+                "{id} is specified more than once"
+            )));
         }
         let Some(node) = smap.get(id) else {
-            return Err(Error::NotFound(format!("node {id} is not in the cluster map")));
+            return Err(Error::NotFound(format!(
+                "node {id} is not in the cluster map"
+            )));
         };
         if *id == smap.primary {
             return Err(Error::BadRequest(format!(
@@ -228,8 +232,12 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
     }
     let active_after = next.count_active_targets();
     let target_transition = req.nodes.iter().any(|id| {
-        let before = smap.get(id).map(|n| n.role == Role::Target && n.is_active());
-        let after = next.get(id).map(|n| n.role == Role::Target && n.is_active());
+        let before = smap
+            .get(id)
+            .map(|n| n.role == Role::Target && n.is_active());
+        let after = next
+            .get(id)
+            .map(|n| n.role == Role::Target && n.is_active());
         before != after
     });
     let rebalance = !req.no_rebalance && target_transition && active_before > 0 && active_after > 0;
@@ -251,7 +259,11 @@ mod tests {
         let mut m = Smap::bootstrap(Node::new(NodeId("pp8080".into()), Role::Proxy, "a".into()));
         m.insert(Node::new(NodeId("p2p8081".into()), Role::Proxy, "a".into()));
         for i in 0..targets {
-            m.insert(Node::new(NodeId(format!("t{i}t90{i}")), Role::Target, "a".into()));
+            m.insert(Node::new(
+                NodeId(format!("t{i}t90{i}")),
+                Role::Target,
+                "a".into(),
+            ));
         }
         m
     }
@@ -269,7 +281,11 @@ mod tests {
     #[test]
     fn batch_bumps_version_once_and_rebalances_once() {
         let m = smap(4);
-        let a = admit(&m, &req(LifecycleOp::StartMaintenance, &["t0t900", "t1t901"])).unwrap();
+        let a = admit(
+            &m,
+            &req(LifecycleOp::StartMaintenance, &["t0t900", "t1t901"]),
+        )
+        .unwrap();
         let next = a.smap.unwrap();
         assert_eq!(next.version, m.version + 1);
         assert_eq!(next.count_active_targets(), 2);
@@ -297,9 +313,14 @@ mod tests {
     #[test]
     fn decommissioning_node_refuses_maintenance_changes() {
         let m = smap(3);
-        let d = admit(&m, &req(LifecycleOp::Decommission, &["t0t900"])).unwrap().smap.unwrap();
+        let d = admit(&m, &req(LifecycleOp::Decommission, &["t0t900"]))
+            .unwrap()
+            .smap
+            .unwrap();
         for op in [LifecycleOp::StartMaintenance, LifecycleOp::StopMaintenance] {
-            assert!(matches!(admit(&d, &req(op, &["t0t900"])), Err(Error::BadRequest(m)) if m.contains("decommissioned")));
+            assert!(
+                matches!(admit(&d, &req(op, &["t0t900"])), Err(Error::BadRequest(m)) if m.contains("decommissioned"))
+            );
         }
     }
 
@@ -310,7 +331,10 @@ mod tests {
         assert!(a.smap.is_none() && !a.rebalance);
         assert_eq!(a.skipped.len(), 1);
         let mut post = m.clone();
-        post.targets.get_mut(&NodeId("t0t900".into())).unwrap().flags = Flags::MAINT | Flags::MAINT_POST_REB;
+        post.targets
+            .get_mut(&NodeId("t0t900".into()))
+            .unwrap()
+            .flags = Flags::MAINT | Flags::MAINT_POST_REB;
         let a = admit(&post, &req(LifecycleOp::StartMaintenance, &["t0t900"])).unwrap();
         assert!(a.smap.is_none() && !a.rebalance);
     }

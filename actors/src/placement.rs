@@ -100,7 +100,9 @@ mod tests {
     }
 
     fn target_ids(n: usize, salt: u32) -> Vec<String> {
-        (0..n).map(|i| format!("{salt:x}k{i}t{}", 8081 + i)).collect()
+        (0..n)
+            .map(|i| format!("{salt:x}k{i}t{}", 8081 + i))
+            .collect()
     }
 
     #[test]

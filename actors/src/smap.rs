@@ -343,7 +343,10 @@ mod tests {
     #[test]
     fn active_excludes_maintenance_and_decommission() {
         let mut m = Smap::bootstrap(node("p1p1", Role::Proxy));
-        for (i, f) in [Flags(0), Flags::MAINT, Flags::DECOMM].into_iter().enumerate() {
+        for (i, f) in [Flags(0), Flags::MAINT, Flags::DECOMM]
+            .into_iter()
+            .enumerate()
+        {
             let mut n = node(&format!("t{i}"), Role::Target);
             n.flags = f;
             m.insert(n);

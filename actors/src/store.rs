@@ -136,7 +136,10 @@ pub fn encode_name(name: &str) -> String {
 
 /// Where `bucket/object` lives under a mountpath root.
 pub fn object_path(mountpath: &Path, bucket: &str, object: &str) -> PathBuf {
-    mountpath.join("objs").join(bucket).join(encode_name(object))
+    mountpath
+        .join("objs")
+        .join(bucket)
+        .join(encode_name(object))
 }
 
 pub fn bucket_dir(mountpath: &Path, bucket: &str) -> PathBuf {
@@ -215,6 +218,11 @@ impl ObjectWriter {
     pub fn observe(&mut self, data: &[u8]) {
         self.hasher.update(data);
         self.written += data.len() as u64;
+    }
+
+    /// Adopts a hash computed alongside while the body was written through [`Self::file`].
+    pub fn observe_digest(&mut self, hasher: xxhash_rust::xxh3::Xxh3) {
+        self.hasher = hasher;
     }
 
     pub fn file(&mut self) -> &mut tokio::io::BufWriter<tokio::fs::File> {
@@ -460,7 +468,9 @@ mod tests {
         assert_eq!(verify(&dest).unwrap(), meta);
         let (mut f, m) = open_object(&dest).await.unwrap();
         let mut buf = vec![0u8; m.size as usize];
-        tokio::io::AsyncReadExt::read_exact(&mut f, &mut buf).await.unwrap();
+        tokio::io::AsyncReadExt::read_exact(&mut f, &mut buf)
+            .await
+            .unwrap();
         assert_eq!(&buf, data);
         // Flip a data byte: verify must catch it.
         let mut raw = std::fs::read(&dest).unwrap();
@@ -475,7 +485,12 @@ mod tests {
     fn corrupt_trailers_are_errors_not_panics() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        for bytes in [&b""[..], b"SHO1", b"\0\0\0\x05SHO1", b"xxxx\xff\xff\xff\xffSHO1"] {
+        for bytes in [
+            &b""[..],
+            b"SHO1",
+            b"\0\0\0\x05SHO1",
+            b"xxxx\xff\xff\xff\xffSHO1",
+        ] {
             std::fs::write(&p, bytes).unwrap();
             assert!(read_meta(&p).is_err());
         }

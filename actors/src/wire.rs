@@ -199,6 +199,11 @@ pub enum Msg {
     },
     /// Sent by the primary when a lifecycle step finalizes.
     NodeAction(NodeAction),
+    /// Dry run: what would this target send where under `smap`?
+    PlanMoves {
+        smap: Smap,
+    },
+    PlanMovesReply(Vec<crate::lifecycle::PlanMove>),
 }
 
 impl Msg {
@@ -277,11 +282,7 @@ impl Conn {
         }
     }
 
-    pub async fn connect(
-        addr: &str,
-        me: NodeId,
-        timeout: std::time::Duration,
-    ) -> Result<Self> {
+    pub async fn connect(addr: &str, me: NodeId, timeout: std::time::Duration) -> Result<Self> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
@@ -447,7 +448,10 @@ mod tests {
         let mut env = sample();
         env.proto = 99;
         let err = decode(&encode(&env).unwrap()).unwrap_err();
-        assert!(matches!(err, Error::Protocol(ref m) if m.contains("99")), "{err}");
+        assert!(
+            matches!(err, Error::Protocol(ref m) if m.contains("99")),
+            "{err}"
+        );
     }
 
     #[test]

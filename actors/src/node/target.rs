@@ -1,0 +1,659 @@
+//! The target's data path (DESIGN §6, §8): put/get/head/delete/list/locate on its mountpaths,
+//! get-from-neighbor while objects are in motion, receiving rebalanced objects, and starting and
+//! preempting rebalance generations.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell};
+
+use super::{Ctx, NodeArgs};
+use crate::error::{Error, Result};
+use crate::lifecycle::PlanMove;
+use crate::mountpath::{Mountpath, MountpathActor};
+use crate::placement::{self, MountpathKey};
+use crate::rebalance::{self, RebHandle};
+use crate::smap::{NodeId, Smap};
+use crate::store::{self, ObjMeta, ObjectWriter};
+use crate::wire::{Conn, Msg, ObjEntry, ObjKey};
+
+/// How long a delete is remembered, so an older copy in flight cannot bring the object back.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
+const TOMBSTONE_MAX: usize = 100_000;
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TargetCtx {
+    pub mountpaths: Vec<Arc<Mountpath>>,
+    keys: Vec<MountpathKey>,
+    pub locks: store::ObjLocks,
+    /// uname → (delete stamp, when): deletes win over older copies arriving later.
+    tombstones: Mutex<HashMap<String, (u64, Instant)>>,
+    /// The running (or last) rebalance generation.
+    pub reb: tokio::sync::Mutex<Option<RebHandle>>,
+    /// A rebalance marker was present at start: the last run was interrupted.
+    pub interrupted: bool,
+}
+
+impl TargetCtx {
+    pub fn open(args: &NodeArgs) -> Result<Self> {
+        let mut paths = args.mountpaths.clone();
+        if paths.is_empty() {
+            paths.push(args.data_dir.join("mp0"));
+        }
+        let mut mountpaths = Vec::new();
+        for p in paths {
+            std::fs::create_dir_all(&p)?;
+            let p = p.canonicalize()?;
+            // Half-written objects of a crashed run are garbage: the sender still has them.
+            let _ = std::fs::remove_dir_all(store::tmp_dir(&p));
+            std::fs::create_dir_all(store::tmp_dir(&p))?;
+            mountpaths.push(Arc::new(Mountpath::new(p)));
+        }
+        let keys = mountpaths.iter().map(|m| m.key.clone()).collect();
+        let interrupted = args.data_dir.join(rebalance::MARKER).exists();
+        if interrupted {
+            tracing::warn!("rebalance marker found: the last rebalance was interrupted");
+        }
+        Ok(TargetCtx {
+            mountpaths,
+            keys,
+            locks: Default::default(),
+            tombstones: Mutex::new(HashMap::new()),
+            reb: tokio::sync::Mutex::new(None),
+            interrupted,
+        })
+    }
+
+    pub async fn start(&self, _ctx: &Arc<Ctx>, supervisor: ActorCell) -> Result<()> {
+        for mp in &self.mountpaths {
+            Actor::spawn_linked(None, MountpathActor, mp.clone(), supervisor.clone())
+                .await
+                .map_err(|e| Error::Remote(format!("mountpath actor: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn has_marker(&self, ctx: &Ctx) -> bool {
+        ctx.data_dir.join(rebalance::MARKER).exists()
+    }
+
+    /// Index of the mountpath that should hold `bucket/object`.
+    pub fn mountpath_for(&self, bucket: &str, object: &str) -> usize {
+        let d = placement::digest(&placement::uname(bucket, object));
+        placement::mountpath_index(&self.keys, d).unwrap_or(0)
+    }
+
+    pub fn object_paths(&self, bucket: &str, object: &str) -> impl Iterator<Item = PathBuf> + '_ {
+        let (b, o) = (bucket.to_string(), object.to_string());
+        self.mountpaths
+            .iter()
+            .map(move |m| store::object_path(&m.path, &b, &o))
+    }
+
+    /// Finds a local copy: the proper mountpath first, then the others (not yet resilvered).
+    pub fn find_local(&self, bucket: &str, object: &str) -> Option<(usize, PathBuf, ObjMeta)> {
+        let first = self.mountpath_for(bucket, object);
+        let order =
+            std::iter::once(first).chain((0..self.mountpaths.len()).filter(|&i| i != first));
+        for i in order {
+            let p = store::object_path(&self.mountpaths[i].path, bucket, object);
+            if let Ok(m) = store::read_meta(&p)
+                && m.bucket == bucket
+                && m.object == object
+            {
+                return Some((i, p, m));
+            }
+        }
+        None
+    }
+
+    // ---- metadata reactions ---------------------------------------------------------------
+
+    /// Starts a new rebalance generation when the RMD moved past the running one.
+    pub async fn on_meta(&self, ctx: &Arc<Ctx>) {
+        let meta = ctx.meta();
+        let want = meta.rmd.version;
+        if want == 0 || meta.smap.is_none() {
+            return;
+        }
+        let mut reb = self.reb.lock().await;
+        if let Some(h) = reb.as_ref()
+            && h.generation >= want
+        {
+            return;
+        }
+        if !meta.rmd.participants.is_empty() && !meta.rmd.participants.contains(&ctx.me.id) {
+            // Not part of this generation (e.g. joined right after it started).
+            return;
+        }
+        if let Some(old) = reb.take() {
+            tracing::info!(old = old.generation, new = want, "preempting rebalance");
+            old.abort().await;
+        }
+        match rebalance::start(ctx.clone(), want).await {
+            Ok(h) => *reb = Some(h),
+            Err(e) => tracing::error!(error = %e, "cannot start rebalance g{want}"),
+        }
+    }
+
+    pub async fn stop_rebalance(&self) {
+        if let Some(h) = self.reb.lock().await.take() {
+            h.abort().await;
+        }
+    }
+
+    pub async fn remove_bucket(&self, bucket: &str) {
+        for mp in &self.mountpaths {
+            let dir = store::bucket_dir(&mp.path, bucket);
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+        for mp in &self.mountpaths {
+            let m = mp.clone();
+            let _ = tokio::task::spawn_blocking(move || m.recount()).await;
+        }
+    }
+
+    fn tombstone(&self, bucket: &str, object: &str) -> Option<u64> {
+        let key = placement::uname(bucket, object);
+        let t = self.tombstones.lock().expect("poisoned");
+        t.get(&key)
+            .filter(|(_, at)| at.elapsed() < TOMBSTONE_TTL)
+            .map(|(v, _)| *v)
+    }
+
+    fn set_tombstone(&self, bucket: &str, object: &str, version: u64) {
+        let mut t = self.tombstones.lock().expect("poisoned");
+        if t.len() >= TOMBSTONE_MAX {
+            t.retain(|_, (_, at)| at.elapsed() < TOMBSTONE_TTL);
+        }
+        if t.len() < TOMBSTONE_MAX {
+            t.insert(placement::uname(bucket, object), (version, Instant::now()));
+        }
+    }
+
+    /// Installs a complete temp object unless a newer copy (or a newer delete) is already
+    /// here. Returns true when installed. Older copies on other mountpaths are removed.
+    pub async fn install(
+        &self,
+        meta: &ObjMeta,
+        tmp: store::TempObject,
+        dest_mp: usize,
+    ) -> Result<bool> {
+        let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+        if self
+            .tombstone(&meta.bucket, &meta.object)
+            .is_some_and(|v| v >= meta.version)
+        {
+            return Ok(false);
+        }
+        let mut olds = Vec::new();
+        for (i, mp) in self.mountpaths.iter().enumerate() {
+            let p = store::object_path(&mp.path, &meta.bucket, &meta.object);
+            if let Ok(m) = store::read_meta(&p) {
+                if m.version >= meta.version {
+                    return Ok(false);
+                }
+                olds.push((i, p, m.size));
+            }
+        }
+        let dest = store::object_path(&self.mountpaths[dest_mp].path, &meta.bucket, &meta.object);
+        tmp.commit(&dest)?;
+        self.mountpaths[dest_mp].added(meta.size);
+        for (i, p, size) in olds {
+            if i != dest_mp {
+                let _ = std::fs::remove_file(&p);
+            }
+            self.mountpaths[i].removed(size);
+        }
+        Ok(true)
+    }
+
+    /// Removes the local copy of `meta` if it is still that version (after a peer acked it).
+    pub async fn remove_if_version(&self, meta: &ObjMeta) -> Result<bool> {
+        let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+        for mp in &self.mountpaths {
+            let p = store::object_path(&mp.path, &meta.bucket, &meta.object);
+            if let Ok(m) = store::read_meta(&p)
+                && m.version == meta.version
+            {
+                std::fs::remove_file(&p)?;
+                mp.removed(m.size);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Moves an object to its proper local mountpath (same filesystem: a rename).
+    pub async fn move_local(
+        &self,
+        from: &std::path::Path,
+        meta: &ObjMeta,
+        to_mp: usize,
+    ) -> Result<()> {
+        let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+        let dest = store::object_path(&self.mountpaths[to_mp].path, &meta.bucket, &meta.object);
+        if let Ok(m) = store::read_meta(&dest)
+            && m.version >= meta.version
+        {
+            // A newer copy is already in place; the misplaced one is stale.
+            let _ = std::fs::remove_file(from);
+            return Ok(());
+        }
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if std::fs::rename(from, &dest).is_err() {
+            // Different filesystems: copy to a temp file on the destination, then rename.
+            let tmp = store::tmp_dir(&self.mountpaths[to_mp].path)
+                .join(format!("mv.{}", store::next_version()));
+            std::fs::copy(from, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &dest)?;
+            std::fs::remove_file(from)?;
+        }
+        let from_mp = self
+            .mountpaths
+            .iter()
+            .position(|m| from.starts_with(&m.path));
+        if let Some(i) = from_mp {
+            self.mountpaths[i].removed(meta.size);
+        }
+        self.mountpaths[to_mp].added(meta.size);
+        Ok(())
+    }
+
+    // ---- data requests ----------------------------------------------------------------------
+
+    pub async fn serve_data(
+        &self,
+        ctx: &Arc<Ctx>,
+        conn: &mut Conn,
+        corr: u64,
+        body: Msg,
+    ) -> Result<Option<Msg>> {
+        match body {
+            Msg::Locate { key } => {
+                check_key(ctx, &key)?;
+                if let Some(r) = self.redirect_if_not_owner(ctx, &key) {
+                    return Ok(Some(r));
+                }
+                let i = self.mountpath_for(&key.bucket, &key.object);
+                Ok(Some(Msg::Located {
+                    target: ctx.me.id.clone(),
+                    mountpath: self.mountpaths[i].path.display().to_string(),
+                }))
+            }
+            Msg::PutObject { key, size } => {
+                check_key(ctx, &key)?;
+                if let Some(r) = self.redirect_if_not_owner(ctx, &key) {
+                    return Ok(Some(r));
+                }
+                self.put(conn, corr, key, size).await.map(Some)
+            }
+            Msg::GetObject { key, verify, local } => {
+                check_key(ctx, &key)?;
+                if !local && let Some(r) = self.redirect_if_not_owner(ctx, &key) {
+                    return Ok(Some(r));
+                }
+                self.get(ctx, conn, corr, key, verify, local).await?;
+                Ok(None)
+            }
+            Msg::HeadObject { key, local } => {
+                check_key(ctx, &key)?;
+                if !local && let Some(r) = self.redirect_if_not_owner(ctx, &key) {
+                    return Ok(Some(r));
+                }
+                if let Some((_, _, m)) = self.find_local(&key.bucket, &key.object) {
+                    return Ok(Some(Msg::Object(m)));
+                }
+                if local {
+                    return Err(not_found(&key));
+                }
+                let (_, meta) = self.neighbor_lookup(ctx, &key).await?;
+                Ok(Some(Msg::Object(meta)))
+            }
+            Msg::DeleteObject { key, local } => {
+                check_key(ctx, &key)?;
+                if !local && let Some(r) = self.redirect_if_not_owner(ctx, &key) {
+                    return Ok(Some(r));
+                }
+                self.delete(ctx, key, local).await.map(Some)
+            }
+            other => Err(Error::BadRequest(format!(
+                "not a data request: {}",
+                other.name()
+            ))),
+        }
+    }
+
+    /// Under our (possibly newer) map, is someone else the owner? Then send the client there.
+    fn redirect_if_not_owner(&self, ctx: &Ctx, key: &ObjKey) -> Option<Msg> {
+        let meta = ctx.meta();
+        let smap = meta.smap.as_ref()?;
+        let owner = placement::owner(smap, &key.bucket, &key.object)?;
+        (owner.id != ctx.me.id).then(|| Msg::Redirect {
+            node: owner.id.clone(),
+            addr: owner.addr.clone(),
+        })
+    }
+
+    async fn put(&self, conn: &mut Conn, corr: u64, key: ObjKey, size: u64) -> Result<Msg> {
+        let mp = self.mountpath_for(&key.bucket, &key.object);
+        let path = self.mountpaths[mp].path.clone();
+        if let Some(c) = crate::stats::capacity(&path)
+            && c.avail < size.saturating_add(1 << 20)
+        {
+            return Err(Error::NoSpace(format!(
+                "mountpath {} has {} bytes free, object needs {size}",
+                path.display(),
+                c.avail
+            )));
+        }
+        // Go ahead: the client sends the body only now, so a refusal costs no transfer.
+        conn.send(corr, Msg::Ok).await?;
+        let mut w = ObjectWriter::create(&path).await?;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let recv = {
+            let file = w.file();
+            conn.recv_body(file, size, |d| hasher.update(d)).await
+        };
+        if let Err(e) = recv {
+            w.abort().await;
+            return Err(e);
+        }
+        w.observe_digest(hasher);
+        let meta = ObjMeta {
+            bucket: key.bucket.clone(),
+            object: key.object.clone(),
+            size,
+            checksum: w.checksum(),
+            version: store::next_version(),
+            mtime: store::unix_ms(),
+        };
+        let tmp = w.finish(&meta).await?;
+        self.install(&meta, tmp, mp).await?;
+        Ok(Msg::Put {
+            version: meta.version,
+            checksum: meta.checksum,
+        })
+    }
+
+    async fn get(
+        &self,
+        ctx: &Arc<Ctx>,
+        conn: &mut Conn,
+        corr: u64,
+        key: ObjKey,
+        verify: bool,
+        local: bool,
+    ) -> Result<()> {
+        if let Some((_, path, _)) = self.find_local(&key.bucket, &key.object) {
+            if verify {
+                let p = path.clone();
+                tokio::task::spawn_blocking(move || store::verify(&p))
+                    .await
+                    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            }
+            match store::open_object(&path).await {
+                Ok((mut f, meta)) => {
+                    conn.send(corr, Msg::Object(meta.clone())).await?;
+                    return conn.send_body(corr, &mut f, meta.size).await;
+                }
+                // Moved away between the lookup and the open: fall through to the neighbours.
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if local {
+            return Err(not_found(&key));
+        }
+        // Get-from-neighbor: the object may still be on its previous owner or in flight.
+        let (addr, _) = self.neighbor_lookup(ctx, &key).await?;
+        let mut peer = ctx.pool.get(&addr, PEER_TIMEOUT).await?;
+        let pc = peer
+            .start(Msg::GetObject {
+                key: key.clone(),
+                verify,
+                local: true,
+            })
+            .await?;
+        let meta = match peer.finish(pc).await? {
+            Msg::Object(m) => m,
+            other => return Err(crate::client::unexpected(&other)),
+        };
+        conn.send(corr, Msg::Object(meta.clone())).await?;
+        // Relay chunk by chunk: memory stays at one chunk.
+        let mut left = meta.size;
+        while left > 0 {
+            let env = peer.recv_reply().await?;
+            match env.body {
+                Msg::Chunk(d) => {
+                    left = left.saturating_sub(d.len() as u64);
+                    conn.send(corr, Msg::Chunk(d)).await?;
+                }
+                Msg::Error(w) => return Err(w.into()),
+                other => return Err(crate::client::unexpected(&other)),
+            }
+        }
+        ctx.pool.put(&addr, peer);
+        Ok(())
+    }
+
+    /// Asks every other target for its local copy; the newest wins.
+    async fn neighbor_lookup(&self, ctx: &Arc<Ctx>, key: &ObjKey) -> Result<(String, ObjMeta)> {
+        let meta = ctx.meta();
+        let smap = meta.smap.as_ref().ok_or_else(|| not_found(key))?;
+        let calls = smap
+            .targets
+            .values()
+            .filter(|t| t.id != ctx.me.id)
+            .map(|t| {
+                let addr = t.addr.clone();
+                let msg = Msg::HeadObject {
+                    key: key.clone(),
+                    local: true,
+                };
+                async move {
+                    (
+                        addr.clone(),
+                        ctx.call(&addr, msg, Duration::from_secs(5)).await,
+                    )
+                }
+            });
+        let mut best: Option<(String, ObjMeta)> = None;
+        for (addr, r) in futures::future::join_all(calls).await {
+            if let Ok(Msg::Object(m)) = r
+                && best.as_ref().is_none_or(|(_, b)| m.version > b.version)
+            {
+                best = Some((addr, m));
+            }
+        }
+        best.ok_or_else(|| not_found(key))
+    }
+
+    async fn delete(&self, ctx: &Arc<Ctx>, key: ObjKey, local: bool) -> Result<Msg> {
+        let mut found = false;
+        {
+            let _g = self.locks.lock(&key.bucket, &key.object).await;
+            for mp in &self.mountpaths {
+                let p = store::object_path(&mp.path, &key.bucket, &key.object);
+                if let Ok(m) = store::read_meta(&p)
+                    && m.object == key.object
+                {
+                    std::fs::remove_file(&p)?;
+                    mp.removed(m.size);
+                    found = true;
+                }
+            }
+            // Remember the delete: a copy still in flight must not bring the object back.
+            self.set_tombstone(&key.bucket, &key.object, store::next_version());
+        }
+        if !local {
+            // Remove it wherever else it is: previous owners, or mid-rebalance senders.
+            let meta = ctx.meta();
+            if let Some(smap) = meta.smap.as_ref() {
+                let calls = smap
+                    .targets
+                    .values()
+                    .filter(|t| t.id != ctx.me.id)
+                    .map(|t| {
+                        let addr = t.addr.clone();
+                        let msg = Msg::DeleteObject {
+                            key: key.clone(),
+                            local: true,
+                        };
+                        async move { ctx.call(&addr, msg, Duration::from_secs(5)).await }
+                    });
+                for r in futures::future::join_all(calls).await {
+                    if matches!(r, Ok(Msg::Ok)) {
+                        found = true;
+                    }
+                }
+            }
+        }
+        if found {
+            Ok(Msg::Ok)
+        } else {
+            Err(not_found(&key))
+        }
+    }
+
+    pub async fn list_local(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjEntry>> {
+        let dirs: Vec<PathBuf> = self
+            .mountpaths
+            .iter()
+            .map(|m| store::bucket_dir(&m.path, bucket))
+            .collect();
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for d in dirs {
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in rd.flatten() {
+                    if let Ok(m) = store::read_meta(&e.path())
+                        && m.bucket == bucket
+                        && m.object.starts_with(&prefix)
+                    {
+                        out.push(ObjEntry {
+                            name: m.object,
+                            size: m.size,
+                            checksum: m.checksum,
+                            version: m.version,
+                        });
+                    }
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))
+    }
+
+    // ---- rebalance receive ------------------------------------------------------------------
+
+    pub async fn receive_reb_object(
+        &self,
+        ctx: &Arc<Ctx>,
+        conn: &mut Conn,
+        corr: u64,
+        generation: u64,
+        meta: ObjMeta,
+    ) -> Result<Msg> {
+        let current = ctx.meta().rmd.version;
+        if generation > current {
+            return Err(Error::Busy(format!(
+                "rebalance g{generation} has not started here yet (at g{current})"
+            )));
+        }
+        if generation < current {
+            return Err(Error::BadRequest(format!(
+                "stale rebalance generation g{generation} (current g{current})"
+            )));
+        }
+        store::validate_bucket(&meta.bucket)?;
+        store::validate_object(&meta.object)?;
+        let mp = self.mountpath_for(&meta.bucket, &meta.object);
+        conn.send(corr, Msg::Ok).await?;
+        let mut w = ObjectWriter::create(&self.mountpaths[mp].path).await?;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let recv = {
+            let file = w.file();
+            conn.recv_body(file, meta.size, |d| hasher.update(d)).await
+        };
+        if let Err(e) = recv {
+            w.abort().await;
+            return Err(e);
+        }
+        w.observe_digest(hasher);
+        if w.checksum() != meta.checksum {
+            let got = w.checksum();
+            w.abort().await;
+            rebalance::count_error(ctx, generation).await;
+            return Err(Error::Checksum(format!(
+                "{}/{}: sent {} received {got}",
+                meta.bucket, meta.object, meta.checksum
+            )));
+        }
+        let tmp = w.finish(&meta).await?;
+        self.install(&meta, tmp, mp).await?;
+        rebalance::count_rx(ctx, generation, meta.size).await;
+        Ok(Msg::RebAck { stored: true })
+    }
+
+    /// Dry run: objects and bytes this target would send to each destination under `smap`.
+    pub async fn plan_moves(&self, ctx: &Arc<Ctx>, smap: &Smap) -> Result<Vec<PlanMove>> {
+        let paths: Vec<PathBuf> = self.mountpaths.iter().map(|m| m.path.clone()).collect();
+        let smap = smap.clone();
+        let me: NodeId = ctx.me.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut per: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            for p in paths {
+                let _ = store::walk_objects(&p, |path, _| {
+                    if let Ok(m) = store::read_meta(path)
+                        && let Some(o) = placement::owner(&smap, &m.bucket, &m.object)
+                        && o.id != me
+                    {
+                        let e = per.entry(o.id.0.clone()).or_default();
+                        e.0 += 1;
+                        e.1 += m.size;
+                    }
+                    true
+                });
+            }
+            per.into_iter()
+                .map(|(to, (objs, bytes))| PlanMove {
+                    from: me.0.clone(),
+                    to,
+                    objs,
+                    bytes,
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))
+    }
+}
+
+fn not_found(key: &ObjKey) -> Error {
+    Error::NotFound(format!(
+        "object {}/{} does not exist",
+        key.bucket, key.object
+    ))
+}
+
+fn check_key(ctx: &Ctx, key: &ObjKey) -> Result<()> {
+    store::validate_bucket(&key.bucket)?;
+    store::validate_object(&key.object)?;
+    if !ctx.meta().bmd.buckets.contains(&key.bucket) {
+        return Err(Error::NotFound(format!(
+            "bucket {:?} does not exist",
+            key.bucket
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! Command-line grammar (clap derive), as fixed in DESIGN §11.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Used when neither --endpoint, $NODECTL_ENDPOINT nor the config file name one.
+pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:8080";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nodectl",
+    version,
+    about = "Operate a Shoal cluster: node lifecycle, rebalance, buckets and objects",
+    after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 refused (busy/unauthorized/forbidden), 4 timeout"
+)]
+pub struct Cli {
+    /// Proxy to talk to, HOST:PORT [env: NODECTL_ENDPOINT; else the config file; else 127.0.0.1:8080]
+    #[arg(long, global = true)]
+    pub endpoint: Option<String>,
+    /// Admin token (JWT) for privileged operations
+    #[arg(long, global = true, env = "NODECTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// One JSON document on stdout, stable keys
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Per-request timeout, seconds
+    #[arg(
+        long = "request-timeout",
+        global = true,
+        default_value_t = 30,
+        value_name = "SECS"
+    )]
+    pub timeout_secs: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start a local cluster (real noded processes) with sample data, and open the console on it
+    Playground(PlaygroundArgs),
+    /// The interactive terminal console
+    Console(ConsoleArgs),
+    /// Show cluster state or rebalance progress
+    #[command(subcommand)]
+    Show(ShowCmd),
+    /// Cluster membership and cluster-wide operations
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// Unsafe, test-only operations
+    #[command(subcommand)]
+    Advanced(AdvancedCmd),
+    /// Show the cluster configuration
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Block until a rebalance finishes or a node reaches a status
+    #[command(subcommand)]
+    Wait(WaitCmd),
+    /// Buckets
+    #[command(subcommand)]
+    Bucket(BucketCmd),
+    /// Objects
+    #[command(subcommand)]
+    Object(ObjectCmd),
+    /// Tokens for privileged operations
+    #[command(subcommand)]
+    Auth(AuthCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PlaygroundArgs {
+    #[arg(long, default_value_t = 1)]
+    pub proxies: usize,
+    #[arg(long, default_value_t = 3)]
+    pub targets: usize,
+    /// Mountpaths per target
+    #[arg(long, default_value_t = 2)]
+    pub mountpaths: usize,
+    /// Sample objects to load into bucket "demo"
+    #[arg(long, default_value_t = 300)]
+    pub objects: usize,
+    /// Leave the cluster running and exit (prints how to stop it)
+    #[arg(long)]
+    pub detach: bool,
+    /// Do not open the console; wait for Ctrl-C instead
+    #[arg(long)]
+    pub no_console: bool,
+    /// Where the nodes keep their data [default: a new directory under the system temp dir]
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// First port (proxies, then targets); 0 picks free ports
+    #[arg(long, default_value_t = 8080)]
+    pub base_port: u16,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConsoleArgs {
+    /// Seconds between cluster polls (the screen redraws independently)
+    #[arg(long, default_value_t = 1.0)]
+    pub refresh: f64,
+    /// Hide the keys that change the cluster
+    #[arg(long)]
+    pub readonly: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShowCmd {
+    /// Proxies and targets with memory, capacity, CPU, rebalance and status
+    Cluster {
+        /// proxy, target or smap
+        what: Option<String>,
+        /// Repeat every SECS seconds
+        #[arg(long, value_name = "SECS")]
+        refresh: Option<f64>,
+        /// With --refresh: stop after N reports
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Progress of the global rebalance
+    Rebalance {
+        #[arg(long, value_name = "SECS")]
+        refresh: Option<f64>,
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Node lifecycle: maintenance, shutdown, decommission, join
+    #[command(subcommand, name = "add-remove-nodes", alias = "membership")]
+    AddRemoveNodes(MembershipCmd),
+    /// Decommission every node of the cluster (destroys it)
+    Decommission {
+        #[arg(long)]
+        rm_user_data: bool,
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Shut down every node (the map survives restarts)
+    Shutdown {
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NodeOpArgs {
+    /// Node IDs: bare, t[ID] or p[ID]; space- or comma-separated
+    #[arg(required = true, num_args = 1..)]
+    pub nodes: Vec<String>,
+    /// Skip data migration (advanced: data can be lost)
+    #[arg(long)]
+    pub no_rebalance: bool,
+    /// Print what would move, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembershipCmd {
+    /// Put nodes in maintenance (data migrates away; the nodes stay up and in the map)
+    StartMaintenance(NodeOpArgs),
+    /// Take nodes out of maintenance (data migrates back)
+    StopMaintenance(NodeOpArgs),
+    /// Maintenance, then the node processes exit (targets after the rebalance)
+    Shutdown(NodeOpArgs),
+    /// Migrate data away, wipe the nodes' metadata and remove them (cannot be undone)
+    Decommission {
+        #[command(flatten)]
+        op: NodeOpArgs,
+        /// Also delete the nodes' objects
+        #[arg(long)]
+        rm_user_data: bool,
+    },
+    /// Add a node started with --standby (or a misconfigured one)
+    Join {
+        /// HOST:PORT of the node
+        addr: String,
+        /// proxy or target
+        #[arg(long)]
+        role: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdvancedCmd {
+    /// Remove a node from the map at once, without rebalance (unsafe, test-only)
+    RemoveFromSmap {
+        node: String,
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Cluster configuration, or one section (keepalive, rebalance, proxy, auth)
+    Cluster { section: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WaitCmd {
+    /// Until the current rebalance finishes
+    Rebalance {
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+    /// Until NODE reaches STATUS (online, maintenance, decommission, offline, safe, removed)
+    Node {
+        node: String,
+        #[arg(long)]
+        status: String,
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BucketCmd {
+    Create { bucket: String },
+    Ls,
+    Rm { bucket: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ObjectCmd {
+    /// Upload FILE as BUCKET/OBJECT
+    Put {
+        file: PathBuf,
+        object: String,
+    },
+    /// Download BUCKET/OBJECT to FILE, or to stdout with '-' or no FILE
+    Get {
+        object: String,
+        file: Option<String>,
+        /// Verify the stored checksum on the target before sending
+        #[arg(long)]
+        verify: bool,
+    },
+    Ls {
+        bucket: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    Rm {
+        object: String,
+    },
+    /// Owner target and mountpath of an object
+    Locate {
+        object: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCmd {
+    /// Mint a token signed with the cluster secret
+    Token {
+        #[arg(long)]
+        secret_file: PathBuf,
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime, e.g. 30m, 12h, 7d
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// Subject (user name)
+        #[arg(long, default_value = "admin")]
+        sub: String,
+    },
+}
+
+/// --endpoint, then $NODECTL_ENDPOINT, then the config file, then the default.
+pub fn resolve_endpoint(flag: Option<String>) -> String {
+    if let Some(e) = flag {
+        return e;
+    }
+    if let Ok(e) = std::env::var("NODECTL_ENDPOINT")
+        && !e.is_empty()
+    {
+        return e;
+    }
+    if let Some(e) = config_file_endpoint() {
+        return e;
+    }
+    DEFAULT_ENDPOINT.to_string()
+}
+
+/// `endpoint = "HOST:PORT"` in `<config dir>/shoal/nodectl.toml`.
+fn config_file_endpoint() -> Option<String> {
+    let dirs = directories::ProjectDirs::from("dev", "shoal", "shoal")?;
+    let text = std::fs::read_to_string(dirs.config_dir().join("nodectl.toml")).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "endpoint").then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Parses `30s`, `5m`, `12h`, `7d` (or plain seconds).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n.checked_mul(mult)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("2d").unwrap().as_secs(), 172800);
+        assert!(parse_duration("5x").is_none());
+        assert!(parse_duration("").is_none());
+    }
+
+    #[test]
+    fn grammar_parses_design_examples() {
+        let c = Cli::try_parse_from([
+            "nodectl",
+            "cluster",
+            "add-remove-nodes",
+            "shutdown",
+            "t[ikht8083]",
+            "--yes",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Cluster(ClusterCmd::AddRemoveNodes(MembershipCmd::Shutdown(ref a))) if a.yes && a.nodes == ["t[ikht8083]"]
+        ));
+        assert!(Cli::try_parse_from(["nodectl", "show", "cluster", "target", "--json"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["nodectl", "wait", "node", "x", "--status", "online"]).is_ok()
+        );
+        assert!(
+            Cli::try_parse_from(["nodectl", "cluster", "add-remove-nodes", "shutdown"]).is_err()
+        );
+    }
+}

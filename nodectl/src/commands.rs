@@ -1,0 +1,888 @@
+//! One function per command; each prints human output or one JSON document.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
+use shoal_actors::smap::{NodeId, Role};
+use shoal_actors::stats::{ClusterStatus, NodeStatus};
+use shoal_actors::wire::ClusterOp;
+
+use crate::cli::*;
+use crate::format::{self, Table};
+use crate::{CmdResult, Env, Failure};
+
+pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
+    match cmd {
+        Command::Playground(a) => crate::playground::run(env, a).await,
+        Command::Console(a) => console(env, a).await,
+        Command::Show(ShowCmd::Cluster {
+            what,
+            refresh,
+            count,
+        }) => repeat(refresh, count, || show_cluster(env, what.as_deref())).await,
+        Command::Show(ShowCmd::Rebalance { refresh, count }) => {
+            repeat(refresh, count, || show_rebalance(env)).await
+        }
+        Command::Cluster(ClusterCmd::AddRemoveNodes(m)) => membership(env, m).await,
+        Command::Cluster(ClusterCmd::Decommission { rm_user_data, yes }) => {
+            confirm(
+                yes,
+                "about to permanently decommission the whole cluster. The operation cannot be undone!",
+            )?;
+            env.client
+                .cluster_op(ClusterOp::Decommission { rm_user_data })
+                .await?;
+            done(
+                env,
+                json!({"rebalance_id": null, "smap_version": null}),
+                "Cluster successfully decommissioned",
+            )
+        }
+        Command::Cluster(ClusterCmd::Shutdown { yes }) => {
+            confirm(yes, "Shut down the whole cluster")?;
+            env.client.cluster_op(ClusterOp::Shutdown).await?;
+            done(
+                env,
+                json!({"rebalance_id": null, "smap_version": null}),
+                "Cluster successfully shut down",
+            )
+        }
+        Command::Advanced(AdvancedCmd::RemoveFromSmap { node, yes }) => {
+            let id = NodeId::parse_display(&node);
+            confirm(
+                yes,
+                &format!("about to remove {id} from the cluster map without rebalancing (unsafe)"),
+            )?;
+            let r = env.client.remove_from_smap(id.clone()).await?;
+            done(
+                env,
+                json!({"rebalance_id": r.rebalance_id, "smap_version": r.smap_version}),
+                &format!("Node {id} removed from the cluster map"),
+            )
+        }
+        Command::Config(ConfigCmd::Cluster { section }) => {
+            let cfg = env.client.config().await?;
+            let v = cfg.section_json(section.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            Ok(())
+        }
+        Command::Wait(WaitCmd::Rebalance { timeout }) => wait_rebalance(env, timeout).await,
+        Command::Wait(WaitCmd::Node {
+            node,
+            status,
+            timeout,
+        }) => wait_node(env, &node, &status, timeout).await,
+        Command::Bucket(b) => bucket(env, b).await,
+        Command::Object(o) => object(env, o).await,
+        Command::Auth(AuthCmd::Token {
+            secret_file,
+            admin,
+            ttl,
+            sub,
+        }) => {
+            let secret = std::fs::read(&secret_file).map_err(|e| {
+                Failure::usage(format!("cannot read {}: {e}", secret_file.display()))
+            })?;
+            let secret = String::from_utf8_lossy(&secret).trim().to_string();
+            let ttl = parse_duration(&ttl)
+                .ok_or_else(|| Failure::usage(format!("bad --ttl {ttl:?} (e.g. 30m, 12h, 7d)")))?;
+            let claims = shoal_actors::auth::jwt::Claims {
+                sub,
+                exp: shoal_actors::store::unix_secs() + ttl.as_secs(),
+                admin,
+            };
+            let token = shoal_actors::auth::jwt::sign(&claims, secret.as_bytes())?;
+            if env.json {
+                println!(
+                    "{}",
+                    json!({"token": token, "exp": claims.exp, "admin": admin})
+                );
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn done(env: &Env, doc: serde_json::Value, human: &str) -> CmdResult {
+    if env.json {
+        println!("{doc}");
+    } else {
+        println!("{human}");
+    }
+    Ok(())
+}
+
+/// Asks on the terminal unless `--yes`. Without a terminal, `--yes` is required.
+fn confirm(yes: bool, question: &str) -> CmdResult {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(format!(
+            "{question}: confirmation needed; rerun with --yes"
+        )));
+    }
+    eprint!("{question}\nProceed? [y/N]: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: crate::exit::ERROR,
+            message: "Operation canceled".into(),
+        })
+    }
+}
+
+async fn repeat<F, Fut>(refresh: Option<f64>, count: Option<u64>, mut f: F) -> CmdResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = CmdResult>,
+{
+    let Some(secs) = refresh else {
+        return f().await;
+    };
+    if !(secs > 0.0) {
+        return Err(Failure::usage(
+            "--refresh must be a positive number of seconds",
+        ));
+    }
+    let mut n = 0;
+    loop {
+        f().await?;
+        n += 1;
+        if count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        println!();
+    }
+}
+
+async fn console(env: &Env, a: ConsoleArgs) -> CmdResult {
+    if !(a.refresh > 0.0) {
+        return Err(Failure::usage(
+            "--refresh must be a positive number of seconds",
+        ));
+    }
+    shoal_tui::run(
+        env.client.clone(),
+        shoal_tui::ConsoleOptions {
+            refresh: Duration::from_secs_f64(a.refresh),
+            readonly: a.readonly,
+        },
+    )
+    .await
+    .map_err(Failure::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+// show
+// ---------------------------------------------------------------------------------------------
+
+fn metric_cells(n: &NodeStatus, target: bool) -> Vec<String> {
+    if !n.reachable {
+        let k = if target { 5 } else { 2 };
+        return vec!["-".into(); k];
+    }
+    let mut v = vec![format!("{:.2}%", n.mem_used_pct), format::size(n.mem_avail)];
+    if target {
+        v.push(format!("{:.0}%", n.cap_used_pct));
+        v.push(format::size(n.cap_avail));
+        v.push(format!("{:.2}%", n.cpu_used_pct));
+    }
+    v
+}
+
+fn node_name(n: &NodeStatus, primary: bool) -> String {
+    let mut s = n.id.clone();
+    if primary {
+        s.push_str("[P]");
+    }
+    if n.non_electable {
+        s.push_str("[n/e]");
+    }
+    if !n.reachable || n.status != "online" && !n.reachable {
+        s.push_str("[x]");
+    }
+    s
+}
+
+pub fn targets_table(st: &ClusterStatus, colour: bool) -> String {
+    let mut t = Table::new(&[
+        "TARGET",
+        "MEM USED %",
+        "MEM AVAIL",
+        "CAP USED %",
+        "CAP AVAIL",
+        "CPU USED %",
+        "REBALANCE",
+        "UPTIME",
+        "STATUS",
+    ]);
+    for n in &st.targets {
+        let mut cells: Vec<(String, Option<&'static str>)> = vec![(node_name(n, false), None)];
+        cells.extend(metric_cells(n, true).into_iter().map(|c| (c, None)));
+        cells.push((n.rebalance.clone(), None));
+        cells.push((
+            if n.reachable {
+                format::duration(n.uptime_secs)
+            } else {
+                "-".into()
+            },
+            None,
+        ));
+        cells.push((n.status.clone(), format::status_colour(n)));
+        t.row(cells);
+    }
+    t.render(colour)
+}
+
+pub fn proxies_table(st: &ClusterStatus, colour: bool) -> String {
+    let mut t = Table::new(&["PROXY", "MEM USED %", "MEM AVAIL", "UPTIME", "STATUS"]);
+    for n in &st.proxies {
+        let mut cells: Vec<(String, Option<&'static str>)> =
+            vec![(node_name(n, n.is_primary), None)];
+        cells.extend(metric_cells(n, false).into_iter().map(|c| (c, None)));
+        cells.push((
+            if n.reachable {
+                format::duration(n.uptime_secs)
+            } else {
+                "-".into()
+            },
+            None,
+        ));
+        cells.push((n.status.clone(), format::status_colour(n)));
+        t.row(cells);
+    }
+    t.render(colour)
+}
+
+async fn show_cluster(env: &Env, what: Option<&str>) -> CmdResult {
+    match what {
+        None | Some("proxy") | Some("target") => {}
+        Some("smap") => return show_smap(env).await,
+        Some(other) => {
+            return Err(Failure::usage(format!(
+                "unknown argument {other:?}: expected proxy, target or smap"
+            )));
+        }
+    }
+    let st = env.client.cluster_status().await?;
+    if env.json {
+        let mut doc = serde_json::to_value(&st).expect("json");
+        if let Some("proxy") = what {
+            doc.as_object_mut().map(|o| o.remove("targets"));
+        }
+        if let Some("target") = what {
+            doc.as_object_mut().map(|o| o.remove("proxies"));
+        }
+        println!("{doc}");
+        return Ok(());
+    }
+    let colour = env.tty;
+    let mut out = String::new();
+    if what != Some("target") {
+        out.push_str(&proxies_table(&st, colour));
+    }
+    if what.is_none() {
+        out.push('\n');
+    }
+    if what != Some("proxy") {
+        out.push_str(&targets_table(&st, colour));
+    }
+    if what.is_none() {
+        let active = st.targets.iter().filter(|t| t.status == "online").count();
+        out.push_str(&format!(
+            "\nSummary:\n Proxies:\t{}\n Targets:\t{} ({} active)\n Primary Proxy:\t{}\n Smap Version:\t{}\n Cluster UUID:\t{}\n",
+            st.proxies.len(),
+            st.targets.len(),
+            active,
+            st.primary,
+            st.smap_version,
+            st.uuid
+        ));
+        if let Some(r) = &st.rebalance {
+            out.push_str(&format!(" Rebalance:\t{} {}\n", r.id, r.state));
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+async fn show_smap(env: &Env) -> CmdResult {
+    let smap = env.client.smap().await?;
+    if env.json {
+        println!("{}", serde_json::to_string(&smap).expect("json"));
+        return Ok(());
+    }
+    let mut t = Table::new(&["NODE", "TYPE", "PUBLIC URL", "FLAGS"]);
+    for n in smap.proxies.values() {
+        let mut id = n.id.0.clone();
+        if n.id == smap.primary {
+            id.push_str("[P]");
+        }
+        t.plain(vec![
+            id,
+            "proxy".into(),
+            format!("tcp://{}", n.addr),
+            n.flags.names().join(","),
+        ]);
+    }
+    for n in smap.targets.values() {
+        t.plain(vec![
+            n.id.0.clone(),
+            "target".into(),
+            format!("tcp://{}", n.addr),
+            n.flags.names().join(","),
+        ]);
+    }
+    print!("{}", t.render(false));
+    println!(
+        "\nSummary:\tproxies({}), targets({}), cluster map(v{}), cluster ID(\"{}\")",
+        smap.proxies.len(),
+        smap.targets.len(),
+        smap.version,
+        smap.uuid
+    );
+    Ok(())
+}
+
+async fn show_rebalance(env: &Env) -> CmdResult {
+    let r = env.client.rebalance_status().await?;
+    if env.json {
+        match r {
+            Some(r) => println!("{}", serde_json::to_string(&r).expect("json")),
+            None => println!("null"),
+        }
+        return Ok(());
+    }
+    let Some(r) = r else {
+        println!("Global rebalance is not running.");
+        return Ok(());
+    };
+    let mut t = Table::new(&[
+        "REB ID",
+        "NODE",
+        "TX OBJECTS",
+        "TX BYTES",
+        "RX OBJECTS",
+        "RX BYTES",
+        "START",
+        "END",
+        "STATE",
+    ]);
+    for tr in &r.targets {
+        let state = match tr.stage.as_str() {
+            "done" => "Finished".to_string(),
+            "aborted" => "Aborted".to_string(),
+            s => format!("Running ({s})"),
+        };
+        t.plain(vec![
+            r.id.clone(),
+            tr.id.clone(),
+            tr.tx_objs.to_string(),
+            format::size(tr.tx_bytes),
+            tr.rx_objs.to_string(),
+            format::size(tr.rx_bytes),
+            format::clock(tr.started),
+            format::clock(tr.finished),
+            state,
+        ]);
+    }
+    print!("{}", t.render(false));
+    println!();
+    println!("{}", format::rebalance_summary(&r));
+    for b in &r.blocked_by {
+        println!("blocked: {b}");
+    }
+    match r.state.as_str() {
+        "finished" => println!("\nRebalance {} completed.", r.id),
+        "aborted" => println!("\nRebalance {} aborted.", r.id),
+        _ => {}
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// lifecycle
+// ---------------------------------------------------------------------------------------------
+
+fn parse_nodes(raw: &[String]) -> Result<Vec<NodeId>, Failure> {
+    let mut out = Vec::new();
+    for r in raw {
+        for part in r.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let id = NodeId::parse_display(part);
+            if out.contains(&id) {
+                return Err(Failure::usage(format!("{id} is specified more than once")));
+            }
+            out.push(id);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::usage("no node IDs given"));
+    }
+    Ok(out)
+}
+
+async fn display_names(env: &Env, ids: &[NodeId]) -> Vec<String> {
+    let smap = env.client.smap().await.ok();
+    ids.iter()
+        .map(|id| match smap.as_ref().and_then(|s| s.get(id)) {
+            Some(n) => n.display_name(),
+            None => id.0.clone(),
+        })
+        .collect()
+}
+
+async fn membership(env: &Env, m: MembershipCmd) -> CmdResult {
+    let (op, args, rm_user_data) = match m {
+        MembershipCmd::StartMaintenance(a) => (LifecycleOp::StartMaintenance, a, false),
+        MembershipCmd::StopMaintenance(a) => (LifecycleOp::StopMaintenance, a, false),
+        MembershipCmd::Shutdown(a) => (LifecycleOp::Shutdown, a, false),
+        MembershipCmd::Decommission { op, rm_user_data } => {
+            (LifecycleOp::Decommission, op, rm_user_data)
+        }
+        MembershipCmd::Join { addr, role } => return join(env, &addr, role.as_deref()).await,
+    };
+    let nodes = parse_nodes(&args.nodes)?;
+    let names = display_names(env, &nodes).await;
+    let who = names.join(", ");
+    let req = LifecycleRequest {
+        op,
+        nodes: nodes.clone(),
+        no_rebalance: args.no_rebalance,
+        rm_user_data,
+        dry_run: args.dry_run,
+    };
+    if args.dry_run {
+        let r = env.client.lifecycle(req).await?;
+        let plan = r.plan.unwrap_or_default();
+        if env.json {
+            println!("{}", serde_json::to_string(&plan).expect("json"));
+        } else {
+            print_plan(&plan, &who);
+        }
+        if !plan.fits {
+            return Err(Failure {
+                code: crate::exit::ERROR,
+                message: "the remaining targets cannot hold the data; not safe to proceed".into(),
+            });
+        }
+        return Ok(());
+    }
+    let has_target = names.iter().any(|n| n.starts_with("t["));
+    if args.no_rebalance && has_target && op != LifecycleOp::StopMaintenance {
+        eprintln!(
+            "Warning: executing \"{op}\" _and_ not running global rebalance may lead to a loss of data!\n\
+             To migrate the data later, take the node out of maintenance and run the operation again without --no-rebalance."
+        );
+    }
+    let question = match op {
+        LifecycleOp::StartMaintenance => format!("about to put {who} in maintenance mode"),
+        LifecycleOp::StopMaintenance => format!("Take {who} out of maintenance mode"),
+        LifecycleOp::Shutdown => format!("Shut down {who}"),
+        LifecycleOp::Decommission => {
+            format!("about to permanently decommission {who}. The operation cannot be undone!")
+        }
+    };
+    confirm(args.yes, &question)?;
+    let r = env.client.lifecycle(req).await?;
+    if env.json {
+        println!(
+            "{}",
+            json!({"rebalance_id": r.rebalance_id, "smap_version": r.smap_version,
+                   "affected": r.affected, "skipped": r.skipped})
+        );
+        return Ok(());
+    }
+    print_lifecycle(op, &r, &nodes, &names);
+    Ok(())
+}
+
+fn print_lifecycle(op: LifecycleOp, r: &LifecycleReply, ids: &[NodeId], names: &[String]) {
+    if let Some(g) = &r.rebalance_id {
+        println!("Started rebalance \"{g}\" (to monitor, run 'nodectl show rebalance').");
+    }
+    for (id, name) in ids.iter().zip(names) {
+        if r.skipped.contains(&id.0) {
+            let already = match op {
+                LifecycleOp::StopMaintenance => "is already active",
+                _ => "is already in maintenance mode",
+            };
+            println!("{name} {already} (nothing to do)");
+            continue;
+        }
+        let reb = r.rebalance_id.is_some();
+        let line = match (op, reb) {
+            (LifecycleOp::StartMaintenance, _) => format!("{name} is now in maintenance mode"),
+            (LifecycleOp::StopMaintenance, _) => format!("{name} is now active"),
+            (LifecycleOp::Decommission, true) => format!(
+                "{name} is being decommissioned, please wait for cluster rebalancing to finish..."
+            ),
+            (LifecycleOp::Decommission, false) => {
+                format!("{name} has been decommissioned (permanently removed from the cluster)")
+            }
+            (LifecycleOp::Shutdown, true) => {
+                format!("{name} is shutting down, please wait for cluster rebalancing to finish")
+            }
+            (LifecycleOp::Shutdown, false) => format!("{name} has been shut down"),
+        };
+        println!("{line}");
+    }
+    if op == LifecycleOp::Shutdown {
+        for name in names {
+            println!(
+                "\nNote: the node {name} is _not_ decommissioned - it remains in the cluster map and can be manually\n\
+                 restarted at any later time (and subsequently activated via 'stop-maintenance' operation)."
+            );
+        }
+    }
+}
+
+fn print_plan(p: &Plan, who: &str) {
+    println!(
+        "Plan for \"{}\" of {who} (dry run: nothing was changed)",
+        p.op
+    );
+    if !p.rebalance {
+        println!("No data migrates for this operation.");
+    } else if p.moves.is_empty() {
+        println!("No objects need to move.");
+    } else {
+        let mut t = Table::new(&["FROM", "TO", "OBJECTS", "SIZE"]);
+        for m in &p.moves {
+            t.plain(vec![
+                format!("t[{}]", m.from),
+                format!("t[{}]", m.to),
+                m.objs.to_string(),
+                format::size(m.bytes),
+            ]);
+        }
+        print!("{}", t.render(false));
+        println!();
+        let mut c = Table::new(&[
+            "TARGET",
+            "IN",
+            "OUT",
+            "CAP AVAIL NOW",
+            "CAP AVAIL AFTER",
+            "CAP USED AFTER",
+        ]);
+        for x in &p.capacity {
+            c.plain(vec![
+                format!("t[{}]", x.target),
+                format::size(x.bytes_in),
+                format::size(x.bytes_out),
+                format::size(x.cap_avail_before),
+                format::size(x.cap_avail_after),
+                format!("{:.0}%", x.cap_used_pct_after),
+            ]);
+        }
+        print!("{}", c.render(false));
+        println!(
+            "\nTotal: {} objects, {} would move.",
+            p.objs_total,
+            format::size(p.bytes_total)
+        );
+    }
+    for w in &p.warnings {
+        println!("WARNING: {w}");
+    }
+}
+
+async fn join(env: &Env, addr: &str, role: Option<&str>) -> CmdResult {
+    let role: Option<Role> = match role {
+        None => None,
+        Some(r) => Some(
+            r.parse()
+                .map_err(|e: shoal_actors::Error| Failure::usage(e.to_string()))?,
+        ),
+    };
+    let r = env.client.join(addr, role).await?;
+    if env.json {
+        println!(
+            "{}",
+            json!({"rebalance_id": r.rebalance_id, "smap_version": r.smap_version, "node": r.affected.first()})
+        );
+        return Ok(());
+    }
+    let id = r.affected.first().cloned().unwrap_or_default();
+    let names = display_names(env, &[NodeId(id)]).await;
+    println!("{} successfully joined the cluster", names[0]);
+    if let Some(g) = &r.rebalance_id {
+        println!("Started rebalance \"{g}\" (to monitor, run 'nodectl show rebalance').");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// wait
+// ---------------------------------------------------------------------------------------------
+
+fn deadline(timeout: Option<f64>) -> Result<Option<Instant>, Failure> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t > 0.0 => Ok(Some(Instant::now() + Duration::from_secs_f64(t))),
+        Some(_) => Err(Failure::usage("--timeout must be positive")),
+    }
+}
+
+async fn wait_rebalance(env: &Env, timeout: Option<f64>) -> CmdResult {
+    let until = deadline(timeout)?;
+    let progress = std::io::stderr().is_terminal() && !env.json;
+    let mut announced = false;
+    loop {
+        let r = env.client.rebalance_status().await?;
+        match &r {
+            None => {
+                if env.json {
+                    println!("{}", json!({"rebalance_id": null, "state": "idle"}));
+                } else {
+                    println!("Global rebalance is not running.");
+                }
+                return Ok(());
+            }
+            Some(r) if !r.is_running() => {
+                if progress {
+                    eprintln!(
+                        "\r{}  {}",
+                        format::bar(1.0, 30),
+                        format::rebalance_summary(r)
+                    );
+                }
+                if env.json {
+                    println!("{}", json!({"rebalance_id": r.id, "state": r.state}));
+                } else {
+                    println!("Done.");
+                }
+                return Ok(());
+            }
+            Some(r) => {
+                if !announced && !env.json {
+                    println!("Waiting for rebalance[{}] ...", r.id);
+                    announced = true;
+                }
+                if progress {
+                    eprint!(
+                        "\r{}  {}   ",
+                        format::bar(r.fraction(), 30),
+                        format::rebalance_summary(r)
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            }
+        }
+        if until.is_some_and(|u| Instant::now() >= u) {
+            if progress {
+                eprintln!();
+            }
+            return Err(Failure::timeout(format!(
+                "rebalance {} still running after the timeout",
+                r.map(|r| r.id).unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+const NODE_STATUSES: [&str; 6] = [
+    "online",
+    "maintenance",
+    "decommission",
+    "offline",
+    "safe",
+    "removed",
+];
+
+async fn wait_node(env: &Env, node: &str, status: &str, timeout: Option<f64>) -> CmdResult {
+    if !NODE_STATUSES.contains(&status) {
+        return Err(Failure::usage(format!(
+            "unknown status {status:?}: expected one of {}",
+            NODE_STATUSES.join(", ")
+        )));
+    }
+    let id = NodeId::parse_display(node);
+    let until = deadline(timeout)?;
+    let mut last = String::new();
+    loop {
+        let st = env.client.cluster_status().await;
+        let now = match &st {
+            Ok(st) => match st.targets.iter().chain(&st.proxies).find(|n| n.id == id.0) {
+                None => "removed".to_string(),
+                Some(n) if status == "safe" && n.safe_to_power_off => "safe".into(),
+                Some(n) => n.status.clone(),
+            },
+            Err(_) => "unreachable".into(),
+        };
+        if now == status {
+            if env.json {
+                println!("{}", json!({"node": id.0, "status": now}));
+            } else {
+                println!("{id}: {now}");
+            }
+            return Ok(());
+        }
+        if let Err(e) = st
+            && !matches!(
+                e,
+                shoal_actors::Error::Io(_) | shoal_actors::Error::Timeout(_)
+            )
+        {
+            return Err(e.into());
+        }
+        if now != last && !env.json && std::io::stderr().is_terminal() {
+            eprintln!("{id}: {now} (waiting for {status})");
+        }
+        last = now;
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Err(Failure::timeout(format!(
+                "{id} is {last}, not {status}, after the timeout"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// buckets and objects
+// ---------------------------------------------------------------------------------------------
+
+async fn bucket(env: &Env, b: BucketCmd) -> CmdResult {
+    use shoal_actors::client::parse_bucket_uri;
+    match b {
+        BucketCmd::Create { bucket } => {
+            let b = parse_bucket_uri(&bucket)?;
+            env.client.create_bucket(&b).await?;
+            done(env, json!({"bucket": b}), &format!("\"ais://{b}\" created"))
+        }
+        BucketCmd::Rm { bucket } => {
+            let b = parse_bucket_uri(&bucket)?;
+            env.client.destroy_bucket(&b).await?;
+            done(
+                env,
+                json!({"bucket": b}),
+                &format!("\"ais://{b}\" destroyed"),
+            )
+        }
+        BucketCmd::Ls => {
+            let list = env.client.list_buckets().await?;
+            if env.json {
+                println!("{}", json!(list));
+            } else {
+                for b in list {
+                    println!("ais://{b}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn object(env: &Env, o: ObjectCmd) -> CmdResult {
+    use shoal_actors::client::{parse_bucket_uri, parse_object_uri};
+    match o {
+        ObjectCmd::Put { file, object } => {
+            let (b, name) = parse_object_uri(&object)?;
+            let sum = env
+                .client
+                .put_file(&file, &b, &name)
+                .await
+                .map_err(|e| match e {
+                    shoal_actors::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                        Failure::usage(format!("{}: no such file", file.display()))
+                    }
+                    other => other.into(),
+                })?;
+            done(
+                env,
+                json!({"bucket": b, "object": name, "checksum": sum}),
+                &format!("PUT \"{}\" => ais://{b}/{name}", file.display()),
+            )
+        }
+        ObjectCmd::Get {
+            object,
+            file,
+            verify,
+        } => {
+            let (b, name) = parse_object_uri(&object)?;
+            match file.as_deref() {
+                None | Some("-") => {
+                    let mut out = tokio::io::stdout();
+                    env.client.get(&b, &name, &mut out, verify).await?;
+                    tokio::io::AsyncWriteExt::flush(&mut out).await?;
+                    Ok(())
+                }
+                Some(path) => {
+                    // Write beside the target, rename when complete: no half files.
+                    let tmp = format!("{path}.part");
+                    let mut f = tokio::fs::File::create(&tmp).await?;
+                    let res = env.client.get(&b, &name, &mut f, verify).await;
+                    match res {
+                        Ok(meta) => {
+                            tokio::io::AsyncWriteExt::flush(&mut f).await?;
+                            f.sync_all().await?;
+                            std::fs::rename(&tmp, path)?;
+                            done(
+                                env,
+                                json!({"bucket": b, "object": name, "size": meta.size, "checksum": meta.checksum}),
+                                &format!(
+                                    "GET ais://{b}/{name} => \"{path}\" ({})",
+                                    format::size(meta.size)
+                                ),
+                            )
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&tmp);
+                            Err(e.into())
+                        }
+                    }
+                }
+            }
+        }
+        ObjectCmd::Ls { bucket, prefix } => {
+            let b = parse_bucket_uri(&bucket)?;
+            let list = env.client.list_objects(&b, &prefix).await?;
+            if env.json {
+                println!("{}", serde_json::to_string(&list).expect("json"));
+            } else {
+                let mut t = Table::new(&["NAME", "SIZE", "CHECKSUM"]);
+                for e in &list {
+                    t.plain(vec![
+                        e.name.clone(),
+                        format::size(e.size),
+                        e.checksum.clone(),
+                    ]);
+                }
+                print!("{}", t.render(false));
+                println!("Listed {} objects", list.len());
+            }
+            Ok(())
+        }
+        ObjectCmd::Rm { object } => {
+            let (b, name) = parse_object_uri(&object)?;
+            env.client.delete(&b, &name).await?;
+            done(
+                env,
+                json!({"bucket": b, "object": name}),
+                &format!("\"ais://{b}/{name}\" deleted"),
+            )
+        }
+        ObjectCmd::Locate { object } => {
+            let (b, name) = parse_object_uri(&object)?;
+            let loc = env.client.locate(&b, &name).await?;
+            if env.json {
+                println!("{}", serde_json::to_string(&loc).expect("json"));
+            } else {
+                println!("ais://{b}/{name}: t[{}] {}", loc.target, loc.mountpath);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Human output: AIStore-style sizes, durations and aligned tables.
+
+use shoal_actors::rebalance::RebalanceStatus;
+use shoal_actors::stats::NodeStatus;
+
+/// Bytes in IEC units as AIStore prints them: `31.28GiB`, `512B`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.2}{}", UNITS[i])
+}
+
+/// `45s`, `31m`, `2h5m`, `3d4h`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => {
+            let m = (s % 3600) / 60;
+            if m == 0 {
+                format!("{}h", s / 3600)
+            } else {
+                format!("{}h{m}m", s / 3600)
+            }
+        }
+        s => {
+            let h = (s % 86400) / 3600;
+            if h == 0 {
+                format!("{}d", s / 86400)
+            } else {
+                format!("{}d{h}h", s / 86400)
+            }
+        }
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a unix time, `-` when unset.
+pub fn clock(unix: Option<u64>) -> String {
+    match unix {
+        Some(t) if t > 0 => {
+            let s = t % 86400;
+            format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+        }
+        _ => "-".into(),
+    }
+}
+
+pub const RED: &str = "\x1b[31m";
+pub const CYAN: &str = "\x1b[36m";
+pub const DIM: &str = "\x1b[2m";
+pub const RESET: &str = "\x1b[0m";
+
+/// A table whose cells may carry an ANSI colour that does not count toward the width.
+pub struct Table {
+    rows: Vec<Vec<(String, Option<&'static str>)>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Table {
+            rows: vec![header.iter().map(|h| (h.to_string(), None)).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<(String, Option<&'static str>)>) {
+        self.rows.push(cells);
+    }
+
+    pub fn plain(&mut self, cells: Vec<String>) {
+        self.rows
+            .push(cells.into_iter().map(|c| (c, None)).collect());
+    }
+
+    pub fn render(&self, colour: bool) -> String {
+        let cols = self.rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let mut width = vec![0usize; cols];
+        for r in &self.rows {
+            for (i, (c, _)) in r.iter().enumerate() {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in &self.rows {
+            let mut line = String::new();
+            for (i, (c, col)) in r.iter().enumerate() {
+                let last = i + 1 == r.len();
+                let pad = if last {
+                    0
+                } else {
+                    width[i] + 3 - c.chars().count()
+                };
+                match (colour, col) {
+                    (true, Some(code)) => line.push_str(&format!("{code}{c}{RESET}")),
+                    _ => line.push_str(c),
+                }
+                line.push_str(&" ".repeat(pad));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The colour AIStore gives a node's status: red while migrating, cyan once safe.
+pub fn status_colour(n: &NodeStatus) -> Option<&'static str> {
+    match n.status.as_str() {
+        "maintenance" | "decommission" if n.migrating => Some(RED),
+        "maintenance" if n.safe_to_power_off => Some(CYAN),
+        "decommission" => Some(RED),
+        "offline" => Some(DIM),
+        _ => None,
+    }
+}
+
+/// A text progress bar for terminals: `[#######.......]  45%`.
+pub fn bar(fraction: f64, width: usize) -> String {
+    let f = fraction.clamp(0.0, 1.0);
+    let filled = (f * width as f64).round() as usize;
+    format!(
+        "[{}{}] {:>3.0}%",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        f * 100.0
+    )
+}
+
+/// One line summarising a rebalance: totals, rate and ETA.
+pub fn rebalance_summary(r: &RebalanceStatus) -> String {
+    let eta = match (r.state.as_str(), r.eta_secs) {
+        ("running", Some(s)) => format!("ETA {}", duration(s)),
+        ("running", None) => "ETA calculating".into(),
+        _ => "done".into(),
+    };
+    format!(
+        "{}: {} of {} objects, {} of {} moved, {}/s, {}",
+        r.id,
+        r.objs_moved,
+        r.objs_total,
+        size(r.bytes_moved),
+        size(r.bytes_total),
+        size(r.rate_bytes_per_sec as u64),
+        eta
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_aistore() {
+        assert_eq!(size(0), "0B");
+        assert_eq!(size(1023), "1023B");
+        assert_eq!(size(1024), "1.00KiB");
+        assert_eq!(size(33_587_000_000), "31.28GiB");
+    }
+
+    #[test]
+    fn durations_and_clock() {
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(31 * 60 + 5), "31m");
+        assert_eq!(duration(2 * 3600 + 5 * 60), "2h5m");
+        assert_eq!(clock(Some(3600 + 61)), "01:01:01");
+        assert_eq!(clock(None), "-");
+    }
+
+    #[test]
+    fn tables_align_ignoring_colour() {
+        let mut t = Table::new(&["A", "BB"]);
+        t.row(vec![("xyz".into(), Some(RED)), ("1".into(), None)]);
+        let plain = t.render(false);
+        assert_eq!(plain, "A     BB\nxyz   1\n");
+        let coloured = t.render(true);
+        assert!(coloured.contains("\x1b[31mxyz\x1b[0m   1"));
+    }
+
+    #[test]
+    fn bar_is_clamped() {
+        assert_eq!(bar(2.0, 4), "[####] 100%");
+        assert_eq!(bar(-1.0, 4), "[....]   0%");
+    }
+}

@@ -1,0 +1,448 @@
+//! The local playground: real `noded` processes on 127.0.0.1 with data in a directory, sample
+//! objects, and the console on top. [`LocalCluster`] is also the process-level harness the
+//! end-to-end tests drive (start, `kill -9`, restart, stop).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use shoal_actors::client::Client;
+use shoal_actors::smap::Role;
+
+use crate::cli::PlaygroundArgs;
+use crate::{CmdResult, Env};
+
+/// One `noded` process started by us.
+pub struct Proc {
+    pub role: Role,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub mountpaths: Vec<PathBuf>,
+    pub extra: Vec<String>,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+/// A set of local `noded` processes sharing one directory.
+pub struct LocalCluster {
+    pub noded: PathBuf,
+    pub dir: PathBuf,
+    /// By a stable name (`proxy0`, `target2`) rather than node ID, which the nodes make.
+    pub procs: BTreeMap<String, Proc>,
+    pub endpoint: String,
+    /// Kill the processes when this value is dropped (off for `--detach`).
+    pub kill_on_drop: bool,
+    /// Config file passed to every node (tests shorten keepalive this way).
+    pub config: Option<PathBuf>,
+}
+
+/// Picks a free TCP port on loopback.
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn port_free(p: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+}
+
+/// Finds the `noded` binary next to the running executable, building it when run by cargo.
+pub fn find_noded() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable has no directory")?;
+    let candidate = dir.join("noded");
+    if candidate.exists() {
+        return Ok(candidate);
+    }
+    // `cargo run --bin nodectl` builds only nodectl; build noded with the same profile.
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bin", "noded"]);
+        if release {
+            cmd.arg("--release");
+        }
+        eprintln!("building noded ...");
+        let st = cmd.status().context("running cargo build --bin noded")?;
+        if st.success() && candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "cannot find the noded binary next to {} (build it with: cargo build --release --bins)",
+        exe.display()
+    )
+}
+
+impl LocalCluster {
+    pub fn new(noded: PathBuf, dir: PathBuf) -> Self {
+        LocalCluster {
+            noded,
+            dir,
+            procs: BTreeMap::new(),
+            endpoint: String::new(),
+            kill_on_drop: true,
+            config: None,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.endpoint.clone())
+    }
+
+    fn pick_port(base: &mut u16) -> Result<u16> {
+        if *base == 0 {
+            return free_port();
+        }
+        while *base < u16::MAX - 1 {
+            let p = *base;
+            *base += 1;
+            if port_free(p) {
+                return Ok(p);
+            }
+        }
+        free_port()
+    }
+
+    /// Adds a node definition and starts it.
+    pub fn add(
+        &mut self,
+        name: &str,
+        role: Role,
+        port: u16,
+        mountpaths: usize,
+        extra: &[&str],
+    ) -> Result<()> {
+        let data_dir = self.dir.join(name);
+        let mps = (0..mountpaths)
+            .map(|i| self.dir.join(format!("{name}-mp{i}")))
+            .collect();
+        let addr = format!("127.0.0.1:{port}");
+        let proc = Proc {
+            role,
+            addr: addr.clone(),
+            data_dir,
+            mountpaths: mps,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            log: self.dir.join(format!("{name}.log")),
+        };
+        self.procs.insert(name.to_string(), proc);
+        if self.endpoint.is_empty() && role == Role::Proxy {
+            self.endpoint = addr;
+        }
+        self.start(name)
+    }
+
+    /// (Re)starts a defined node with its data dir and mountpaths.
+    pub fn start(&mut self, name: &str) -> Result<()> {
+        let endpoint = self.endpoint.clone();
+        let noded = self.noded.clone();
+        let config = self.config.clone();
+        let kill_on_drop = self.kill_on_drop;
+        let p = self
+            .procs
+            .get_mut(name)
+            .ok_or_else(|| anyhow!("no node named {name}"))?;
+        if p.child.is_some() {
+            bail!("{name} is already running");
+        }
+        let mut cmd = Command::new(&noded);
+        cmd.arg("--role")
+            .arg(p.role.as_str())
+            .arg("--listen")
+            .arg(&p.addr)
+            .arg("--data-dir")
+            .arg(&p.data_dir);
+        for m in &p.mountpaths {
+            cmd.arg("--mountpath").arg(m);
+        }
+        if let Some(c) = &config {
+            cmd.arg("--config").arg(c);
+        }
+        if p.addr == endpoint {
+            cmd.arg("--primary");
+        } else if !p.extra.iter().any(|e| e == "--standby") {
+            cmd.arg("--join").arg(&endpoint);
+        }
+        cmd.args(&p.extra);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p.log)
+            .with_context(|| format!("opening {}", p.log.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if kill_on_drop {
+            // Children die with us, even if we are killed: no orphaned nodes.
+            use std::os::unix::process::CommandExt;
+            unsafe {
+                cmd.pre_exec(|| {
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::TERM,
+                    ))
+                    .map_err(std::io::Error::from)
+                });
+            }
+        } else {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", noded.display()))?;
+        p.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self, name: &str) -> Result<()> {
+        let p = self
+            .procs
+            .get_mut(name)
+            .ok_or_else(|| anyhow!("no node {name}"))?;
+        if let Some(mut c) = p.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait (SIGKILL after `grace`).
+    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<()> {
+        let p = self
+            .procs
+            .get_mut(name)
+            .ok_or_else(|| anyhow!("no node {name}"))?;
+        if let Some(c) = p.child.take() {
+            terminate(c, grace);
+        }
+        Ok(())
+    }
+
+    /// Whether the process has exited (reaps it if so).
+    pub fn exited(&mut self, name: &str) -> bool {
+        let Some(p) = self.procs.get_mut(name) else {
+            return true;
+        };
+        match p.child.as_mut() {
+            None => true,
+            Some(c) => match c.try_wait() {
+                Ok(Some(_)) => {
+                    p.child = None;
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs
+            .values()
+            .filter_map(|p| p.child.as_ref().map(|c| c.id()))
+            .collect()
+    }
+
+    pub fn stop_all(&mut self) {
+        let names: Vec<String> = self.procs.keys().cloned().collect();
+        // Targets first, then proxies, so nobody waits on a gone primary.
+        let targets: Vec<String> = names
+            .iter()
+            .filter(|n| self.procs[*n].role == Role::Target)
+            .cloned()
+            .collect();
+        for n in &targets {
+            let _ = self.stop(n, Duration::from_secs(5));
+        }
+        for n in &names {
+            let _ = self.stop(n, Duration::from_secs(5));
+        }
+    }
+
+    /// Waits until the primary's map lists every running node.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let want = self
+            .procs
+            .values()
+            .filter(|p| p.child.is_some() && !p.extra.iter().any(|e| e == "--standby"))
+            .count();
+        let until = Instant::now() + timeout;
+        let client = self.client().with_timeout(Duration::from_secs(2));
+        let mut last;
+        loop {
+            match client.smap().await {
+                Ok(s) if s.proxies.len() + s.targets.len() >= want => return Ok(()),
+                Ok(s) => {
+                    last = format!(
+                        "{} of {want} nodes joined",
+                        s.proxies.len() + s.targets.len()
+                    )
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() > until {
+                bail!(
+                    "cluster not ready after {timeout:?}: {last} (logs in {})",
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn terminate(mut c: Child, grace: Duration) {
+    let pid = rustix::process::Pid::from_raw(c.id() as i32);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let until = Instant::now() + grace;
+    while Instant::now() < until {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if self.kill_on_drop {
+            for p in self.procs.values_mut() {
+                if let Some(mut c) = p.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+}
+
+/// Loads `n` sample objects of mixed sizes into bucket `demo`.
+pub async fn load_samples(client: &Client, n: usize) -> Result<u64> {
+    use rand::{Rng, SeedableRng};
+    match client.create_bucket("demo").await {
+        Ok(()) | Err(shoal_actors::Error::BadRequest(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let prefixes = ["images/", "logs/2026/", "models/", "datasets/train/"];
+    let mut total = 0u64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let items: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let size = rng.random_range(1024..=256 * 1024);
+            let mut data = vec![0u8; size];
+            rng.fill(&mut data[..]);
+            (format!("{}obj-{i:05}", prefixes[i % prefixes.len()]), data)
+        })
+        .collect();
+    for chunk in items.chunks(8) {
+        let puts = chunk
+            .iter()
+            .map(|(name, data)| client.put_bytes("demo", name, data));
+        for r in futures::future::join_all(puts).await {
+            r?;
+        }
+        total += chunk.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
+    }
+    Ok(total)
+}
+
+/// `nodectl playground`.
+pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
+    if a.proxies == 0 || a.targets == 0 || a.mountpaths == 0 {
+        return Err(crate::Failure::usage(
+            "the playground needs at least one proxy, one target and one mountpath",
+        ));
+    }
+    let t0 = Instant::now();
+    let noded = find_noded()?;
+    let dir = match a.dir.clone() {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("shoal-playground-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
+    let mut c = LocalCluster::new(noded, dir.clone());
+    c.kill_on_drop = !a.detach;
+    let mut base = a.base_port;
+    for i in 0..a.proxies {
+        let port = LocalCluster::pick_port(&mut base)?;
+        c.add(&format!("proxy{i}"), Role::Proxy, port, 0, &[])?;
+        if i == 0 {
+            // Others join through the primary: let it come up first.
+            c.wait_ready(Duration::from_secs(20)).await?;
+        }
+    }
+    for i in 0..a.targets {
+        let port = LocalCluster::pick_port(&mut base)?;
+        c.add(&format!("target{i}"), Role::Target, port, a.mountpaths, &[])?;
+    }
+    c.wait_ready(Duration::from_secs(30)).await?;
+    let client = c.client();
+    // Joins trigger rebalances of empty targets; let them settle before loading data.
+    wait_idle(&client, Duration::from_secs(30)).await;
+    let bytes = load_samples(&client, a.objects).await?;
+    let started = t0.elapsed();
+    let tty = std::io::stdout().is_terminal();
+    println!(
+        "Shoal playground: {} proxies, {} targets ({} mountpaths each), {} objects ({}) in ais://demo; up in {:.1}s",
+        a.proxies,
+        a.targets,
+        a.mountpaths,
+        a.objects,
+        crate::format::size(bytes),
+        started.as_secs_f64()
+    );
+    println!(
+        "Endpoint: {}   (export NODECTL_ENDPOINT={})",
+        c.endpoint, c.endpoint
+    );
+    println!("Data and logs: {}", dir.display());
+    if a.detach {
+        c.kill_on_drop = false;
+        let pids: Vec<String> = c.pids().iter().map(|p| p.to_string()).collect();
+        println!("Running in the background. To stop it:");
+        println!("  nodectl --endpoint {} cluster shutdown --yes", c.endpoint);
+        println!("  (or: kill {})", pids.join(" "));
+        return Ok(());
+    }
+    let _ = env;
+    if tty && !a.no_console {
+        let res = shoal_tui::run(
+            client,
+            shoal_tui::ConsoleOptions {
+                refresh: Duration::from_secs(1),
+                readonly: false,
+            },
+        )
+        .await;
+        c.stop_all();
+        res.map_err(crate::Failure::from)?;
+    } else {
+        println!("Press Ctrl-C to stop the cluster.");
+        let _ = tokio::signal::ctrl_c().await;
+        c.stop_all();
+        println!("Playground stopped.");
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until no rebalance runs.
+pub async fn wait_idle(client: &Client, timeout: Duration) {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        match client.rebalance_status().await {
+            Ok(Some(r)) if r.is_running() => {}
+            Ok(_) => return,
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
