@@ -1,0 +1,249 @@
+//! The runner: owns the terminal, polls the cluster in a background task, and loops over keys,
+//! snapshots, command results and a redraw tick. Everything else is pure and lives elsewhere.
+
+use std::io::{IsTerminal, Stdout, Write, stdout};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use crossterm::event::{Event, EventStream};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use crossterm::{cursor, execute};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, mpsc};
+
+use shoal_actors::client::Client;
+use shoal_actors::lifecycle::LifecycleRequest;
+
+use crate::keys::map_key;
+use crate::model::Model;
+use crate::update::{Action, CmdError, Command, update};
+use crate::view::view;
+
+/// How the console is started (`nodectl console`).
+#[derive(Clone, Debug)]
+pub struct ConsoleOptions {
+    /// How often the cluster is polled.
+    pub refresh: Duration,
+    /// Disable every key that changes the cluster.
+    pub readonly: bool,
+}
+
+/// Redraw cadence, independent of `refresh`: keeps "updated Ns ago" honest between polls.
+const REDRAW_TICK: Duration = Duration::from_millis(250);
+/// Polls must not hang for the client's long default timeout; a slow answer is a stale screen.
+const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Polling faster than this only loads the primary.
+const MIN_REFRESH: Duration = Duration::from_millis(200);
+
+/// Set by the panic hook: the terminal has been restored, so the loop must stop drawing.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Leaves raw mode and the alternate screen. Safe to call more than once.
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(stdout(), LeaveAlternateScreen, cursor::Show);
+    let _ = stdout().flush();
+}
+
+type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// Raw mode + alternate screen for as long as it lives; restores them on drop (normal exit,
+/// error, Ctrl-C) and from a panic hook (panics), then puts the previous hook back.
+struct TerminalGuard {
+    previous_hook: Arc<PanicHook>,
+}
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<Self> {
+        let previous_hook: Arc<PanicHook> = Arc::new(std::panic::take_hook());
+        let prev = previous_hook.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.store(true, Ordering::SeqCst);
+            // Restore first, or the panic message is lost in the alternate screen.
+            restore_terminal();
+            prev(info);
+        }));
+        // The guard exists before the terminal changes, so a failure below is undone too.
+        let guard = TerminalGuard { previous_hook };
+        enable_raw_mode().context("enabling raw mode")?;
+        execute!(stdout(), EnterAlternateScreen, cursor::Hide)
+            .context("entering the alternate screen")?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+        let _ = std::panic::take_hook();
+        let prev = self.previous_hook.clone();
+        std::panic::set_hook(Box::new(move |info| prev(info)));
+    }
+}
+
+/// Aborts a background task when the loop ends, however it ends.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the interactive console until the operator quits.
+pub async fn run(client: Client, opts: ConsoleOptions) -> anyhow::Result<()> {
+    if !stdout().is_terminal() {
+        anyhow::bail!(
+            "the console needs a terminal; in scripts use `nodectl show cluster` instead"
+        );
+    }
+    let guard = TerminalGuard::enter()?;
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(stdout())).context("creating the terminal")?;
+    terminal.clear()?;
+    let result = event_loop(&mut terminal, client, opts).await;
+    drop(terminal);
+    drop(guard);
+    result
+}
+
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    client: Client,
+    opts: ConsoleOptions,
+) -> anyhow::Result<()> {
+    let mut model = Model::new(client.endpoint.clone(), opts.readonly);
+    model.now = unix_now();
+    // Snapshots and command results share one channel: both are just actions for `update`.
+    let (tx, mut rx) = mpsc::channel::<Action>(64);
+    let refresh_now = Arc::new(Notify::new());
+    let poller = tokio::spawn(poll(
+        client.clone(),
+        opts.refresh.max(MIN_REFRESH),
+        tx.clone(),
+        refresh_now.clone(),
+    ));
+    let _poller_guard = AbortOnDrop(poller.abort_handle());
+
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(REDRAW_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // In raw mode Ctrl-C arrives as a key; these cover `kill`, and SSH hang-ups.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    loop {
+        if PANICKED.load(Ordering::SeqCst) {
+            anyhow::bail!("the console stopped after an internal panic (reported above)");
+        }
+        if poller.is_finished() {
+            anyhow::bail!("the cluster poller stopped unexpectedly");
+        }
+        terminal.draw(|f| view(&model, f))?;
+        let action = tokio::select! {
+            ev = keys.next() => match ev {
+                Some(Ok(Event::Key(k))) => map_key(&model, k),
+                // Resize needs no action: the next draw picks up the new size.
+                Some(Ok(_)) => None,
+                Some(Err(e)) => return Err(e).context("reading terminal events"),
+                None => return Ok(()),
+            },
+            Some(a) = rx.recv() => Some(a),
+            _ = tick.tick() => Some(Action::Tick { now: unix_now() }),
+            _ = sigint.recv() => Some(Action::Quit),
+            _ = sigterm.recv() => Some(Action::Quit),
+            _ = sighup.recv() => Some(Action::Quit),
+        };
+        if let Some(cmd) = action.and_then(|a| update(&mut model, a)) {
+            execute(cmd, &client, &tx, &refresh_now);
+        }
+        if model.quit {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs a command's network side in its own task; the result comes back as an action.
+fn execute(cmd: Command, client: &Client, tx: &mpsc::Sender<Action>, refresh_now: &Notify) {
+    let (client, tx) = (client.clone(), tx.clone());
+    match cmd {
+        Command::Refresh => refresh_now.notify_one(),
+        Command::DryRun(req) => {
+            tokio::spawn(async move {
+                let result = match client.lifecycle(req.clone()).await {
+                    Ok(reply) => reply.plan.ok_or_else(|| CmdError {
+                        kind: "protocol".into(),
+                        message: "the dry run returned no plan".into(),
+                        refusal: false,
+                    }),
+                    Err(e) => Err(CmdError::from(&e)),
+                };
+                // Results are matched against the dialog's request, which has `dry_run` off.
+                let req = LifecycleRequest {
+                    dry_run: false,
+                    ..req
+                };
+                let _ = tx.send(Action::DryRunDone { req, result }).await;
+            });
+        }
+        Command::Lifecycle(req) => {
+            tokio::spawn(async move {
+                let result = client
+                    .lifecycle(req.clone())
+                    .await
+                    .map_err(|e| CmdError::from(&e));
+                let _ = tx.send(Action::LifecycleDone { req, result }).await;
+            });
+        }
+    }
+}
+
+/// Polls the cluster every `refresh` (or at once when notified) until the receiver is gone.
+/// Failures become `Unreachable` actions; it never gives up.
+async fn poll(
+    client: Client,
+    refresh: Duration,
+    tx: mpsc::Sender<Action>,
+    refresh_now: Arc<Notify>,
+) {
+    let timeout = client.timeout.min(POLL_TIMEOUT);
+    let client = client.with_timeout(timeout);
+    loop {
+        let action = match client.cluster_status().await {
+            Ok(cluster) => {
+                // The dedicated call carries per-target detail; the snapshot's copy is a fallback.
+                let rebalance = client.rebalance_status().await.ok().flatten();
+                Action::Snapshot {
+                    cluster: Box::new(cluster),
+                    rebalance: rebalance.map(Box::new),
+                    at: unix_now(),
+                }
+            }
+            Err(e) => Action::Unreachable {
+                error: e.to_string(),
+                at: unix_now(),
+            },
+        };
+        if tx.send(action).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(refresh) => {}
+            _ = refresh_now.notified() => {}
+        }
+    }
+}
