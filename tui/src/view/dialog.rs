@@ -40,10 +40,12 @@ fn top_lines(d: &Dialog) -> Vec<Line<'static>> {
                 .add_modifier(Modifier::BOLD),
         ));
     }
-    lines.push(Line::from(vec![
-        Span::styled("command: ", dim),
-        Span::styled(d.nodectl_command(), Style::new().fg(Color::Cyan)),
-    ]));
+    // On a line of its own so it can be copied whole.
+    lines.push(Line::styled("equivalent command:", dim));
+    lines.push(Line::styled(
+        d.nodectl_command(),
+        Style::new().fg(Color::Cyan),
+    ));
     let undo_style = if d.req.op.undoable() {
         Style::new().fg(Color::Green)
     } else {

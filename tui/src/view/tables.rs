@@ -244,7 +244,14 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
     let blk = block(title("Proxies", rows.len(), total, m, focused), focused);
     let inner = blk.inner(area);
     blk.render(area, buf);
-    let wide = inner.width >= 70;
+    let id_w = rows
+        .iter()
+        .map(|n| n.id.len() + 4 * usize::from(n.is_primary) + 6 * usize::from(n.non_electable))
+        .max()
+        .unwrap_or(5)
+        .max(5) as u16;
+    // Uptime and address only when everything fits: STATUS must never be cut.
+    let wide = inner.width >= MARK_W + id_w + 10 + 9 + 10 + 6 + 21 + 12 + 7;
     let mut headers = vec!["", "PROXY", "MEM USED %", "MEM AVAIL", "CPU USED %"];
     if wide {
         headers.extend(["UPTIME", "ADDR"]);
@@ -276,12 +283,6 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
             Row::new(cells).style(row_style(n))
         })
         .collect();
-    let id_w = rows
-        .iter()
-        .map(|n| n.id.len() + 4 * usize::from(n.is_primary) + 6 * usize::from(n.non_electable))
-        .max()
-        .unwrap_or(5)
-        .max(5) as u16;
     let mut widths = vec![
         Constraint::Length(MARK_W),
         Constraint::Length(id_w),
