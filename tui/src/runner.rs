@@ -247,3 +247,128 @@ async fn poll(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The runner's network side against a fake proxy on a loopback port: the poller, and
+    //! command execution. The terminal side is exercised by the `demo` example in a real tty.
+
+    use super::*;
+    use shoal_actors::Error;
+    use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, Plan};
+    use shoal_actors::smap::NodeId;
+    use shoal_actors::stats::ClusterStatus;
+    use shoal_actors::wire::{Conn, DEFAULT_MAX_FRAME, Msg};
+    use tokio::net::TcpListener;
+
+    /// Answers cluster-status, rebalance-status and lifecycle requests; lifecycle non-dry-runs
+    /// are refused as busy, as a primary does while a rebalance runs.
+    async fn fake_proxy() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut conn = Conn::new(stream, NodeId("fakep8080".into()), DEFAULT_MAX_FRAME);
+                    while let Ok(Some(env)) = conn.recv().await {
+                        let reply = match env.body {
+                            Msg::GetClusterStatus => Msg::ClusterStatus(Box::new(ClusterStatus {
+                                uuid: "u1".into(),
+                                smap_version: 7,
+                                primary: "fakep8080".into(),
+                                ..Default::default()
+                            })),
+                            Msg::GetRebStatus => Msg::RebStatus(None),
+                            Msg::Lifecycle(req) if req.dry_run => {
+                                Msg::LifecycleReply(LifecycleReply {
+                                    plan: Some(Plan {
+                                        fits: true,
+                                        ..Default::default()
+                                    }),
+                                    ..Default::default()
+                                })
+                            }
+                            Msg::Lifecycle(_) => {
+                                Error::Busy("rebalance g3 is running".into()).into()
+                            }
+                            _ => Error::BadRequest("unexpected".into()).into(),
+                        };
+                        if conn.send(env.corr, reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn poller_sends_snapshots_and_polls_again_when_asked() {
+        let client = Client::new(fake_proxy().await);
+        let (tx, mut rx) = mpsc::channel(4);
+        let now = Arc::new(Notify::new());
+        // An hour-long refresh: the second snapshot can only come from the notification.
+        let task = tokio::spawn(poll(client, Duration::from_secs(3600), tx, now.clone()));
+        let Some(Action::Snapshot { cluster, .. }) = rx.recv().await else {
+            panic!("expected a snapshot")
+        };
+        assert_eq!(cluster.smap_version, 7);
+        now.notify_one();
+        assert!(matches!(rx.recv().await, Some(Action::Snapshot { .. })));
+        drop(rx);
+        now.notify_one();
+        task.await.unwrap(); // ends once the console is gone
+    }
+
+    #[tokio::test]
+    async fn poller_reports_an_unreachable_cluster_and_keeps_going() {
+        // A port that was just free: connecting is refused.
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let client = Client::new(addr).with_timeout(Duration::from_secs(5));
+        let (tx, mut rx) = mpsc::channel(4);
+        let now = Arc::new(Notify::new());
+        let task = tokio::spawn(poll(client, Duration::from_secs(3600), tx, now.clone()));
+        for _ in 0..2 {
+            assert!(matches!(rx.recv().await, Some(Action::Unreachable { .. })));
+            now.notify_one();
+        }
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn commands_come_back_as_actions_with_refusals_intact() {
+        let client = Client::new(fake_proxy().await);
+        let (tx, mut rx) = mpsc::channel(4);
+        let notify = Notify::new();
+        let req = LifecycleRequest {
+            op: LifecycleOp::StartMaintenance,
+            nodes: vec![NodeId("abct8083".into())],
+            no_rebalance: false,
+            rm_user_data: false,
+            dry_run: true,
+        };
+        execute(Command::DryRun(req.clone()), &client, &tx, &notify);
+        match rx.recv().await {
+            Some(Action::DryRunDone { req: r, result }) => {
+                assert!(!r.dry_run, "matched against the dialog's request");
+                assert!(result.unwrap().fits);
+            }
+            other => panic!("{other:?}"),
+        }
+        let real = LifecycleRequest {
+            dry_run: false,
+            ..req
+        };
+        execute(Command::Lifecycle(real), &client, &tx, &notify);
+        match rx.recv().await {
+            Some(Action::LifecycleDone { result: Err(e), .. }) => {
+                assert!(e.refusal && e.kind == "busy", "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
