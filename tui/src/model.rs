@@ -53,14 +53,18 @@ pub enum Severity {
 pub struct LogEntry {
     /// Unix seconds when the console learned of it.
     pub at: u64,
+    /// Picks the colour, so refusals and failures stand out in a long log.
     pub severity: Severity,
+    /// One human sentence, AIStore wording where there is one.
     pub text: String,
 }
 
 /// The one-line message under the panels: the outcome of the last key press or command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusLine {
+    /// Colour of the line: a refusal must not look like a success.
     pub severity: Severity,
+    /// What happened, in one line.
     pub text: String,
 }
 
@@ -81,6 +85,7 @@ pub struct Dialog {
     pub req: LifecycleRequest,
     /// `t[ID]` / `p[ID]` per node, in request order, for the text and the nodectl command.
     pub labels: Vec<String>,
+    /// The dry run's answer: what would move where, and whether it fits.
     pub plan: PlanState,
     /// What the operator must type to confirm (decommission only: the point of no return).
     pub expect_typed: Option<String>,
@@ -132,11 +137,13 @@ pub struct Model {
     pub cluster: Option<ClusterStatus>,
     /// The latest rebalance, from `rebalance_status()` (falls back to the snapshot's own).
     pub rebalance: Option<RebalanceStatus>,
+    /// Whether the last poll worked; drives the "unreachable, retrying" banner.
     pub connection: Connection,
     /// Unix seconds of the runner's clock, passed in by actions so `update` stays pure.
     pub now: u64,
     /// Unix seconds of the last good snapshot, for "updated Ns ago".
     pub last_update: Option<u64>,
+    /// Which table the cursor keys and lifecycle keys act on.
     pub focus: Focus,
     /// Cursor row among the *visible* (filtered) targets.
     pub target_sel: usize,

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use crossterm::event::{Event, EventStream};
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use crossterm::{cursor, execute};
 use futures::StreamExt;
@@ -63,6 +63,7 @@ type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'sta
 /// Raw mode + alternate screen for as long as it lives; restores them on drop (normal exit,
 /// error, Ctrl-C) and from a panic hook (panics), then puts the previous hook back.
 struct TerminalGuard {
+    /// The hook that was installed before ours: called after restoring, and put back on drop.
     previous_hook: Arc<PanicHook>,
 }
 
@@ -79,8 +80,15 @@ impl TerminalGuard {
         // The guard exists before the terminal changes, so a failure below is undone too.
         let guard = TerminalGuard { previous_hook };
         enable_raw_mode().context("enabling raw mode")?;
-        execute!(stdout(), EnterAlternateScreen, cursor::Hide)
-            .context("entering the alternate screen")?;
+        // Clearing through crossterm, not `Terminal::clear`: that one asks the terminal for the
+        // cursor position, and a terminal that does not answer would stop the console.
+        execute!(
+            stdout(),
+            EnterAlternateScreen,
+            Clear(ClearType::All),
+            cursor::Hide
+        )
+        .context("entering the alternate screen")?;
         Ok(guard)
     }
 }
@@ -113,7 +121,6 @@ pub async fn run(client: Client, opts: ConsoleOptions) -> anyhow::Result<()> {
     let guard = TerminalGuard::enter()?;
     let mut terminal =
         Terminal::new(CrosstermBackend::new(stdout())).context("creating the terminal")?;
-    terminal.clear()?;
     let result = event_loop(&mut terminal, client, opts).await;
     drop(terminal);
     drop(guard);

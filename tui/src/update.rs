@@ -177,7 +177,19 @@ pub fn update(m: &mut Model, action: Action) -> Option<Command> {
             if let Some(d) = m.dialog.as_mut().filter(|d| d.req == req) {
                 d.plan = match result {
                     Ok(plan) => PlanState::Ready(plan),
-                    Err(e) => PlanState::Failed(e.message),
+                    Err(e) => {
+                        // A refused dry run predicts a refused step: say so outside the dialog too.
+                        let sev = if e.refusal {
+                            Severity::Warn
+                        } else {
+                            Severity::Error
+                        };
+                        m.status = Some(crate::model::StatusLine {
+                            severity: sev,
+                            text: format!("dry run {}: {}", e.kind, e.message),
+                        });
+                        PlanState::Failed(e.message)
+                    }
                 };
             }
             // Otherwise the dialog was cancelled or changed meanwhile: the answer is stale.

@@ -35,9 +35,13 @@ pub struct AppLayout {
     pub header: Rect,
     /// "cluster unreachable" banner; zero height while connected.
     pub banner: Rect,
+    /// The targets table: the main work area, gets the spare rows.
     pub targets: Rect,
+    /// The proxies table, sized to its rows (capped).
     pub proxies: Rect,
+    /// Rebalance progress: bar, totals, rate, ETA, blocked reasons, per-target rows.
     pub rebalance: Rect,
+    /// The timestamped event log.
     pub events: Rect,
     /// Outcome of the last action, or the filter being typed.
     pub status: Rect,
