@@ -13,11 +13,16 @@ use crate::update::freshness;
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let dim = Style::new().fg(Color::DarkGray);
-    let mut first = vec![Span::styled("Shoal ", bold.fg(Color::Cyan))];
+    // An 80-column terminal gets the short UUID and tighter spacing, so the counts still fit.
+    let narrow = area.width < 120;
+    let sep = if narrow { " " } else { "  " };
+    let mut first = Vec::new();
+    if !narrow {
+        first.push(Span::styled("Shoal ", bold.fg(Color::Cyan)));
+    }
     match &m.cluster {
         Some(c) => {
-            // A full UUID crowds out the rest on an 80-column terminal.
-            let uuid = if area.width < 120 {
+            let uuid = if narrow {
                 c.uuid.chars().take(8).collect::<String>()
             } else {
                 c.uuid.clone()
@@ -33,29 +38,39 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
                 .chain(&c.proxies)
                 .filter(|t| !t.reachable)
                 .count();
+            if !narrow {
+                first.push(Span::styled("cluster ", dim));
+            }
             first.extend([
-                Span::styled("cluster ", dim),
                 Span::raw(uuid),
-                Span::styled("  map ", dim),
+                Span::styled(format!("{sep}map "), dim),
                 Span::styled(format!("v{}", c.smap_version), bold),
-                Span::styled("  primary ", dim),
+                Span::styled(format!("{sep}primary "), dim),
                 Span::raw(format!("p[{}]", c.primary)),
-                Span::styled("  proxies ", dim),
+                Span::styled(format!("{sep}proxies "), dim),
                 Span::raw(c.proxies.len().to_string()),
-                Span::styled("  targets ", dim),
+                Span::styled(format!("{sep}targets "), dim),
                 Span::raw(c.targets.len().to_string()),
             ]);
+            let mut notes = Vec::new();
             if maint > 0 {
-                first.push(Span::styled(
-                    format!(" ({maint} in maint)"),
+                notes.push(Span::styled(
+                    format!("{maint} maint"),
                     Style::new().fg(Color::Yellow),
                 ));
             }
             if offline > 0 {
-                first.push(Span::styled(
-                    format!(" ({offline} offline)"),
+                notes.push(Span::styled(
+                    format!("{offline} offline"),
                     Style::new().fg(Color::Red),
                 ));
+            }
+            for (i, note) in notes.into_iter().enumerate() {
+                first.push(Span::raw(if i == 0 { " (" } else { ", " }));
+                first.push(note);
+            }
+            if maint > 0 || offline > 0 {
+                first.push(Span::raw(")"));
             }
         }
         None => first.push(Span::styled(format!("connecting to {}…", m.endpoint), dim)),

@@ -14,15 +14,45 @@ use crate::view::severity_style;
 /// Width of `HH:MM:SS `.
 const STAMP_W: usize = 9;
 
-/// The screen lines of one entry at `width` columns, hard-wrapped by characters.
+/// Splits `text` into pieces of at most `width` characters, breaking at spaces where it can.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let (lw, ww) = (line.chars().count(), word.chars().count());
+        if lw > 0 && lw + 1 + ww <= width {
+            line.push(' ');
+            line.push_str(word);
+            continue;
+        }
+        if lw > 0 {
+            out.push(std::mem::take(&mut line));
+        }
+        // A word longer than the pane is cut hard.
+        let chars: Vec<char> = word.chars().collect();
+        let mut chunks = chars.chunks(width).peekable();
+        while let Some(chunk) = chunks.next() {
+            if chunks.peek().is_some() {
+                out.push(chunk.iter().collect());
+            } else {
+                line = chunk.iter().collect();
+            }
+        }
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+/// The screen lines of one entry at `width` columns, continuation lines under the text.
 fn entry_lines(e: &LogEntry, width: usize) -> Vec<Line<'static>> {
-    let text_w = width.saturating_sub(STAMP_W).max(1);
-    let chars: Vec<char> = e.text.chars().collect();
     let style = severity_style(e.severity);
-    chars
-        .chunks(text_w)
+    wrap(&e.text, width.saturating_sub(STAMP_W))
+        .into_iter()
         .enumerate()
-        .map(|(i, chunk)| {
+        .map(|(i, text)| {
             let lead = if i == 0 {
                 Span::styled(
                     format!("{} ", format::clock(e.at)),
@@ -30,13 +60,6 @@ fn entry_lines(e: &LogEntry, width: usize) -> Vec<Line<'static>> {
                 )
             } else {
                 Span::raw(" ".repeat(STAMP_W))
-            };
-            let text: String = chunk.iter().collect();
-            // A space at the wrap point would indent the continuation by one.
-            let text = if i == 0 {
-                text
-            } else {
-                text.trim_start().to_string()
             };
             Line::from(vec![lead, Span::styled(text, style)])
         })
@@ -62,4 +85,17 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     }
     let skip = lines.len().saturating_sub(height);
     Paragraph::new(lines.split_off(skip)).render(inner, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
+        assert_eq!(wrap("abcdefgh x", 3), ["abc", "def", "gh", "x"]);
+        assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("one", 10), ["one"]);
+    }
 }
