@@ -310,6 +310,21 @@ mod tests {
         addr
     }
 
+    /// nodectl may spawn the console on a multi-threaded runtime: its future must be `Send`.
+    #[test]
+    fn run_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let fut = run(
+            Client::new("127.0.0.1:1"),
+            ConsoleOptions {
+                refresh: Duration::from_secs(1),
+                readonly: true,
+            },
+        );
+        assert_send(&fut);
+        drop(fut); // never polled: no terminal is touched
+    }
+
     #[tokio::test]
     async fn poller_sends_snapshots_and_polls_again_when_asked() {
         let client = Client::new(fake_proxy().await);
