@@ -28,6 +28,7 @@ pub enum TargetColumn {
 }
 
 impl TargetColumn {
+    /// In declaration order: `column as usize` indexes the per-row cell arrays.
     const ALL: [TargetColumn; 9] = [
         TargetColumn::Target,
         TargetColumn::MemUsed,
@@ -95,11 +96,31 @@ const MARK_W: u16 = 1;
 /// Which columns fit in `width` for these rows, whether headers are abbreviated, and each
 /// column's width. Public so tests can check the 80-column choice directly.
 pub fn target_columns(rows: &[&NodeStatus], width: u16) -> (Vec<(TargetColumn, u16)>, bool) {
+    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
+    fit_columns(&content_widths(&cells), width)
+}
+
+/// Every cell of one row, formatted once per frame and shared by sizing and rendering.
+fn target_cells(n: &NodeStatus) -> [String; 9] {
+    TargetColumn::ALL.map(|c| c.cell(n))
+}
+
+/// The widest cell of each column.
+fn content_widths(cells: &[[String; 9]]) -> [usize; 9] {
+    let mut w = [0; 9];
+    for row in cells {
+        for (w, cell) in w.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    w
+}
+
+fn fit_columns(content: &[usize; 9], width: u16) -> (Vec<(TargetColumn, u16)>, bool) {
     let widths = |short: bool, cols: &[TargetColumn]| -> Vec<(TargetColumn, u16)> {
         cols.iter()
             .map(|&c| {
-                let content = rows.iter().map(|n| c.cell(n).chars().count()).max();
-                let w = content.unwrap_or(0).max(c.header(short).len());
+                let w = content[c as usize].max(c.header(short).len());
                 (c, w as u16)
             })
             .collect()
@@ -207,16 +228,17 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
             .render(inner, buf);
         return;
     }
-    let (cols, short) = target_columns(&rows, inner.width);
+    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
+    let (cols, short) = fit_columns(&content_widths(&cells), inner.width);
     let spacing = if short { 1 } else { 2 };
     let header = Row::new(
         std::iter::once(Cell::from(""))
             .chain(cols.iter().map(|(c, _)| Cell::from(c.header(short)))),
     )
     .style(Style::new().add_modifier(Modifier::BOLD));
-    let body = rows.iter().map(|n| {
+    let body = rows.iter().zip(cells).map(|(n, mut row)| {
         let cells = std::iter::once(mark_cell(m, n)).chain(cols.iter().map(|&(c, _)| {
-            let cell = Cell::from(c.cell(n));
+            let cell = Cell::from(std::mem::take(&mut row[c as usize]));
             match c {
                 TargetColumn::Status => cell.style(status_style(n)),
                 TargetColumn::Target if m.marked.contains(&n.id) => {
