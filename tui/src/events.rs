@@ -1,0 +1,159 @@
+//! Lifecycle and rebalance events, derived by diffing two successive snapshots. The cluster
+//! reports state, not history, so the console reconstructs "what just happened" itself.
+
+use std::collections::HashMap;
+
+use shoal_actors::rebalance::RebalanceStatus;
+use shoal_actors::stats::{ClusterStatus, NodeStatus};
+
+use crate::format;
+use crate::model::{Severity, label};
+
+/// What changed between `prev` and `next`, oldest-first, ready for the event log.
+pub fn diff(
+    prev: Option<&ClusterStatus>,
+    prev_reb: Option<&RebalanceStatus>,
+    next: &ClusterStatus,
+    next_reb: Option<&RebalanceStatus>,
+) -> Vec<(Severity, String)> {
+    let mut out = Vec::new();
+    let Some(prev) = prev else {
+        out.push((
+            Severity::Info,
+            format!(
+                "cluster map v{}: {} proxies, {} targets, primary p[{}]",
+                next.smap_version,
+                next.proxies.len(),
+                next.targets.len(),
+                next.primary
+            ),
+        ));
+        if let Some(r) = next_reb.filter(|r| r.is_running()) {
+            out.push((Severity::Notice, format!("rebalance {} is running", r.id)));
+        }
+        return out;
+    };
+
+    if prev.uuid != next.uuid && !prev.uuid.is_empty() {
+        out.push((
+            Severity::Error,
+            format!("cluster UUID changed: {} → {}", prev.uuid, next.uuid),
+        ));
+    }
+    if prev.primary != next.primary {
+        out.push((
+            Severity::Notice,
+            format!("primary p[{}] → p[{}]", prev.primary, next.primary),
+        ));
+    }
+
+    let before: HashMap<&str, &NodeStatus> = prev
+        .proxies
+        .iter()
+        .chain(&prev.targets)
+        .map(|n| (n.id.as_str(), n))
+        .collect();
+    let after: HashMap<&str, &NodeStatus> = next
+        .proxies
+        .iter()
+        .chain(&next.targets)
+        .map(|n| (n.id.as_str(), n))
+        .collect();
+    for n in next.proxies.iter().chain(&next.targets) {
+        match before.get(n.id.as_str()) {
+            None => out.push((
+                Severity::Notice,
+                format!("{} joined ({})", label(n), n.status),
+            )),
+            Some(old) => node_changes(old, n, &mut out),
+        }
+    }
+    for n in prev.proxies.iter().chain(&prev.targets) {
+        if !after.contains_key(n.id.as_str()) {
+            out.push((
+                Severity::Notice,
+                format!("{} removed from the cluster map", label(n)),
+            ));
+        }
+    }
+
+    rebalance_changes(prev_reb, next_reb, &mut out);
+    out
+}
+
+fn node_changes(old: &NodeStatus, new: &NodeStatus, out: &mut Vec<(Severity, String)>) {
+    let l = label(new);
+    if old.status != new.status {
+        let sev = match new.status.as_str() {
+            "offline" | "decommission" => Severity::Warn,
+            _ => Severity::Notice,
+        };
+        out.push((sev, format!("{l} {} → {}", old.status, new.status)));
+    }
+    if !old.safe_to_power_off && new.safe_to_power_off {
+        out.push((
+            Severity::Notice,
+            format!("{l} finished migrating: safe to power off"),
+        ));
+    }
+    // Offline status already says it; only report reachability when the status did not change.
+    if old.status == new.status && old.reachable != new.reachable {
+        if new.reachable {
+            out.push((Severity::Info, format!("{l} answers again")));
+        } else {
+            out.push((Severity::Warn, format!("{l} stopped answering")));
+        }
+    }
+}
+
+fn rebalance_changes(
+    prev: Option<&RebalanceStatus>,
+    next: Option<&RebalanceStatus>,
+    out: &mut Vec<(Severity, String)>,
+) {
+    let Some(next) = next else { return };
+    let same_gen = prev.is_some_and(|p| p.id == next.id);
+    if !same_gen {
+        if let Some(p) = prev.filter(|p| p.is_running()) {
+            out.push((
+                Severity::Notice,
+                format!("rebalance {} superseded by {}", p.id, next.id),
+            ));
+        }
+        out.push((
+            Severity::Notice,
+            format!("rebalance {} started ({})", next.id, next.state),
+        ));
+    }
+    let prev_state = prev.filter(|_| same_gen).map(|p| p.state.as_str());
+    if prev_state != Some(next.state.as_str()) && !next.is_running() {
+        let sev = if next.state == "aborted" || next.errors > 0 {
+            Severity::Warn
+        } else {
+            Severity::Notice
+        };
+        out.push((
+            sev,
+            format!(
+                "rebalance {} {}: {} objects, {} moved, {} errors",
+                next.id,
+                next.state,
+                format::count(next.objs_moved),
+                format::iec(next.bytes_moved),
+                next.errors
+            ),
+        ));
+    }
+    let old_blocked: &[String] = prev
+        .filter(|_| same_gen)
+        .map(|p| p.blocked_by.as_slice())
+        .unwrap_or(&[]);
+    for reason in &next.blocked_by {
+        if !old_blocked.contains(reason) {
+            out.push((
+                Severity::Warn,
+                format!("rebalance {} blocked: {reason}", next.id),
+            ));
+        }
+    }
+}

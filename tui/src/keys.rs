@@ -1,0 +1,127 @@
+//! Key handling: a pure map from a crossterm key event to an [`Action`], given the mode the
+//! model is in (dialog, help, filter, normal). Keeping it pure makes every binding testable.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::model::Model;
+use crate::update::{Action, LifecycleKey};
+
+/// The action for `key`, or `None` when the key means nothing in the current mode.
+pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
+    // Terminals that report releases (Windows, kitty protocol) would otherwise act twice.
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && matches!(key.code, KeyCode::Char('c')) {
+        return Some(Action::Quit);
+    }
+    if ctrl {
+        return None;
+    }
+    if m.help {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') => Some(Action::Back),
+            _ => None,
+        };
+    }
+    if let Some(d) = &m.dialog {
+        if d.expect_typed.is_some() {
+            // Every printable key is part of the node ID being typed.
+            return match key.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Enter => Some(Action::Confirm),
+                KeyCode::Backspace => Some(Action::DialogBackspace),
+                KeyCode::Char(c) => Some(Action::DialogInput(c)),
+                _ => None,
+            };
+        }
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => Some(Action::Back),
+            KeyCode::Enter | KeyCode::Char('y') => Some(Action::Confirm),
+            KeyCode::Char('n') if !m.readonly => Some(Action::ToggleNoRebalance),
+            _ => None,
+        };
+    }
+    if m.filter_editing {
+        return match key.code {
+            KeyCode::Esc => Some(Action::Back),
+            KeyCode::Enter => Some(Action::FilterDone),
+            KeyCode::Backspace => Some(Action::FilterBackspace),
+            KeyCode::Char(c) => Some(Action::FilterInput(c)),
+            KeyCode::Up => Some(Action::Up),
+            KeyCode::Down => Some(Action::Down),
+            _ => None,
+        };
+    }
+    let action = match key.code {
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::Home | KeyCode::Char('g') => Action::Top,
+        KeyCode::End | KeyCode::Char('G') => Action::Bottom,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Tab | KeyCode::BackTab => Action::SwitchFocus,
+        KeyCode::Char('/') => Action::FilterStart,
+        KeyCode::Enter => Action::OpenDetail,
+        KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Char('r') => Action::Refresh,
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Esc => Action::Back,
+        // Dangerous keys do nothing in a read-only console; the footer and help say so.
+        _ if m.readonly => return None,
+        KeyCode::Char(' ') => Action::ToggleMark,
+        KeyCode::Char('n') => Action::ToggleNoRebalance,
+        KeyCode::Char('m') => Action::Lifecycle(LifecycleKey::ToggleMaintenance),
+        KeyCode::Char('s') => Action::Lifecycle(LifecycleKey::Shutdown),
+        KeyCode::Char('D') => Action::Lifecycle(LifecycleKey::Decommission),
+        _ => return None,
+    };
+    Some(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn ctrl_c_quits_in_every_mode() {
+        let mut m = Model::new("x", false);
+        m.filter_editing = true;
+        let ev = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(map_key(&m, ev), Some(Action::Quit));
+        m.help = true;
+        assert_eq!(map_key(&m, ev), Some(Action::Quit));
+    }
+
+    #[test]
+    fn filter_mode_captures_letters() {
+        let mut m = Model::new("x", false);
+        m.filter_editing = true;
+        assert_eq!(
+            map_key(&m, key(KeyCode::Char('q'))),
+            Some(Action::FilterInput('q'))
+        );
+        assert_eq!(map_key(&m, key(KeyCode::Esc)), Some(Action::Back));
+    }
+
+    #[test]
+    fn releases_are_ignored_and_readonly_drops_dangerous_keys() {
+        let mut m = Model::new("x", true);
+        let mut ev = key(KeyCode::Char('j'));
+        ev.kind = KeyEventKind::Release;
+        assert_eq!(map_key(&m, ev), None);
+        for c in ['m', 's', 'D', ' ', 'n'] {
+            assert_eq!(map_key(&m, key(KeyCode::Char(c))), None, "{c}");
+        }
+        m.readonly = false;
+        assert_eq!(
+            map_key(&m, key(KeyCode::Char('D'))),
+            Some(Action::Lifecycle(LifecycleKey::Decommission))
+        );
+    }
+}

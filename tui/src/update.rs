@@ -1,0 +1,498 @@
+//! `update(&mut Model, Action) -> Option<Command>`: every state change of the console, pure and
+//! synchronous. Side effects (talking to the cluster) come back out as a [`Command`] for the
+//! runner to execute; their results come back in as actions.
+
+use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
+use shoal_actors::rebalance::RebalanceStatus;
+use shoal_actors::smap::NodeId;
+use shoal_actors::stats::ClusterStatus;
+
+use crate::events;
+use crate::format;
+use crate::model::{Connection, Dialog, Focus, Model, PlanState, Severity, label};
+
+/// What the cluster said no with, cloned out of `shoal_actors::Error` (which is not `Clone`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdError {
+    /// `Error::kind()`: `busy`, `unauthorized`, `io`…
+    pub kind: String,
+    pub message: String,
+    /// Busy / unauthorized / forbidden: an expected "no", not a fault.
+    pub refusal: bool,
+}
+
+impl From<&shoal_actors::Error> for CmdError {
+    fn from(e: &shoal_actors::Error) -> Self {
+        CmdError {
+            kind: e.kind().to_string(),
+            message: e.to_string(),
+            refusal: e.is_refusal(),
+        }
+    }
+}
+
+/// Lifecycle keys, before they are resolved to an operation for the selected nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifecycleKey {
+    /// `m`: start- or stop-maintenance, whichever undoes the node's current state.
+    ToggleMaintenance,
+    /// `s`
+    Shutdown,
+    /// `D`
+    Decommission,
+}
+
+/// Everything that can happen to the console: keys (already mapped), and news from the runner.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    /// Tab: targets ↔ proxies.
+    SwitchFocus,
+    /// `/`: start typing a filter.
+    FilterStart,
+    FilterInput(char),
+    FilterBackspace,
+    /// Enter while filtering: keep the filter, stop typing.
+    FilterDone,
+    /// Space: add/remove the selected node to the batch.
+    ToggleMark,
+    /// `n`: arm/disarm `--no-rebalance` for the next action.
+    ToggleNoRebalance,
+    Lifecycle(LifecycleKey),
+    /// Typed character inside a confirm dialog that asks for the node ID.
+    DialogInput(char),
+    DialogBackspace,
+    /// Enter / `y` in a dialog.
+    Confirm,
+    /// Esc: close the innermost thing open (dialog, help, detail, filter); quit when none is.
+    Back,
+    /// Enter: node detail view.
+    OpenDetail,
+    ToggleHelp,
+    /// `r`: poll now.
+    Refresh,
+    /// `q` / Ctrl-C.
+    Quit,
+    /// A poll succeeded.
+    Snapshot {
+        cluster: Box<ClusterStatus>,
+        rebalance: Option<Box<RebalanceStatus>>,
+        at: u64,
+    },
+    /// A poll failed.
+    Unreachable {
+        error: String,
+        at: u64,
+    },
+    /// The dry run for `req` (sent with `dry_run: false` here, to match the dialog) finished.
+    DryRunDone {
+        req: LifecycleRequest,
+        result: Result<Plan, CmdError>,
+    },
+    /// A confirmed lifecycle request finished.
+    LifecycleDone {
+        req: LifecycleRequest,
+        result: Result<LifecycleReply, CmdError>,
+    },
+    /// Redraw tick: advances the clock used for "updated Ns ago".
+    Tick {
+        now: u64,
+    },
+}
+
+/// What the runner must do on the cluster's side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Ask for the plan; `req.dry_run` is true.
+    DryRun(LifecycleRequest),
+    /// Do it; `req.dry_run` is false.
+    Lifecycle(LifecycleRequest),
+    /// Poll the cluster now rather than at the next refresh.
+    Refresh,
+}
+
+/// Rows moved by PageUp/PageDown.
+const PAGE: usize = 10;
+
+/// Applies `action` to `m`; returns the side effect to run, if any.
+pub fn update(m: &mut Model, action: Action) -> Option<Command> {
+    match action {
+        Action::Up => move_sel(m, |i, _| i.saturating_sub(1)),
+        Action::Down => move_sel(m, |i, n| (i + 1).min(n.saturating_sub(1))),
+        Action::Top => move_sel(m, |_, _| 0),
+        Action::Bottom => move_sel(m, |_, n| n.saturating_sub(1)),
+        Action::PageUp => move_sel(m, |i, _| i.saturating_sub(PAGE)),
+        Action::PageDown => move_sel(m, |i, n| (i + PAGE).min(n.saturating_sub(1))),
+        Action::SwitchFocus => {
+            m.focus = match m.focus {
+                Focus::Targets => Focus::Proxies,
+                Focus::Proxies => Focus::Targets,
+            };
+        }
+        Action::FilterStart => m.filter_editing = true,
+        Action::FilterInput(c) => {
+            m.filter.push(c);
+            clamp_selection(m);
+        }
+        Action::FilterBackspace => {
+            m.filter.pop();
+            clamp_selection(m);
+        }
+        Action::FilterDone => m.filter_editing = false,
+        Action::ToggleMark => toggle_mark(m),
+        Action::ToggleNoRebalance => return toggle_no_rebalance(m),
+        Action::Lifecycle(key) => return begin_lifecycle(m, key),
+        Action::DialogInput(c) => {
+            if let Some(d) = &mut m.dialog {
+                d.typed.push(c);
+            }
+        }
+        Action::DialogBackspace => {
+            if let Some(d) = &mut m.dialog {
+                d.typed.pop();
+            }
+        }
+        Action::Confirm => return confirm(m),
+        Action::Back => back(m),
+        Action::OpenDetail => {
+            if m.selected().is_some() {
+                m.detail = true;
+            }
+        }
+        Action::ToggleHelp => m.help = !m.help,
+        Action::Refresh => return Some(Command::Refresh),
+        Action::Quit => m.quit = true,
+        Action::Snapshot {
+            cluster,
+            rebalance,
+            at,
+        } => snapshot(m, *cluster, rebalance.map(|r| *r), at),
+        Action::Unreachable { error, at } => unreachable(m, error, at),
+        Action::DryRunDone { req, result } => {
+            if let Some(d) = m.dialog.as_mut().filter(|d| d.req == req) {
+                d.plan = match result {
+                    Ok(plan) => PlanState::Ready(plan),
+                    Err(e) => {
+                        // A refused dry run predicts a refused step: say so outside the dialog too.
+                        let sev = if e.refusal {
+                            Severity::Warn
+                        } else {
+                            Severity::Error
+                        };
+                        m.status = Some(crate::model::StatusLine {
+                            severity: sev,
+                            text: format!("dry run {}: {}", e.kind, e.message),
+                        });
+                        PlanState::Failed(e.message)
+                    }
+                };
+            }
+            // Otherwise the dialog was cancelled or changed meanwhile: the answer is stale.
+        }
+        Action::LifecycleDone { req, result } => return lifecycle_done(m, req, result),
+        Action::Tick { now } => m.now = now,
+    }
+    None
+}
+
+fn visible_len(m: &Model) -> usize {
+    match m.focus {
+        Focus::Targets => m.visible_targets().len(),
+        Focus::Proxies => m.visible_proxies().len(),
+    }
+}
+
+fn move_sel(m: &mut Model, f: impl Fn(usize, usize) -> usize) {
+    let n = visible_len(m);
+    let sel = match m.focus {
+        Focus::Targets => &mut m.target_sel,
+        Focus::Proxies => &mut m.proxy_sel,
+    };
+    *sel = f(*sel, n);
+}
+
+fn clamp_selection(m: &mut Model) {
+    let (t, p) = (m.visible_targets().len(), m.visible_proxies().len());
+    m.target_sel = m.target_sel.min(t.saturating_sub(1));
+    m.proxy_sel = m.proxy_sel.min(p.saturating_sub(1));
+}
+
+fn back(m: &mut Model) {
+    if m.help {
+        m.help = false;
+    } else if m.dialog.take().is_some() {
+        m.set_status(Severity::Info, "cancelled: nothing was sent");
+    } else if m.detail {
+        m.detail = false;
+    } else if m.filter_editing || !m.filter.is_empty() {
+        m.filter_editing = false;
+        m.filter.clear();
+        clamp_selection(m);
+    } else {
+        m.quit = true;
+    }
+}
+
+fn refuse_readonly(m: &mut Model, what: &str) -> bool {
+    if m.readonly {
+        m.set_status(
+            Severity::Warn,
+            format!("read-only console: {what} is disabled"),
+        );
+    }
+    m.readonly
+}
+
+fn toggle_mark(m: &mut Model) {
+    if refuse_readonly(m, "marking nodes for a batch") {
+        return;
+    }
+    let Some(id) = m.selected().map(|n| n.id.clone()) else {
+        return;
+    };
+    if !m.marked.remove(&id) {
+        m.marked.insert(id);
+    }
+    // Marking moves on, as in file managers, so several nodes are quick to pick.
+    update(m, Action::Down);
+}
+
+fn toggle_no_rebalance(m: &mut Model) -> Option<Command> {
+    if refuse_readonly(m, "--no-rebalance") {
+        return None;
+    }
+    m.no_rebalance = !m.no_rebalance;
+    if m.no_rebalance {
+        m.set_status(
+            Severity::Warn,
+            "--no-rebalance armed for the next action: data may be lost",
+        );
+    } else {
+        m.set_status(Severity::Info, "--no-rebalance disarmed");
+    }
+    // Inside a dialog the plan depends on it: ask again.
+    let no_reb = m.no_rebalance;
+    let d = m.dialog.as_mut()?;
+    d.req.no_rebalance = no_reb;
+    d.plan = PlanState::Loading;
+    Some(Command::DryRun(LifecycleRequest {
+        dry_run: true,
+        ..d.req.clone()
+    }))
+}
+
+fn begin_lifecycle(m: &mut Model, key: LifecycleKey) -> Option<Command> {
+    let what = match key {
+        LifecycleKey::ToggleMaintenance => "maintenance",
+        LifecycleKey::Shutdown => "shutdown",
+        LifecycleKey::Decommission => "decommission",
+    };
+    if refuse_readonly(m, what) || m.dialog.is_some() {
+        return None;
+    }
+    let nodes = m.action_nodes();
+    if nodes.is_empty() {
+        m.set_status(Severity::Warn, "no node selected");
+        return None;
+    }
+    let primary = m.cluster.as_ref().map(|c| c.primary.as_str());
+    if let Some(p) = nodes.iter().find(|n| Some(n.id.as_str()) == primary) {
+        let msg = format!("{} is primary (cannot {what} the primary node)", label(p));
+        m.set_status(Severity::Warn, msg);
+        return None;
+    }
+    let op = match key {
+        LifecycleKey::Shutdown => LifecycleOp::Shutdown,
+        LifecycleKey::Decommission => LifecycleOp::Decommission,
+        LifecycleKey::ToggleMaintenance => {
+            if let Some(n) = nodes.iter().find(|n| n.status == "decommission") {
+                let msg = format!("{} is being decommissioned", label(n));
+                m.set_status(Severity::Warn, msg);
+                return None;
+            }
+            let in_maint = nodes.iter().filter(|n| n.status == "maintenance").count();
+            if in_maint == nodes.len() {
+                LifecycleOp::StopMaintenance
+            } else if in_maint == 0 {
+                LifecycleOp::StartMaintenance
+            } else {
+                m.set_status(
+                    Severity::Warn,
+                    "marked nodes mix online and maintenance: unmark some (Space) first",
+                );
+                return None;
+            }
+        }
+    };
+    let labels: Vec<String> = nodes.iter().map(|n| label(n)).collect();
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let req = LifecycleRequest {
+        op,
+        nodes: ids.iter().cloned().map(NodeId).collect(),
+        no_rebalance: m.no_rebalance,
+        rm_user_data: false,
+        dry_run: false,
+    };
+    let expect_typed = (op == LifecycleOp::Decommission).then(|| ids.join(" "));
+    m.dialog = Some(Dialog {
+        req: req.clone(),
+        labels,
+        plan: PlanState::Loading,
+        expect_typed,
+        typed: String::new(),
+    });
+    Some(Command::DryRun(LifecycleRequest {
+        dry_run: true,
+        ..req
+    }))
+}
+
+fn confirm(m: &mut Model) -> Option<Command> {
+    let d = m.dialog.as_ref()?;
+    if m.readonly {
+        // Unreachable by keys; kept so a read-only console can never send.
+        m.dialog = None;
+        return None;
+    }
+    if d.plan == PlanState::Loading {
+        m.set_status(Severity::Info, "waiting for the dry-run plan…");
+        return None;
+    }
+    if !d.typed_ok() {
+        let expect = d.expect_typed.clone().unwrap_or_default();
+        m.set_status(
+            Severity::Warn,
+            format!("type {expect} exactly to confirm (Esc cancels)"),
+        );
+        return None;
+    }
+    let d = m.dialog.take()?;
+    let cmd = d.nodectl_command();
+    m.log(Severity::Info, format!("sent: {cmd}"));
+    m.set_status(
+        Severity::Info,
+        format!("{} sent, waiting for the cluster…", d.req.op),
+    );
+    // `n` arms one action only; the batch is done with once sent.
+    m.no_rebalance = false;
+    m.marked.clear();
+    Some(Command::Lifecycle(d.req))
+}
+
+fn lifecycle_done(
+    m: &mut Model,
+    req: LifecycleRequest,
+    result: Result<LifecycleReply, CmdError>,
+) -> Option<Command> {
+    let nodes: Vec<String> = req
+        .nodes
+        .iter()
+        .map(|id| m.node(&id.0).map(label).unwrap_or_else(|| id.0.clone()))
+        .collect();
+    let what = format!("{} {}", req.op, nodes.join(" "));
+    match result {
+        Ok(reply) => {
+            let mut text = match &reply.rebalance_id {
+                Some(id) => format!(
+                    "{what}: started rebalance \"{id}\" (map v{})",
+                    reply.smap_version
+                ),
+                None => format!("{what}: done (map v{}, no rebalance)", reply.smap_version),
+            };
+            if !reply.skipped.is_empty() {
+                text.push_str(&format!(
+                    "; already in that state: {}",
+                    reply.skipped.join(" ")
+                ));
+            }
+            m.log(Severity::Notice, text.clone());
+            m.set_status(Severity::Notice, text);
+        }
+        Err(e) if e.refusal => {
+            let text = format!("{what}: refused ({}): {}", e.kind, e.message);
+            m.log(Severity::Warn, text.clone());
+            m.set_status(Severity::Warn, text);
+        }
+        Err(e) => {
+            let text = format!("{what}: failed: {}", e.message);
+            m.log(Severity::Error, text.clone());
+            m.set_status(Severity::Error, text);
+        }
+    }
+    // Show the consequences without waiting for the next refresh.
+    Some(Command::Refresh)
+}
+
+fn snapshot(m: &mut Model, cluster: ClusterStatus, rebalance: Option<RebalanceStatus>, at: u64) {
+    m.now = m.now.max(at);
+    let rebalance = rebalance.or_else(|| cluster.rebalance.clone());
+    if let Connection::Unreachable { attempts, .. } = &m.connection {
+        let msg = format!(
+            "cluster at {} reachable again after {attempts} failed polls",
+            m.endpoint
+        );
+        m.log(Severity::Notice, msg);
+    }
+    for (sev, text) in events::diff(
+        m.cluster.as_ref(),
+        m.rebalance.as_ref(),
+        &cluster,
+        rebalance.as_ref(),
+    ) {
+        m.log(sev, text);
+    }
+    // Keep the cursor on the same node when rows come and go.
+    let sel_t = m.visible_targets().get(m.target_sel).map(|n| n.id.clone());
+    let sel_p = m.visible_proxies().get(m.proxy_sel).map(|n| n.id.clone());
+    m.marked.retain(|id| {
+        cluster
+            .targets
+            .iter()
+            .chain(&cluster.proxies)
+            .any(|n| &n.id == id)
+    });
+    m.cluster = Some(cluster);
+    m.rebalance = rebalance;
+    m.connection = Connection::Connected;
+    m.last_update = Some(at);
+    if let Some(i) = sel_t.and_then(|id| m.visible_targets().iter().position(|n| n.id == id)) {
+        m.target_sel = i;
+    }
+    if let Some(i) = sel_p.and_then(|id| m.visible_proxies().iter().position(|n| n.id == id)) {
+        m.proxy_sel = i;
+    }
+    clamp_selection(m);
+}
+
+fn unreachable(m: &mut Model, error: String, at: u64) {
+    m.now = m.now.max(at);
+    m.connection = match std::mem::take(&mut m.connection) {
+        Connection::Unreachable {
+            attempts, since, ..
+        } => Connection::Unreachable {
+            error,
+            attempts: attempts + 1,
+            since,
+        },
+        _ => {
+            let msg = format!("cluster unreachable at {}: {error}", m.endpoint);
+            m.log(Severity::Error, msg);
+            Connection::Unreachable {
+                error,
+                attempts: 1,
+                since: at,
+            }
+        }
+    };
+}
+
+/// "updated 3s ago" for the header; `None` before the first snapshot.
+pub fn freshness(m: &Model) -> Option<String> {
+    m.last_update
+        .map(|t| format!("updated {} ago", format::duration(m.now.saturating_sub(t))))
+}

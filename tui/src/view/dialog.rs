@@ -1,0 +1,213 @@
+//! Confirm dialog: what will happen (dry-run plan), the equivalent `nodectl` command, whether it
+//! can be undone, and — for decommission — the node ID typed back as confirmation.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+
+use shoal_actors::lifecycle::Plan;
+
+use crate::format;
+use crate::model::{Dialog, Model, PlanState};
+use crate::view::popup;
+
+/// Lines a wrapped paragraph of `lines` needs at `width` (approximation by characters).
+fn wrapped_height(lines: &[Line], width: u16) -> u16 {
+    let w = width.max(1) as usize;
+    lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(w) as u16)
+        .sum()
+}
+
+fn top_lines(d: &Dialog) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut lines = vec![Line::from(vec![
+        Span::styled("nodes: ", dim),
+        Span::styled(
+            d.labels.join(" "),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+    ])];
+    if d.req.no_rebalance {
+        lines.push(Line::styled(
+            "--no-rebalance: data is not migrated, data may be lost",
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
+    // On a line of its own so it can be copied whole.
+    lines.push(Line::styled("equivalent command:", dim));
+    lines.push(Line::styled(
+        d.nodectl_command(),
+        Style::new().fg(Color::Cyan),
+    ));
+    let undo_style = if d.req.op.undoable() {
+        Style::new().fg(Color::Green)
+    } else {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    };
+    lines.push(Line::from(vec![
+        Span::styled("undo: ", dim),
+        Span::styled(d.undo_text(), undo_style),
+    ]));
+    lines
+}
+
+fn plan_lines(d: &Dialog) -> Vec<Line<'static>> {
+    match &d.plan {
+        PlanState::Loading => vec![Line::styled(
+            "dry run: computing the plan…",
+            Style::new().fg(Color::DarkGray),
+        )],
+        PlanState::Failed(e) => vec![Line::styled(
+            format!("dry run failed: {e}"),
+            Style::new().fg(Color::Red),
+        )],
+        PlanState::Ready(p) => ready_plan(p),
+    }
+}
+
+fn ready_plan(p: &Plan) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(vec![
+        Span::styled("plan: ", Style::new().fg(Color::DarkGray)),
+        Span::raw(if p.rebalance {
+            format!(
+                "{} objects, {} to move",
+                format::count(p.objs_total),
+                format::iec(p.bytes_total)
+            )
+        } else {
+            "no rebalance: nothing moves".to_string()
+        }),
+        Span::raw("   fits: "),
+        if p.fits {
+            Span::styled("yes", Style::new().fg(Color::Green))
+        } else {
+            Span::styled(
+                "NO, the remaining targets cannot hold the data",
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            )
+        },
+    ])];
+    for w in &p.warnings {
+        lines.push(Line::styled(
+            format!("! {w}"),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    for mv in &p.moves {
+        lines.push(Line::raw(format!(
+            "  {} → {}  {} objs  {}",
+            mv.from,
+            mv.to,
+            format::count(mv.objs),
+            format::iec(mv.bytes)
+        )));
+    }
+    if !p.capacity.is_empty() {
+        lines.push(Line::styled(
+            "capacity after:",
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    for c in &p.capacity {
+        lines.push(Line::raw(format!(
+            "  {}  avail {} → {}  used {}",
+            c.target,
+            format::iec(c.cap_avail_before),
+            format::iec(c.cap_avail_after),
+            format::pct0(c.cap_used_pct_after)
+        )));
+    }
+    lines
+}
+
+fn bottom_lines(d: &Dialog, readonly: bool) -> Vec<Line<'static>> {
+    let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    let mut lines = Vec::new();
+    if let Some(expect) = &d.expect_typed {
+        let ok = d.typed_ok();
+        lines.push(Line::from(vec![
+            Span::raw("type "),
+            Span::styled(expect.clone(), Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(" to confirm: "),
+            Span::styled(
+                format!("{}_", d.typed),
+                if ok {
+                    Style::new().fg(Color::Green)
+                } else {
+                    Style::new().fg(Color::Yellow)
+                },
+            ),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("Enter", key),
+            Span::raw(" confirm   "),
+            Span::styled("Esc", key),
+            Span::raw(" cancel"),
+        ]));
+    } else {
+        let mut spans = vec![
+            Span::styled("Enter/y", key),
+            Span::raw(" confirm   "),
+            Span::styled("Esc", key),
+            Span::raw(" cancel"),
+        ];
+        if !readonly {
+            spans.extend([
+                Span::raw("   "),
+                Span::styled("n", key),
+                Span::raw(" toggle --no-rebalance"),
+            ]);
+        }
+        lines.push(Line::from(spans));
+    }
+    lines
+}
+
+pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
+    let Some(d) = &m.dialog else { return };
+    let width = area.width.saturating_sub(4).min(96);
+    let inner_w = width.saturating_sub(2);
+    let top = top_lines(d);
+    let plan = plan_lines(d);
+    let bottom = bottom_lines(d, m.readonly);
+    let top_h = wrapped_height(&top, inner_w);
+    let plan_h = wrapped_height(&plan, inner_w);
+    let bottom_h = bottom.len() as u16;
+    let want = top_h + 1 + plan_h + 1 + bottom_h + 2;
+    let rect = popup(area, width, want.min(area.height.saturating_sub(2)));
+
+    let danger = !d.req.op.undoable() || d.req.no_rebalance;
+    let border = if danger { Color::Red } else { Color::Yellow };
+    let blk = Block::bordered()
+        .border_style(Style::new().fg(border))
+        .title(Line::styled(
+            format!(" Confirm {} ", d.req.op),
+            Style::new().fg(border).add_modifier(Modifier::BOLD),
+        ));
+    let inner = blk.inner(rect);
+    Clear.render(rect, buf);
+    blk.render(rect, buf);
+    // Command, undo and the confirm keys never get cut: the plan gives way first.
+    let [top_a, _, plan_a, _, bottom_a] = Layout::vertical([
+        Constraint::Length(top_h),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(bottom_h),
+    ])
+    .areas(inner);
+    Paragraph::new(top)
+        .wrap(Wrap { trim: false })
+        .render(top_a, buf);
+    Paragraph::new(plan)
+        .wrap(Wrap { trim: false })
+        .render(plan_a, buf);
+    Paragraph::new(bottom).render(bottom_a, buf);
+}

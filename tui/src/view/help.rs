@@ -1,0 +1,70 @@
+//! Help overlay (`?`): every key, and what read-only mode turns off.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget};
+
+use crate::model::Model;
+use crate::view::popup;
+
+const NAV: &[(&str, &str)] = &[
+    ("↑/k ↓/j", "move"),
+    ("g / G", "top / bottom"),
+    ("PgUp/PgDn", "page"),
+    ("Tab", "switch targets / proxies"),
+    ("/", "filter by node ID (Esc clears)"),
+    ("Enter", "node details (Esc back)"),
+    ("r", "refresh now"),
+    ("?", "this help"),
+    ("q / Esc", "quit (Esc closes dialogs first)"),
+    ("Ctrl-C", "quit"),
+];
+
+const ACTIONS: &[(&str, &str)] = &[
+    ("m", "start / stop maintenance"),
+    ("s", "shutdown (undo: stop-maintenance)"),
+    ("D", "decommission (type the node ID; no undo)"),
+    ("Space", "mark nodes for one batch"),
+    ("n", "--no-rebalance for the next action"),
+];
+
+pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
+    let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    let row = |(k, what): &(&'static str, &'static str), style: Style| {
+        Line::from(vec![
+            Span::styled(format!("{k:>10}  "), style),
+            Span::raw(*what),
+        ])
+    };
+    let mut lines: Vec<Line> = NAV.iter().map(|r| row(r, key)).collect();
+    lines.push(Line::default());
+    if m.readonly {
+        lines.push(Line::styled(
+            "read-only console: lifecycle keys are disabled",
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+        let off = Style::new()
+            .fg(Color::DarkGray)
+            .add_modifier(Modifier::CROSSED_OUT);
+        lines.extend(ACTIONS.iter().map(|r| row(r, off)));
+    } else {
+        lines.extend(ACTIONS.iter().map(|r| row(r, key)));
+    }
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        "maintenance: red = rebalancing, do not power off; cyan = safe to power off",
+        Style::new().fg(Color::DarkGray),
+    ));
+    let h = lines.len() as u16 + 2;
+    let rect = popup(area, 78, h);
+    Clear.render(rect, buf);
+    Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_style(Style::new().fg(Color::Cyan))
+                .title(" Help (? or Esc to close) "),
+        )
+        .render(rect, buf);
+}

@@ -1,0 +1,255 @@
+//! `view(&Model, &mut Frame)`: pure rendering. The screen is cut into named areas
+//! ([`AppLayout`]) and each panel is its own widget module. Only the 16 named ANSI colours are
+//! used, so the console looks the same over any SSH terminal.
+
+mod detail;
+mod dialog;
+mod header;
+mod help;
+mod log;
+mod rebalance;
+mod tables;
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use shoal_actors::stats::NodeStatus;
+
+use crate::model::{Connection, Model, Severity};
+
+pub use tables::{TargetColumn, target_columns};
+
+/// Terminals at least this wide (and [`WIDE_MIN_HEIGHT`] tall) get the side-by-side layout.
+pub const WIDE_MIN_WIDTH: u16 = 150;
+pub const WIDE_MIN_HEIGHT: u16 = 30;
+
+/// Where each panel goes; computed from the frame size alone (plus a few counts), so tests and
+/// the renderer agree on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppLayout {
+    /// Cluster identity, map version, primary, counts, rebalance summary: two lines.
+    pub header: Rect,
+    /// "cluster unreachable" banner; zero height while connected.
+    pub banner: Rect,
+    /// The targets table: the main work area, gets the spare rows.
+    pub targets: Rect,
+    /// The proxies table, sized to its rows (capped).
+    pub proxies: Rect,
+    /// Rebalance progress: bar, totals, rate, ETA, blocked reasons, per-target rows.
+    pub rebalance: Rect,
+    /// The timestamped event log.
+    pub events: Rect,
+    /// Outcome of the last action, or the filter being typed.
+    pub status: Rect,
+    /// Key hints, read-only and no-rebalance warnings.
+    pub footer: Rect,
+}
+
+/// Splits `area` into the console's panels.
+pub fn layout(area: Rect, m: &Model) -> AppLayout {
+    let banner_h = u16::from(matches!(m.connection, Connection::Unreachable { .. }));
+    let [header, banner, body, status, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(banner_h),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let n_proxies = m.cluster.as_ref().map_or(1, |c| c.proxies.len()) as u16;
+    let wide = area.width >= WIDE_MIN_WIDTH && area.height >= WIDE_MIN_HEIGHT;
+    let (targets, proxies, rebalance, events) = if wide {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+                .areas(body);
+        let [targets, proxies] = Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length((n_proxies + 3).clamp(4, 12)),
+        ])
+        .areas(left);
+        let n_reb = m.rebalance.as_ref().map_or(0, |r| r.targets.len()) as u16;
+        let [rebalance, events] = Layout::vertical([
+            Constraint::Length((n_reb + 8).clamp(8, body.height / 2)),
+            Constraint::Fill(1),
+        ])
+        .areas(right);
+        (targets, proxies, rebalance, events)
+    } else {
+        let bottom_h = (body.height / 3).clamp(7, 14);
+        let [targets, proxies, bottom] = Layout::vertical([
+            Constraint::Min(5),
+            Constraint::Length((n_proxies + 3).clamp(4, 6)),
+            Constraint::Length(bottom_h),
+        ])
+        .areas(body);
+        let [rebalance, events] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(bottom);
+        (targets, proxies, rebalance, events)
+    };
+    AppLayout {
+        header,
+        banner,
+        targets,
+        proxies,
+        rebalance,
+        events,
+        status,
+        footer,
+    }
+}
+
+/// Draws the whole console for `m`.
+pub fn view(m: &Model, frame: &mut Frame) {
+    let area = frame.area();
+    let l = layout(area, m);
+    let buf = frame.buffer_mut();
+    header::render(m, l.header, buf);
+    render_banner(m, l.banner, buf);
+    tables::render_targets(m, l.targets, buf);
+    tables::render_proxies(m, l.proxies, buf);
+    rebalance::render(m, l.rebalance, buf);
+    log::render(m, l.events, buf);
+    render_status(m, l.status, buf);
+    render_footer(m, l.footer, buf);
+    if m.detail {
+        detail::render(m, area, buf);
+    }
+    if m.dialog.is_some() {
+        dialog::render(m, area, buf);
+    }
+    if m.help {
+        help::render(m, area, buf);
+    }
+}
+
+fn render_banner(m: &Model, area: Rect, buf: &mut Buffer) {
+    let Connection::Unreachable {
+        error, attempts, ..
+    } = &m.connection
+    else {
+        return;
+    };
+    let text = format!(
+        " cluster unreachable at {}, retrying… (attempt {attempts}: {error})",
+        m.endpoint
+    );
+    Paragraph::new(text)
+        .style(
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        )
+        .render(area, buf);
+}
+
+fn render_status(m: &Model, area: Rect, buf: &mut Buffer) {
+    let line = if m.filter_editing {
+        Line::from(vec![
+            Span::styled("filter /", Style::new().fg(Color::Yellow)),
+            Span::raw(m.filter.as_str()),
+            Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)),
+            Span::styled(
+                "  (Enter keep, Esc clear)",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ])
+    } else if let Some(s) = &m.status {
+        Line::styled(s.text.as_str(), severity_style(s.severity))
+    } else {
+        Line::default()
+    };
+    line.render(area, buf);
+}
+
+fn render_footer(m: &Model, area: Rect, buf: &mut Buffer) {
+    let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    let mut spans = Vec::new();
+    if m.readonly {
+        spans.push(Span::styled(
+            "READ-ONLY: m/s/D/Space/n disabled ",
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+        spans.push(Span::raw(" "));
+    } else if m.no_rebalance {
+        spans.push(Span::styled(
+            "NO-REBALANCE armed: data may be lost ",
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" "));
+    }
+    let mut hints: Vec<(&str, &str)> = vec![("?", "help"), ("q", "quit"), ("/", "filter")];
+    if !m.readonly {
+        hints.extend([
+            ("m", "maint"),
+            ("s", "shutdown"),
+            ("D", "decomm"),
+            ("Space", "mark"),
+            ("n", "no-reb"),
+        ]);
+    }
+    hints.extend([("Enter", "detail"), ("Tab", "focus"), ("r", "refresh")]);
+    for (k, what) in hints {
+        spans.push(Span::styled(k, key));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    Line::from(spans).render(area, buf);
+}
+
+/// Colour of a message by severity.
+pub fn severity_style(s: Severity) -> Style {
+    match s {
+        Severity::Info => Style::new(),
+        Severity::Notice => Style::new().fg(Color::Cyan),
+        Severity::Warn => Style::new().fg(Color::Yellow),
+        Severity::Error => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+    }
+}
+
+/// STATUS cell style: maintenance red while migrating, cyan once safe to power off (DESIGN §7).
+pub fn status_style(n: &NodeStatus) -> Style {
+    match n.status.as_str() {
+        "maintenance" if n.migrating => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        "maintenance" if n.safe_to_power_off => Style::new().fg(Color::Cyan),
+        "maintenance" => Style::new().fg(Color::Yellow),
+        "decommission" => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        "offline" => Style::new().fg(Color::DarkGray),
+        "online" => Style::new().fg(Color::Green),
+        _ => Style::new(),
+    }
+}
+
+/// The words that go with the colour, since colour alone is not enough (colour-blind operators,
+/// monochrome terminals, screenshots in tickets).
+pub fn power_cue(n: &NodeStatus) -> Option<&'static str> {
+    match n.status.as_str() {
+        "maintenance" if n.migrating => Some("rebalancing: do NOT power off"),
+        "maintenance" if n.safe_to_power_off => Some("safe to power off"),
+        "maintenance" => Some("in maintenance"),
+        "decommission" if n.migrating => Some("decommissioning: data migrating, do NOT power off"),
+        "decommission" => Some("decommissioning"),
+        "offline" => Some("offline: keepalive lost"),
+        _ if !n.reachable => Some("not answering"),
+        _ => None,
+    }
+}
+
+/// A centred rectangle of at most `w`×`h` inside `area`.
+pub fn popup(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}

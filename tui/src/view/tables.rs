@@ -1,0 +1,325 @@
+//! The targets and proxies tables. Columns follow `nodectl show cluster`; on narrow terminals
+//! headers shrink first and then the least useful columns go, so TARGET and STATUS always show.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
+
+use shoal_actors::stats::NodeStatus;
+
+use crate::format;
+use crate::model::{Focus, Model, label};
+use crate::view::{power_cue, status_style};
+
+/// One column of the targets table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetColumn {
+    Target,
+    MemUsed,
+    MemAvail,
+    CapUsed,
+    CapAvail,
+    CpuUsed,
+    Rebalance,
+    Uptime,
+    Status,
+}
+
+impl TargetColumn {
+    /// In declaration order: `column as usize` indexes the per-row cell arrays.
+    const ALL: [TargetColumn; 9] = [
+        TargetColumn::Target,
+        TargetColumn::MemUsed,
+        TargetColumn::MemAvail,
+        TargetColumn::CapUsed,
+        TargetColumn::CapAvail,
+        TargetColumn::CpuUsed,
+        TargetColumn::Rebalance,
+        TargetColumn::Uptime,
+        TargetColumn::Status,
+    ];
+
+    /// Order in which columns are given up when space runs out (first goes first).
+    const DROP_ORDER: [TargetColumn; 7] = [
+        TargetColumn::CpuUsed,
+        TargetColumn::MemAvail,
+        TargetColumn::MemUsed,
+        TargetColumn::Uptime,
+        TargetColumn::CapUsed,
+        TargetColumn::Rebalance,
+        TargetColumn::CapAvail,
+    ];
+
+    pub fn header(self, short: bool) -> &'static str {
+        match (self, short) {
+            (TargetColumn::Target, _) => "TARGET",
+            (TargetColumn::MemUsed, false) => "MEM USED %",
+            (TargetColumn::MemUsed, true) => "MEM%",
+            (TargetColumn::MemAvail, false) => "MEM AVAIL",
+            (TargetColumn::MemAvail, true) => "MEM AV",
+            (TargetColumn::CapUsed, false) => "CAP USED %",
+            (TargetColumn::CapUsed, true) => "CAP%",
+            (TargetColumn::CapAvail, false) => "CAP AVAIL",
+            (TargetColumn::CapAvail, true) => "CAP AV",
+            (TargetColumn::CpuUsed, false) => "CPU USED %",
+            (TargetColumn::CpuUsed, true) => "CPU%",
+            (TargetColumn::Rebalance, false) => "REBALANCE",
+            (TargetColumn::Rebalance, true) => "REB",
+            (TargetColumn::Uptime, false) => "UPTIME",
+            (TargetColumn::Uptime, true) => "UP",
+            (TargetColumn::Status, _) => "STATUS",
+        }
+    }
+
+    /// The cell text; metrics of a node that does not answer are `-`, as in `show cluster`.
+    pub fn cell(self, n: &NodeStatus) -> String {
+        let metric = |s: String| if n.reachable { s } else { "-".to_string() };
+        match self {
+            TargetColumn::Target => n.id.clone(),
+            TargetColumn::MemUsed => metric(format::pct2(n.mem_used_pct)),
+            TargetColumn::MemAvail => metric(format::iec(n.mem_avail)),
+            TargetColumn::CapUsed => metric(format::pct0(n.cap_used_pct)),
+            TargetColumn::CapAvail => metric(format::iec(n.cap_avail)),
+            TargetColumn::CpuUsed => metric(format::pct2(n.cpu_used_pct)),
+            TargetColumn::Rebalance => n.rebalance.clone(),
+            TargetColumn::Uptime => metric(format::duration(n.uptime_secs)),
+            TargetColumn::Status => n.status.clone(),
+        }
+    }
+}
+
+/// Width of the mark column (`*` for nodes marked for a batch).
+const MARK_W: u16 = 1;
+
+/// Which columns fit in `width` for these rows, whether headers are abbreviated, and each
+/// column's width. Public so tests can check the 80-column choice directly.
+pub fn target_columns(rows: &[&NodeStatus], width: u16) -> (Vec<(TargetColumn, u16)>, bool) {
+    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
+    fit_columns(&content_widths(&cells), width)
+}
+
+/// Every cell of one row, formatted once per frame and shared by sizing and rendering.
+fn target_cells(n: &NodeStatus) -> [String; 9] {
+    TargetColumn::ALL.map(|c| c.cell(n))
+}
+
+/// The widest cell of each column.
+fn content_widths(cells: &[[String; 9]]) -> [usize; 9] {
+    let mut w = [0; 9];
+    for row in cells {
+        for (w, cell) in w.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    w
+}
+
+fn fit_columns(content: &[usize; 9], width: u16) -> (Vec<(TargetColumn, u16)>, bool) {
+    let widths = |short: bool, cols: &[TargetColumn]| -> Vec<(TargetColumn, u16)> {
+        cols.iter()
+            .map(|&c| {
+                let w = content[c as usize].max(c.header(short).len());
+                (c, w as u16)
+            })
+            .collect()
+    };
+    let total = |cols: &[(TargetColumn, u16)], spacing: u16| -> u16 {
+        MARK_W + spacing + cols.iter().map(|c| c.1 + spacing).sum::<u16>() - spacing
+    };
+    let long = widths(false, &TargetColumn::ALL);
+    if total(&long, 2) <= width {
+        return (long, false);
+    }
+    let mut cols: Vec<TargetColumn> = TargetColumn::ALL.to_vec();
+    let mut short = widths(true, &cols);
+    for drop in TargetColumn::DROP_ORDER {
+        if total(&short, 1) <= width {
+            break;
+        }
+        cols.retain(|&c| c != drop);
+        short = widths(true, &cols);
+    }
+    (short, true)
+}
+
+fn block<'a>(title: Line<'a>, focused: bool) -> Block<'a> {
+    let border = if focused {
+        Style::new().fg(Color::Yellow)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    Block::bordered().border_style(border).title(title)
+}
+
+fn title<'a>(name: &'a str, shown: usize, total: usize, m: &Model, focused: bool) -> Line<'a> {
+    let style = if focused {
+        Style::new().add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    let mut spans = vec![Span::styled(format!(" {name} "), style)];
+    if m.filter.is_empty() {
+        spans.push(Span::raw(format!("({total}) ")));
+    } else {
+        spans.push(Span::raw(format!("({shown}/{total}) ")));
+        spans.push(Span::styled(
+            format!("filter: {} ", m.filter),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    if !m.marked.is_empty() && name == "Targets" {
+        spans.push(Span::styled(
+            format!("{} marked ", m.marked.len()),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    Line::from(spans)
+}
+
+/// Row style shared by both tables: offline nodes dimmed.
+fn row_style(n: &NodeStatus) -> Style {
+    if n.reachable {
+        Style::new()
+    } else {
+        Style::new().fg(Color::DarkGray).add_modifier(Modifier::DIM)
+    }
+}
+
+fn mark_cell(m: &Model, n: &NodeStatus) -> Cell<'static> {
+    if m.marked.contains(&n.id) {
+        Cell::from("*").style(Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
+    } else {
+        Cell::from(" ")
+    }
+}
+
+/// A selected row is reversed; only the modifier is patched so the STATUS colour stays.
+fn highlight() -> Style {
+    Style::new().add_modifier(Modifier::REVERSED)
+}
+
+pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
+    let rows = m.visible_targets();
+    let total = m.cluster.as_ref().map_or(0, |c| c.targets.len());
+    let focused = m.focus == Focus::Targets;
+    let mut blk = block(title("Targets", rows.len(), total, m, focused), focused);
+    // The cue in words for the selected node: colour alone is not enough.
+    let selected = rows.get(m.target_sel).filter(|_| focused);
+    if let Some((n, cue)) = selected.and_then(|n| power_cue(n).map(|c| (n, c))) {
+        blk = blk.title_bottom(Line::from(vec![
+            Span::raw(format!(" {} {}: ", label(n), n.status)),
+            Span::styled(format!("{cue} "), status_style(n)),
+        ]));
+    }
+    let inner = blk.inner(area);
+    blk.render(area, buf);
+    if rows.is_empty() {
+        let text = if m.cluster.is_none() {
+            "waiting for the first cluster snapshot…"
+        } else if total > 0 {
+            "no target matches the filter"
+        } else {
+            "no targets in the cluster map"
+        };
+        Paragraph::new(text)
+            .style(Style::new().fg(Color::DarkGray))
+            .render(inner, buf);
+        return;
+    }
+    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
+    let (cols, short) = fit_columns(&content_widths(&cells), inner.width);
+    let spacing = if short { 1 } else { 2 };
+    let header = Row::new(
+        std::iter::once(Cell::from(""))
+            .chain(cols.iter().map(|(c, _)| Cell::from(c.header(short)))),
+    )
+    .style(Style::new().add_modifier(Modifier::BOLD));
+    let body = rows.iter().zip(cells).map(|(n, mut row)| {
+        let cells = std::iter::once(mark_cell(m, n)).chain(cols.iter().map(|&(c, _)| {
+            let cell = Cell::from(std::mem::take(&mut row[c as usize]));
+            match c {
+                TargetColumn::Status => cell.style(status_style(n)),
+                TargetColumn::Target if m.marked.contains(&n.id) => {
+                    cell.style(Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD))
+                }
+                _ => cell,
+            }
+        }));
+        Row::new(cells).style(row_style(n))
+    });
+    let widths = std::iter::once(Constraint::Length(MARK_W))
+        .chain(cols.iter().map(|&(_, w)| Constraint::Length(w)));
+    let table = Table::new(body, widths)
+        .header(header)
+        .column_spacing(spacing)
+        .row_highlight_style(highlight());
+    let mut state = TableState::default().with_selected(focused.then_some(m.target_sel));
+    StatefulWidget::render(table, inner, buf, &mut state);
+}
+
+pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
+    let rows = m.visible_proxies();
+    let total = m.cluster.as_ref().map_or(0, |c| c.proxies.len());
+    let focused = m.focus == Focus::Proxies;
+    let blk = block(title("Proxies", rows.len(), total, m, focused), focused);
+    let inner = blk.inner(area);
+    blk.render(area, buf);
+    let id_w = rows
+        .iter()
+        .map(|n| n.id.len() + 4 * usize::from(n.is_primary) + 6 * usize::from(n.non_electable))
+        .max()
+        .unwrap_or(5)
+        .max(5) as u16;
+    // Uptime and address only when everything fits: STATUS must never be cut.
+    let wide = inner.width >= MARK_W + id_w + 10 + 9 + 10 + 6 + 21 + 12 + 7;
+    let mut headers = vec!["", "PROXY", "MEM USED %", "MEM AVAIL", "CPU USED %"];
+    if wide {
+        headers.extend(["UPTIME", "ADDR"]);
+    }
+    headers.push("STATUS");
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|n| {
+            let metric = |s: String| if n.reachable { s } else { "-".to_string() };
+            let mut id = n.id.clone();
+            if n.is_primary {
+                id.push_str(" [P]");
+            }
+            if n.non_electable {
+                id.push_str(" [n/e]");
+            }
+            let mut cells = vec![
+                mark_cell(m, n),
+                Cell::from(id),
+                Cell::from(metric(format::pct2(n.mem_used_pct))),
+                Cell::from(metric(format::iec(n.mem_avail))),
+                Cell::from(metric(format::pct2(n.cpu_used_pct))),
+            ];
+            if wide {
+                cells.push(Cell::from(metric(format::duration(n.uptime_secs))));
+                cells.push(Cell::from(n.addr.clone()));
+            }
+            cells.push(Cell::from(n.status.clone()).style(status_style(n)));
+            Row::new(cells).style(row_style(n))
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Length(MARK_W),
+        Constraint::Length(id_w),
+        Constraint::Length(10),
+        Constraint::Length(9),
+        Constraint::Length(10),
+    ];
+    if wide {
+        widths.extend([Constraint::Length(6), Constraint::Length(21)]);
+    }
+    widths.push(Constraint::Length(12));
+    let table = Table::new(body, widths)
+        .header(Row::new(headers).style(Style::new().add_modifier(Modifier::BOLD)))
+        .column_spacing(1)
+        .row_highlight_style(highlight());
+    let mut state = TableState::default().with_selected(focused.then_some(m.proxy_sel));
+    StatefulWidget::render(table, inner, buf, &mut state);
+}

@@ -1,0 +1,438 @@
+//! Render tests on ratatui's `TestBackend`: text where words matter, cell styles where colour
+//! carries meaning (maintenance red while rebalancing, cyan when safe to power off).
+
+mod common;
+
+use common::*;
+use crossterm::event::KeyCode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier};
+use shoal_tui::update::CmdError;
+use shoal_tui::view::{TargetColumn, layout, target_columns};
+use shoal_tui::{Action, update};
+
+/// Style of the STATUS cell of the row showing `id`.
+fn status_cell(buf: &ratatui::buffer::Buffer, id: &str, status: &str) -> ratatui::buffer::Cell {
+    let y = row_of(buf, id);
+    let (x, _) = find_in_row(buf, status, [y])
+        .unwrap_or_else(|| panic!("{status} not in the row of {id}:\n{}", text(buf)));
+    buf[(x, y)].clone()
+}
+
+#[test]
+fn all_online_cluster_at_80x24() {
+    let m = model_with(&cluster(4), None, false);
+    let buf = render(&m, 80, 24);
+    let t = text(&buf);
+    assert!(t.contains("map v12"), "{t}");
+    assert!(t.contains("primary p[MWIp8080]"), "{t}");
+    assert!(t.contains("proxies 2"), "{t}");
+    assert!(t.contains("targets 4"), "{t}");
+    assert!(t.contains("7d1c9c2e"), "short UUID at 80 columns:\n{t}");
+    let hdr = find(&buf, "TARGET").expect("targets header").1;
+    assert!(find_in_row(&buf, "STATUS", [hdr]).is_some(), "{t}");
+    for i in 0..4 {
+        let y = row_of(&buf, &tid(i));
+        assert!(find_in_row(&buf, "online", [y]).is_some(), "{t}");
+        assert!(find_in_row(&buf, "2.435TiB", [y]).is_some(), "{t}");
+        assert!(find_in_row(&buf, "16%", [y]).is_some(), "{t}");
+    }
+    assert_eq!(status_cell(&buf, &tid(1), "online").fg, Color::Green);
+    assert!(t.contains("MWIp8080 [P]"), "{t}");
+    assert!(t.contains("Qz7p8090 [n/e]"), "{t}");
+    assert!(t.contains("no rebalance since the primary started"), "{t}");
+    // Long events wrap inside the narrow pane, under their text.
+    assert!(
+        t.contains("cluster map v12: 2 proxies, 4"),
+        "event log:\n{t}"
+    );
+    assert!(
+        t.contains("│         targets, primary p[MWIp8080]"),
+        "event log:\n{t}"
+    );
+    assert!(t.contains("14:02:11"), "event timestamps:\n{t}");
+    assert!(t.contains("? help"), "{t}");
+    assert!(only_named_colours(&buf));
+    // The selected row is reversed, everything else is not.
+    let y0 = row_of(&buf, &tid(0));
+    let (x0, _) = find(&buf, &tid(0)).unwrap();
+    assert!(buf[(x0, y0)].modifier.contains(Modifier::REVERSED));
+    let (x1, y1) = find(&buf, &tid(1)).unwrap();
+    assert!(!buf[(x1, y1)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn wide_terminal_shows_every_column_and_panels_side_by_side() {
+    let m = model_with(&cluster(4), Some(&running_rebalance(4, None)), false);
+    let buf = render(&m, 200, 50);
+    let t = text(&buf);
+    let hdr = find(&buf, "TARGET").unwrap().1;
+    for h in [
+        "MEM USED %",
+        "MEM AVAIL",
+        "CAP USED %",
+        "CAP AVAIL",
+        "CPU USED %",
+        "REBALANCE",
+        "UPTIME",
+        "STATUS",
+    ] {
+        assert!(find_in_row(&buf, h, [hdr]).is_some(), "{h} missing:\n{t}");
+    }
+    let y = row_of(&buf, &tid(0));
+    for cell in [
+        "0.13%",
+        "31.28GiB",
+        "16%",
+        "2.435TiB",
+        "0.12%",
+        "finished(g4)",
+        "31m",
+    ] {
+        assert!(
+            find_in_row(&buf, cell, [y]).is_some(),
+            "{cell} missing:\n{t}"
+        );
+    }
+    assert!(
+        t.contains("7d1c9c2e-0f5a-4e2b-9d35-5c9b8a7f1e22"),
+        "full UUID:\n{t}"
+    );
+    let l = layout(Rect::new(0, 0, 200, 50), &m);
+    assert!(l.rebalance.x > l.targets.x && l.rebalance.y == l.targets.y);
+    // Per-target rebalance rows get their full columns on the wide pane.
+    assert!(t.contains("TX BYTES") && t.contains("RX OBJS"), "{t}");
+    assert!(only_named_colours(&buf));
+}
+
+#[test]
+fn maintenance_is_red_while_rebalancing_and_cyan_after() {
+    let mut c = cluster(4);
+    in_maintenance(&mut c, 1, true);
+    c.targets[1].rebalance = "running(g5)".into();
+    let reb = running_rebalance(4, None);
+    let mut m = model_with(&c, Some(&reb), false);
+    press(&mut m, KeyCode::Down); // select the node: its cue is spelled out
+    let buf = render(&m, 80, 24);
+    let cell = status_cell(&buf, &tid(1), "maintenance");
+    assert_eq!(cell.fg, Color::Red, "{}", text(&buf));
+    assert!(text(&buf).contains("do NOT power off"), "{}", text(&buf));
+    // Online neighbours stay green.
+    assert_eq!(status_cell(&buf, &tid(2), "online").fg, Color::Green);
+
+    let mut after = c.clone();
+    in_maintenance(&mut after, 1, false);
+    update(
+        &mut m,
+        snapshot(&after, Some(&finished_rebalance()), T0 + 30),
+    );
+    let buf = render(&m, 80, 24);
+    let cell = status_cell(&buf, &tid(1), "maintenance");
+    assert_eq!(cell.fg, Color::Cyan, "{}", text(&buf));
+    let t = text(&buf);
+    assert!(t.contains("safe to power off"), "{t}");
+    assert!(t.contains("rebalance g5 finished"), "event log:\n{t}");
+}
+
+#[test]
+fn selected_maintenance_row_keeps_its_colour_under_the_highlight() {
+    let mut c = cluster(3);
+    in_maintenance(&mut c, 0, true);
+    let m = model_with(&c, None, false);
+    let buf = render(&m, 120, 30);
+    let cell = status_cell(&buf, &tid(0), "maintenance");
+    assert_eq!(cell.fg, Color::Red);
+    assert!(cell.modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn decommission_is_red_and_offline_rows_are_dimmed_with_dashes() {
+    let mut c = cluster(4);
+    c.targets[0].status = "decommission".into();
+    c.targets[0].migrating = true;
+    offline(&mut c, 2);
+    let m = model_with(&c, None, false);
+    let buf = render(&m, 120, 30);
+    assert_eq!(status_cell(&buf, &tid(0), "decommission").fg, Color::Red);
+    let y = row_of(&buf, &tid(2));
+    let (x, _) = find(&buf, &tid(2)).unwrap();
+    let id_cell = &buf[(x, y)];
+    assert!(
+        id_cell.modifier.contains(Modifier::DIM),
+        "offline row not dimmed"
+    );
+    assert_eq!(id_cell.fg, Color::DarkGray);
+    let row = &lines(&buf)[y as usize];
+    assert!(
+        row.matches(" - ").count() >= 4,
+        "metric cells must be '-': {row}"
+    );
+    assert!(!row.contains("GiB") && !row.contains("TiB"), "{row}");
+    assert!(row.contains("offline"), "{row}");
+    // Reachable rows keep their numbers.
+    let y1 = row_of(&buf, &tid(1));
+    assert!(lines(&buf)[y1 as usize].contains("31.28GiB"));
+}
+
+#[test]
+fn running_rebalance_shows_progress_eta_rate_and_blocked_reasons() {
+    let reb = running_rebalance(3, Some("peer T02xt8102 unreachable"));
+    let m = model_with(&cluster(3), Some(&reb), false);
+    for (w, h) in [(80, 24), (200, 50)] {
+        let buf = render(&m, w, h);
+        let t = text(&buf);
+        assert!(t.contains("ETA 1m20s"), "{w}x{h}:\n{t}");
+        assert!(t.contains("42.0%"), "{w}x{h}:\n{t}");
+        assert!(t.contains("2,100/5,000 objs"), "{w}x{h}:\n{t}");
+        assert!(t.contains("42.00GiB/100.0GiB"), "{w}x{h}:\n{t}");
+        assert!(t.contains("512.0MiB/s"), "{w}x{h}:\n{t}");
+        assert!(t.contains("g5 running"), "{w}x{h}:\n{t}");
+        let (x, y) = find(&buf, "BLOCKED: peer").expect("blocked reason");
+        assert_eq!(buf[(x, y)].bg, Color::Red);
+        assert!(only_named_colours(&buf));
+    }
+    let buf = render(&m, 200, 50);
+    let y = row_of(&buf, "T01xt8101 401");
+    assert!(
+        find_in_row(&buf, "8.000GiB", [y]).is_some(),
+        "{}",
+        text(&buf)
+    );
+}
+
+#[test]
+fn gauge_never_panics_on_odd_progress() {
+    let mut reb = running_rebalance(1, None);
+    reb.bytes_moved = reb.bytes_total * 3; // counters raced past the total
+    reb.eta_secs = None;
+    let m = model_with(&cluster(2), Some(&reb), false);
+    let t = text(&render(&m, 80, 24));
+    assert!(t.contains("100.0%") && t.contains("ETA -"), "{t}");
+    reb.bytes_total = 0;
+    reb.objs_total = 0;
+    let m = model_with(&cluster(2), Some(&reb), false);
+    render(&m, 80, 24);
+}
+
+#[test]
+fn confirm_dialog_shows_plan_command_and_undo_at_80x24() {
+    let mut m = model_with(&cluster(4), None, false);
+    press(&mut m, KeyCode::Down);
+    let cmd = press(&mut m, KeyCode::Char('m')).expect("dry run");
+    let shoal_tui::Command::DryRun(req) = cmd else {
+        panic!("{cmd:?}")
+    };
+    let t = text(&render(&m, 80, 24));
+    assert!(t.contains("computing the plan"), "{t}");
+    update(
+        &mut m,
+        Action::DryRunDone {
+            req: shoal_actors::lifecycle::LifecycleRequest {
+                dry_run: false,
+                ..req
+            },
+            result: Ok(plan_for(&tid(1))),
+        },
+    );
+    let buf = render(&m, 80, 24);
+    let t = text(&buf);
+    assert!(
+        t.contains("nodectl cluster add-remove-nodes start-maintenance t[T01xt8101] --yes"),
+        "{t}"
+    );
+    assert!(t.contains("can be undone with stop-maintenance"), "{t}");
+    assert!(t.contains("1,000 objects, 50.00GiB to move"), "{t}");
+    assert!(t.contains("fits: yes"), "{t}");
+    assert!(t.contains("T01xt8101 → T02xt8102"), "{t}");
+    assert!(t.contains("1.562TiB → 1.514TiB"), "capacity after:\n{t}");
+    assert!(t.contains("Enter/y confirm"), "{t}");
+    let (x, y) = find(&buf, "can be undone").unwrap();
+    assert_eq!(buf[(x, y)].fg, Color::Green);
+}
+
+#[test]
+fn decommission_dialog_says_no_undo_and_asks_for_the_id() {
+    let mut m = model_with(&cluster(4), None, false);
+    press(&mut m, KeyCode::Char('G'));
+    press(&mut m, KeyCode::Char('D'));
+    type_str(&mut m, "T03");
+    let buf = render(&m, 80, 24);
+    let t = text(&buf);
+    assert!(
+        t.contains("nodectl cluster add-remove-nodes decommission t[T03xt8103] --yes"),
+        "{t}"
+    );
+    assert!(t.contains("cannot be undone"), "{t}");
+    assert!(t.contains("type T03xt8103 to confirm: T03_"), "{t}");
+    let (x, y) = find(&buf, "cannot be undone").unwrap();
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+}
+
+#[test]
+fn no_rebalance_warning_is_visible_in_footer_and_dialog() {
+    let mut m = model_with(&cluster(3), None, false);
+    press(&mut m, KeyCode::Char('n'));
+    let t = text(&render(&m, 80, 24));
+    assert!(t.contains("data may be lost"), "{t}");
+    press(&mut m, KeyCode::Char('s'));
+    let req = m.dialog.as_ref().unwrap().req.clone();
+    update(
+        &mut m,
+        Action::DryRunDone {
+            req,
+            result: Err(CmdError {
+                kind: "busy".into(),
+                message: "rebalance g4 is running".into(),
+                refusal: true,
+            }),
+        },
+    );
+    let t = text(&render(&m, 80, 24));
+    assert!(
+        t.contains("--no-rebalance: data is not migrated, data may be lost"),
+        "{t}"
+    );
+    // 85 characters wrap at 80 columns; the dialog holds the whole command.
+    assert_eq!(
+        m.dialog.as_ref().unwrap().nodectl_command(),
+        "nodectl cluster add-remove-nodes shutdown t[T00xt8100] --no-rebalance --yes"
+    );
+    assert!(
+        t.contains("nodectl cluster add-remove-nodes shutdown t[T00xt8100] --no-rebalance"),
+        "{t}"
+    );
+    assert!(t.contains("dry run failed: rebalance g4 is running"), "{t}");
+}
+
+#[test]
+fn unreachable_cluster_shows_a_banner_and_keeps_the_last_snapshot() {
+    let mut m = model_with(&cluster(3), None, false);
+    for i in 0..3 {
+        update(
+            &mut m,
+            Action::Unreachable {
+                error: "connection refused".into(),
+                at: T0 + 5 + i,
+            },
+        );
+    }
+    let buf = render(&m, 80, 24);
+    let t = text(&buf);
+    assert!(
+        t.contains("cluster unreachable at 127.0.0.1:51080, retrying… (attempt 3"),
+        "{t}"
+    );
+    assert!(t.contains(&tid(0)), "last snapshot stays on screen:\n{t}");
+    assert!(t.contains("stale"), "{t}");
+    let (x, y) = find(&buf, "cluster unreachable at").unwrap();
+    assert_eq!(buf[(x, y)].bg, Color::Red);
+    // Before any snapshot: the banner, and a waiting message rather than an empty table.
+    let mut fresh = shoal_tui::Model::new(ENDPOINT, false);
+    update(
+        &mut fresh,
+        Action::Unreachable {
+            error: "timed out".into(),
+            at: T0,
+        },
+    );
+    let t = text(&render(&fresh, 80, 24));
+    assert!(t.contains("cluster unreachable at 127.0.0.1:51080"), "{t}");
+    assert!(t.contains("waiting for the first cluster snapshot"), "{t}");
+}
+
+#[test]
+fn detail_view_lists_mountpaths_and_esc_goes_back() {
+    let mut m = model_with(&cluster(3), None, false);
+    press(&mut m, KeyCode::Char('j'));
+    press(&mut m, KeyCode::Enter);
+    let t = text(&render(&m, 80, 24));
+    assert!(t.contains("t[T01xt8101] (Esc back)"), "{t}");
+    assert!(t.contains("/data/T01xt8101/mp1"), "{t}");
+    assert!(t.contains("1.562TiB"), "mountpath avail:\n{t}");
+    assert!(t.contains("10.0.0.11:8101"), "address:\n{t}");
+    assert!(t.contains("1,001"), "object count:\n{t}");
+    assert!(t.contains("MOUNTPATH"), "{t}");
+    press(&mut m, KeyCode::Esc);
+    assert!(!m.quit);
+    let t = text(&render(&m, 80, 24));
+    assert!(!t.contains("/data/T01xt8101/mp1"), "{t}");
+}
+
+#[test]
+fn help_overlay_and_readonly_notice() {
+    let mut m = model_with(&cluster(2), None, true);
+    let t = text(&render(&m, 80, 24));
+    assert!(t.contains("READ-ONLY"), "{t}");
+    assert!(
+        !t.contains("m maint"),
+        "dangerous keys hidden in the footer:\n{t}"
+    );
+    press(&mut m, KeyCode::Char('?'));
+    let t = text(&render(&m, 80, 24));
+    assert!(
+        t.contains("read-only console: lifecycle keys are disabled"),
+        "{t}"
+    );
+    assert!(t.contains("decommission"), "{t}");
+    press(&mut m, KeyCode::Char('?'));
+    assert!(!m.help);
+}
+
+#[test]
+fn marked_rows_are_visibly_marked() {
+    let mut m = model_with(&cluster(4), None, false);
+    press(&mut m, KeyCode::Char(' '));
+    press(&mut m, KeyCode::Char(' '));
+    let buf = render(&m, 80, 24);
+    for i in [0, 1] {
+        let y = row_of(&buf, &tid(i));
+        let (x, _) = find_in_row(&buf, "*", [y]).expect("mark");
+        assert_eq!(buf[(x, y)].fg, Color::Yellow);
+    }
+    let y = row_of(&buf, &tid(2));
+    assert!(find_in_row(&buf, "*", [y]).is_none());
+    assert!(text(&buf).contains("2 marked"));
+}
+
+#[test]
+fn narrow_terminals_abbreviate_then_drop_columns() {
+    let c = cluster(4);
+    let rows: Vec<_> = c.targets.iter().collect();
+    let (cols, short) = target_columns(&rows, 200);
+    assert!(!short && cols.len() == 9);
+    // 80 columns: every column, with abbreviated headers.
+    let (cols, short) = target_columns(&rows, 78);
+    assert!(short && cols.len() == 9);
+    let (cols, short) = target_columns(&rows, 60);
+    assert!(short);
+    let names: Vec<TargetColumn> = cols.iter().map(|c| c.0).collect();
+    assert!(names.contains(&TargetColumn::Target) && names.contains(&TargetColumn::Status));
+    assert!(!names.contains(&TargetColumn::CpuUsed), "{names:?}");
+    let used: u16 = cols.iter().map(|c| c.1 + 1).sum::<u16>() + 1;
+    assert!(used <= 60, "{cols:?}");
+    let (cols, _) = target_columns(&rows, 20);
+    let names: Vec<TargetColumn> = cols.iter().map(|c| c.0).collect();
+    assert_eq!(names, [TargetColumn::Target, TargetColumn::Status]);
+}
+
+#[test]
+fn redraws_on_resize_and_survives_tiny_terminals() {
+    let mut c = cluster(6);
+    in_maintenance(&mut c, 3, true);
+    let mut m = model_with(&c, Some(&running_rebalance(6, Some("disk full"))), false);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| shoal_tui::view(&m, f)).unwrap();
+    assert!(!text(term.backend().buffer()).contains("REBALANCE"));
+    term.backend_mut().resize(200, 50);
+    term.draw(|f| shoal_tui::view(&m, f)).unwrap();
+    let buf = term.backend().buffer();
+    assert_eq!(buf.area, Rect::new(0, 0, 200, 50));
+    assert!(text(buf).contains("REBALANCE"), "{}", text(buf));
+    press(&mut m, KeyCode::Char('m'));
+    for (w, h) in [(1, 1), (10, 3), (20, 6), (40, 10), (79, 23)] {
+        term.backend_mut().resize(w, h);
+        term.draw(|f| shoal_tui::view(&m, f)).unwrap();
+    }
+}

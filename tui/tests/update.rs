@@ -1,0 +1,590 @@
+//! Key sequences → commands, and snapshot diffs → events. Keys go through the same
+//! `map_key` + `update` path as in the real terminal.
+
+mod common;
+
+use common::*;
+use crossterm::event::{KeyCode, KeyModifiers};
+use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest};
+use shoal_actors::smap::NodeId;
+use shoal_tui::model::{Connection, Focus, PlanState, Severity};
+use shoal_tui::update::{CmdError, LifecycleKey};
+use shoal_tui::{Action, Command, Model, update};
+
+fn req(op: LifecycleOp, ids: &[String], no_rebalance: bool) -> LifecycleRequest {
+    LifecycleRequest {
+        op,
+        nodes: ids.iter().cloned().map(NodeId).collect(),
+        no_rebalance,
+        rm_user_data: false,
+        dry_run: false,
+    }
+}
+
+/// Answers the pending dry run the way the runner does (plan matched to the dialog's request).
+fn answer_dry_run(m: &mut Model, cmd: Option<Command>) {
+    let Some(Command::DryRun(r)) = cmd else {
+        panic!("expected a dry run, got {cmd:?}")
+    };
+    assert!(r.dry_run);
+    let node = r.nodes[0].0.clone();
+    let r = LifecycleRequest {
+        dry_run: false,
+        ..r
+    };
+    assert_eq!(
+        update(
+            m,
+            Action::DryRunDone {
+                req: r,
+                result: Ok(plan_for(&node)),
+            }
+        ),
+        None
+    );
+}
+
+fn is_mutation(c: &Command) -> bool {
+    matches!(c, Command::DryRun(_) | Command::Lifecycle(_))
+}
+
+#[test]
+fn m_on_online_target_dry_runs_then_starts_maintenance_on_confirm() {
+    let mut m = model_with(&cluster(4), None, false);
+    press(&mut m, KeyCode::Down);
+    let dry = press(&mut m, KeyCode::Char('m'));
+    let mut expected = req(LifecycleOp::StartMaintenance, &[tid(1)], false);
+    expected.dry_run = true;
+    assert_eq!(dry, Some(Command::DryRun(expected)));
+    // No blind confirmation while the plan is still coming.
+    assert_eq!(press(&mut m, KeyCode::Enter), None);
+    assert!(m.dialog.is_some());
+    answer_dry_run(&mut m, dry);
+    assert!(matches!(
+        m.dialog.as_ref().unwrap().plan,
+        PlanState::Ready(_)
+    ));
+    let sent = press(&mut m, KeyCode::Enter);
+    assert_eq!(
+        sent,
+        Some(Command::Lifecycle(req(
+            LifecycleOp::StartMaintenance,
+            &[tid(1)],
+            false
+        )))
+    );
+    assert!(m.dialog.is_none());
+    assert!(
+        m.events.iter().any(|e| e.text.contains(
+            "sent: nodectl cluster add-remove-nodes start-maintenance t[T01xt8101] --yes"
+        ))
+    );
+}
+
+#[test]
+fn y_also_confirms() {
+    let mut m = model_with(&cluster(3), None, false);
+    let dry = press(&mut m, KeyCode::Char('s'));
+    answer_dry_run(&mut m, dry);
+    assert_eq!(
+        press(&mut m, KeyCode::Char('y')),
+        Some(Command::Lifecycle(req(
+            LifecycleOp::Shutdown,
+            &[tid(0)],
+            false
+        )))
+    );
+}
+
+#[test]
+fn m_on_maintenance_target_stops_maintenance() {
+    let mut c = cluster(4);
+    in_maintenance(&mut c, 2, false);
+    let mut m = model_with(&c, None, false);
+    press(&mut m, KeyCode::Char('j'));
+    press(&mut m, KeyCode::Char('j'));
+    let dry = press(&mut m, KeyCode::Char('m'));
+    assert_eq!(
+        m.dialog.as_ref().unwrap().undo_text(),
+        "can be undone with start-maintenance"
+    );
+    answer_dry_run(&mut m, dry);
+    assert_eq!(
+        press(&mut m, KeyCode::Enter),
+        Some(Command::Lifecycle(req(
+            LifecycleOp::StopMaintenance,
+            &[tid(2)],
+            false
+        )))
+    );
+}
+
+#[test]
+fn decommission_needs_the_exact_node_id() {
+    let mut m = model_with(&cluster(4), None, false);
+    press(&mut m, KeyCode::Char('G'));
+    let dry = press(&mut m, KeyCode::Char('D'));
+    answer_dry_run(&mut m, dry);
+    // Wrong ID: nothing is sent, the dialog stays and says what to type.
+    assert!(type_str(&mut m, "T02xt8102").is_empty());
+    assert_eq!(press(&mut m, KeyCode::Enter), None);
+    assert!(m.dialog.is_some());
+    assert!(m.status.as_ref().unwrap().text.contains("type T03xt8103"));
+    // 'y' and 'n' are letters of the ID here, not confirm / no-rebalance.
+    for _ in 0.."T02xt8102".len() {
+        press(&mut m, KeyCode::Backspace);
+    }
+    assert!(type_str(&mut m, "T03xt810").is_empty());
+    assert_eq!(
+        press(&mut m, KeyCode::Enter),
+        None,
+        "a prefix is not enough"
+    );
+    assert!(type_str(&mut m, "3").is_empty());
+    assert_eq!(
+        press(&mut m, KeyCode::Enter),
+        Some(Command::Lifecycle(req(
+            LifecycleOp::Decommission,
+            &[tid(3)],
+            false
+        )))
+    );
+}
+
+#[test]
+fn typed_confirmation_treats_y_and_n_as_letters() {
+    let mut m = model_with(&cluster(2), None, false);
+    let dry = press(&mut m, KeyCode::Char('D'));
+    answer_dry_run(&mut m, dry);
+    assert_eq!(press(&mut m, KeyCode::Char('y')), None);
+    assert_eq!(press(&mut m, KeyCode::Char('n')), None);
+    assert!(!m.no_rebalance);
+    assert_eq!(m.dialog.as_ref().unwrap().typed, "yn");
+}
+
+#[test]
+fn esc_cancels_without_sending_and_a_second_esc_quits() {
+    let mut m = model_with(&cluster(3), None, false);
+    let dry = press(&mut m, KeyCode::Char('m'));
+    answer_dry_run(&mut m, dry);
+    assert_eq!(press(&mut m, KeyCode::Esc), None);
+    assert!(m.dialog.is_none() && !m.quit);
+    // Enter now opens the details, it does not resurrect the dialog.
+    assert_eq!(press(&mut m, KeyCode::Enter), None);
+    assert!(m.detail);
+    assert_eq!(press(&mut m, KeyCode::Esc), None);
+    assert!(!m.detail && !m.quit);
+    press(&mut m, KeyCode::Esc);
+    assert!(m.quit);
+}
+
+#[test]
+fn stale_dry_run_answers_are_ignored() {
+    let mut m = model_with(&cluster(3), None, false);
+    press(&mut m, KeyCode::Char('m'));
+    press(&mut m, KeyCode::Esc);
+    press(&mut m, KeyCode::Char('s'));
+    update(
+        &mut m,
+        Action::DryRunDone {
+            req: req(LifecycleOp::StartMaintenance, &[tid(0)], false),
+            result: Ok(plan_for(&tid(0))),
+        },
+    );
+    assert_eq!(m.dialog.as_ref().unwrap().plan, PlanState::Loading);
+}
+
+#[test]
+fn space_marks_a_batch_sent_as_one_request() {
+    let mut m = model_with(&cluster(4), None, false);
+    press(&mut m, KeyCode::Char(' ')); // marks T00, cursor moves to T01
+    press(&mut m, KeyCode::Char('j')); // skip T01
+    press(&mut m, KeyCode::Char(' ')); // marks T02
+    assert_eq!(m.marked.len(), 2);
+    let dry = press(&mut m, KeyCode::Char('m'));
+    let d = m.dialog.as_ref().unwrap();
+    assert_eq!(d.labels, ["t[T00xt8100]", "t[T02xt8102]"]);
+    assert_eq!(
+        d.nodectl_command(),
+        "nodectl cluster add-remove-nodes start-maintenance t[T00xt8100] t[T02xt8102] --yes"
+    );
+    answer_dry_run(&mut m, dry);
+    assert_eq!(
+        press(&mut m, KeyCode::Enter),
+        Some(Command::Lifecycle(req(
+            LifecycleOp::StartMaintenance,
+            &[tid(0), tid(2)],
+            false
+        )))
+    );
+    assert!(m.marked.is_empty(), "a sent batch is done with");
+    // Space again unmarks.
+    press(&mut m, KeyCode::Char('g'));
+    press(&mut m, KeyCode::Char(' '));
+    press(&mut m, KeyCode::Char('k'));
+    press(&mut m, KeyCode::Char(' '));
+    assert!(m.marked.is_empty());
+}
+
+#[test]
+fn batch_mixing_online_and_maintenance_is_refused() {
+    let mut c = cluster(3);
+    in_maintenance(&mut c, 1, true);
+    let mut m = model_with(&c, None, false);
+    press(&mut m, KeyCode::Char(' '));
+    press(&mut m, KeyCode::Char(' '));
+    assert_eq!(press(&mut m, KeyCode::Char('m')), None);
+    assert!(m.dialog.is_none());
+    assert!(
+        m.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("mix online and maintenance")
+    );
+}
+
+#[test]
+fn n_sets_no_rebalance_for_the_next_request_only() {
+    let mut m = model_with(&cluster(3), None, false);
+    press(&mut m, KeyCode::Char('n'));
+    assert!(m.no_rebalance);
+    assert!(m.status.as_ref().unwrap().text.contains("data may be lost"));
+    let dry = press(&mut m, KeyCode::Char('m'));
+    let Some(Command::DryRun(r)) = &dry else {
+        panic!("{dry:?}")
+    };
+    assert!(r.no_rebalance);
+    answer_dry_run(&mut m, dry);
+    assert_eq!(
+        press(&mut m, KeyCode::Enter),
+        Some(Command::Lifecycle(req(
+            LifecycleOp::StartMaintenance,
+            &[tid(0)],
+            true
+        )))
+    );
+    assert!(!m.no_rebalance, "disarmed after one action");
+}
+
+#[test]
+fn n_inside_a_dialog_toggles_and_asks_for_a_new_plan() {
+    let mut m = model_with(&cluster(3), None, false);
+    let dry = press(&mut m, KeyCode::Char('m'));
+    answer_dry_run(&mut m, dry);
+    let again = press(&mut m, KeyCode::Char('n'));
+    let mut expected = req(LifecycleOp::StartMaintenance, &[tid(0)], true);
+    expected.dry_run = true;
+    assert_eq!(again, Some(Command::DryRun(expected)));
+    assert_eq!(m.dialog.as_ref().unwrap().plan, PlanState::Loading);
+    assert!(
+        m.dialog
+            .as_ref()
+            .unwrap()
+            .nodectl_command()
+            .contains("--no-rebalance")
+    );
+}
+
+#[test]
+fn readonly_console_never_produces_cluster_commands() {
+    let mut c = cluster(4);
+    in_maintenance(&mut c, 1, false);
+    let mut m = model_with(&c, None, true);
+    let keys = [
+        KeyCode::Char(' '),
+        KeyCode::Char('n'),
+        KeyCode::Char('m'),
+        KeyCode::Enter,
+        KeyCode::Char('y'),
+        KeyCode::Esc,
+        KeyCode::Char('j'),
+        KeyCode::Char('m'),
+        KeyCode::Char('s'),
+        KeyCode::Char('D'),
+        KeyCode::Char('y'),
+        KeyCode::Tab,
+        KeyCode::Char('s'),
+        KeyCode::Enter,
+    ];
+    for k in keys {
+        if let Some(cmd) = press(&mut m, k) {
+            assert!(!is_mutation(&cmd), "{k:?} produced {cmd:?}");
+        }
+    }
+    assert!(m.marked.is_empty() && !m.no_rebalance && m.dialog.is_none());
+    // Even actions that bypass the key map are refused.
+    for key in [
+        LifecycleKey::ToggleMaintenance,
+        LifecycleKey::Shutdown,
+        LifecycleKey::Decommission,
+    ] {
+        assert_eq!(update(&mut m, Action::Lifecycle(key)), None);
+        assert!(m.dialog.is_none());
+    }
+    assert_eq!(update(&mut m, Action::ToggleMark), None);
+    assert!(m.marked.is_empty());
+    assert!(m.status.as_ref().unwrap().text.contains("read-only"));
+}
+
+#[test]
+fn the_primary_is_protected_and_proxies_can_be_acted_on() {
+    let mut m = model_with(&cluster(2), None, false);
+    press(&mut m, KeyCode::Tab);
+    assert_eq!(m.focus, Focus::Proxies);
+    assert_eq!(press(&mut m, KeyCode::Char('s')), None);
+    assert!(
+        m.status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("p[MWIp8080] is primary")
+    );
+    press(&mut m, KeyCode::Down);
+    let dry = press(&mut m, KeyCode::Char('s'));
+    answer_dry_run(&mut m, dry);
+    assert_eq!(
+        m.dialog.as_ref().unwrap().nodectl_command(),
+        "nodectl cluster add-remove-nodes shutdown p[Qz7p8090] --yes"
+    );
+    assert_eq!(
+        press(&mut m, KeyCode::Enter),
+        Some(Command::Lifecycle(req(
+            LifecycleOp::Shutdown,
+            &[NON_ELECTABLE.to_string()],
+            false
+        )))
+    );
+}
+
+#[test]
+fn refusals_are_reported_not_fatal() {
+    let mut m = model_with(&cluster(3), None, false);
+    let r = req(LifecycleOp::StartMaintenance, &[tid(0)], false);
+    for (err, expect) in [
+        (
+            shoal_actors::Error::Busy("rebalance g7 is running".into()),
+            "refused (busy): rebalance g7 is running",
+        ),
+        (
+            shoal_actors::Error::Unauthorized("token expired".into()),
+            "refused (unauthorized)",
+        ),
+        (
+            shoal_actors::Error::Forbidden("admin required".into()),
+            "refused (forbidden)",
+        ),
+    ] {
+        let cmd = update(
+            &mut m,
+            Action::LifecycleDone {
+                req: r.clone(),
+                result: Err(CmdError::from(&err)),
+            },
+        );
+        assert_eq!(cmd, Some(Command::Refresh));
+        let s = m.status.as_ref().unwrap();
+        assert_eq!(s.severity, Severity::Warn);
+        assert!(s.text.contains(expect), "{}", s.text);
+        assert!(
+            s.text.contains("start-maintenance t[T00xt8100]"),
+            "{}",
+            s.text
+        );
+        assert!(m.events.back().unwrap().text.contains(expect));
+        assert!(!m.quit);
+    }
+    // A plain failure is an error, still not a crash.
+    update(
+        &mut m,
+        Action::LifecycleDone {
+            req: r.clone(),
+            result: Err(CmdError::from(&shoal_actors::Error::Timeout("x".into()))),
+        },
+    );
+    assert_eq!(m.status.as_ref().unwrap().severity, Severity::Error);
+    // Success names the rebalance.
+    update(
+        &mut m,
+        Action::LifecycleDone {
+            req: r,
+            result: Ok(LifecycleReply {
+                rebalance_id: Some("g8".into()),
+                smap_version: 13,
+                ..Default::default()
+            }),
+        },
+    );
+    assert!(
+        m.events
+            .back()
+            .unwrap()
+            .text
+            .contains("started rebalance \"g8\"")
+    );
+}
+
+#[test]
+fn navigation_keys_and_filter() {
+    let mut m = model_with(&cluster(12), None, false);
+    press(&mut m, KeyCode::Char('G'));
+    assert_eq!(m.target_sel, 11);
+    press(&mut m, KeyCode::Char('j'));
+    assert_eq!(m.target_sel, 11, "stops at the bottom");
+    press(&mut m, KeyCode::Up);
+    press(&mut m, KeyCode::Char('k'));
+    assert_eq!(m.target_sel, 9);
+    press(&mut m, KeyCode::Char('g'));
+    assert_eq!(m.target_sel, 0);
+    press(&mut m, KeyCode::PageDown);
+    assert_eq!(m.target_sel, 10);
+
+    press(&mut m, KeyCode::Char('/'));
+    assert!(
+        type_str(&mut m, "T1").is_empty(),
+        "typing a filter sends nothing"
+    );
+    assert_eq!(m.filter, "T1");
+    let shown: Vec<&str> = m.visible_targets().iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(shown, [tid(10), tid(11)]);
+    assert!(m.target_sel < 2, "cursor clamped into the filtered rows");
+    press(&mut m, KeyCode::Enter);
+    assert!(!m.filter_editing && m.filter == "T1");
+    // Keys act on the filtered row.
+    press(&mut m, KeyCode::Char('g'));
+    press(&mut m, KeyCode::Char('m'));
+    assert_eq!(m.dialog.as_ref().unwrap().labels, ["t[T10xt8110]"]);
+    press(&mut m, KeyCode::Esc); // closes the dialog
+    press(&mut m, KeyCode::Esc); // clears the filter
+    assert!(m.filter.is_empty() && !m.quit);
+    assert_eq!(m.visible_targets().len(), 12);
+}
+
+#[test]
+fn quit_keys() {
+    let mut m = model_with(&cluster(1), None, false);
+    press(&mut m, KeyCode::Char('q'));
+    assert!(m.quit);
+    let mut m = model_with(&cluster(1), None, false);
+    press(&mut m, KeyCode::Char('D'));
+    press_mod(&mut m, KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(m.quit, "Ctrl-C quits even from a dialog");
+    let mut m = model_with(&cluster(1), None, false);
+    press(&mut m, KeyCode::Char('m'));
+    press(&mut m, KeyCode::Char('q'));
+    assert!(!m.quit && m.dialog.is_none(), "q closes the dialog first");
+}
+
+#[test]
+fn snapshot_diffs_become_timestamped_events() {
+    let c = cluster(3);
+    let mut m = model_with(&c, None, false);
+    let mut next = c.clone();
+    in_maintenance(&mut next, 1, true);
+    next.smap_version = 13;
+    let reb = running_rebalance(3, None);
+    update(&mut m, snapshot(&next, Some(&reb), T0 + 10));
+    let texts: Vec<&str> = m.events.iter().map(|e| e.text.as_str()).collect();
+    assert!(
+        texts.contains(&"t[T01xt8101] online → maintenance"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"rebalance g5 started (running)"),
+        "{texts:?}"
+    );
+    assert_eq!(m.events.back().unwrap().at, T0 + 10);
+
+    let mut done = next.clone();
+    in_maintenance(&mut done, 1, false);
+    offline(&mut done, 2);
+    done.targets.remove(0);
+    update(
+        &mut m,
+        snapshot(&done, Some(&finished_rebalance()), T0 + 20),
+    );
+    let texts: Vec<&str> = m.events.iter().map(|e| e.text.as_str()).collect();
+    assert!(
+        texts.contains(&"t[T01xt8101] finished migrating: safe to power off"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"t[T02xt8102] online → offline"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"t[T00xt8100] removed from the cluster map"),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("rebalance g5 finished: 5,000 objects")),
+        "{texts:?}"
+    );
+    // An unchanged snapshot adds nothing.
+    let n = m.events.len();
+    update(
+        &mut m,
+        snapshot(&done, Some(&finished_rebalance()), T0 + 30),
+    );
+    assert_eq!(m.events.len(), n);
+}
+
+#[test]
+fn selection_follows_the_node_when_rows_change() {
+    let c = cluster(4);
+    let mut m = model_with(&c, None, false);
+    press(&mut m, KeyCode::Char('G')); // T03
+    let mut next = c.clone();
+    next.targets.remove(0);
+    update(&mut m, snapshot(&next, None, T0 + 1));
+    assert_eq!(m.selected().unwrap().id, tid(3));
+    next.targets.truncate(1);
+    update(&mut m, snapshot(&next, None, T0 + 2));
+    assert_eq!(
+        m.selected().unwrap().id,
+        tid(1),
+        "clamped when the node left"
+    );
+}
+
+#[test]
+fn unreachable_then_back_keeps_retrying_and_logs_both() {
+    let mut m = model_with(&cluster(2), None, false);
+    for i in 1..=3 {
+        update(
+            &mut m,
+            Action::Unreachable {
+                error: "connection refused".into(),
+                at: T0 + i,
+            },
+        );
+    }
+    assert!(matches!(
+        m.connection,
+        Connection::Unreachable { attempts: 3, since, .. } if since == T0 + 1
+    ));
+    assert!(!m.quit);
+    let unreachable_logs = m
+        .events
+        .iter()
+        .filter(|e| e.text.contains("cluster unreachable at 127.0.0.1:51080"))
+        .count();
+    assert_eq!(unreachable_logs, 1, "one log line per outage, not per poll");
+    update(&mut m, snapshot(&cluster(2), None, T0 + 9));
+    assert_eq!(m.connection, Connection::Connected);
+    assert!(
+        m.events
+            .back()
+            .unwrap()
+            .text
+            .contains("reachable again after 3 failed polls")
+    );
+}
+
+#[test]
+fn refresh_key_asks_for_a_poll() {
+    let mut m = model_with(&cluster(1), None, true);
+    assert_eq!(press(&mut m, KeyCode::Char('r')), Some(Command::Refresh));
+}
