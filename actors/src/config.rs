@@ -46,6 +46,9 @@ pub struct RebalanceConfig {
     pub dest_retry_ms: u64,
     /// Concurrent object sends per jogger.
     pub senders_per_mountpath: usize,
+    /// Upper bound on each target's outgoing rebalance traffic, bytes/s; 0 = unlimited. Lets an
+    /// operator trade rebalance time for foreground bandwidth (Garage's "tranquility").
+    pub throttle_bytes_per_sec: u64,
 }
 
 impl Default for RebalanceConfig {
@@ -54,6 +57,7 @@ impl Default for RebalanceConfig {
             enabled: true,
             dest_retry_ms: 2000,
             senders_per_mountpath: 4,
+            throttle_bytes_per_sec: 0,
         }
     }
 }

@@ -157,6 +157,7 @@ pub enum Msg {
         smap: Smap,
         rmd: Rmd,
         bmd: Bmd,
+        config: Box<ClusterConfig>,
     },
     /// A standby node asked by the primary to join (admin join).
     Handshake {

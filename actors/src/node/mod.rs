@@ -605,8 +605,13 @@ pub async fn join_cluster(ctx: &Arc<Ctx>, reb_interrupted: bool) -> Result<()> {
     for pass in 0..20 {
         for c in &candidates {
             match ctx.call(c, msg.clone(), Duration::from_secs(5)).await {
-                Ok(Msg::Joined { smap, rmd, bmd }) => {
-                    ctx.apply(Some(smap), Some(rmd), Some(bmd), None)?;
+                Ok(Msg::Joined {
+                    smap,
+                    rmd,
+                    bmd,
+                    config,
+                }) => {
+                    ctx.apply(Some(smap), Some(rmd), Some(bmd), Some(*config))?;
                     tracing::info!(via = %c, "joined the cluster");
                     return Ok(());
                 }

@@ -555,6 +555,7 @@ async fn join(
         smap: meta.smap.clone().expect("primary has a map"),
         rmd: meta.rmd.clone(),
         bmd: meta.bmd.clone(),
+        config: Box::new(meta.config.clone()),
     })
 }
 

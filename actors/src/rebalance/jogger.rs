@@ -182,7 +182,10 @@ async fn walk(
                         }
                         Err(e) => Err(e),
                     },
-                    Dest::Remote(node) => send_with_retry(ctx, generation, &node, &path, c, cancel).await,
+                    Dest::Remote(node) => {
+                        throttle(ctx, c, cancel).await;
+                        send_with_retry(ctx, generation, &node, &path, c, cancel).await
+                    }
                 };
                 if let Err(e) = res {
                     if !cancel.is_cancelled() {
@@ -203,6 +206,28 @@ async fn walk(
         tracing::warn!(mountpath = mp, "rebalance walk finished with errors");
     }
     Ok(())
+}
+
+/// Keeps this target's outgoing rate under `rebalance.throttle_bytes_per_sec`.
+async fn throttle(ctx: &Ctx, c: &Counters, cancel: &CancellationToken) {
+    let limit = ctx.meta().config.rebalance.throttle_bytes_per_sec;
+    if limit == 0 {
+        return;
+    }
+    let sent = c.tx_bytes.load(Ordering::Relaxed) as f64;
+    let elapsed = store_elapsed(c);
+    let due = sent / limit as f64;
+    if due > elapsed {
+        let wait = Duration::from_secs_f64((due - elapsed).min(5.0));
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn store_elapsed(c: &Counters) -> f64 {
+    c.started_at.elapsed().as_secs_f64()
 }
 
 /// Sends one object until it is acked, the generation is aborted, or it fails for good.

@@ -32,7 +32,6 @@ pub const MARKER: &str = "rebalance.marker";
 const REPORT_EVERY: Duration = Duration::from_millis(500);
 
 /// Live counters of one generation on one target.
-#[derive(Default)]
 pub struct Counters {
     pub generation: u64,
     stage: AtomicU8,
@@ -47,6 +46,8 @@ pub struct Counters {
     pub local_bytes: AtomicU64,
     pub errors: AtomicU64,
     pub started: u64,
+    /// Monotonic start, for rates and the throttle.
+    pub started_at: std::time::Instant,
     finished: AtomicU64,
     pub blocked_by: Mutex<Option<String>>,
     pub mountpaths: u64,
@@ -125,9 +126,22 @@ pub async fn start(ctx: Arc<Ctx>, generation: u64) -> Result<RebHandle> {
         .ok_or_else(|| Error::BadRequest("not a target".into()))?;
     let counters = Arc::new(Counters {
         generation,
+        stage: AtomicU8::new(0),
+        objs_total: AtomicU64::new(0),
+        bytes_total: AtomicU64::new(0),
+        joggers_counted: AtomicU64::new(0),
+        tx_objs: AtomicU64::new(0),
+        tx_bytes: AtomicU64::new(0),
+        rx_objs: AtomicU64::new(0),
+        rx_bytes: AtomicU64::new(0),
+        local_objs: AtomicU64::new(0),
+        local_bytes: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
         started: store::unix_secs(),
+        started_at: std::time::Instant::now(),
+        finished: AtomicU64::new(0),
+        blocked_by: Mutex::new(None),
         mountpaths: t.mountpaths.len() as u64,
-        ..Default::default()
     });
     let cancel = CancellationToken::new();
     let (actor, handle) = Actor::spawn(

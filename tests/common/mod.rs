@@ -1,0 +1,312 @@
+//! Shared harness for the end-to-end tests: real `noded` processes on 127.0.0.1, data in temp
+//! dirs, driven through the typed client and the real `nodectl` binary.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use shoal_actors::client::Client;
+use shoal_actors::placement::{self, MountpathKey};
+use shoal_actors::smap::{NodeId, Role, Smap};
+use shoal_actors::stats::{ClusterStatus, NodeStatus};
+use shoal_actors::store;
+use shoal_nodectl::playground::{LocalCluster, free_port};
+
+pub const BUCKET: &str = "data";
+
+/// Keepalive fast enough that "offline" shows within a second.
+pub const FAST_CONFIG: &str = r#"
+[cluster.keepalive]
+interval_ms = 250
+num_retries = 3
+"#;
+
+pub struct TestCluster {
+    pub lc: LocalCluster,
+    pub client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts `proxies` + `targets` nodes (targets with `mountpaths` each) and waits until all
+    /// joined and the join rebalances settled.
+    pub async fn start(proxies: usize, targets: usize, mountpaths: usize, config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("cluster.toml");
+        std::fs::write(&cfg, config).expect("config");
+        let mut lc = LocalCluster::new(
+            PathBuf::from(env!("CARGO_BIN_EXE_noded")),
+            dir.path().to_path_buf(),
+        );
+        lc.config = Some(cfg);
+        for i in 0..proxies {
+            lc.add(
+                &format!("proxy{i}"),
+                Role::Proxy,
+                free_port().unwrap(),
+                0,
+                &[],
+            )
+            .unwrap();
+            if i == 0 {
+                lc.wait_ready(Duration::from_secs(20)).await.unwrap();
+            }
+        }
+        for i in 0..targets {
+            lc.add(
+                &format!("target{i}"),
+                Role::Target,
+                free_port().unwrap(),
+                mountpaths,
+                &[],
+            )
+            .unwrap();
+        }
+        lc.wait_ready(Duration::from_secs(30)).await.unwrap();
+        let client = lc.client();
+        let tc = TestCluster {
+            lc,
+            client,
+            _dir: dir,
+        };
+        tc.wait_rebalance_idle(Duration::from_secs(30)).await;
+        tc.client
+            .create_bucket(BUCKET)
+            .await
+            .expect("create bucket");
+        tc
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.lc.dir.clone()
+    }
+
+    /// Runs the real `nodectl` against this cluster.
+    pub fn nodectl(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nodectl"))
+            .arg("--endpoint")
+            .arg(&self.lc.endpoint)
+            .args(args)
+            .env_remove("NODECTL_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run nodectl")
+    }
+
+    /// `nodectl ... --json`, parsed; panics with stderr if it failed.
+    pub fn nodectl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.nodectl(&a);
+        assert!(
+            out.status.success(),
+            "nodectl {args:?} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    pub async fn status(&self) -> ClusterStatus {
+        self.client.cluster_status().await.expect("cluster status")
+    }
+
+    pub async fn smap(&self) -> Smap {
+        self.client.smap().await.expect("smap")
+    }
+
+    /// Node ID of a process by its harness name.
+    pub async fn id(&self, name: &str) -> NodeId {
+        let addr = &self.lc.procs[name].addr;
+        let smap = self.smap().await;
+        smap.all_nodes()
+            .find(|n| &n.addr == addr)
+            .unwrap_or_else(|| panic!("{name} ({addr}) not in the map"))
+            .id
+            .clone()
+    }
+
+    pub fn target_names(&self) -> Vec<String> {
+        self.lc
+            .procs
+            .iter()
+            .filter(|(_, p)| p.role == Role::Target)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub async fn node_status(&self, name: &str) -> Option<NodeStatus> {
+        let id = self.id_opt(name).await?;
+        let st = self.status().await;
+        st.targets
+            .into_iter()
+            .chain(st.proxies)
+            .find(|n| n.id == id.0)
+    }
+
+    pub async fn id_opt(&self, name: &str) -> Option<NodeId> {
+        let addr = &self.lc.procs[name].addr;
+        let smap = self.client.smap().await.ok()?;
+        smap.all_nodes()
+            .find(|n| &n.addr == addr)
+            .map(|n| n.id.clone())
+    }
+
+    /// Waits until no rebalance runs (polls; panics after `timeout`).
+    pub async fn wait_rebalance_idle(&self, timeout: Duration) {
+        wait_for("rebalance to finish", timeout, || async {
+            matches!(self.client.rebalance_status().await, Ok(None))
+                || matches!(self.client.rebalance_status().await, Ok(Some(r)) if !r.is_running())
+        })
+        .await;
+    }
+
+    /// Every object file on every target's mountpaths: name → [(target name, mountpath index)].
+    pub fn object_files(&self) -> BTreeMap<String, Vec<(String, usize, store::ObjMeta)>> {
+        let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for (name, p) in &self.lc.procs {
+            if p.role != Role::Target {
+                continue;
+            }
+            for (i, mp) in p.mountpaths.iter().enumerate() {
+                let _ = store::walk_objects(mp, |path, _| {
+                    if let Ok(m) = store::read_meta(path) {
+                        out.entry(format!("{}/{}", m.bucket, m.object))
+                            .or_default()
+                            .push((name.clone(), i, m));
+                    }
+                    true
+                });
+            }
+        }
+        out
+    }
+
+    /// Asserts the governing rule: each expected object exists exactly once, on its HRW owner
+    /// and that owner's HRW mountpath, with the expected checksum; and nothing else exists.
+    pub async fn assert_properly_located(&self, expected: &HashMap<String, String>) {
+        let smap = self.smap().await;
+        let files = self.object_files();
+        let by_addr: HashMap<String, String> = self
+            .lc
+            .procs
+            .iter()
+            .map(|(n, p)| (p.addr.clone(), n.clone()))
+            .collect();
+        for (name, sum) in expected {
+            let copies = files
+                .get(&format!("{BUCKET}/{name}"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(
+                copies.len(),
+                1,
+                "{name}: {} copies on disk: {:?}",
+                copies.len(),
+                copies.iter().map(|c| (&c.0, c.1)).collect::<Vec<_>>()
+            );
+            let (tname, mp, meta) = &copies[0];
+            assert_eq!(&meta.checksum, sum, "{name}: content changed");
+            let owner = placement::owner(&smap, BUCKET, name).expect("owner");
+            assert_eq!(
+                by_addr.get(&owner.addr),
+                Some(tname),
+                "{name} is on {tname}, owner is {}",
+                owner.id
+            );
+            let keys = mountpath_keys(&self.lc.procs[tname].mountpaths);
+            let want = placement::mountpath_index(
+                &keys,
+                placement::digest(&placement::uname(BUCKET, name)),
+            )
+            .unwrap();
+            assert_eq!(
+                *mp, want,
+                "{name} on mountpath {mp} of {tname}, should be {want}"
+            );
+        }
+        let extra: Vec<&String> = files
+            .keys()
+            .filter(|k| {
+                k.starts_with(&format!("{BUCKET}/"))
+                    && !expected.contains_key(&k[BUCKET.len() + 1..])
+            })
+            .collect();
+        assert!(extra.is_empty(), "objects that should not exist: {extra:?}");
+    }
+}
+
+pub fn mountpath_keys(paths: &[PathBuf]) -> Vec<MountpathKey> {
+    paths
+        .iter()
+        .map(|p| MountpathKey::new(p.canonicalize().unwrap_or(p.clone()).display().to_string()))
+        .collect()
+}
+
+/// Polls `f` every 50 ms until it is true; panics with `what` after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Deterministic objects with sizes spread log-uniformly between `min` and `max` bytes.
+pub fn make_objects(n: usize, min: usize, max: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (lmin, lmax) = ((min.max(1) as f64).ln(), (max as f64).ln());
+    (0..n)
+        .map(|i| {
+            let size = rng.random_range(lmin..=lmax).exp().round() as usize;
+            let size = size.clamp(min, max);
+            let mut data = vec![0u8; size];
+            rng.fill(&mut data[..]);
+            (format!("dir{}/obj-{i:05}", i % 7), data)
+        })
+        .collect()
+}
+
+pub fn checksum(data: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data))
+}
+
+/// Puts objects, 8 at a time; returns name → checksum.
+pub async fn put_all(client: &Client, objs: &[(String, Vec<u8>)]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for chunk in objs.chunks(8) {
+        let puts = chunk.iter().map(|(n, d)| client.put_bytes(BUCKET, n, d));
+        for (r, (n, d)) in futures::future::join_all(puts).await.into_iter().zip(chunk) {
+            let sum = r.unwrap_or_else(|e| panic!("put {n}: {e}"));
+            assert_eq!(sum, checksum(d), "{n}: stored checksum differs");
+            out.insert(n.clone(), sum);
+        }
+    }
+    out
+}
+
+/// Reads every expected object back through the cluster and compares checksums.
+pub async fn assert_all_readable(client: &Client, expected: &HashMap<String, String>) {
+    let names: Vec<&String> = expected.keys().collect();
+    for chunk in names.chunks(16) {
+        let gets = chunk.iter().map(|n| client.get_bytes(BUCKET, n));
+        for (r, n) in futures::future::join_all(gets).await.into_iter().zip(chunk) {
+            let data = r.unwrap_or_else(|e| panic!("get {n}: {e}"));
+            assert_eq!(&checksum(&data), &expected[*n], "{n}: content differs");
+        }
+    }
+}
