@@ -312,8 +312,15 @@ impl TargetCtx {
                 if local {
                     return Err(not_found(&key));
                 }
-                let (_, meta) = self.neighbor_lookup(ctx, &key).await?;
-                Ok(Some(Msg::Object(meta)))
+                match self.neighbor_lookup(ctx, &key).await {
+                    Ok((_, meta)) => Ok(Some(Msg::Object(meta))),
+                    // Arrived here while we asked around (see `get`).
+                    Err(Error::NotFound(_)) => self
+                        .find_local(&key.bucket, &key.object)
+                        .map(|(_, _, m)| Some(Msg::Object(m)))
+                        .ok_or_else(|| not_found(&key)),
+                    Err(e) => Err(e),
+                }
             }
             Msg::DeleteObject { key, local } => {
                 check_key(ctx, &key)?;
@@ -390,28 +397,65 @@ impl TargetCtx {
         verify: bool,
         local: bool,
     ) -> Result<()> {
-        if let Some((_, path, _)) = self.find_local(&key.bucket, &key.object) {
-            if verify {
-                let p = path.clone();
-                tokio::task::spawn_blocking(move || store::verify(&p))
-                    .await
-                    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        // Two rounds: an object in flight to us is installed here before its sender deletes
+        // it, so if the neighbours lost it between our local look and theirs, it is here now.
+        for round in 0..2 {
+            if self.serve_local(conn, corr, &key, verify).await? {
+                return Ok(());
             }
-            match store::open_object(&path).await {
-                Ok((mut f, meta)) => {
-                    conn.send(corr, Msg::Object(meta.clone())).await?;
-                    return conn.send_body(corr, &mut f, meta.size).await;
-                }
-                // Moved away between the lookup and the open: fall through to the neighbours.
-                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            if local {
+                return Err(not_found(&key));
+            }
+            match self
+                .serve_from_neighbor(ctx, conn, corr, &key, verify)
+                .await
+            {
+                Err(Error::NotFound(_)) if round == 0 => continue,
+                other => return other,
             }
         }
-        if local {
-            return Err(not_found(&key));
+        Err(not_found(&key))
+    }
+
+    /// Streams the local copy if there is one; `Ok(false)` when there is none.
+    async fn serve_local(
+        &self,
+        conn: &mut Conn,
+        corr: u64,
+        key: &ObjKey,
+        verify: bool,
+    ) -> Result<bool> {
+        let Some((_, path, _)) = self.find_local(&key.bucket, &key.object) else {
+            return Ok(false);
+        };
+        if verify {
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || store::verify(&p))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         }
-        // Get-from-neighbor: the object may still be on its previous owner or in flight.
-        let (addr, _) = self.neighbor_lookup(ctx, &key).await?;
+        match store::open_object(&path).await {
+            Ok((mut f, meta)) => {
+                conn.send(corr, Msg::Object(meta.clone())).await?;
+                conn.send_body(corr, &mut f, meta.size).await?;
+                Ok(true)
+            }
+            // Moved away between the lookup and the open.
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Get-from-neighbor: the object may still be on its previous owner or in flight.
+    async fn serve_from_neighbor(
+        &self,
+        ctx: &Arc<Ctx>,
+        conn: &mut Conn,
+        corr: u64,
+        key: &ObjKey,
+        verify: bool,
+    ) -> Result<()> {
+        let (addr, _) = self.neighbor_lookup(ctx, key).await?;
         let mut peer = ctx.pool.get(&addr, PEER_TIMEOUT).await?;
         let pc = peer
             .start(Msg::GetObject {
