@@ -363,17 +363,19 @@ mod tests {
                 let mut r = req(ops[op], &[]);
                 r.nodes = nodes.iter().map(|i| ids[i % ids.len()].clone()).collect();
                 r.no_rebalance = no_reb;
-                match admit(&m, &r) {
-                    Ok(a) => {
-                        if let Some(next) = a.smap {
-                            prop_assert_eq!(next.version, m.version + 1);
-                            prop_assert!(next.primary_node().unwrap().flags == Flags::default());
-                            m = next;
-                        } else {
-                            prop_assert!(!a.rebalance);
-                        }
+                let decommissioning = r.nodes.iter().any(|id| m.get(id).is_some_and(|n| n.flags.contains(Flags::DECOMM)));
+                let res = admit(&m, &r);
+                if decommissioning && r.op != LifecycleOp::Decommission {
+                    prop_assert!(res.is_err(), "a decommissioning node accepted {:?}", r.op);
+                }
+                if let Ok(a) = res {
+                    if let Some(next) = a.smap {
+                        prop_assert_eq!(next.version, m.version + 1);
+                        prop_assert!(next.primary_node().unwrap().flags == Flags::default());
+                        m = next;
+                    } else {
+                        prop_assert!(!a.rebalance);
                     }
-                    Err(_) => {}
                 }
             }
         }

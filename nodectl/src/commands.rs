@@ -148,7 +148,7 @@ where
     let Some(secs) = refresh else {
         return f().await;
     };
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         return Err(Failure::usage(
             "--refresh must be a positive number of seconds",
         ));
@@ -166,7 +166,7 @@ where
 }
 
 async fn console(env: &Env, a: ConsoleArgs) -> CmdResult {
-    if !(a.refresh > 0.0) {
+    if a.refresh.is_nan() || a.refresh <= 0.0 {
         return Err(Failure::usage(
             "--refresh must be a positive number of seconds",
         ));
@@ -208,7 +208,7 @@ fn node_name(n: &NodeStatus, primary: bool) -> String {
     if n.non_electable {
         s.push_str("[n/e]");
     }
-    if !n.reachable || n.status != "online" && !n.reachable {
+    if !n.reachable {
         s.push_str("[x]");
     }
     s

@@ -48,10 +48,10 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
             let res = node
                 .call(
                     |reply| NodeMsg::Metasync {
-                        smap,
+                        smap: smap.map(Box::new),
                         rmd,
                         bmd,
-                        config: config.map(|c| *c),
+                        config,
                         reply: Some(reply),
                     },
                     Some(CONTROL_TIMEOUT),
@@ -196,7 +196,7 @@ async fn primary_call(ctx: &Arc<Ctx>, p: ractor::ActorRef<PrimaryMsg>, body: Msg
         body => {
             let res = p
                 .call(
-                    |reply| PrimaryMsg::Request(body, reply),
+                    |reply| PrimaryMsg::Request(Box::new(body), reply),
                     Some(CONTROL_TIMEOUT),
                 )
                 .await

@@ -211,10 +211,10 @@ pub struct NodeActor;
 pub enum NodeMsg {
     /// Metadata pushed by the primary (or received in a join answer).
     Metasync {
-        smap: Option<Smap>,
+        smap: Option<Box<Smap>>,
         rmd: Option<Rmd>,
         bmd: Option<Bmd>,
-        config: Option<ClusterConfig>,
+        config: Option<Box<ClusterConfig>>,
         reply: Option<RpcReplyPort<Result<(), String>>>,
     },
     /// Final step of a lifecycle operation, sent by the primary.
@@ -290,7 +290,7 @@ impl Actor for NodeActor {
                 config,
                 reply,
             } => {
-                let res = ctx.apply(smap, rmd, bmd, config);
+                let res = ctx.apply(smap.map(|s| *s), rmd, bmd, config.map(|c| *c));
                 let out = match res {
                     Ok(applied) => {
                         after_apply(&ctx, &applied, &myself).await;

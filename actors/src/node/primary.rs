@@ -28,7 +28,7 @@ pub struct PrimaryActor;
 
 pub enum PrimaryMsg {
     /// A control request from a client or a node; the reply is the wire answer.
-    Request(Msg, RpcReplyPort<Result<Msg>>),
+    Request(Box<Msg>, RpcReplyPort<Result<Msg>>),
     /// Snapshot for `show cluster` (the fan-out for stats happens outside the actor).
     Snapshot(RpcReplyPort<Snapshot>),
     /// Periodic: offline detection, removal after grace.
@@ -268,7 +268,7 @@ impl Actor for PrimaryActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PrimaryMsg::Request(body, reply) => {
-                let res = request(state, body, reply).await;
+                let res = request(state, *body, reply).await;
                 if let Some((r, res)) = res {
                     let _ = r.send(res);
                 }
@@ -614,7 +614,7 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
     let adm = lifecycle::admit(&smap, &req)?;
     let enabled = state.ctx.meta().config.rebalance.enabled;
     let rebalance = adm.rebalance && enabled;
-    if req.no_rebalance && adm.rebalance == false && adm.smap.is_some() {
+    if req.no_rebalance && !adm.rebalance && adm.smap.is_some() {
         tracing::warn!(op = %req.op, "lifecycle without rebalance: data on the nodes is not migrated");
     }
     if req.op == LifecycleOp::StopMaintenance {
@@ -699,11 +699,11 @@ async fn finalize(
             let Some(n) = next.get_mut(id) else { continue };
             match op.op {
                 LifecycleOp::StartMaintenance
-                    if n.flags.contains(Flags::MAINT) && !n.flags.contains(Flags::DECOMM) =>
+                    if after_rebalance
+                        && n.flags.contains(Flags::MAINT)
+                        && !n.flags.contains(Flags::DECOMM) =>
                 {
-                    if after_rebalance {
-                        n.flags.set(Flags::MAINT_POST_REB);
-                    }
+                    n.flags.set(Flags::MAINT_POST_REB);
                 }
                 LifecycleOp::Shutdown
                     if n.flags.contains(Flags::MAINT) && !n.flags.contains(Flags::DECOMM) =>
@@ -745,14 +745,13 @@ async fn finalize(
         commit(state, Some(next), None, None).await?;
     }
     for (n, a) in actions {
-        if let NodeAction::Shutdown = a {
-            if let Err(e) = state
+        if let NodeAction::Shutdown = a
+            && let Err(e) = state
                 .ctx
                 .call(&n.addr, Msg::NodeAction(a), METASYNC_TIMEOUT)
                 .await
-            {
-                tracing::warn!(node = %n.display_name(), error = %e, "shutdown notice failed");
-            }
+        {
+            tracing::warn!(node = %n.display_name(), error = %e, "shutdown notice failed");
         }
     }
     Ok(())

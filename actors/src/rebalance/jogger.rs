@@ -187,12 +187,12 @@ async fn walk(
                         send_with_retry(ctx, generation, &node, &path, c, cancel).await
                     }
                 };
-                if let Err(e) = res {
-                    if !cancel.is_cancelled() {
+                if let Err(e) = res
+                    && !cancel.is_cancelled()
+                {
                         tracing::warn!(object = %format!("{}/{}", m.bucket, m.object), error = %e, "rebalance move failed");
                         c.errors.fetch_add(1, Ordering::Relaxed);
                         failed.store(true, Ordering::Relaxed);
-                    }
                 }
             }
         })
