@@ -66,7 +66,9 @@ impl Actor for KeepaliveActor {
         if smap.primary == ctx.me.id || ctx.shutdown.is_cancelled() {
             return Ok(());
         }
-        if ctx.my_flags().contains(Flags::MAINT_POST_REB) {
+        if ctx.my_flags().contains(Flags::MAINT_POST_REB)
+            || ctx.keepalive_suspended.load(Ordering::Relaxed)
+        {
             return Ok(());
         }
         if state.busy.swap(true, Ordering::AcqRel) {

@@ -268,7 +268,7 @@ pub enum AuthCmd {
         #[arg(long, default_value = "24h")]
         ttl: String,
         /// Subject (user name)
-        #[arg(long, default_value = "admin")]
+        #[arg(long, default_value = "nodectl")]
         sub: String,
     },
 }

@@ -34,6 +34,17 @@ impl TestCluster {
     /// Starts `proxies` + `targets` nodes (targets with `mountpaths` each) and waits until all
     /// joined and the join rebalances settled.
     pub async fn start(proxies: usize, targets: usize, mountpaths: usize, config: &str) -> Self {
+        Self::start_with_token(proxies, targets, mountpaths, config, None).await
+    }
+
+    /// As [`start`](Self::start), with an admin token for a cluster that has auth on.
+    pub async fn start_with_token(
+        proxies: usize,
+        targets: usize,
+        mountpaths: usize,
+        config: &str,
+        token: Option<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("cluster.toml");
         std::fs::write(&cfg, config).expect("config");
@@ -66,7 +77,7 @@ impl TestCluster {
             .unwrap();
         }
         lc.wait_ready(Duration::from_secs(30)).await.unwrap();
-        let client = lc.client();
+        let client = lc.client().with_token(token);
         let tc = TestCluster {
             lc,
             client,

@@ -82,6 +82,8 @@ pub struct Ctx {
     pub stats: Mutex<Option<ActorRef<StatsMsg>>>,
     pub node: Mutex<Option<ActorRef<NodeMsg>>>,
     pub started: std::time::Instant,
+    /// Set by `remove-from-smap`: the node stays up but silent, and does not rejoin on its own.
+    pub keepalive_suspended: std::sync::atomic::AtomicBool,
     /// RMD version persisted before this start: a newer one learned while joining means a
     /// generation to run as soon as the actors are up.
     pub rmd_at_start: u64,
@@ -312,7 +314,13 @@ impl Actor for NodeActor {
             NodeMsg::Action(action) => {
                 tracing::info!(?action, "lifecycle action from primary");
                 match action {
-                    NodeAction::StopKeepalive => {}
+                    NodeAction::StopKeepalive => {
+                        ctx.keepalive_suspended
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(t) = &ctx.target {
+                            t.stop_rebalance().await;
+                        }
+                    }
                     NodeAction::Shutdown => {
                         request_exit(&ctx, "shutdown by the cluster");
                         myself.stop(Some("shutdown".into()));
@@ -520,6 +528,7 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
         node: Mutex::new(None),
         started: std::time::Instant::now(),
         rmd_at_start,
+        keepalive_suspended: std::sync::atomic::AtomicBool::new(false),
         args: args.clone(),
     });
 

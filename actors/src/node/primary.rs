@@ -403,15 +403,19 @@ async fn commit(
     Ok(())
 }
 
-/// Sends everything to one node that reported an old map version.
-fn catch_up(ctx: &Arc<Ctx>, addr: String) {
+/// Everything a node needs, for one that is new or reported an old map version.
+fn full_sync(ctx: &Ctx) -> Msg {
     let meta = ctx.meta();
-    let msg = Msg::Metasync {
+    Msg::Metasync {
         smap: meta.smap.clone(),
         rmd: Some(meta.rmd.clone()),
         bmd: Some(meta.bmd.clone()),
         config: Some(Box::new(meta.config.clone())),
-    };
+    }
+}
+
+fn catch_up(ctx: &Arc<Ctx>, addr: String) {
+    let msg = full_sync(ctx);
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let _ = ctx.call(&addr, msg, METASYNC_TIMEOUT).await;
@@ -543,6 +547,14 @@ async fn join(
     };
     if changed || rmd.is_some() {
         commit(state, changed.then_some(next.clone()), rmd.clone(), None).await?;
+        if existing.is_none() {
+            // A newcomer has no buckets or config yet (an admin-joined node got no Joined
+            // answer): give it everything before anyone sends it data.
+            let _ = state
+                .ctx
+                .call(&node.addr, full_sync(&state.ctx), METASYNC_TIMEOUT)
+                .await;
+        }
         if let Some(r) = &rmd {
             start_tracking(state, r);
             tracing::info!(node = %node.display_name(), generation = %r.rebalance_id(), "node joined; rebalancing");

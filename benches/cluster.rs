@@ -1,0 +1,1160 @@
+//! Cluster benchmarks (DESIGN §12): real `noded` processes on 127.0.0.1, each figure next to a
+//! baseline measured in the same run on the same disk. These are measurements, never assertions:
+//! nothing here fails because something was slow.
+//!
+//! What is measured:
+//! 1. Data path: put/get throughput through 1 proxy + 3 targets (2 mountpaths each) with the
+//!    typed client, 4 KiB and 1 MiB objects, against raw `write + fsync + rename` and raw reads
+//!    of the same count and sizes at the same concurrency; peak RSS of every node meanwhile.
+//! 2. Rebalance: decommission of a target holding (a) ≥ 1 GiB in 1 MiB objects and (b) ≥ 50,000
+//!    objects of 4 KiB, timed from the lifecycle request to `state == "finished"`, against
+//!    `cp -r <its mountpaths> && sync` of the same files; peak RSS of the sender and receivers.
+//! 3. Idle: RSS of an idle proxy and targets, and the start time of the cluster (first process
+//!    spawned → every node joined → join rebalances settled).
+//!
+//! Run (from the workspace root; `cargo bench` builds `noded` in the same profile):
+//!
+//! ```text
+//! cargo bench --bench cluster                          # full (default), ~3-4 min on 2 cores
+//! SHOAL_BENCH_SCALE=small cargo bench --bench cluster  # ~30 s smoke run, for CI
+//! cargo bench --bench cluster -- datapath              # only sections whose name contains
+//!                                                      # the filter: datapath, rebalance-1mib,
+//!                                                      # rebalance-4kib (idle is always measured)
+//! ```
+//!
+//! Results: a table on stdout and `target/bench-results.json`.
+//!
+//! Knobs (environment): `SHOAL_BENCH_SCALE=small|full`; `SHOAL_BENCH_DIR` (parent of the temp
+//! dir, default the system temp dir — all data and baselines go there, on one disk);
+//! `SHOAL_BENCH_CONCURRENCY` (default 8); `SHOAL_BENCH_DP_4K` / `SHOAL_BENCH_DP_1M` (data-path
+//! object counts); `SHOAL_BENCH_REB_1M` / `SHOAL_BENCH_REB_4K` (objects on the decommissioned
+//! target); `SHOAL_NODED` (a `noded` binary to use instead of the one cargo built).
+//!
+//! Run without `--bench` (e.g. by `cargo test --all-targets`) it does nothing.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use shoal_actors::client::Client;
+use shoal_actors::lifecycle::{LifecycleOp, LifecycleRequest};
+use shoal_actors::placement;
+use shoal_actors::rebalance::RebalanceStatus;
+use shoal_actors::smap::{NodeId, Role};
+use shoal_nodectl::playground::{LocalCluster, free_port};
+
+const BUCKET: &str = "bench";
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+const TARGETS: usize = 3;
+const MOUNTPATHS: usize = 2;
+/// Concurrency used to load data that is not itself measured.
+const LOAD_CONCURRENCY: usize = 16;
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+struct Settings {
+    scale: String,
+    concurrency: usize,
+    dp_4k: usize,
+    dp_1m: usize,
+    reb_1m: usize,
+    reb_4k: usize,
+    base_dir: PathBuf,
+    filters: Vec<String>,
+}
+
+fn env_usize(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Settings {
+    fn from_env(filters: Vec<String>) -> Result<Self> {
+        let scale = std::env::var("SHOAL_BENCH_SCALE").unwrap_or_else(|_| "full".into());
+        // (dp 4 KiB, dp 1 MiB, rebalance 1 MiB objects, rebalance 4 KiB objects)
+        let (a, b, c, d) = match scale.as_str() {
+            "full" => (5_000, 300, 1_024, 50_000),
+            "small" => (1_000, 50, 100, 5_000),
+            other => bail!("SHOAL_BENCH_SCALE must be small or full, not {other:?}"),
+        };
+        Ok(Settings {
+            scale,
+            concurrency: env_usize("SHOAL_BENCH_CONCURRENCY", 8)?.max(1),
+            dp_4k: env_usize("SHOAL_BENCH_DP_4K", a)?,
+            dp_1m: env_usize("SHOAL_BENCH_DP_1M", b)?,
+            reb_1m: env_usize("SHOAL_BENCH_REB_1M", c)?,
+            reb_4k: env_usize("SHOAL_BENCH_REB_4K", d)?,
+            base_dir: std::env::var_os("SHOAL_BENCH_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir),
+            filters,
+        })
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| section.contains(f.as_str()))
+    }
+}
+
+fn noded_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SHOAL_NODED") {
+        return Ok(PathBuf::from(p));
+    }
+    // Cargo sets this for benches as for integration tests, and builds `noded` in the same
+    // profile before the bench.
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_noded"));
+    if p.exists() {
+        return Ok(p);
+    }
+    // Fallback: next to the bench executable's profile dir (target/<profile>/deps/cluster-*).
+    let exe = std::env::current_exe()?;
+    if let Some(c) = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("noded"))
+        && c.exists()
+    {
+        return Ok(c);
+    }
+    bail!(
+        "noded not found at {} (build it first: cargo build --release --bins)",
+        p.display()
+    )
+}
+
+/// `target/` of this build: the bench runs as `target/<profile>/deps/cluster-<hash>`.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
+        .filter(|d| d.join("CACHEDIR.TAG").exists() || d.ends_with("target"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory: /proc/<pid>/status
+// ---------------------------------------------------------------------------------------------
+
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Resets the peak-RSS counter (`VmHWM`) of a process (Linux: `echo 5 > clear_refs`).
+fn reset_hwm(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// Peak RSS of a set of processes over a phase: resets `VmHWM` at the start, then samples
+/// `VmHWM` and `VmRSS` every 50 ms from a thread (so a process that exits during the phase, like
+/// a decommissioned target, still has its peak up to shortly before it went).
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<BTreeMap<String, u64>>,
+    reset_ok: bool,
+}
+
+impl RssSampler {
+    fn start(pids: Vec<(String, u32)>) -> Self {
+        let reset_ok = pids.iter().all(|(_, p)| reset_hwm(*p));
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak: BTreeMap<String, u64> = BTreeMap::new();
+            loop {
+                for (name, pid) in &pids {
+                    let v = status_kb(*pid, "VmHWM")
+                        .into_iter()
+                        .chain(status_kb(*pid, "VmRSS"))
+                        .max();
+                    if let Some(v) = v {
+                        let e = peak.entry(name.clone()).or_default();
+                        *e = (*e).max(v);
+                    }
+                }
+                if s.load(Ordering::Relaxed) {
+                    return peak;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        RssSampler {
+            stop,
+            handle,
+            reset_ok,
+        }
+    }
+
+    /// Peak RSS per process, kB.
+    fn finish(self) -> BTreeMap<String, u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+// ---------------------------------------------------------------------------------------------
+
+struct Bench {
+    lc: LocalCluster,
+    client: Client,
+    dir: PathBuf,
+    /// First spawn → every node in the primary's map.
+    joined: Duration,
+    /// First spawn → join rebalances finished (the cluster is usable).
+    settled: Duration,
+}
+
+impl Bench {
+    async fn start(noded: &Path, dir: PathBuf) -> Result<Bench> {
+        std::fs::create_dir_all(&dir)?;
+        let mut lc = LocalCluster::new(noded.to_path_buf(), dir.clone());
+        let t0 = Instant::now();
+        // As `nodectl playground` does: the primary first, then everyone joins through it.
+        lc.add("proxy0", Role::Proxy, free_port()?, 0, &[])?;
+        lc.wait_ready(Duration::from_secs(20)).await?;
+        for i in 0..TARGETS {
+            lc.add(
+                &format!("target{i}"),
+                Role::Target,
+                free_port()?,
+                MOUNTPATHS,
+                &[],
+            )?;
+        }
+        lc.wait_ready(Duration::from_secs(30)).await?;
+        let joined = t0.elapsed();
+        let client = lc.client();
+        wait_rebalance_idle(&client, Duration::from_secs(60)).await?;
+        let settled = t0.elapsed();
+        client.create_bucket(BUCKET).await?;
+        Ok(Bench {
+            lc,
+            client,
+            dir,
+            joined,
+            settled,
+        })
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        self.lc.procs.get(name)?.child.as_ref().map(|c| c.id())
+    }
+
+    fn pids(&self) -> Vec<(String, u32)> {
+        self.lc
+            .procs
+            .keys()
+            .filter_map(|n| Some((n.clone(), self.pid(n)?)))
+            .collect()
+    }
+
+    fn target_names(&self) -> Vec<String> {
+        self.lc
+            .procs
+            .iter()
+            .filter(|(_, p)| p.role == Role::Target)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    async fn id(&self, name: &str) -> Result<NodeId> {
+        let addr = &self.lc.procs[name].addr;
+        let smap = self.client.smap().await?;
+        smap.all_nodes()
+            .find(|n| &n.addr == addr)
+            .map(|n| n.id.clone())
+            .ok_or_else(|| anyhow!("{name} ({addr}) is not in the map"))
+    }
+
+    /// Stops every node and removes the cluster's directory.
+    fn finish(mut self) {
+        self.lc.stop_all();
+        let dir = self.dir.clone();
+        drop(self);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+async fn wait_rebalance_idle(client: &Client, timeout: Duration) -> Result<()> {
+    let until = Instant::now() + timeout;
+    loop {
+        match client.rebalance_status().await {
+            Ok(None) => return Ok(()),
+            Ok(Some(r)) if !r.is_running() => return Ok(()),
+            _ => {}
+        }
+        if Instant::now() > until {
+            bail!("rebalance still running after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generation
+// ---------------------------------------------------------------------------------------------
+
+/// Random bytes; object `i` of `size` is a slice of it at an offset depending on `i`.
+struct Pool(Vec<u8>);
+
+impl Pool {
+    fn new() -> Self {
+        let mut v = vec![0u8; 4 * MIB];
+        rand::rngs::StdRng::seed_from_u64(7).fill(&mut v[..]);
+        Pool(v)
+    }
+    fn obj(&self, i: usize, size: usize) -> &[u8] {
+        let span = self.0.len() - size;
+        let off = (i.wrapping_mul(4099)) % span.max(1);
+        &self.0[off..off + size]
+    }
+}
+
+struct RunStats {
+    secs: f64,
+    ops: usize,
+    bytes: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Runs `f(0..n)` on `conc` tokio tasks pulling indices from a shared counter.
+async fn run_tasks<F, Fut>(n: usize, conc: usize, f: F) -> RunStats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64>> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(AtomicUsize::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..conc)
+        .map(|_| {
+            let (f, next, bytes, errors, first_error) = (
+                f.clone(),
+                next.clone(),
+                bytes.clone(),
+                errors.clone(),
+                first_error.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    match f(i).await {
+                        Ok(b) => {
+                            bytes.fetch_add(b, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap()
+                                .get_or_insert(format!("#{i}: {e:#}"));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let first_error = first_error.lock().unwrap().take();
+    RunStats {
+        secs,
+        ops: n,
+        bytes: bytes.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        first_error,
+    }
+}
+
+/// Same as [`run_tasks`] with OS threads, for the raw file-system baselines.
+fn run_threads<F>(n: usize, conc: usize, f: F) -> RunStats
+where
+    F: Fn(usize) -> std::io::Result<u64> + Send + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let bytes = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let first_error = std::sync::Mutex::new(None::<String>);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..conc {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    match f(i) {
+                        Ok(b) => {
+                            bytes.fetch_add(b, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap()
+                                .get_or_insert(format!("#{i}: {e}"));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    RunStats {
+        secs: t.elapsed().as_secs_f64(),
+        ops: n,
+        bytes: bytes.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        first_error: first_error.into_inner().unwrap(),
+    }
+}
+
+impl RunStats {
+    fn mb_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.secs.max(1e-9)
+    }
+    fn ops_s(&self) -> f64 {
+        (self.ops as u64 - self.errors) as f64 / self.secs.max(1e-9)
+    }
+    fn json(&self) -> Value {
+        json!({
+            "secs": round3(self.secs), "objects": self.ops, "bytes": self.bytes,
+            "errors": self.errors, "first_error": self.first_error,
+            "mb_per_sec": round3(self.mb_s()), "objs_per_sec": round3(self.ops_s()),
+        })
+    }
+    fn warn(&self, what: &str) {
+        if self.errors > 0 {
+            eprintln!(
+                "!! {what}: {} of {} failed; first: {}",
+                self.errors,
+                self.ops,
+                self.first_error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn sync_fs() {
+    let _ = Command::new("sync").status();
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Data path
+// ---------------------------------------------------------------------------------------------
+
+struct DataPath {
+    label: String,
+    size: usize,
+    raw_put: RunStats,
+    raw_put_dirsync: RunStats,
+    raw_get: RunStats,
+    put: RunStats,
+    get: RunStats,
+    /// Peak RSS per node during the cluster put+get, kB.
+    rss: BTreeMap<String, u64>,
+}
+
+/// `write + fsync + rename` into `dir` (plus an fsync of the directory with `dirsync`, which
+/// is what the cluster does to make the rename durable).
+fn raw_writes(
+    dir: &Path,
+    n: usize,
+    size: usize,
+    conc: usize,
+    pool: &Pool,
+    dirsync: bool,
+) -> RunStats {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).expect("raw dir");
+    sync_dir(dir).ok();
+    run_threads(n, conc, |i| {
+        let tmp = dir.join(format!(".tmp-{i}"));
+        let data = pool.obj(i, size);
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(format!("obj-{i:06}")))?;
+        if dirsync {
+            sync_dir(dir)?;
+        }
+        Ok(data.len() as u64)
+    })
+}
+
+fn raw_reads(dir: &Path, n: usize, conc: usize) -> RunStats {
+    run_threads(n, conc, |i| {
+        let v = std::fs::read(dir.join(format!("obj-{i:06}")))?;
+        Ok(std::hint::black_box(v).len() as u64)
+    })
+}
+
+async fn data_path(
+    b: &Bench,
+    s: &Settings,
+    pool: &Arc<Pool>,
+    label: &str,
+    n: usize,
+    size: usize,
+) -> Result<DataPath> {
+    let conc = s.concurrency;
+    println!("  data path {label}: {n} objects, concurrency {conc}");
+    let raw_dir = b.dir.join(format!("raw-{label}"));
+    let raw_put = raw_writes(&raw_dir, n, size, conc, pool, false);
+    raw_put.warn("raw write");
+    let raw_dir2 = b.dir.join(format!("raw-{label}-dirsync"));
+    let raw_put_dirsync = raw_writes(&raw_dir2, n, size, conc, pool, true);
+    raw_put_dirsync.warn("raw write+dirsync");
+    let _ = std::fs::remove_dir_all(&raw_dir2);
+
+    let pids = b.pids();
+    let sampler = RssSampler::start(pids);
+    let (c, p) = (b.client.clone(), pool.clone());
+    let prefix = format!("dp-{label}/obj-");
+    let pre = prefix.clone();
+    let put = run_tasks(n, conc, move |i| {
+        let (c, p, name) = (c.clone(), p.clone(), format!("{pre}{i:06}"));
+        async move {
+            c.put_bytes(BUCKET, &name, p.obj(i, size)).await?;
+            Ok(size as u64)
+        }
+    })
+    .await;
+    put.warn("cluster put");
+
+    sync_fs();
+    let raw_get = raw_reads(&raw_dir, n, conc);
+    raw_get.warn("raw read");
+
+    let c = b.client.clone();
+    let pre = prefix.clone();
+    let get = run_tasks(n, conc, move |i| {
+        let (c, name) = (c.clone(), format!("{pre}{i:06}"));
+        async move {
+            let v = c.get_bytes(BUCKET, &name).await?;
+            if v.len() != size {
+                bail!("{name}: got {} bytes, want {size}", v.len());
+            }
+            Ok(v.len() as u64)
+        }
+    })
+    .await;
+    get.warn("cluster get");
+    let rss = sampler.finish();
+    let _ = std::fs::remove_dir_all(&raw_dir);
+    Ok(DataPath {
+        label: label.into(),
+        size,
+        raw_put,
+        raw_put_dirsync,
+        raw_get,
+        put,
+        get,
+        rss,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Rebalance (decommission)
+// ---------------------------------------------------------------------------------------------
+
+struct Rebalance {
+    label: String,
+    size: usize,
+    objects: usize,
+    /// What the victim held on disk before (files, bytes incl. metadata trailers).
+    victim_files: u64,
+    victim_bytes: u64,
+    load: RunStats,
+    cp_secs: f64,
+    reb_secs: f64,
+    status: Option<RebalanceStatus>,
+    status_errors: u64,
+    /// Object files on the receivers / left on the victim afterwards (sanity, not asserted).
+    after_on_receivers: u64,
+    after_on_victim: u64,
+    victim: String,
+    /// Idle VmRSS after loading, kB; peak VmHWM/VmRSS during the rebalance, kB.
+    rss_before: BTreeMap<String, u64>,
+    rss_peak: BTreeMap<String, u64>,
+    hwm_reset: bool,
+    joined: Duration,
+    settled: Duration,
+}
+
+/// (files, bytes) under `<mountpath>/objs` of every mountpath.
+fn du_objs(mountpaths: &[PathBuf]) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    for mp in mountpaths {
+        let Ok(buckets) = std::fs::read_dir(mp.join("objs")) else {
+            continue;
+        };
+        for b in buckets.flatten() {
+            let Ok(entries) = std::fs::read_dir(b.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if let Ok(m) = e.metadata()
+                    && m.is_file()
+                {
+                    files += 1;
+                    bytes += m.len();
+                }
+            }
+        }
+    }
+    (files, bytes)
+}
+
+async fn rebalance(
+    noded: &Path,
+    root: &Path,
+    pool: &Arc<Pool>,
+    label: &str,
+    objects: usize,
+    size: usize,
+) -> Result<Rebalance> {
+    let b = Bench::start(noded, root.join(format!("reb-{label}"))).await?;
+    let victim = "target0".to_string();
+    let victim_id = b.id(&victim).await?;
+    let smap = b.client.smap().await?;
+    // Only objects the victim owns: the whole load lands on the target to decommission.
+    let names: Vec<String> = (0..)
+        .map(|i| format!("reb-{label}/obj-{i:07}"))
+        .filter(|n| placement::owner(&smap, BUCKET, n).is_some_and(|o| o.id == victim_id))
+        .take(objects)
+        .collect();
+    println!("  rebalance {label}: loading {objects} objects onto {victim} (t[{victim_id}]) ...");
+    let names = Arc::new(names);
+    let (c, p, nm) = (b.client.clone(), pool.clone(), names.clone());
+    let load = run_tasks(objects, LOAD_CONCURRENCY, move |i| {
+        let (c, p, nm) = (c.clone(), p.clone(), nm.clone());
+        async move {
+            c.put_bytes(BUCKET, &nm[i], p.obj(i, size)).await?;
+            Ok(size as u64)
+        }
+    })
+    .await;
+    load.warn("load");
+    let victim_mps = b.lc.procs[&victim].mountpaths.clone();
+    let (victim_files, victim_bytes) = du_objs(&victim_mps);
+    sync_fs();
+
+    // Baseline: copy the victim's mountpaths on the same disk, then sync.
+    let copy = b.dir.join("cp-baseline");
+    std::fs::create_dir_all(&copy)?;
+    let t = Instant::now();
+    let st = Command::new("cp")
+        .arg("-r")
+        .args(&victim_mps)
+        .arg(&copy)
+        .status()
+        .context("running cp")?;
+    sync_fs();
+    let cp_secs = t.elapsed().as_secs_f64();
+    if !st.success() {
+        eprintln!("!! cp -r exited with {st}");
+    }
+    std::fs::remove_dir_all(&copy)?;
+    sync_fs();
+
+    let receivers: Vec<String> = b
+        .target_names()
+        .into_iter()
+        .filter(|n| *n != victim)
+        .collect();
+    let watched: Vec<(String, u32)> = b
+        .pids()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("target"))
+        .collect();
+    let rss_before: BTreeMap<String, u64> = watched
+        .iter()
+        .filter_map(|(n, p)| Some((n.clone(), status_kb(*p, "VmRSS")?)))
+        .collect();
+    let sampler = RssSampler::start(watched);
+    let hwm_reset = sampler.reset_ok;
+
+    println!("  rebalance {label}: decommission {victim} ...");
+    let t = Instant::now();
+    let reply = b
+        .client
+        .lifecycle(LifecycleRequest {
+            op: LifecycleOp::Decommission,
+            nodes: vec![victim_id.clone()],
+            no_rebalance: false,
+            rm_user_data: false,
+            dry_run: false,
+        })
+        .await?;
+    let rid = reply
+        .rebalance_id
+        .clone()
+        .ok_or_else(|| anyhow!("decommission started no rebalance: {reply:?}"))?;
+    let mut status = None;
+    let mut status_errors = 0;
+    let deadline = Instant::now() + Duration::from_secs(30 * 60);
+    loop {
+        match b.client.rebalance_status().await {
+            Ok(Some(r)) if r.id == rid && !r.is_running() => {
+                status = Some(r);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                status_errors += 1;
+                if status_errors == 1 {
+                    eprintln!("!! rebalance status: {e}");
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            eprintln!("!! rebalance {rid} did not finish within 30 min; giving up");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reb_secs = t.elapsed().as_secs_f64();
+    let rss_peak = sampler.finish();
+    if let Some(s) = &status
+        && s.state != "finished"
+    {
+        eprintln!("!! rebalance {rid} ended {}: {:?}", s.state, s.blocked_by);
+    }
+
+    let after_on_receivers = receivers
+        .iter()
+        .map(|n| du_objs(&b.lc.procs[n].mountpaths).0)
+        .sum();
+    let after_on_victim = du_objs(&victim_mps).0;
+    let (joined, settled) = (b.joined, b.settled);
+    b.finish();
+    Ok(Rebalance {
+        label: label.into(),
+        size,
+        objects,
+        victim_files,
+        victim_bytes,
+        load,
+        cp_secs,
+        reb_secs,
+        status,
+        status_errors,
+        after_on_receivers,
+        after_on_victim,
+        victim,
+        rss_before,
+        rss_peak,
+        hwm_reset,
+        joined,
+        settled,
+    })
+}
+
+impl Rebalance {
+    fn bytes(&self) -> u64 {
+        (self.objects * self.size) as u64
+    }
+    fn reb_mb_s(&self) -> f64 {
+        self.bytes() as f64 / 1e6 / self.reb_secs
+    }
+    fn reb_objs_s(&self) -> f64 {
+        self.objects as f64 / self.reb_secs
+    }
+    fn cp_mb_s(&self) -> f64 {
+        self.bytes() as f64 / 1e6 / self.cp_secs
+    }
+    fn cp_objs_s(&self) -> f64 {
+        self.objects as f64 / self.cp_secs
+    }
+    fn receiver_peak(&self) -> u64 {
+        self.rss_peak
+            .iter()
+            .filter(|(n, _)| **n != self.victim)
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or(0)
+    }
+    fn sender_peak(&self) -> u64 {
+        self.rss_peak.get(&self.victim).copied().unwrap_or(0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+// ---------------------------------------------------------------------------------------------
+
+fn rss_list(m: &BTreeMap<String, u64>) -> String {
+    m.iter()
+        .map(|(n, kb)| format!("{n} {:.1}", mib(*kb)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kb_json(m: &BTreeMap<String, u64>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(n, kb)| (n.clone(), json!(round3(mib(*kb)))))
+            .collect(),
+    )
+}
+
+fn size_label(size: usize) -> String {
+    if size >= MIB {
+        format!("{} MiB", size / MIB)
+    } else {
+        format!("{} KiB", size / KIB)
+    }
+}
+
+fn disk_free(dir: &Path) -> Option<u64> {
+    let out = Command::new("df").arg("-Pk").arg(dir).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1)?;
+    line.split_whitespace()
+        .nth(3)?
+        .parse::<u64>()
+        .ok()
+        .map(|k| k * 1024)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("cluster bench: run it with `cargo bench --bench cluster` (skipped in test mode)");
+        return Ok(());
+    }
+    let filters = args.into_iter().filter(|a| !a.starts_with('-')).collect();
+    let s = Settings::from_env(filters)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(s))
+}
+
+async fn run(s: Settings) -> Result<()> {
+    let noded = noded_path()?;
+    let root = tempfile::Builder::new()
+        .prefix("shoal-bench-")
+        .tempdir_in(&s.base_dir)
+        .with_context(|| format!("temp dir in {}", s.base_dir.display()))?;
+    let free = disk_free(root.path());
+    let need =
+        (s.dp_1m * MIB * 3 + s.dp_4k * 4 * KIB * 4 + s.reb_1m * MIB * 3 + s.reb_4k * 4 * KIB * 6)
+            as u64;
+    println!(
+        "Shoal cluster bench: scale {}, {} cores, 1 proxy + {TARGETS} targets x {MOUNTPATHS} mountpaths, concurrency {}",
+        s.scale,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        s.concurrency
+    );
+    println!("  noded: {}", noded.display());
+    println!(
+        "  data dir: {} (free {:.1} GiB, needs about {:.1} GiB)",
+        root.path().display(),
+        free.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+        need as f64 / (1u64 << 30) as f64
+    );
+    if let Some(f) = free
+        && f < need + (1 << 30)
+    {
+        bail!("not enough free disk space in {}", root.path().display());
+    }
+    let pool = Arc::new(Pool::new());
+    let started = Instant::now();
+
+    // 1 + 3: idle footprint and start time, then the data path on the same cluster.
+    println!("  starting the data-path cluster ...");
+    let b = Bench::start(&noded, root.path().join("dp")).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_rss: BTreeMap<String, u64> = b
+        .pids()
+        .into_iter()
+        .filter_map(|(n, p)| Some((n, status_kb(p, "VmRSS")?)))
+        .collect();
+    let mut startups = vec![(b.joined, b.settled)];
+    let mut dps = Vec::new();
+    if s.wants("datapath") {
+        dps.push(data_path(&b, &s, &pool, "4k", s.dp_4k, 4 * KIB).await?);
+        dps.push(data_path(&b, &s, &pool, "1m", s.dp_1m, MIB).await?);
+    }
+    b.finish();
+
+    // 2: rebalance.
+    let mut rebs = Vec::new();
+    if s.wants("rebalance-1mib") && s.reb_1m > 0 {
+        rebs.push(rebalance(&noded, root.path(), &pool, "1mib", s.reb_1m, MIB).await?);
+    }
+    if s.wants("rebalance-4kib") && s.reb_4k > 0 {
+        rebs.push(rebalance(&noded, root.path(), &pool, "4kib", s.reb_4k, 4 * KIB).await?);
+    }
+    for r in &rebs {
+        startups.push((r.joined, r.settled));
+    }
+    let total = started.elapsed();
+    drop(root);
+
+    // ---- table ------------------------------------------------------------------------------
+    println!();
+    println!(
+        "== Shoal cluster bench ({} scale, {:.0} s) ==",
+        s.scale,
+        total.as_secs_f64()
+    );
+    let mut j_dp = Vec::new();
+    if !dps.is_empty() {
+        println!();
+        println!(
+            "1. DATA PATH   (1 proxy + {TARGETS} targets x {MOUNTPATHS} mountpaths, concurrency {}; MB = 10^6 bytes)",
+            s.concurrency
+        );
+        println!(
+            "{:<8} {:>7} {:<30} {:>9} {:>10} {:>8} {:>7}",
+            "size", "objects", "operation", "MB/s", "objs/s", "vs raw", "errors"
+        );
+        for d in &dps {
+            let sz = size_label(d.size);
+            let rows: [(&str, &RunStats, Option<&RunStats>); 5] = [
+                ("raw write+fsync+rename", &d.raw_put, None),
+                ("raw write+fsync+rename+dirsync", &d.raw_put_dirsync, None),
+                ("cluster put", &d.put, Some(&d.raw_put)),
+                ("raw read", &d.raw_get, None),
+                ("cluster get", &d.get, Some(&d.raw_get)),
+            ];
+            for (op, r, base) in rows {
+                let ratio = base
+                    .map(|b| format!("{:.2}x", r.mb_s() / b.mb_s()))
+                    .unwrap_or_default();
+                println!(
+                    "{:<8} {:>7} {:<30} {:>9.1} {:>10.0} {:>8} {:>7}",
+                    sz,
+                    r.ops,
+                    op,
+                    r.mb_s(),
+                    r.ops_s(),
+                    ratio,
+                    r.errors
+                );
+            }
+            println!(
+                "{:<8} {:>7} peak RSS during put+get (MiB): {}",
+                sz,
+                "",
+                rss_list(&d.rss)
+            );
+            j_dp.push(json!({
+                "label": d.label, "object_size": d.size,
+                "raw_put": d.raw_put.json(), "raw_put_dirsync": d.raw_put_dirsync.json(),
+                "raw_get": d.raw_get.json(),
+                "cluster_put": d.put.json(), "cluster_get": d.get.json(),
+                "put_ratio_cluster_over_raw": round3(d.put.mb_s() / d.raw_put.mb_s()),
+                "put_ratio_cluster_over_raw_dirsync": round3(d.put.mb_s() / d.raw_put_dirsync.mb_s()),
+                "get_ratio_cluster_over_raw": round3(d.get.mb_s() / d.raw_get.mb_s()),
+                "peak_rss_mib": kb_json(&d.rss),
+            }));
+        }
+    }
+
+    let mut j_reb = Vec::new();
+    if !rebs.is_empty() {
+        println!();
+        println!(
+            "2. REBALANCE (decommission of one target; the others receive; baseline cp -r <its mountpaths> && sync)"
+        );
+        println!(
+            "{:<8} {:>7} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}",
+            "size",
+            "objects",
+            "GiB",
+            "reb s",
+            "reb MB/s",
+            "reb obj/s",
+            "cp s",
+            "cp MB/s",
+            "cp obj/s",
+            "reb/cp",
+            "sender MiB",
+            "recv MiB"
+        );
+        for r in &rebs {
+            println!(
+                "{:<8} {:>7} {:>9.3} {:>8.2} {:>9.1} {:>9.0} {:>8.2} {:>9.1} {:>9.0} {:>7.2}x {:>10.1} {:>10.1}",
+                size_label(r.size),
+                r.objects,
+                r.bytes() as f64 / (1u64 << 30) as f64,
+                r.reb_secs,
+                r.reb_mb_s(),
+                r.reb_objs_s(),
+                r.cp_secs,
+                r.cp_mb_s(),
+                r.cp_objs_s(),
+                r.cp_secs / r.reb_secs,
+                mib(r.sender_peak()),
+                mib(r.receiver_peak()),
+            );
+        }
+        for r in &rebs {
+            let st = r.status.as_ref();
+            println!(
+                "  {}: victim held {} files / {:.3} GiB on disk; status {} {}: objs_moved {}, bytes_moved {}, \
+                 rate {:.1} MB/s {:.0} obj/s, errors {}; afterwards {} objects on receivers, {} left on the victim; \
+                 load {:.1} MB/s {:.0} obj/s (concurrency {LOAD_CONCURRENCY}); RSS before (MiB) {}; peak (MiB) {}{}",
+                size_label(r.size),
+                r.victim_files,
+                r.victim_bytes as f64 / (1u64 << 30) as f64,
+                st.map(|s| s.id.as_str()).unwrap_or("?"),
+                st.map(|s| s.state.as_str()).unwrap_or("unknown"),
+                st.map(|s| s.objs_moved).unwrap_or(0),
+                st.map(|s| s.bytes_moved).unwrap_or(0),
+                st.map(|s| s.rate_bytes_per_sec / 1e6).unwrap_or(0.0),
+                st.map(|s| s.rate_objs_per_sec).unwrap_or(0.0),
+                st.map(|s| s.errors).unwrap_or(0),
+                r.after_on_receivers,
+                r.after_on_victim,
+                r.load.mb_s(),
+                r.load.ops_s(),
+                rss_list(&r.rss_before),
+                rss_list(&r.rss_peak),
+                if r.hwm_reset {
+                    ""
+                } else {
+                    " (VmHWM reset failed: lifetime peaks)"
+                },
+            );
+            j_reb.push(json!({
+                "label": r.label, "object_size": r.size, "objects": r.objects, "bytes": r.bytes(),
+                "victim": r.victim, "victim_files": r.victim_files, "victim_bytes_on_disk": r.victim_bytes,
+                "rebalance_secs": round3(r.reb_secs),
+                "rebalance_mb_per_sec": round3(r.reb_mb_s()),
+                "rebalance_objs_per_sec": round3(r.reb_objs_s()),
+                "cp_secs": round3(r.cp_secs),
+                "cp_mb_per_sec": round3(r.cp_mb_s()),
+                "cp_objs_per_sec": round3(r.cp_objs_s()),
+                "speed_ratio_rebalance_over_cp": round3(r.cp_secs / r.reb_secs),
+                "status": r.status.as_ref().map(|s| serde_json::to_value(s).unwrap_or(Value::Null)),
+                "status_poll_errors": r.status_errors,
+                "objects_on_receivers_after": r.after_on_receivers,
+                "objects_left_on_victim": r.after_on_victim,
+                "load": r.load.json(),
+                "rss_before_mib": kb_json(&r.rss_before),
+                "peak_rss_mib": kb_json(&r.rss_peak),
+                "hwm_reset": r.hwm_reset,
+                "sender_peak_rss_mib": round3(mib(r.sender_peak())),
+                "receiver_peak_rss_mib": round3(mib(r.receiver_peak())),
+            }));
+        }
+        if rebs.len() == 2 {
+            let (a, b) = (&rebs[0], &rebs[1]);
+            println!(
+                "  memory vs object count: {:.0}x the objects ({} -> {}) => sender peak {:.2}x ({:.1} -> {:.1} MiB), receiver peak {:.2}x ({:.1} -> {:.1} MiB)",
+                b.objects as f64 / a.objects as f64,
+                a.objects,
+                b.objects,
+                b.sender_peak() as f64 / a.sender_peak().max(1) as f64,
+                mib(a.sender_peak()),
+                mib(b.sender_peak()),
+                b.receiver_peak() as f64 / a.receiver_peak().max(1) as f64,
+                mib(a.receiver_peak()),
+                mib(b.receiver_peak()),
+            );
+        }
+    }
+
+    println!();
+    println!("3. IDLE");
+    let proxy_idle = idle_rss.get("proxy0").copied().unwrap_or(0);
+    let targets_idle: Vec<u64> = idle_rss
+        .iter()
+        .filter(|(n, _)| n.starts_with("target"))
+        .map(|(_, v)| *v)
+        .collect();
+    println!(
+        "  idle RSS (MiB, 3 s after settling): proxy {:.1}; targets {}",
+        mib(proxy_idle),
+        targets_idle
+            .iter()
+            .map(|v| format!("{:.1}", mib(*v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (i, (j, st)) in startups.iter().enumerate() {
+        println!(
+            "  start #{}: first spawn -> all {} nodes joined {:.2} s; -> join rebalances settled {:.2} s",
+            i + 1,
+            1 + TARGETS,
+            j.as_secs_f64(),
+            st.as_secs_f64()
+        );
+    }
+
+    let doc = json!({
+        "scale": s.scale,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "topology": { "proxies": 1, "targets": TARGETS, "mountpaths_per_target": MOUNTPATHS },
+        "concurrency": s.concurrency,
+        "total_secs": round3(total.as_secs_f64()),
+        "data_path": j_dp,
+        "rebalance": j_reb,
+        "idle": {
+            "rss_mib": kb_json(&idle_rss),
+            "startups": startups.iter().map(|(j, st)| json!({
+                "all_joined_secs": round3(j.as_secs_f64()),
+                "settled_secs": round3(st.as_secs_f64()),
+            })).collect::<Vec<_>>(),
+        },
+    });
+    let out = target_dir().join("bench-results.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)?)?;
+    println!();
+    println!("results: {}", out.display());
+    Ok(())
+}
