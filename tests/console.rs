@@ -24,6 +24,8 @@ const T: Duration = Duration::from_secs(30);
 /// A private tmux server (its own `-L` socket), killed on drop, also when the test panics.
 struct Tmux {
     socket: String,
+    /// The socket file, removed on drop (tmux leaves it behind).
+    socket_path: Option<std::path::PathBuf>,
 }
 
 impl Tmux {
@@ -47,6 +49,7 @@ impl Tmux {
             .map_or(0, |d| d.subsec_nanos());
         Tmux {
             socket: format!("shoal-console-test-{}-{nanos}", std::process::id()),
+            socket_path: None,
         }
     }
 
@@ -78,7 +81,7 @@ impl Tmux {
 
     /// Starts `sh -c shell_cmd` (whatever the user's shell) in a new detached WIDTH×HEIGHT
     /// session. The pane stays if its process exits, so what was left on screen can be read.
-    fn start(&self, shell_cmd: &str) {
+    fn start(&mut self, shell_cmd: &str) {
         let (w, h) = (WIDTH.to_string(), HEIGHT.to_string());
         self.ok(&[
             "new-session",
@@ -99,6 +102,8 @@ impl Tmux {
             "remain-on-exit",
             "on",
         ]);
+        let path = self.ok(&["display-message", "-p", "#{socket_path}"]);
+        self.socket_path = Some(path.trim().into());
     }
 
     /// The visible screen as plain text.
@@ -150,6 +155,9 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         // Ends the console too (SIGHUP) if the test failed before `q`.
         let _ = self.run(&["kill-server"]);
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -225,7 +233,7 @@ async fn open_maintenance_dialog(tmux: &Tmux, op: &str, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_a_real_terminal_toggles_maintenance_and_quits_cleanly() {
-    let tmux = Tmux::new();
+    let mut tmux = Tmux::new();
     let c = TestCluster::start(1, 3, 1, FAST_CONFIG).await;
     let objs = make_objects(24, 512, 32 << 10, 7);
     put_all(&c.client, &objs).await;

@@ -193,9 +193,9 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
                 }
             }
             LifecycleOp::Shutdown => {
-                // A node in maintenance can still be shut down; the map may not change.
+                // A node in maintenance can still be shut down (it then exits at once).
+                node.flags.set(Flags::MAINT | Flags::SHUTDOWN);
                 if !f.contains(Flags::MAINT) {
-                    node.flags.set(Flags::MAINT);
                     true
                 } else {
                     affected.push(id.clone());
@@ -208,12 +208,16 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
                     continue;
                 }
                 node.flags.set(Flags::DECOMM);
-                node.flags.clear(Flags::MAINT_POST_REB);
+                if req.rm_user_data {
+                    node.flags.set(Flags::RM_USER_DATA);
+                }
+                node.flags.clear(Flags::MAINT_POST_REB | Flags::SHUTDOWN);
                 true
             }
             LifecycleOp::StopMaintenance => {
                 if f.contains(Flags::MAINT) {
-                    node.flags.clear(Flags::MAINT | Flags::MAINT_POST_REB);
+                    node.flags
+                        .clear(Flags::MAINT | Flags::MAINT_POST_REB | Flags::SHUTDOWN);
                     true
                 } else {
                     false

@@ -97,6 +97,11 @@ impl Flags {
     pub const MAINT: Flags = Flags(4);
     pub const DECOMM: Flags = Flags(8);
     pub const MAINT_POST_REB: Flags = Flags(16);
+    /// Shoal: exit once the rebalance is done (shutdown in progress). Kept in the map so that a
+    /// new primary can finish the operation.
+    pub const SHUTDOWN: Flags = Flags(32);
+    /// Shoal: decommission also deletes the node's objects.
+    pub const RM_USER_DATA: Flags = Flags(64);
 
     pub fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
@@ -118,6 +123,8 @@ impl Flags {
             (Flags::MAINT, "maint"),
             (Flags::DECOMM, "decomm"),
             (Flags::MAINT_POST_REB, "maint_post_reb"),
+            (Flags::SHUTDOWN, "shutdown"),
+            (Flags::RM_USER_DATA, "rm_user_data"),
         ] {
             if self.contains(flag) {
                 out.push(name);
@@ -161,6 +168,13 @@ impl Node {
     /// Active nodes take part in placement: neither in maintenance nor being decommissioned.
     pub fn is_active(&self) -> bool {
         !self.flags.intersects(Flags::MAINT | Flags::DECOMM)
+    }
+
+    /// Leaving, with its final step still to come (maintenance before post-rebalance, a pending
+    /// shutdown, or a decommission).
+    pub fn in_transition(&self) -> bool {
+        self.flags.intersects(Flags::DECOMM | Flags::SHUTDOWN)
+            || (self.flags.contains(Flags::MAINT) && !self.flags.contains(Flags::MAINT_POST_REB))
     }
 
     /// `t[ID]` or `p[ID]`.
@@ -277,6 +291,10 @@ pub struct Rmd {
     /// Targets expected to take part (every target in the map at the time, maintenance ones
     /// included: they are the senders).
     pub participants: Vec<NodeId>,
+    /// Nodes whose lifecycle operation completes when this generation does (maintenance,
+    /// shutdown, decommission in progress). In the RMD so that a new primary can finish them.
+    #[serde(default)]
+    pub finalize: Vec<NodeId>,
 }
 
 impl Rmd {

@@ -21,10 +21,10 @@ pub fn diff(
         out.push((
             Severity::Info,
             format!(
-                "cluster map v{}: {} proxies, {} targets, primary p[{}]",
+                "cluster map v{}: {}, {}, primary p[{}]",
                 next.smap_version,
-                next.proxies.len(),
-                next.targets.len(),
+                plural(next.proxies.len(), "proxy", "proxies"),
+                plural(next.targets.len(), "target", "targets"),
                 next.primary
             ),
         ));
@@ -79,6 +79,10 @@ pub fn diff(
 
     rebalance_changes(prev_reb, next_reb, &mut out);
     out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn node_changes(old: &NodeStatus, new: &NodeStatus, out: &mut Vec<(Severity, String)>) {

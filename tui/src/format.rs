@@ -100,6 +100,22 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `s` cut to at most `width` characters by dropping its start, marked with `…`: for paths,
+/// whose end is what tells them apart.
+pub fn ellipsize_left(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let keep = width - 1;
+    std::iter::once('…')
+        .chain(s.chars().skip(n - keep))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +146,13 @@ mod tests {
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
         assert_eq!(rate(0.0), "-");
+    }
+
+    #[test]
+    fn long_paths_keep_their_end() {
+        assert_eq!(ellipsize_left("/data/mp1", 20), "/data/mp1");
+        assert_eq!(ellipsize_left("/tmp/shoal/target0/mp1", 10), "…rget0/mp1");
+        assert_eq!(ellipsize_left("abc", 0), "");
+        assert_eq!(ellipsize_left("abc", 1), "…");
     }
 }

@@ -436,3 +436,156 @@ fn redraws_on_resize_and_survives_tiny_terminals() {
         term.draw(|f| shoal_tui::view(&m, f)).unwrap();
     }
 }
+
+/// Found by running the console at 80×24 in a real terminal (tests/console.rs, tmux).
+mod found_in_a_real_terminal {
+    use super::*;
+
+    #[test]
+    fn footer_drops_whole_hints_instead_of_cutting_one() {
+        let mut m = model_with(&cluster(3), None, false);
+        for armed in [false, true] {
+            if armed {
+                press(&mut m, KeyCode::Char('n'));
+            }
+            for w in [60, 80, 100, 200] {
+                let buf = render(&m, w, 24);
+                let footer = lines(&buf).last().unwrap().trim_end().to_string();
+                assert!(footer.starts_with("? help") || armed, "{footer}");
+                let hints = [
+                    "? help",
+                    "q quit",
+                    "/ filter",
+                    "m maint",
+                    "s shutdown",
+                    "D decomm",
+                    "Space mark",
+                    "n no-reb",
+                    "Enter detail",
+                    "Tab focus",
+                    "r refresh",
+                ];
+                assert!(
+                    hints.iter().any(|h| footer.ends_with(h)),
+                    "{w} columns, footer ends mid-hint: {footer:?}"
+                );
+            }
+        }
+        let footer = lines(&render(&m, 200, 24)).last().unwrap().clone();
+        assert!(footer.contains("r refresh"), "{footer}");
+    }
+
+    #[test]
+    fn detail_keeps_the_distinguishing_end_of_long_mountpaths() {
+        let mut c = cluster(3);
+        for (i, mp) in c.targets[0].mountpaths.iter_mut().enumerate() {
+            mp.path = format!("/tmp/shoal-playground-12484/target0/mp{i}");
+        }
+        let mut m = model_with(&c, None, false);
+        press(&mut m, KeyCode::Enter);
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        for end in ["/target0/mp0 ", "/target0/mp1 "] {
+            let (x, y) = find(&buf, end).unwrap_or_else(|| panic!("{end}:\n{t}"));
+            let line = &lines(&buf)[y as usize];
+            assert!(line.contains('…'), "cut on the left, and says so: {line}");
+            assert!(x > 0);
+        }
+        let t = text(&render(&m, 200, 50));
+        assert!(t.contains("/tmp/shoal-playground-12484/target0/mp1"), "{t}");
+    }
+
+    #[test]
+    fn event_log_shows_whole_entries_only() {
+        let mut m = model_with(&cluster(3), None, false);
+        for i in 0..12 {
+            m.log(
+                shoal_tui::model::Severity::Info,
+                format!("entry {i} is long enough to wrap over two lines of the narrow pane"),
+            );
+        }
+        let buf = render(&m, 80, 24);
+        let l = layout(Rect::new(0, 0, 80, 24), &m);
+        let first = &lines(&buf)[l.events.y as usize + 1];
+        let inner: String = first
+            .chars()
+            .skip(l.events.x as usize + 1)
+            .take(8)
+            .collect();
+        assert!(
+            inner.chars().all(|c| c.is_ascii_digit() || c == ':'),
+            "the pane starts with a continuation line: {first:?}\n{}",
+            text(&buf)
+        );
+        assert!(text(&buf).contains("entry 11"), "newest entry shown");
+    }
+
+    #[test]
+    fn unreachable_banner_wraps_instead_of_hiding_the_reason() {
+        let mut m = shoal_tui::Model::new(ENDPOINT, false);
+        update(
+            &mut m,
+            Action::Unreachable {
+                error: "I/O: 127.0.0.1:51080: Connection refused (os error 111)".into(),
+                at: T0,
+            },
+        );
+        let t = text(&render(&m, 80, 24));
+        assert!(t.contains("Connection refused (os error 111)"), "{t}");
+        assert!(t.contains("cluster unreachable at 127.0.0.1:51080"), "{t}");
+        // Never connected: no claim about rebalances or proxies, just waiting.
+        assert!(!t.contains("no rebalance since"), "{t}");
+        assert_eq!(
+            t.matches("waiting for the first cluster snapshot").count(),
+            3,
+            "{t}"
+        );
+        let wide = layout(Rect::new(0, 0, 200, 50), &m);
+        assert_eq!(wide.banner.height, 1);
+        assert_eq!(layout(Rect::new(0, 0, 80, 24), &m).banner.height, 2);
+    }
+
+    #[test]
+    fn header_counts_decommission_apart_from_maintenance() {
+        let mut c = cluster(4);
+        c.targets[0].status = "decommission".into();
+        in_maintenance(&mut c, 1, false);
+        let t = text(&render(&model_with(&c, None, false), 80, 24));
+        assert!(t.contains("(1 maint, 1 decomm)"), "{t}");
+    }
+
+    #[test]
+    fn filtered_out_proxies_say_so() {
+        let mut m = model_with(&cluster(3), None, false);
+        press(&mut m, KeyCode::Char('/'));
+        type_str(&mut m, "T01");
+        let t = text(&render(&m, 80, 24));
+        assert!(t.contains("no proxy matches the filter"), "{t}");
+    }
+
+    #[test]
+    fn popups_do_not_touch_the_panel_underneath() {
+        let mut c = cluster(3);
+        in_maintenance(&mut c, 1, false);
+        // Long enough to reach the right edge of the targets table, under the dialog's border.
+        c.targets[1].rebalance = "finished(g12345)".into();
+        let mut m = model_with(&c, None, false);
+        press(&mut m, KeyCode::Down);
+        press(&mut m, KeyCode::Char('m'));
+        let buf = render(&m, 80, 24);
+        let (x0, y0) = find(&buf, "┌ Confirm").expect("dialog");
+        let x1 = (x0..80).find(|&x| buf[(x, y0)].symbol() == "┐").unwrap();
+        let y1 = (y0..24).find(|&y| buf[(x0, y)].symbol() == "└").unwrap();
+        for y in y0..=y1 {
+            for x in [x0 - 1, x1 + 1] {
+                // Blank, or the border of the panel underneath.
+                let sym = buf[(x, y)].symbol();
+                assert!(
+                    sym == " " || "│─└┘┌┐".contains(sym),
+                    "({x},{y}) {sym:?}\n{}",
+                    text(&buf)
+                );
+            }
+        }
+    }
+}

@@ -33,8 +33,9 @@ pub enum PrimaryMsg {
     Snapshot(RpcReplyPort<Snapshot>),
     /// Periodic: offline detection, removal after grace.
     Tick,
-    /// Internal: a lifecycle dry run finished computing (reply already sent by the task).
-    Noop,
+    /// Shortly after becoming primary: announce, refresh the proxy URLs, and finish lifecycle
+    /// operations a previous primary left in flight.
+    Resume,
 }
 
 /// What `show cluster` needs from the primary's state.
@@ -42,14 +43,6 @@ pub struct Snapshot {
     pub smap: Smap,
     pub offline: HashSet<NodeId>,
     pub rebalance: Option<RebalanceStatus>,
-}
-
-/// A lifecycle operation waiting for its rebalance to finish.
-#[derive(Clone, Debug)]
-struct PendingOp {
-    op: LifecycleOp,
-    nodes: Vec<NodeId>,
-    rm_user_data: bool,
 }
 
 /// The primary's view of the latest rebalance generation.
@@ -63,10 +56,12 @@ struct Tracker {
     /// (when, bytes moved, objects moved): a sliding window for the rate.
     samples: VecDeque<(Instant, u64, u64)>,
     aborted: bool,
+    /// Nodes whose lifecycle step completes with this generation (from the RMD).
+    finalize: Vec<NodeId>,
 }
 
 impl Tracker {
-    fn new(generation: u64, participants: BTreeSet<NodeId>) -> Self {
+    fn new(generation: u64, participants: BTreeSet<NodeId>, finalize: Vec<NodeId>) -> Self {
         Tracker {
             generation,
             participants,
@@ -76,6 +71,7 @@ impl Tracker {
             finished: None,
             samples: VecDeque::new(),
             aborted: false,
+            finalize,
         }
     }
 
@@ -214,7 +210,6 @@ pub struct PrimaryState {
     last_seen: HashMap<NodeId, Instant>,
     offline: HashSet<NodeId>,
     tracker: Option<Tracker>,
-    pending: Vec<PendingOp>,
     /// Targets that were offline when a generation started: they rebalance when they return.
     missed: HashSet<NodeId>,
 }
@@ -248,15 +243,14 @@ impl Actor for PrimaryActor {
         let every = ctx.meta().config.keepalive.interval() / 2;
         myself.send_interval(every, || PrimaryMsg::Tick);
         tracing::info!("primary actor started");
-        let mut state = PrimaryState {
+        let state = PrimaryState {
             ctx,
             last_seen,
             offline: HashSet::new(),
             tracker: None,
-            pending: Vec::new(),
             missed: HashSet::new(),
         };
-        resume_interrupted(&mut state);
+        myself.send_after(Duration::from_millis(300), || PrimaryMsg::Resume);
         Ok(state)
     }
 
@@ -287,15 +281,81 @@ impl Actor for PrimaryActor {
                 });
             }
             PrimaryMsg::Tick => tick(state).await,
-            PrimaryMsg::Noop => {}
+            PrimaryMsg::Resume => resume(state).await,
         }
         Ok(())
     }
 }
 
-/// After a primary restart, a persisted RMD whose generation never completed is resumed as a
-/// new generation once targets are back (AIStore bumps by 100; one is enough here).
-fn resume_interrupted(_state: &mut PrimaryState) {}
+/// After an election or a restart: tell everyone, keep the discovery URLs current, and restart
+/// the rebalance of lifecycle operations that were in flight (AIStore bumps the RMD by 100;
+/// one is enough here).
+async fn resume(state: &mut PrimaryState) {
+    let ctx = state.ctx.clone();
+    let Ok(smap) = smap_of(state) else { return };
+    let msg = full_sync(&ctx);
+    let calls = smap.all_nodes().filter(|n| n.id != ctx.me.id).map(|n| {
+        let (ctx, msg, addr) = (ctx.clone(), msg.clone(), n.addr.clone());
+        async move { ctx.call(&addr, msg, METASYNC_TIMEOUT).await }
+    });
+    futures::future::join_all(calls).await;
+    refresh_urls(state).await;
+    let meta = ctx.meta();
+    let unfinished: Vec<NodeId> = meta
+        .rmd
+        .finalize
+        .iter()
+        .filter(|id| smap.get(id).is_some_and(|n| n.in_transition()))
+        .cloned()
+        .collect();
+    if state.tracker.is_none() && !unfinished.is_empty() && smap.count_active_targets() > 0 {
+        let rmd = new_rmd(state, &smap);
+        tracing::info!(generation = %rmd.rebalance_id(), nodes = ?unfinished, "resuming lifecycle operations left in flight");
+        if commit(state, None, Some(rmd.clone()), None).await.is_ok() {
+            start_tracking(state, &rmd);
+        }
+    }
+}
+
+/// `proxy.primary_url`, `original_url` and `discovery_url` follow the current primary and the
+/// electable proxies, so that nodes with a stale config still find the cluster.
+async fn refresh_urls(state: &mut PrimaryState) {
+    let ctx = state.ctx.clone();
+    let Ok(smap) = smap_of(state) else { return };
+    let mut cfg = ctx.meta().config.clone();
+    let discovery: Vec<String> = smap
+        .proxies
+        .values()
+        .filter(|n| !n.flags.contains(Flags::NON_ELECTABLE) && n.is_active())
+        .map(|n| n.addr.clone())
+        .collect();
+    let want = (ctx.me.addr.clone(), discovery.join(","));
+    if cfg.proxy.primary_url == want.0
+        && cfg.proxy.original_url == want.0
+        && cfg.proxy.discovery_url == want.1
+    {
+        return;
+    }
+    cfg.proxy.primary_url = want.0.clone();
+    cfg.proxy.original_url = want.0;
+    cfg.proxy.discovery_url = want.1;
+    cfg.version += 1;
+    if let Err(e) = ctx.apply(None, None, None, Some(cfg.clone())) {
+        tracing::warn!(error = %e, "cannot update the proxy URLs");
+        return;
+    }
+    let msg = Msg::Metasync {
+        smap: None,
+        rmd: None,
+        bmd: None,
+        config: Some(Box::new(cfg)),
+    };
+    let calls = smap.all_nodes().filter(|n| n.id != ctx.me.id).map(|n| {
+        let (ctx, msg, addr) = (ctx.clone(), msg.clone(), n.addr.clone());
+        async move { ctx.call(&addr, msg, METASYNC_TIMEOUT).await }
+    });
+    futures::future::join_all(calls).await;
+}
 
 type Reply = RpcReplyPort<Result<Msg>>;
 
@@ -581,10 +641,16 @@ fn new_rmd(state: &PrimaryState, smap: &Smap) -> Rmd {
         .filter(|n| !n.flags.contains(Flags::MAINT_POST_REB))
         .map(|n| n.id.clone())
         .collect();
+    let finalize = smap
+        .all_nodes()
+        .filter(|n| n.in_transition())
+        .map(|n| n.id.clone())
+        .collect();
     Rmd {
         version: cur + 1,
         smap_version: smap.version,
         participants,
+        finalize,
     }
 }
 
@@ -598,7 +664,11 @@ fn start_tracking(state: &mut PrimaryState, rmd: &Rmd) {
             }
         }
     }
-    state.tracker = Some(Tracker::new(rmd.version, participants));
+    state.tracker = Some(Tracker::new(
+        rmd.version,
+        participants,
+        rmd.finalize.clone(),
+    ));
 }
 
 fn busy_error(op: &str, t: &Tracker) -> Error {
@@ -614,10 +684,10 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
         // stop-maintenance may interrupt a maintenance/shutdown whose rebalance still runs.
         let interrupting = req.op == LifecycleOp::StopMaintenance
             && req.nodes.iter().all(|n| {
-                state.pending.iter().any(|p| {
-                    matches!(p.op, LifecycleOp::StartMaintenance | LifecycleOp::Shutdown)
-                        && p.nodes.contains(n)
-                })
+                t.finalize.contains(n)
+                    && smap.get(n).is_some_and(|x| {
+                        x.flags.contains(Flags::MAINT) && !x.flags.contains(Flags::DECOMM)
+                    })
             });
         if !interrupting {
             return Err(busy_error(req.op.as_str(), t));
@@ -628,12 +698,6 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
     let rebalance = adm.rebalance && enabled;
     if req.no_rebalance && !adm.rebalance && adm.smap.is_some() {
         tracing::warn!(op = %req.op, "lifecycle without rebalance: data on the nodes is not migrated");
-    }
-    if req.op == LifecycleOp::StopMaintenance {
-        for p in &mut state.pending {
-            p.nodes.retain(|n| !req.nodes.contains(n));
-        }
-        state.pending.retain(|p| !p.nodes.is_empty());
     }
     let version = adm.smap.as_ref().map(|s| s.version).unwrap_or(smap.version);
     let mut reply = LifecycleReply {
@@ -652,13 +716,6 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
         let rmd = new_rmd(state, &next);
         commit(state, adm.smap.clone(), Some(rmd.clone()), None).await?;
         start_tracking(state, &rmd);
-        if req.op != LifecycleOp::StopMaintenance {
-            state.pending.push(PendingOp {
-                op: req.op,
-                nodes: adm.affected.clone(),
-                rm_user_data: req.rm_user_data,
-            });
-        }
         reply.rebalance_id = Some(rmd.rebalance_id());
         reply.smap_version = state
             .ctx
@@ -673,16 +730,7 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
             commit(state, adm.smap.clone(), None, None).await?;
         }
         // No migration: the final step runs now.
-        finalize(
-            state,
-            &[PendingOp {
-                op: req.op,
-                nodes: adm.affected.clone(),
-                rm_user_data: req.rm_user_data,
-            }],
-            false,
-        )
-        .await?;
+        finalize(state, &adm.affected, false).await?;
         reply.completed = reply.affected.clone();
         reply.smap_version = state
             .ctx
@@ -695,73 +743,54 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
     Ok(Msg::LifecycleReply(reply))
 }
 
-/// Final step of lifecycle operations: post-rebalance maintenance, shutdown, or removal.
+/// Final step for `nodes` still in transition: post-rebalance maintenance, shutdown, or
+/// removal. Idempotent: it acts on flags, and a node already finalized has none left to act on.
 /// `after_rebalance` is false for `--no-rebalance` (and proxy-only) operations: maintenance then
 /// ends without the post-rebalance flag, as in AIStore.
-async fn finalize(
-    state: &mut PrimaryState,
-    ops: &[PendingOp],
-    after_rebalance: bool,
-) -> Result<()> {
+async fn finalize(state: &mut PrimaryState, nodes: &[NodeId], after_rebalance: bool) -> Result<()> {
     let smap = smap_of(state)?;
     let mut next = smap.clone();
-    let mut actions: Vec<(Node, NodeAction)> = Vec::new();
-    for op in ops {
-        for id in &op.nodes {
-            let Some(n) = next.get_mut(id) else { continue };
-            match op.op {
-                LifecycleOp::StartMaintenance
-                    if after_rebalance
-                        && n.flags.contains(Flags::MAINT)
-                        && !n.flags.contains(Flags::DECOMM) =>
-                {
-                    n.flags.set(Flags::MAINT_POST_REB);
-                }
-                LifecycleOp::Shutdown
-                    if n.flags.contains(Flags::MAINT) && !n.flags.contains(Flags::DECOMM) =>
-                {
-                    if after_rebalance {
-                        n.flags.set(Flags::MAINT_POST_REB);
-                    }
-                    actions.push((n.clone(), NodeAction::Shutdown));
-                }
-                LifecycleOp::Decommission if n.flags.contains(Flags::DECOMM) => {
-                    actions.push((
-                        n.clone(),
-                        NodeAction::Decommission {
-                            rm_user_data: op.rm_user_data,
-                        },
-                    ));
-                }
-                _ => {}
+    let mut shutdown: Vec<Node> = Vec::new();
+    let mut decommission: Vec<(Node, bool)> = Vec::new();
+    for id in nodes {
+        let Some(n) = next.get_mut(id) else { continue };
+        if n.flags.contains(Flags::DECOMM) {
+            decommission.push((n.clone(), n.flags.contains(Flags::RM_USER_DATA)));
+        } else if n.flags.contains(Flags::MAINT) {
+            if after_rebalance {
+                n.flags.set(Flags::MAINT_POST_REB);
+            }
+            if n.flags.contains(Flags::SHUTDOWN) {
+                n.flags.clear(Flags::SHUTDOWN);
+                shutdown.push(n.clone());
             }
         }
     }
     // Tell decommissioned nodes first, then drop them from the map.
-    for (n, a) in &actions {
-        if let NodeAction::Decommission { .. } = a {
-            if let Err(e) = state
-                .ctx
-                .call(&n.addr, Msg::NodeAction(a.clone()), METASYNC_TIMEOUT)
-                .await
-            {
-                tracing::warn!(node = %n.display_name(), error = %e, "decommission notice failed; removing anyway");
-            }
-            next.remove(&n.id);
-            state.last_seen.remove(&n.id);
-            state.offline.remove(&n.id);
+    for (n, rm_user_data) in &decommission {
+        let action = Msg::NodeAction(NodeAction::Decommission {
+            rm_user_data: *rm_user_data,
+        });
+        if let Err(e) = state.ctx.call(&n.addr, action, METASYNC_TIMEOUT).await {
+            tracing::warn!(node = %n.display_name(), error = %e, "decommission notice failed; removing anyway");
         }
+        next.remove(&n.id);
+        state.last_seen.remove(&n.id);
+        state.offline.remove(&n.id);
     }
     if next != smap {
         next.version = smap.version + 1;
         commit(state, Some(next), None, None).await?;
     }
-    for (n, a) in actions {
-        if let NodeAction::Shutdown = a
-            && let Err(e) = state
-                .ctx
-                .call(&n.addr, Msg::NodeAction(a), METASYNC_TIMEOUT)
-                .await
+    for n in shutdown {
+        if let Err(e) = state
+            .ctx
+            .call(
+                &n.addr,
+                Msg::NodeAction(NodeAction::Shutdown),
+                METASYNC_TIMEOUT,
+            )
+            .await
         {
             tracing::warn!(node = %n.display_name(), error = %e, "shutdown notice failed");
         }
@@ -807,8 +836,8 @@ async fn complete_generation(state: &mut PrimaryState) {
     t.finished = Some((Instant::now(), crate::store::unix_secs()));
     let g = t.generation;
     tracing::info!(generation = %rebalance_id(g), "rebalance finished on every target");
-    let pending = std::mem::take(&mut state.pending);
-    if let Err(e) = finalize(state, &pending, true).await {
+    let nodes = t.finalize.clone();
+    if let Err(e) = finalize(state, &nodes, true).await {
         tracing::error!(error = %e, "finalizing lifecycle operations failed");
     }
 }

@@ -4,11 +4,14 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Widget};
 
 use crate::format;
 use crate::model::{Model, label};
-use crate::view::{popup, power_cue, status_style};
+use crate::view::{clear_popup, popup, power_cue, status_style};
+
+/// Width of the mountpath table's columns after MOUNTPATH, with their spacing.
+const MP_FIXED_W: u16 = 9 + 9 + 9 + 4 + 9 + 8 + 6;
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let Some(n) = m.selected() else { return };
@@ -68,7 +71,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let mp_rows = n.mountpaths.len() as u16;
     let want = lines.len() as u16 + 2 + if mp_rows > 0 { mp_rows + 2 } else { 0 };
     let rect = popup(area, area.width.saturating_sub(4).min(100), want);
-    Clear.render(rect, buf);
+    clear_popup(area, rect, buf);
     let blk = Block::bordered()
         .border_style(Style::new().fg(Color::Cyan))
         .title(Line::styled(
@@ -87,6 +90,9 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     if n.mountpaths.is_empty() {
         return;
     }
+    // The path gets what the numbers leave; it is cut from the left, since mountpaths of one
+    // node usually differ only at the end (`…/mp1`, `…/mp2`).
+    let path_w = usize::from(mps.width.saturating_sub(MP_FIXED_W));
     let rows = n.mountpaths.iter().map(|mp| {
         let used_pct = if mp.total > 0 {
             100.0 * mp.used as f64 / mp.total as f64
@@ -94,7 +100,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             0.0
         };
         let row = Row::new(vec![
-            Cell::from(mp.path.clone()),
+            Cell::from(format::ellipsize_left(&mp.path, path_w)),
             Cell::from(format::iec(mp.used)),
             Cell::from(format::iec(mp.avail)),
             Cell::from(format::iec(mp.total)),

@@ -5,13 +5,13 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use shoal_actors::lifecycle::Plan;
 
 use crate::format;
 use crate::model::{Dialog, Model, PlanState};
-use crate::view::popup;
+use crate::view::{clear_popup, popup};
 
 /// Lines a wrapped paragraph of `lines` needs at `width` (approximation by characters).
 fn wrapped_height(lines: &[Line], width: u16) -> u16 {
@@ -192,7 +192,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             Style::new().fg(border).add_modifier(Modifier::BOLD),
         ));
     let inner = blk.inner(rect);
-    Clear.render(rect, buf);
+    clear_popup(area, rect, buf);
     blk.render(rect, buf);
     // Command, undo and the confirm keys never get cut: the plan gives way first.
     let [top_a, _, plan_a, _, bottom_a] = Layout::vertical([

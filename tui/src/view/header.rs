@@ -27,11 +27,8 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             } else {
                 c.uuid.clone()
             };
-            let maint = c
-                .targets
-                .iter()
-                .filter(|t| t.status == "maintenance" || t.status == "decommission")
-                .count();
+            let count = |status: &str| c.targets.iter().filter(|t| t.status == status).count();
+            let (maint, decomm) = (count("maintenance"), count("decommission"));
             let offline = c
                 .targets
                 .iter()
@@ -59,17 +56,24 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
                     Style::new().fg(Color::Yellow),
                 ));
             }
+            if decomm > 0 {
+                notes.push(Span::styled(
+                    format!("{decomm} decomm"),
+                    Style::new().fg(Color::Red),
+                ));
+            }
             if offline > 0 {
                 notes.push(Span::styled(
                     format!("{offline} offline"),
                     Style::new().fg(Color::Red),
                 ));
             }
+            let any_note = !notes.is_empty();
             for (i, note) in notes.into_iter().enumerate() {
                 first.push(Span::raw(if i == 0 { " (" } else { ", " }));
                 first.push(note);
             }
-            if maint > 0 || offline > 0 {
+            if any_note {
                 first.push(Span::raw(")"));
             }
         }

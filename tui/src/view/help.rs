@@ -4,10 +4,10 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget};
+use ratatui::widgets::{Block, Paragraph, Widget};
 
 use crate::model::Model;
-use crate::view::popup;
+use crate::view::{clear_popup, popup};
 
 const NAV: &[(&str, &str)] = &[
     ("↑/k ↓/j", "move"),
@@ -59,7 +59,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     ));
     let h = lines.len() as u16 + 2;
     let rect = popup(area, 78, h);
-    Clear.render(rect, buf);
+    clear_popup(area, rect, buf);
     Paragraph::new(lines)
         .block(
             Block::bordered()

@@ -73,18 +73,23 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let inner = blk.inner(area);
     blk.render(area, buf);
     let height = inner.height as usize;
-    // Walk back from the newest entry until the pane is full.
+    // Walk back from the newest entry while whole entries fit: a continuation line without
+    // its timestamp at the top would read as an entry of its own.
     let mut lines: Vec<Line> = Vec::with_capacity(height);
     for e in m.events.iter().rev() {
+        let mut l = entry_lines(e, inner.width as usize);
+        if !lines.is_empty() && lines.len() + l.len() > height {
+            break;
+        }
+        l.append(&mut lines);
+        lines = l;
         if lines.len() >= height {
             break;
         }
-        let mut l = entry_lines(e, inner.width as usize);
-        l.append(&mut lines);
-        lines = l;
     }
-    let skip = lines.len().saturating_sub(height);
-    Paragraph::new(lines.split_off(skip)).render(inner, buf);
+    // Only the newest entry can be taller than the pane: keep its start, with the timestamp.
+    lines.truncate(height);
+    Paragraph::new(lines).render(inner, buf);
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Widget};
+use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
 use shoal_actors::stats::NodeStatus;
 
@@ -51,7 +51,15 @@ pub struct AppLayout {
 
 /// Splits `area` into the console's panels.
 pub fn layout(area: Rect, m: &Model) -> AppLayout {
-    let banner_h = u16::from(matches!(m.connection, Connection::Unreachable { .. }));
+    // The banner wraps to a second line rather than cut off the reason (80 columns rarely hold
+    // the endpoint, the attempt count and an OS error together).
+    let banner_h = banner_text(m).map_or(0, |t| {
+        if t.chars().count() > usize::from(area.width) {
+            2
+        } else {
+            1
+        }
+    });
     let [header, banner, body, status, footer] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(banner_h),
@@ -127,18 +135,24 @@ pub fn view(m: &Model, frame: &mut Frame) {
     }
 }
 
-fn render_banner(m: &Model, area: Rect, buf: &mut Buffer) {
+/// The "unreachable, retrying" text; `None` while the cluster answers.
+fn banner_text(m: &Model) -> Option<String> {
     let Connection::Unreachable {
         error, attempts, ..
     } = &m.connection
     else {
-        return;
+        return None;
     };
-    let text = format!(
+    Some(format!(
         " cluster unreachable at {}, retrying… (attempt {attempts}: {error})",
         m.endpoint
-    );
+    ))
+}
+
+fn render_banner(m: &Model, area: Rect, buf: &mut Buffer) {
+    let Some(text) = banner_text(m) else { return };
     Paragraph::new(text)
+        .wrap(Wrap { trim: false })
         .style(
             Style::new()
                 .fg(Color::White)
@@ -197,7 +211,15 @@ fn render_footer(m: &Model, area: Rect, buf: &mut Buffer) {
         ]);
     }
     hints.extend([("Enter", "detail"), ("Tab", "focus"), ("r", "refresh")]);
+    // Whole hints only: a narrow terminal drops the last ones (all are in `?`) rather than
+    // showing half a word.
+    let mut used: usize = spans.iter().map(|s| s.width()).sum();
     for (k, what) in hints {
+        let w = k.chars().count() + 1 + what.chars().count();
+        if used + w > usize::from(area.width) {
+            break;
+        }
+        used += w + 2;
         spans.push(Span::styled(k, key));
         spans.push(Span::raw(format!(" {what}  ")));
     }
@@ -239,6 +261,29 @@ pub fn power_cue(n: &NodeStatus) -> Option<&'static str> {
         "offline" => Some("offline: keepalive lost"),
         _ if !n.reachable => Some("not answering"),
         _ => None,
+    }
+}
+
+/// Blanks `rect` for a popup, and the column either side of it too (within `area`) except
+/// for the borders of the panels underneath: a letter of a table cell stuck to the popup's
+/// border reads as part of the popup.
+pub fn clear_popup(area: Rect, rect: Rect, buf: &mut Buffer) {
+    Clear.render(rect, buf);
+    let sides = [rect.x.checked_sub(1), Some(rect.x + rect.width)];
+    for x in sides.into_iter().flatten() {
+        if x < area.x || x >= area.x + area.width {
+            continue;
+        }
+        for y in rect.y..rect.y + rect.height {
+            let cell = &mut buf[(x, y)];
+            let is_border = cell
+                .symbol()
+                .chars()
+                .all(|c| ('\u{2500}'..='\u{257f}').contains(&c));
+            if !is_border {
+                cell.reset();
+            }
+        }
     }
 }
 

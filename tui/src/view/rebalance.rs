@@ -16,7 +16,12 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             .title(" Rebalance ");
         let inner = blk.inner(area);
         blk.render(area, buf);
-        Paragraph::new("no rebalance since the primary started")
+        let text = if m.cluster.is_none() {
+            "waiting for the first cluster snapshot…"
+        } else {
+            "no rebalance since the primary started"
+        };
+        Paragraph::new(text)
             .style(Style::new().fg(Color::DarkGray))
             .render(inner, buf);
         return;
@@ -154,17 +159,17 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         vec![
             Constraint::Length(id_w),
             Constraint::Length(8),
-            Constraint::Length(9),
             Constraint::Length(8),
-            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(8),
             Constraint::Length(13),
             Constraint::Length(4),
         ]
     } else {
         vec![
             Constraint::Length(id_w),
-            Constraint::Length(9),
-            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(8),
             Constraint::Fill(1),
         ]
     };

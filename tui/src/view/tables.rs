@@ -266,6 +266,19 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
     let blk = block(title("Proxies", rows.len(), total, m, focused), focused);
     let inner = blk.inner(area);
     blk.render(area, buf);
+    if rows.is_empty() {
+        let text = if m.cluster.is_none() {
+            "waiting for the first cluster snapshot…"
+        } else if total > 0 {
+            "no proxy matches the filter"
+        } else {
+            "no proxies in the cluster map"
+        };
+        Paragraph::new(text)
+            .style(Style::new().fg(Color::DarkGray))
+            .render(inner, buf);
+        return;
+    }
     let id_w = rows
         .iter()
         .map(|n| n.id.len() + 4 * usize::from(n.is_primary) + 6 * usize::from(n.non_electable))
