@@ -42,7 +42,8 @@ pub fn check_member(ctx: &Ctx, from: &NodeId, _from_primary: bool) -> Result<()>
 pub fn check_member_or_joining(ctx: &Ctx, from: &NodeId, body: &Msg) -> Result<()> {
     match body {
         Msg::Join { node, .. } if node.id == *from => Ok(()),
-        Msg::Join { .. } => Err(Error::Forbidden("join for another node".into())),
+        // A proxy forwarding someone's join must itself be a member.
+        Msg::Join { .. } => check_member(ctx, from, false),
         Msg::Keepalive { .. } if ctx.is_primary() => {
             // An unknown node is told so and rejoins; see keepalive.
             Ok(())

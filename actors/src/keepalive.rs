@@ -86,7 +86,10 @@ impl Actor for KeepaliveActor {
         let res = ctx.call(&addr, msg, timeout).await;
         state.busy.store(false, Ordering::Release);
         match res {
-            Ok(_) => state.misses = 0,
+            Ok(_) => {
+                state.misses = 0;
+                ctx.primary_contact();
+            }
             Err(Error::NotFound(_)) => {
                 // Removed from the map while silent: rejoin (the primary rebalances then).
                 if !state.rejoining.swap(true, Ordering::AcqRel) {
@@ -104,6 +107,9 @@ impl Actor for KeepaliveActor {
                 state.misses += 1;
                 if state.misses == meta.config.keepalive.num_retries {
                     tracing::warn!(primary = %addr, error = %e, "primary unreachable");
+                }
+                if state.misses >= meta.config.keepalive.num_retries {
+                    tokio::spawn(crate::election::on_primary_lost(ctx.clone()));
                 }
             }
         }

@@ -200,6 +200,14 @@ pub enum Msg {
     },
     /// Sent by the primary when a lifecycle step finalizes.
     NodeAction(NodeAction),
+    /// Election: would you accept `candidate` as primary in place of `old_primary`?
+    VoteRequest {
+        candidate: NodeId,
+        old_primary: NodeId,
+    },
+    Vote {
+        yes: bool,
+    },
     /// Dry run: what would this target send where under `smap`?
     PlanMoves {
         smap: Smap,

@@ -42,6 +42,7 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
             config,
         } => {
             auth::check_member(ctx, &env.from, true)?;
+            ctx.primary_contact();
             let node = ctx
                 .node_ref()
                 .ok_or_else(|| Error::Busy("node is starting".into()))?;
@@ -73,6 +74,15 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
             conn.send(corr, Msg::Ok).await?;
             let _ = node.cast(NodeMsg::Action(action));
             Ok(None)
+        }
+        Msg::VoteRequest {
+            candidate,
+            old_primary,
+        } => {
+            auth::check_member(ctx, &env.from, false)?;
+            Ok(Some(Msg::Vote {
+                yes: crate::election::vote(ctx, &candidate, &old_primary),
+            }))
         }
         Msg::Handshake { uuid } => {
             if let Some(s) = &ctx.meta().smap

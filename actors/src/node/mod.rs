@@ -82,6 +82,10 @@ pub struct Ctx {
     pub stats: Mutex<Option<ActorRef<StatsMsg>>>,
     pub node: Mutex<Option<ActorRef<NodeMsg>>>,
     pub started: std::time::Instant,
+    /// Last time the primary answered us or pushed to us (elections need silence first).
+    pub last_primary_contact: Mutex<std::time::Instant>,
+    /// An election is running on this node.
+    pub electing: std::sync::atomic::AtomicBool,
     /// Set by `remove-from-smap`: the node stays up but silent, and does not rejoin on its own.
     pub keepalive_suspended: std::sync::atomic::AtomicBool,
     /// RMD version persisted before this start: a newer one learned while joining means a
@@ -109,6 +113,17 @@ impl Ctx {
     /// A request to another node over the pool.
     pub async fn call(&self, addr: &str, msg: Msg, timeout: Duration) -> Result<Msg> {
         self.pool.call(addr, msg, timeout).await
+    }
+
+    pub fn primary_contact(&self) {
+        *self.last_primary_contact.lock().expect("poisoned") = std::time::Instant::now();
+    }
+
+    pub fn since_primary_contact(&self) -> Duration {
+        self.last_primary_contact
+            .lock()
+            .expect("poisoned")
+            .elapsed()
     }
 
     pub fn primary_ref(&self) -> Option<ActorRef<primary::PrimaryMsg>> {
@@ -529,6 +544,8 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
         started: std::time::Instant::now(),
         rmd_at_start,
         keepalive_suspended: std::sync::atomic::AtomicBool::new(false),
+        last_primary_contact: Mutex::new(std::time::Instant::now()),
+        electing: std::sync::atomic::AtomicBool::new(false),
         args: args.clone(),
     });
 
@@ -551,6 +568,10 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
 
     listener::spawn(ctx.clone(), listener);
 
+    // A returning primary checks that the cluster did not elect another one meanwhile.
+    if ctx.is_primary() && !args.standby {
+        crate::election::reconcile_at_start(&ctx).await?;
+    }
     if !args.standby && !ctx.is_primary() {
         join_cluster(&ctx, reb_interrupted).await?;
     }
@@ -584,16 +605,18 @@ pub async fn join_cluster(ctx: &Arc<Ctx>, reb_interrupted: bool) -> Result<()> {
     if let Some(j) = &ctx.args.join {
         candidates.push(j.clone());
     }
+    // The discovery URL may list several proxies (any of them forwards a join to the primary).
     for u in [
         &meta.config.proxy.primary_url,
         &meta.config.proxy.discovery_url,
         &meta.config.proxy.original_url,
     ] {
-        if !u.is_empty() && *u != ctx.me.addr {
-            candidates.push(u.clone());
+        for a in u.split(',').map(str::trim) {
+            if !a.is_empty() && a != ctx.me.addr && !candidates.iter().any(|c| c == a) {
+                candidates.push(a.to_string());
+            }
         }
     }
-    candidates.dedup();
     if candidates.is_empty() {
         return Err(Error::BadRequest(
             "nowhere to join: give --join HOST:PORT (or --primary to bootstrap a cluster)".into(),

@@ -1,0 +1,245 @@
+//! Highly available control plane on real processes (3 proxies, 3 targets): primary election
+//! after `kill -9`, the old primary returning as non-primary, a decommission finishing under the
+//! new primary, and joining through the discovery URL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use shoal_actors::client::Client;
+use shoal_actors::smap::Role;
+use shoal_nodectl::playground::free_port;
+
+const T: Duration = Duration::from_secs(60);
+
+fn client_of(c: &TestCluster, name: &str) -> Client {
+    Client::new(c.lc.procs[name].addr.clone()).with_timeout(Duration::from_secs(5))
+}
+
+/// Waits until `via` reports a primary other than `old`; returns it.
+async fn new_primary(c: &TestCluster, via: &str, old: &str) -> String {
+    let client = client_of(c, via);
+    let until = Instant::now() + T;
+    loop {
+        if let Ok(s) = client.smap().await
+            && s.primary.0 != old
+        {
+            return s.primary.0;
+        }
+        assert!(
+            Instant::now() < until,
+            "no new primary seen by {via} after {T:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_failover_and_return() {
+    let mut c = TestCluster::start(3, 3, 1, FAST_CONFIG).await;
+    let expected = put_all(&c.client, &make_objects(60, 1, 64 << 10, 21)).await;
+    let old = c.id("proxy0").await;
+    let killed = Instant::now();
+    c.lc.kill9("proxy0").unwrap();
+    let p1 = new_primary(&c, "proxy1", &old.0).await;
+    let elected_after = killed.elapsed();
+    // Every surviving proxy names the same new primary, and it is one of them.
+    let p2 = new_primary(&c, "proxy2", &old.0).await;
+    assert_eq!(p1, p2);
+    let smap = client_of(&c, "proxy1").smap().await.unwrap();
+    let winner = smap
+        .proxies
+        .values()
+        .find(|n| n.id.0 == p1)
+        .expect("primary in the map");
+    assert!([&c.lc.procs["proxy1"].addr, &c.lc.procs["proxy2"].addr].contains(&&winner.addr));
+    assert!(
+        !smap.proxies.contains_key(&old),
+        "the dead primary is still in the map"
+    );
+    // Data keeps flowing through any proxy.
+    let via = client_of(&c, "proxy2");
+    let t0 = Instant::now();
+    wait_for("a put through the new control plane", T, || async {
+        via.put_bytes(BUCKET, "after-failover", b"still here")
+            .await
+            .is_ok()
+    })
+    .await;
+    let first_put_after = elected_after + t0.elapsed();
+    assert_eq!(
+        via.get_bytes(BUCKET, "after-failover").await.unwrap(),
+        b"still here"
+    );
+    assert_all_readable(&via, &expected).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodectl"))
+        .args([
+            "--endpoint",
+            &c.lc.procs["proxy1"].addr,
+            "show",
+            "cluster",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["primary"], p1.as_str());
+    // proxy.primary_url follows the new primary.
+    let p1_addr = via
+        .smap()
+        .await
+        .unwrap()
+        .proxies
+        .values()
+        .find(|n| n.id.0 == p1)
+        .unwrap()
+        .addr
+        .clone();
+    wait_for("primary_url to follow the new primary", T, || async {
+        via.config()
+            .await
+            .is_ok_and(|c| c.proxy.primary_url == p1_addr)
+    })
+    .await;
+    eprintln!(
+        "failover: new primary after {elected_after:?}, first successful put after {first_put_after:?}"
+    );
+
+    // The old primary comes back as a non-primary member; no split.
+    c.lc.start("proxy0").unwrap();
+    wait_for("old primary to rejoin as non-primary", T, || async {
+        via.smap()
+            .await
+            .is_ok_and(|s| s.primary.0 == p1 && s.proxies.contains_key(&old))
+    })
+    .await;
+    let direct = client_of(&c, "proxy0");
+    wait_for("old primary to follow the new one", T, || async {
+        direct.smap().await.is_ok_and(|s| s.primary.0 == p1)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommission_completes_under_a_new_primary() {
+    let cfg = format!("{FAST_CONFIG}\n[cluster.rebalance]\nthrottle_bytes_per_sec = 2000000\n");
+    let mut c = TestCluster::start(3, 3, 1, &cfg).await;
+    let expected = put_all(&c.client, &make_objects(120, 1024, 512 << 10, 22)).await;
+    let t2 = c.id("target2").await;
+    let old = c.id("proxy0").await;
+    // Through a non-primary proxy, which forwards to the primary.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodectl"))
+        .args([
+            "--endpoint",
+            &c.lc.procs["proxy1"].addr,
+            "cluster",
+            "add-remove-nodes",
+            "decommission",
+            &t2.0,
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        c.client
+            .rebalance_status()
+            .await
+            .unwrap()
+            .unwrap()
+            .is_running()
+    );
+    c.lc.kill9("proxy0").unwrap();
+    new_primary(&c, "proxy1", &old.0).await;
+    let via = client_of(&c, "proxy1");
+    wait_for(
+        "the decommissioned target to leave the map",
+        Duration::from_secs(120),
+        || async { via.smap().await.is_ok_and(|s| !s.contains(&t2)) },
+    )
+    .await;
+    wait_for("its process to exit", T, || {
+        let gone = c.lc.exited("target2");
+        async move { gone }
+    })
+    .await;
+    assert_all_readable(&via, &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_stale_primary_joins_through_the_discovery_url() {
+    let mut c = TestCluster::start(3, 1, 1, FAST_CONFIG).await;
+    let old = c.id("proxy0").await;
+    c.lc.kill9("proxy0").unwrap();
+    new_primary(&c, "proxy1", &old.0).await;
+    // The newcomer's config still names the dead primary; discovery lists the survivors.
+    let discovery = format!(
+        "{},{}",
+        c.lc.procs["proxy1"].addr, c.lc.procs["proxy2"].addr
+    );
+    let cfg = c.dir().join("newcomer.toml");
+    std::fs::write(&cfg, format!("{FAST_CONFIG}\n[cluster.proxy]\nprimary_url = \"{}\"\ndiscovery_url = \"{discovery}\"\n", c.lc.endpoint)).unwrap();
+    c.lc.config = Some(cfg);
+    c.lc.add("newcomer", Role::Target, free_port().unwrap(), 1, &[])
+        .unwrap();
+    let via = client_of(&c, "proxy2");
+    let addr = c.lc.procs["newcomer"].addr.clone();
+    wait_for("the newcomer to join", T, || async {
+        via.smap()
+            .await
+            .is_ok_and(|s| s.targets.values().any(|n| n.addr == addr))
+    })
+    .await;
+    // config cluster proxy shows the section as in the seed, kept current by the new primary.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodectl"))
+        .args([
+            "--endpoint",
+            &c.lc.procs["proxy2"].addr,
+            "config",
+            "cluster",
+            "proxy",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in [
+        "primary_url",
+        "original_url",
+        "discovery_url",
+        "non_electable",
+    ] {
+        assert!(doc["proxy"].get(k).is_some(), "missing {k}: {doc}");
+    }
+    assert_ne!(
+        doc["proxy"]["primary_url"],
+        c.lc.endpoint.as_str(),
+        "primary_url still names the dead primary"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_electable_proxies_never_become_primary() {
+    let mut c = TestCluster::start(1, 1, 1, FAST_CONFIG).await;
+    c.lc.add(
+        "ne",
+        Role::Proxy,
+        free_port().unwrap(),
+        0,
+        &["--non-electable"],
+    )
+    .unwrap();
+    c.lc.add("el", Role::Proxy, free_port().unwrap(), 0, &[])
+        .unwrap();
+    c.lc.wait_ready(T).await.unwrap();
+    let ne = c.id("ne").await;
+    let old = c.id("proxy0").await;
+    c.lc.kill9("proxy0").unwrap();
+    let p = new_primary(&c, "el", &old.0).await;
+    assert_ne!(p, ne.0, "a non-electable proxy became primary");
+}
