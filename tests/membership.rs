@@ -373,3 +373,23 @@ async fn control_messages_from_non_members_are_refused() {
     assert!(!buf.is_empty(), "no error reply to a bad frame");
     assert!(c.node_status("target0").await.is_some_and(|n| n.reachable));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_silent_node_is_removed_and_rebalances_when_it_returns() {
+    let cfg = format!("{FAST_CONFIG}remove_after_ms = 1500\n");
+    let mut c = TestCluster::start(1, 3, 1, &cfg).await;
+    let expected = put_all(&c.client, &make_objects(90, 1, 32 << 10, 13)).await;
+    let t1 = c.id("target1").await;
+    let reb_before = c.client.rebalance_status().await.unwrap().map(|r| r.id);
+    c.lc.kill9("target1").unwrap();
+    wait_for("silent node removed from the map", T, || async { !c.smap().await.contains(&t1) }).await;
+    // Removal after the grace period starts no rebalance.
+    assert_eq!(c.client.rebalance_status().await.unwrap().map(|r| r.id), reb_before);
+    c.lc.start("target1").unwrap();
+    wait_for("returning node to self-join", T, || async { c.smap().await.contains(&t1) }).await;
+    let reb_after = c.client.rebalance_status().await.unwrap().map(|r| r.id);
+    assert_ne!(reb_after, reb_before, "its return must start a rebalance");
+    c.wait_rebalance_idle(T).await;
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+}
