@@ -30,6 +30,13 @@ pub fn diff(
         ));
         if let Some(r) = next_reb.filter(|r| r.is_running()) {
             out.push((Severity::Notice, format!("rebalance {} is running", r.id)));
+            // Already stuck when the console started: say why, as a later block would be.
+            for reason in &r.blocked_by {
+                out.push((
+                    Severity::Warn,
+                    format!("rebalance {} blocked: {reason}", r.id),
+                ));
+            }
         }
         return out;
     };

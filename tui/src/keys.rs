@@ -80,6 +80,27 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
     Some(action)
 }
 
+/// Splits an Alt+letter press into Esc and the letter. Terminals send Alt+x as `ESC x`, and so
+/// does tmux or screen (over SSH, say) when Esc and a key come within its escape time: the
+/// operator who closes a view with Esc and types on at once means the two keys. The console
+/// binds nothing to Alt, so nothing is lost; every other key passes through unchanged.
+pub fn split_meta(key: KeyEvent) -> Vec<KeyEvent> {
+    let meta = key.modifiers.contains(KeyModifiers::ALT)
+        && !key.modifiers.contains(KeyModifiers::CONTROL)
+        && key.kind != KeyEventKind::Release
+        && matches!(key.code, KeyCode::Char(_));
+    if !meta {
+        return vec![key];
+    }
+    vec![
+        KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE),
+        KeyEvent {
+            modifiers: key.modifiers - KeyModifiers::ALT,
+            ..key
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +144,31 @@ mod tests {
             map_key(&m, key(KeyCode::Char('D'))),
             Some(Action::Lifecycle(LifecycleKey::Decommission))
         );
+    }
+
+    #[test]
+    fn esc_then_a_key_in_one_read_is_two_keys() {
+        let alt_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::ALT);
+        assert_eq!(
+            split_meta(alt_s),
+            [key(KeyCode::Esc), key(KeyCode::Char('s'))]
+        );
+        let ctrl_alt = KeyEvent::new(
+            KeyCode::Char('c'),
+            KeyModifiers::ALT | KeyModifiers::CONTROL,
+        );
+        assert_eq!(split_meta(ctrl_alt), [ctrl_alt]);
+        assert_eq!(
+            split_meta(key(KeyCode::Char('j'))),
+            [key(KeyCode::Char('j'))]
+        );
+        // Esc closes the detail view, then `j` moves: not `s`hutdown on top of the detail.
+        let mut m = Model::new("x", false);
+        m.detail = true;
+        let actions: Vec<_> = split_meta(KeyEvent::new(KeyCode::Char('j'), KeyModifiers::ALT))
+            .into_iter()
+            .map(|k| map_key(&m, k))
+            .collect();
+        assert_eq!(actions, [Some(Action::Back), Some(Action::Down)]);
     }
 }

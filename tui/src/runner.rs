@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use shoal_actors::client::Client;
 use shoal_actors::lifecycle::LifecycleRequest;
 
-use crate::keys::map_key;
+use crate::keys::{map_key, split_meta};
 use crate::model::Model;
 use crate::update::{Action, CmdError, Command, update};
 use crate::view::view;
@@ -161,9 +161,14 @@ async fn event_loop(
             anyhow::bail!("the cluster poller stopped unexpectedly");
         }
         terminal.draw(|f| view(&model, f))?;
+        let mut pressed = Vec::new();
         let action = tokio::select! {
             ev = keys.next() => match ev {
-                Some(Ok(Event::Key(k))) => map_key(&model, k),
+                Some(Ok(Event::Key(k))) => {
+                    // Mapped one by one below: each key sees the state the previous one left.
+                    pressed = split_meta(k);
+                    None
+                }
                 // Resize needs no action: the next draw picks up the new size.
                 Some(Ok(_)) => None,
                 Some(Err(e)) => return Err(e).context("reading terminal events"),
@@ -175,6 +180,14 @@ async fn event_loop(
             _ = sigterm.recv() => Some(Action::Quit),
             _ = sighup.recv() => Some(Action::Quit),
         };
+        for key in pressed {
+            if let Some(cmd) = map_key(&model, key).and_then(|a| update(&mut model, a)) {
+                execute(cmd, &client, &tx, &refresh_now);
+            }
+            if model.quit {
+                return Ok(());
+            }
+        }
         if let Some(cmd) = action.and_then(|a| update(&mut model, a)) {
             execute(cmd, &client, &tx, &refresh_now);
         }

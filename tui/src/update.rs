@@ -287,10 +287,10 @@ fn toggle_no_rebalance(m: &mut Model) -> Option<Command> {
 }
 
 fn begin_lifecycle(m: &mut Model, key: LifecycleKey) -> Option<Command> {
-    let what = match key {
-        LifecycleKey::ToggleMaintenance => "maintenance",
-        LifecycleKey::Shutdown => "shutdown",
-        LifecycleKey::Decommission => "decommission",
+    let (what, verb) = match key {
+        LifecycleKey::ToggleMaintenance => ("maintenance", "put in maintenance"),
+        LifecycleKey::Shutdown => ("shutdown", "shut down"),
+        LifecycleKey::Decommission => ("decommission", "decommissioned"),
     };
     if refuse_readonly(m, what) || m.dialog.is_some() {
         return None;
@@ -302,7 +302,7 @@ fn begin_lifecycle(m: &mut Model, key: LifecycleKey) -> Option<Command> {
     }
     let primary = m.cluster.as_ref().map(|c| c.primary.as_str());
     if let Some(p) = nodes.iter().find(|n| Some(n.id.as_str()) == primary) {
-        let msg = format!("{} is primary (cannot {what} the primary node)", label(p));
+        let msg = format!("{} is primary (the primary cannot be {verb})", label(p));
         m.set_status(Severity::Warn, msg);
         return None;
     }

@@ -588,4 +588,69 @@ mod found_in_a_real_terminal {
             }
         }
     }
+
+    #[test]
+    fn detail_of_a_node_that_does_not_answer_says_so() {
+        let mut c = cluster(3);
+        in_maintenance(&mut c, 1, false);
+        // Shut down: still in the map, in maintenance, not answering, no mountpath stats.
+        c.targets[1].reachable = false;
+        c.targets[1].mountpaths.clear();
+        let mut m = model_with(&c, None, false);
+        press(&mut m, KeyCode::Down);
+        let t = text(&render(&m, 80, 24));
+        assert!(t.contains("maintenance: not answering"), "{t}");
+        assert!(!t.contains("safe to power off"), "{t}");
+        press(&mut m, KeyCode::Enter);
+        let t = text(&render(&m, 80, 24));
+        assert!(
+            t.contains("node does not answer: metrics are unknown"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn offline_cue_does_not_repeat_the_status() {
+        let mut c = cluster(3);
+        offline(&mut c, 0);
+        let t = text(&render(&model_with(&c, None, false), 80, 24));
+        assert!(t.contains("t[T00xt8100] offline: keepalive lost"), "{t}");
+        assert!(!t.contains("offline: offline"), "{t}");
+    }
+
+    #[test]
+    fn long_blocked_reasons_wrap_in_the_half_width_pane() {
+        let reason = "t[T01xt8101] is offline (keepalive lost), its objects wait";
+        let reb = running_rebalance(3, Some(reason));
+        let m = model_with(&cluster(3), Some(&reb), false);
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        assert!(t.contains("BLOCKED: t[T01xt8101] is offline"), "{t}");
+        assert!(t.contains("objects wait"), "the end of the reason:\n{t}");
+    }
+
+    #[test]
+    fn a_rebalance_already_blocked_at_start_is_logged_with_its_reason() {
+        let reb = running_rebalance(3, Some("disk full"));
+        let m = model_with(&cluster(3), Some(&reb), false);
+        assert!(
+            m.events
+                .iter()
+                .any(|e| e.text == "rebalance g5 blocked: disk full"),
+            "{:?}",
+            m.events
+        );
+    }
+
+    #[test]
+    fn refusing_the_primary_reads_as_english() {
+        let mut m = model_with(&cluster(3), None, false);
+        press(&mut m, KeyCode::Tab);
+        press(&mut m, KeyCode::Char('m'));
+        let status = m.status.as_ref().unwrap().text.clone();
+        assert_eq!(
+            status,
+            "p[MWIp8080] is primary (the primary cannot be put in maintenance)"
+        );
+    }
 }

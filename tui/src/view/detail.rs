@@ -80,6 +80,11 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         ));
     let inner = blk.inner(rect);
     blk.render(rect, buf);
+    if n.mountpaths.is_empty() {
+        // No gap to keep for a table: every line (the last says why metrics are missing) shows.
+        Paragraph::new(lines).render(inner, buf);
+        return;
+    }
     let [info, _, mps] = Layout::vertical([
         Constraint::Length(lines.len() as u16),
         Constraint::Length(1),
@@ -87,9 +92,6 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     ])
     .areas(inner);
     Paragraph::new(lines).render(info, buf);
-    if n.mountpaths.is_empty() {
-        return;
-    }
     // The path gets what the numbers leave; it is cut from the left, since mountpaths of one
     // node usually differ only at the end (`…/mp1`, `…/mp2`).
     let path_w = usize::from(mps.width.saturating_sub(MP_FIXED_W));

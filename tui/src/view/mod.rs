@@ -254,11 +254,14 @@ pub fn status_style(n: &NodeStatus) -> Style {
 pub fn power_cue(n: &NodeStatus) -> Option<&'static str> {
     match n.status.as_str() {
         "maintenance" if n.migrating => Some("rebalancing: do NOT power off"),
+        // A node that was shut down (or lost) is past the point where powering off matters.
+        "maintenance" if !n.reachable => Some("not answering"),
         "maintenance" if n.safe_to_power_off => Some("safe to power off"),
         "maintenance" => Some("in maintenance"),
         "decommission" if n.migrating => Some("decommissioning: data migrating, do NOT power off"),
         "decommission" => Some("decommissioning"),
-        "offline" => Some("offline: keepalive lost"),
+        // Follows the status word ("offline: keepalive lost"), so it does not repeat it.
+        "offline" => Some("keepalive lost"),
         _ if !n.reachable => Some("not answering"),
         _ => None,
     }

@@ -4,7 +4,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Gauge, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{Block, Cell, Gauge, Paragraph, Row, Table, Widget, Wrap};
 
 use crate::format;
 use crate::model::Model;
@@ -41,7 +41,15 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let inner = blk.inner(area);
     blk.render(area, buf);
 
-    let n_blocked = r.blocked_by.len() as u16;
+    // Reasons wrap (they name peers and OS errors, longer than a half-width pane); the
+    // per-target table gives way first.
+    let w = usize::from(inner.width.max(1));
+    let n_blocked = r
+        .blocked_by
+        .iter()
+        .map(|b| ("BLOCKED: ".len() + b.chars().count()).div_ceil(w) as u16)
+        .sum::<u16>()
+        .min(inner.height.saturating_sub(3));
     let [gauge, totals, speed, blocked, per_target] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -109,7 +117,9 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         .iter()
         .map(|b| Line::styled(format!("BLOCKED: {b}"), warn))
         .collect();
-    Paragraph::new(lines).render(blocked, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .render(blocked, buf);
 
     if per_target.height < 2 || r.targets.is_empty() {
         return;
