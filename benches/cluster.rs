@@ -19,14 +19,16 @@
 //! SHOAL_BENCH_SCALE=small cargo bench --bench cluster  # ~30 s smoke run, for CI
 //! cargo bench --bench cluster -- datapath              # only sections whose name contains
 //!                                                      # the filter: datapath, rebalance-1mib,
-//!                                                      # rebalance-4kib (idle is always measured)
+//!                                                      # rebalance-4kib, rebalance-4kib-tenth
+//!                                                      # (idle is always measured)
 //! ```
 //!
 //! Results: a table on stdout and `target/bench-results.json`.
 //!
 //! Knobs (environment): `SHOAL_BENCH_SCALE=small|full`; `SHOAL_BENCH_DIR` (parent of the temp
 //! dir, default the system temp dir — all data and baselines go there, on one disk);
-//! `SHOAL_BENCH_CONCURRENCY` (default 8); `SHOAL_BENCH_DP_4K` / `SHOAL_BENCH_DP_1M` (data-path
+//! `SHOAL_BENCH_CONCURRENCY` (default 8); `SHOAL_BENCH_ROUNDS` (data-path rounds, median
+//! reported; full 5, small 1); `SHOAL_BENCH_DP_4K` / `SHOAL_BENCH_DP_1M` (data-path
 //! object counts); `SHOAL_BENCH_REB_1M` / `SHOAL_BENCH_REB_4K` (objects on the decommissioned
 //! target); `SHOAL_NODED` (a `noded` binary to use instead of the one cargo built).
 //!
@@ -65,6 +67,7 @@ const LOAD_CONCURRENCY: usize = 16;
 struct Settings {
     scale: String,
     concurrency: usize,
+    rounds: usize,
     dp_4k: usize,
     dp_1m: usize,
     reb_1m: usize,
@@ -87,14 +90,15 @@ impl Settings {
     fn from_env(filters: Vec<String>) -> Result<Self> {
         let scale = std::env::var("SHOAL_BENCH_SCALE").unwrap_or_else(|_| "full".into());
         // (dp 4 KiB, dp 1 MiB, rebalance 1 MiB objects, rebalance 4 KiB objects)
-        let (a, b, c, d) = match scale.as_str() {
-            "full" => (5_000, 300, 1_024, 50_000),
-            "small" => (1_000, 50, 100, 5_000),
+        let (a, b, c, d, r) = match scale.as_str() {
+            "full" => (5_000, 300, 1_024, 50_000, 5),
+            "small" => (1_000, 50, 100, 5_000, 1),
             other => bail!("SHOAL_BENCH_SCALE must be small or full, not {other:?}"),
         };
         Ok(Settings {
             scale,
             concurrency: env_usize("SHOAL_BENCH_CONCURRENCY", 8)?.max(1),
+            rounds: env_usize("SHOAL_BENCH_ROUNDS", r)?.max(1),
             dp_4k: env_usize("SHOAL_BENCH_DP_4K", a)?,
             dp_1m: env_usize("SHOAL_BENCH_DP_1M", b)?,
             reb_1m: env_usize("SHOAL_BENCH_REB_1M", c)?,
@@ -240,7 +244,8 @@ impl Bench {
         let t0 = Instant::now();
         // As `nodectl playground` does: the primary first, then everyone joins through it.
         lc.add("proxy0", Role::Proxy, free_port()?, 0, &[])?;
-        lc.wait_ready(Duration::from_secs(20)).await?;
+        let client = lc.client().with_timeout(Duration::from_secs(2));
+        wait_nodes(&client, 1, Duration::from_secs(20)).await?;
         for i in 0..TARGETS {
             lc.add(
                 &format!("target{i}"),
@@ -250,11 +255,13 @@ impl Bench {
                 &[],
             )?;
         }
-        lc.wait_ready(Duration::from_secs(30)).await?;
+        wait_nodes(&client, 1 + TARGETS, Duration::from_secs(30)).await?;
         let joined = t0.elapsed();
-        let client = lc.client();
+        // The primary starts a join's rebalance in the same step that adds the node, so once
+        // every node is in the map, "no rebalance running" means the joins have settled.
         wait_rebalance_idle(&client, Duration::from_secs(60)).await?;
         let settled = t0.elapsed();
+        let client = lc.client();
         client.create_bucket(BUCKET).await?;
         Ok(Bench {
             lc,
@@ -304,6 +311,23 @@ impl Bench {
     }
 }
 
+/// Polls the primary's map every 10 ms (finer than `LocalCluster::wait_ready`, which this
+/// mirrors) until it lists `n` nodes.
+async fn wait_nodes(client: &Client, n: usize, timeout: Duration) -> Result<()> {
+    let until = Instant::now() + timeout;
+    loop {
+        let last = match client.smap().await {
+            Ok(s) if s.proxies.len() + s.targets.len() >= n => return Ok(()),
+            Ok(s) => format!("{} of {n} nodes joined", s.proxies.len() + s.targets.len()),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() > until {
+            bail!("cluster not ready after {timeout:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn wait_rebalance_idle(client: &Client, timeout: Duration) -> Result<()> {
     let until = Instant::now() + timeout;
     loop {
@@ -315,7 +339,7 @@ async fn wait_rebalance_idle(client: &Client, timeout: Duration) -> Result<()> {
         if Instant::now() > until {
             bail!("rebalance still running after {timeout:?}");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -339,6 +363,7 @@ impl Pool {
     }
 }
 
+#[derive(Clone)]
 struct RunStats {
     secs: f64,
     ops: usize,
@@ -497,6 +522,11 @@ struct DataPath {
     raw_get: RunStats,
     put: RunStats,
     get: RunStats,
+    /// Every round, for the JSON.
+    all_rounds: Vec<Value>,
+    /// Lowest and highest MB/s over the rounds, in the order raw put, raw put+dirsync, raw get,
+    /// cluster put, cluster get.
+    spread: [(f64, f64); 5],
     /// Peak RSS per node during the cluster put+get, kB.
     rss: BTreeMap<String, u64>,
 }
@@ -545,58 +575,107 @@ async fn data_path(
     size: usize,
 ) -> Result<DataPath> {
     let conc = s.concurrency;
-    println!("  data path {label}: {n} objects, concurrency {conc}");
-    let raw_dir = b.dir.join(format!("raw-{label}"));
-    let raw_put = raw_writes(&raw_dir, n, size, conc, pool, false);
-    raw_put.warn("raw write");
-    let raw_dir2 = b.dir.join(format!("raw-{label}-dirsync"));
-    let raw_put_dirsync = raw_writes(&raw_dir2, n, size, conc, pool, true);
-    raw_put_dirsync.warn("raw write+dirsync");
-    let _ = std::fs::remove_dir_all(&raw_dir2);
-
-    let pids = b.pids();
-    let sampler = RssSampler::start(pids);
-    let (c, p) = (b.client.clone(), pool.clone());
-    let prefix = format!("dp-{label}/obj-");
-    let pre = prefix.clone();
-    let put = run_tasks(n, conc, move |i| {
-        let (c, p, name) = (c.clone(), p.clone(), format!("{pre}{i:06}"));
-        async move {
-            c.put_bytes(BUCKET, &name, p.obj(i, size)).await?;
-            Ok(size as u64)
-        }
-    })
-    .await;
-    put.warn("cluster put");
-
-    sync_fs();
-    let raw_get = raw_reads(&raw_dir, n, conc);
-    raw_get.warn("raw read");
-
-    let c = b.client.clone();
-    let pre = prefix.clone();
-    let get = run_tasks(n, conc, move |i| {
-        let (c, name) = (c.clone(), format!("{pre}{i:06}"));
-        async move {
-            let v = c.get_bytes(BUCKET, &name).await?;
-            if v.len() != size {
-                bail!("{name}: got {} bytes, want {size}", v.len());
+    println!(
+        "  data path {label}: {n} objects, concurrency {conc}, {} round(s)",
+        s.rounds
+    );
+    // Rounds interleave baseline and cluster so that a noisy disk moment hits both; the table
+    // shows the median round of each operation.
+    let mut rounds: Vec<[RunStats; 5]> = Vec::new();
+    let sampler = RssSampler::start(b.pids());
+    for round in 0..s.rounds {
+        let raw_dir = b.dir.join(format!("raw-{label}"));
+        let raw_dir2 = b.dir.join(format!("raw-{label}-dirsync"));
+        let prefix = format!("dp-{label}/r{round}/obj-");
+        // The three writers take turns going first: on a shared virtual disk, fsync latency
+        // drifts, and whoever runs right after a burst of deletes pays for it.
+        let (mut raw_put, mut raw_put_dirsync, mut put) = (None, None, None);
+        for k in 0..3 {
+            match (k + round) % 3 {
+                0 => {
+                    let r = raw_writes(&raw_dir, n, size, conc, pool, false);
+                    r.warn("raw write");
+                    raw_put = Some(r);
+                }
+                1 => {
+                    let r = raw_writes(&raw_dir2, n, size, conc, pool, true);
+                    r.warn("raw write+dirsync");
+                    raw_put_dirsync = Some(r);
+                }
+                _ => {
+                    let (c, p, pre) = (b.client.clone(), pool.clone(), prefix.clone());
+                    let r = run_tasks(n, conc, move |i| {
+                        let (c, p, name) = (c.clone(), p.clone(), format!("{pre}{i:06}"));
+                        async move {
+                            c.put_bytes(BUCKET, &name, p.obj(i, size)).await?;
+                            Ok(size as u64)
+                        }
+                    })
+                    .await;
+                    r.warn("cluster put");
+                    put = Some(r);
+                }
             }
-            Ok(v.len() as u64)
         }
-    })
-    .await;
-    get.warn("cluster get");
+        let (raw_put, raw_put_dirsync, put) = (
+            raw_put.expect("ran"),
+            raw_put_dirsync.expect("ran"),
+            put.expect("ran"),
+        );
+        let _ = std::fs::remove_dir_all(&raw_dir2);
+
+        sync_fs();
+        let raw_get = raw_reads(&raw_dir, n, conc);
+        raw_get.warn("raw read");
+
+        let c = b.client.clone();
+        let pre = prefix.clone();
+        let get = run_tasks(n, conc, move |i| {
+            let (c, name) = (c.clone(), format!("{pre}{i:06}"));
+            async move {
+                let v = c.get_bytes(BUCKET, &name).await?;
+                if v.len() != size {
+                    bail!("{name}: got {} bytes, want {size}", v.len());
+                }
+                Ok(v.len() as u64)
+            }
+        })
+        .await;
+        get.warn("cluster get");
+        let _ = std::fs::remove_dir_all(&raw_dir);
+        sync_fs();
+        rounds.push([raw_put, raw_put_dirsync, raw_get, put, get]);
+    }
     let rss = sampler.finish();
-    let _ = std::fs::remove_dir_all(&raw_dir);
+    let median = |k: usize| -> RunStats {
+        let mut v: Vec<&RunStats> = rounds.iter().map(|r| &r[k]).collect();
+        v.sort_by(|a, b| a.mb_s().total_cmp(&b.mb_s()));
+        v[v.len() / 2].clone()
+    };
     Ok(DataPath {
         label: label.into(),
         size,
-        raw_put,
-        raw_put_dirsync,
-        raw_get,
-        put,
-        get,
+        raw_put: median(0),
+        raw_put_dirsync: median(1),
+        raw_get: median(2),
+        put: median(3),
+        get: median(4),
+        spread: std::array::from_fn(|k| {
+            let v = rounds.iter().map(|r| r[k].mb_s());
+            (
+                v.clone().fold(f64::INFINITY, f64::min),
+                v.fold(0.0, f64::max),
+            )
+        }),
+        all_rounds: rounds
+            .iter()
+            .map(|r| {
+                json!({
+                    "raw_put": r[0].json(), "raw_put_dirsync": r[1].json(), "raw_get": r[2].json(),
+                    "cluster_put": r[3].json(), "cluster_get": r[4].json(),
+                })
+            })
+            .collect(),
         rss,
     })
 }
@@ -934,6 +1013,12 @@ async fn run(s: Settings) -> Result<()> {
     if s.wants("rebalance-1mib") && s.reb_1m > 0 {
         rebs.push(rebalance(&noded, root.path(), &pool, "1mib", s.reb_1m, MIB).await?);
     }
+    // The same 4 KiB decommission with a tenth of the objects: memory against object count at
+    // one object size.
+    if s.wants("rebalance-4kib-tenth") && s.reb_4k >= 10 {
+        let n = s.reb_4k / 10;
+        rebs.push(rebalance(&noded, root.path(), &pool, "4kib-tenth", n, 4 * KIB).await?);
+    }
     if s.wants("rebalance-4kib") && s.reb_4k > 0 {
         rebs.push(rebalance(&noded, root.path(), &pool, "4kib", s.reb_4k, 4 * KIB).await?);
     }
@@ -954,39 +1039,71 @@ async fn run(s: Settings) -> Result<()> {
     if !dps.is_empty() {
         println!();
         println!(
-            "1. DATA PATH   (1 proxy + {TARGETS} targets x {MOUNTPATHS} mountpaths, concurrency {}; MB = 10^6 bytes)",
-            s.concurrency
+            "1. DATA PATH   (1 proxy + {TARGETS} targets x {MOUNTPATHS} mountpaths, concurrency {}; median of {} round(s); MB = 10^6 bytes)",
+            s.concurrency, s.rounds
         );
         println!(
-            "{:<8} {:>7} {:<30} {:>9} {:>10} {:>8} {:>7}",
-            "size", "objects", "operation", "MB/s", "objs/s", "vs raw", "errors"
+            "{:<8} {:>7} {:<30} {:>9} {:>10} {:>8} {:>14} {:>7} {:>17}",
+            "size",
+            "objects",
+            "operation",
+            "MB/s",
+            "objs/s",
+            "vs raw",
+            "vs raw+dirsync",
+            "errors",
+            "MB/s over rounds"
         );
         for d in &dps {
             let sz = size_label(d.size);
-            let rows: [(&str, &RunStats, Option<&RunStats>); 5] = [
-                ("raw write+fsync+rename", &d.raw_put, None),
-                ("raw write+fsync+rename+dirsync", &d.raw_put_dirsync, None),
-                ("cluster put", &d.put, Some(&d.raw_put)),
-                ("raw read", &d.raw_get, None),
-                ("cluster get", &d.get, Some(&d.raw_get)),
+            // (operation, median round, baseline, second baseline, spread index)
+            type Row<'a> = (
+                &'a str,
+                &'a RunStats,
+                Option<&'a RunStats>,
+                Option<&'a RunStats>,
+                usize,
+            );
+            let rows: [Row; 5] = [
+                ("raw write+fsync+rename", &d.raw_put, None, None, 0),
+                (
+                    "raw write+fsync+rename+dirsync",
+                    &d.raw_put_dirsync,
+                    None,
+                    None,
+                    1,
+                ),
+                (
+                    "cluster put",
+                    &d.put,
+                    Some(&d.raw_put),
+                    Some(&d.raw_put_dirsync),
+                    3,
+                ),
+                ("raw read", &d.raw_get, None, None, 2),
+                ("cluster get", &d.get, Some(&d.raw_get), None, 4),
             ];
-            for (op, r, base) in rows {
-                let ratio = base
-                    .map(|b| format!("{:.2}x", r.mb_s() / b.mb_s()))
-                    .unwrap_or_default();
+            let ratio = |r: &RunStats, b: Option<&RunStats>| {
+                b.map(|b| format!("{:.2}x", r.mb_s() / b.mb_s()))
+                    .unwrap_or_default()
+            };
+            for (op, r, base, base2, k) in rows {
+                let (lo, hi) = d.spread[k];
                 println!(
-                    "{:<8} {:>7} {:<30} {:>9.1} {:>10.0} {:>8} {:>7}",
+                    "{:<8} {:>7} {:<30} {:>9.1} {:>10.0} {:>8} {:>14} {:>7} {:>17}",
                     sz,
                     r.ops,
                     op,
                     r.mb_s(),
                     r.ops_s(),
-                    ratio,
-                    r.errors
+                    ratio(r, base),
+                    ratio(r, base2),
+                    r.errors,
+                    format!("{lo:.1}-{hi:.1}"),
                 );
             }
             println!(
-                "{:<8} {:>7} peak RSS during put+get (MiB): {}",
+                "{:<8} {:>7} peak RSS during all rounds of put+get (MiB): {}",
                 sz,
                 "",
                 rss_list(&d.rss)
@@ -1000,19 +1117,21 @@ async fn run(s: Settings) -> Result<()> {
                 "put_ratio_cluster_over_raw_dirsync": round3(d.put.mb_s() / d.raw_put_dirsync.mb_s()),
                 "get_ratio_cluster_over_raw": round3(d.get.mb_s() / d.raw_get.mb_s()),
                 "peak_rss_mib": kb_json(&d.rss),
+                "rounds": d.all_rounds,
             }));
         }
     }
 
     let mut j_reb = Vec::new();
+    let mut j_mem = Vec::new();
     if !rebs.is_empty() {
         println!();
         println!(
             "2. REBALANCE (decommission of one target; the others receive; baseline cp -r <its mountpaths> && sync)"
         );
         println!(
-            "{:<8} {:>7} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}",
-            "size",
+            "{:<10} {:>7} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}",
+            "case",
             "objects",
             "GiB",
             "reb s",
@@ -1027,8 +1146,8 @@ async fn run(s: Settings) -> Result<()> {
         );
         for r in &rebs {
             println!(
-                "{:<8} {:>7} {:>9.3} {:>8.2} {:>9.1} {:>9.0} {:>8.2} {:>9.1} {:>9.0} {:>7.2}x {:>10.1} {:>10.1}",
-                size_label(r.size),
+                "{:<10} {:>7} {:>9.3} {:>8.2} {:>9.1} {:>9.0} {:>8.2} {:>9.1} {:>9.0} {:>7.2}x {:>10.1} {:>10.1}",
+                r.label,
                 r.objects,
                 r.bytes() as f64 / (1u64 << 30) as f64,
                 r.reb_secs,
@@ -1045,9 +1164,10 @@ async fn run(s: Settings) -> Result<()> {
         for r in &rebs {
             let st = r.status.as_ref();
             println!(
-                "  {}: victim held {} files / {:.3} GiB on disk; status {} {}: objs_moved {}, bytes_moved {}, \
+                "  {} ({} objects): victim held {} files / {:.3} GiB on disk; status {} {}: objs_moved {}, bytes_moved {}, \
                  rate {:.1} MB/s {:.0} obj/s, errors {}; afterwards {} objects on receivers, {} left on the victim; \
                  load {:.1} MB/s {:.0} obj/s (concurrency {LOAD_CONCURRENCY}); RSS before (MiB) {}; peak (MiB) {}{}",
+                r.label,
                 size_label(r.size),
                 r.victim_files,
                 r.victim_bytes as f64 / (1u64 << 30) as f64,
@@ -1092,20 +1212,35 @@ async fn run(s: Settings) -> Result<()> {
                 "receiver_peak_rss_mib": round3(mib(r.receiver_peak())),
             }));
         }
-        if rebs.len() == 2 {
-            let (a, b) = (&rebs[0], &rebs[1]);
+        let by = |l: &str| rebs.iter().find(|r| r.label == l);
+        for (what, a, b) in [
+            ("(a) 1 MiB vs (b) 4 KiB", by("1mib"), by("4kib")),
+            ("4 KiB, a tenth vs all", by("4kib-tenth"), by("4kib")),
+        ] {
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            let grow = |r: &Rebalance| {
+                mib(r.sender_peak()) - mib(r.rss_before.get(&r.victim).copied().unwrap_or(0))
+            };
             println!(
-                "  memory vs object count: {:.0}x the objects ({} -> {}) => sender peak {:.2}x ({:.1} -> {:.1} MiB), receiver peak {:.2}x ({:.1} -> {:.1} MiB)",
+                "  memory vs object count, {what}: {:.1}x the objects ({} -> {}) => sender peak {:.2}x ({:.1} -> {:.1} MiB; growth over its idle RSS {:.1} -> {:.1} MiB), receiver peak {:.2}x ({:.1} -> {:.1} MiB)",
                 b.objects as f64 / a.objects as f64,
                 a.objects,
                 b.objects,
                 b.sender_peak() as f64 / a.sender_peak().max(1) as f64,
                 mib(a.sender_peak()),
                 mib(b.sender_peak()),
+                grow(a),
+                grow(b),
                 b.receiver_peak() as f64 / a.receiver_peak().max(1) as f64,
                 mib(a.receiver_peak()),
                 mib(b.receiver_peak()),
             );
+            j_mem.push(json!({
+                "compare": what, "objects": [a.objects, b.objects],
+                "sender_peak_rss_mib": [round3(mib(a.sender_peak())), round3(mib(b.sender_peak()))],
+                "sender_growth_mib": [round3(grow(a)), round3(grow(b))],
+                "receiver_peak_rss_mib": [round3(mib(a.receiver_peak())), round3(mib(b.receiver_peak()))],
+            }));
         }
     }
 
@@ -1141,9 +1276,11 @@ async fn run(s: Settings) -> Result<()> {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "topology": { "proxies": 1, "targets": TARGETS, "mountpaths_per_target": MOUNTPATHS },
         "concurrency": s.concurrency,
+        "data_path_rounds": s.rounds,
         "total_secs": round3(total.as_secs_f64()),
         "data_path": j_dp,
         "rebalance": j_reb,
+        "rebalance_memory_vs_object_count": j_mem,
         "idle": {
             "rss_mib": kb_json(&idle_rss),
             "startups": startups.iter().map(|(j, st)| json!({
