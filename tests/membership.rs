@@ -382,11 +382,20 @@ async fn a_long_silent_node_is_removed_and_rebalances_when_it_returns() {
     let t1 = c.id("target1").await;
     let reb_before = c.client.rebalance_status().await.unwrap().map(|r| r.id);
     c.lc.kill9("target1").unwrap();
-    wait_for("silent node removed from the map", T, || async { !c.smap().await.contains(&t1) }).await;
+    wait_for("silent node removed from the map", T, || async {
+        !c.smap().await.contains(&t1)
+    })
+    .await;
     // Removal after the grace period starts no rebalance.
-    assert_eq!(c.client.rebalance_status().await.unwrap().map(|r| r.id), reb_before);
+    assert_eq!(
+        c.client.rebalance_status().await.unwrap().map(|r| r.id),
+        reb_before
+    );
     c.lc.start("target1").unwrap();
-    wait_for("returning node to self-join", T, || async { c.smap().await.contains(&t1) }).await;
+    wait_for("returning node to self-join", T, || async {
+        c.smap().await.contains(&t1)
+    })
+    .await;
     let reb_after = c.client.rebalance_status().await.unwrap().map(|r| r.id);
     assert_ne!(reb_after, reb_before, "its return must start a rebalance");
     c.wait_rebalance_idle(T).await;

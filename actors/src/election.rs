@@ -41,16 +41,65 @@ pub fn vote(ctx: &Ctx, candidate_id: &NodeId, old: &NodeId) -> bool {
 
 /// Called by the keepalive actor when the primary missed `num_retries` heartbeats.
 pub async fn on_primary_lost(ctx: Arc<Ctx>) {
-    if ctx.me.role != Role::Proxy || ctx.electing.swap(true, Ordering::AcqRel) {
+    if ctx.electing.swap(true, Ordering::AcqRel) {
         return;
     }
-    let res = run(&ctx).await;
+    // First catch up: another node may already know a newer map (a new primary, or a change
+    // this node missed). Electing on a stale map would fork the cluster's history.
+    let res = match sync_from_peers(&ctx).await {
+        Ok(true) => Ok(false),
+        _ if ctx.me.role != Role::Proxy => Ok(false),
+        _ => run(&ctx).await,
+    };
     ctx.electing.store(false, Ordering::Release);
     match res {
         Ok(true) => tracing::info!("won the election: this proxy is now primary"),
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "election failed"),
     }
+}
+
+/// Adopts the newest map (same cluster) that any other reachable node has, if newer than ours
+/// and naming a primary that answers. Returns true if it adopted one.
+async fn sync_from_peers(ctx: &Arc<Ctx>) -> Result<bool> {
+    let meta = ctx.meta();
+    let Some(smap) = meta.smap.clone() else {
+        return Ok(false);
+    };
+    let calls = smap
+        .all_nodes()
+        .filter(|n| n.id != ctx.me.id && n.id != smap.primary)
+        .map(|n| ctx.call(&n.addr, Msg::GetSmap, Duration::from_millis(800)));
+    let newest = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Msg::Smap(s)) if s.uuid == smap.uuid && s.version > smap.version => Some(s),
+            _ => None,
+        })
+        .max_by_key(|s| s.version);
+    let Some(newer) = newest else {
+        return Ok(false);
+    };
+    let moved_on = newer.primary != smap.primary;
+    tracing::info!(version = newer.version, primary = %newer.primary, "adopting a newer cluster map from a peer");
+    let node = ctx
+        .node_ref()
+        .ok_or_else(|| Error::Busy("node is starting".into()))?;
+    node.call(
+        |reply| NodeMsg::Metasync {
+            smap: Some(Box::new(newer)),
+            rmd: None,
+            bmd: None,
+            config: None,
+            reply: Some(reply),
+        },
+        Some(Duration::from_secs(10)),
+    )
+    .await
+    .map_err(|e| Error::Remote(format!("node actor: {e}")))?;
+    // Same primary, newer map: still lost, so the election goes on from the fresher map.
+    Ok(moved_on)
 }
 
 async fn run(ctx: &Arc<Ctx>) -> Result<bool> {

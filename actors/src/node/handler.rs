@@ -43,9 +43,12 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
         } => {
             auth::check_member(ctx, &env.from, true)?;
             ctx.primary_contact();
-            let node = ctx
-                .node_ref()
-                .ok_or_else(|| Error::Busy("node is starting".into()))?;
+            let Some(node) = ctx.node_ref() else {
+                // Still starting (between the join answer and the actor tree): store it now so
+                // no change is missed; the starting actors pick it up from the metadata.
+                ctx.apply(smap, rmd, bmd, config.map(|c| *c))?;
+                return Ok(Some(Msg::Ok));
+            };
             let res = node
                 .call(
                     |reply| NodeMsg::Metasync {

@@ -72,6 +72,8 @@ pub struct Ctx {
     pub me: Node,
     pub data_dir: PathBuf,
     pub meta: watch::Sender<Arc<Meta>>,
+    /// Serialises metadata writers (the node actor, and handlers before it exists).
+    apply_lock: Mutex<()>,
     pub pool: PeerPool,
     /// Cancelled when the node stops; every task watches it.
     pub shutdown: CancellationToken,
@@ -165,15 +167,24 @@ impl Ctx {
         bmd: Option<Bmd>,
         config: Option<ClusterConfig>,
     ) -> Result<Applied> {
+        let _writer = self.apply_lock.lock().expect("poisoned");
         let cur = self.meta();
         let mut next = (*cur).clone();
         let mut applied = Applied::default();
-        if let Some(s) = smap
-            && Smap::check_update(cur.smap.as_ref(), &s)?
-        {
-            store::persist(&self.smap_path(), &s)?;
-            next.smap = Some(s);
-            applied.smap = true;
+        // A lower map is refused, but the other parts are still taken (they carry their own
+        // versions); the refusal is reported once they are stored.
+        let mut refused = None;
+        if let Some(s) = smap {
+            match Smap::check_update(cur.smap.as_ref(), &s) {
+                Ok(true) => {
+                    store::persist(&self.smap_path(), &s)?;
+                    next.smap = Some(s);
+                    applied.smap = true;
+                }
+                Ok(false) => {}
+                Err(e @ Error::Downgrade { .. }) => refused = Some(e),
+                Err(e) => return Err(e),
+            }
         }
         if let Some(r) = rmd
             && r.version > cur.rmd.version
@@ -200,7 +211,10 @@ impl Ctx {
         if applied.any() {
             self.meta.send_replace(Arc::new(next));
         }
-        Ok(applied)
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(applied),
+        }
     }
 }
 
@@ -534,6 +548,7 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
         me: me.clone(),
         data_dir: args.data_dir.clone(),
         meta: meta_tx,
+        apply_lock: Mutex::new(()),
         pool: PeerPool::new(id.clone()),
         shutdown: CancellationToken::new(),
         exit_reason: Mutex::new(None),
@@ -643,7 +658,11 @@ pub async fn join_cluster(ctx: &Arc<Ctx>, reb_interrupted: bool) -> Result<()> {
                     bmd,
                     config,
                 }) => {
-                    ctx.apply(Some(smap), Some(rmd), Some(bmd), Some(*config))?;
+                    // A newer map may already have been pushed to us meanwhile: fine.
+                    match ctx.apply(Some(smap), Some(rmd), Some(bmd), Some(*config)) {
+                        Ok(_) | Err(Error::Downgrade { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
                     tracing::info!(via = %c, "joined the cluster");
                     return Ok(());
                 }
