@@ -294,6 +294,19 @@ async fn shutdown_restart_and_stop_maintenance() {
         Some(4)
     );
 
+    // Taking it out of maintenance while it is down is refused (it must be started first).
+    let v = c.smap().await.version;
+    let out = c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "stop-maintenance",
+        &t1.0,
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("start it first"));
+    assert_eq!(c.smap().await.version, v);
+
     // Restart: rejoins still in maintenance.
     c.lc.start("target1").unwrap();
     wait_for("restarted node to answer", T, || async {

@@ -391,11 +391,13 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
     let bytes = load_samples(&client, a.objects).await?;
     let started = t0.elapsed();
     let tty = std::io::stdout().is_terminal();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "Shoal playground: {} proxies, {} targets ({} mountpaths each), {} objects ({}) in ais://demo; up in {:.1}s",
-        a.proxies,
-        a.targets,
-        a.mountpaths,
+        "Shoal playground: {}, {} ({} each), {} objects ({}) in ais://demo; up in {:.1}s",
+        plural(a.proxies, "proxy", "proxies"),
+        plural(a.targets, "target", "targets"),
+        plural(a.mountpaths, "mountpath", "mountpaths"),
         a.objects,
         crate::format::size(bytes),
         started.as_secs_f64()
@@ -424,6 +426,7 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
         )
         .await;
         c.stop_all();
+        println!("Playground stopped. Data and logs: {}", dir.display());
         res.map_err(crate::Failure::from)?;
     } else {
         println!("Press Ctrl-C to stop the cluster.");

@@ -694,6 +694,26 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
         }
     }
     let adm = lifecycle::admit(&smap, &req)?;
+    if req.op == LifecycleOp::StopMaintenance {
+        // A node must be up to come back (AIStore health-checks it first): otherwise the
+        // rebalance would wait for it forever.
+        for id in &adm.affected {
+            let Some(n) = smap.get(id) else { continue };
+            if n.id != state.ctx.me.id
+                && state
+                    .ctx
+                    .call(&n.addr, Msg::GetNodeStats, Duration::from_secs(2))
+                    .await
+                    .is_err()
+            {
+                return Err(Error::BadRequest(format!(
+                    "{} does not answer at {}: start it first, then run stop-maintenance",
+                    n.display_name(),
+                    n.addr
+                )));
+            }
+        }
+    }
     let enabled = state.ctx.meta().config.rebalance.enabled;
     let rebalance = adm.rebalance && enabled;
     if req.no_rebalance && !adm.rebalance && adm.smap.is_some() {
