@@ -83,21 +83,7 @@ async fn sync_from_peers(ctx: &Arc<Ctx>) -> Result<bool> {
     };
     let moved_on = newer.primary != smap.primary;
     tracing::info!(version = newer.version, primary = %newer.primary, "adopting a newer cluster map from a peer");
-    let node = ctx
-        .node_ref()
-        .ok_or_else(|| Error::Busy("node is starting".into()))?;
-    node.call(
-        |reply| NodeMsg::Metasync {
-            smap: Some(Box::new(newer)),
-            rmd: None,
-            bmd: None,
-            config: None,
-            reply: Some(reply),
-        },
-        Some(Duration::from_secs(10)),
-    )
-    .await
-    .map_err(|e| Error::Remote(format!("node actor: {e}")))?;
+    adopt(ctx, newer).await?;
     // Same primary, newer map: still lost, so the election goes on from the fresher map.
     Ok(moved_on)
 }
@@ -154,22 +140,34 @@ async fn run(ctx: &Arc<Ctx>) -> Result<bool> {
     next.version += 1;
     tracing::info!(old = %old, yes, total, version = next.version, "elected primary");
     // Through the node actor: it persists the map and starts the primary actor, which announces.
+    adopt(ctx, next).await?;
+    Ok(true)
+}
+
+/// Applies a map through the node actor, so that its side effects (starting the primary actor,
+/// a rebalance) follow.
+async fn adopt(ctx: &Ctx, smap: Smap) -> Result<()> {
     let node = ctx
         .node_ref()
         .ok_or_else(|| Error::Busy("node is starting".into()))?;
-    node.call(
-        |reply| NodeMsg::Metasync {
-            smap: Some(Box::new(next)),
-            rmd: None,
-            bmd: None,
-            config: None,
-            reply: Some(reply),
-        },
-        Some(Duration::from_secs(10)),
-    )
-    .await
-    .map_err(|e| Error::Remote(format!("node actor: {e}")))?;
-    Ok(true)
+    let res = node
+        .call(
+            |reply| NodeMsg::Metasync {
+                smap: Some(Box::new(smap)),
+                rmd: None,
+                bmd: None,
+                config: None,
+                reply: Some(reply),
+            },
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .map_err(|e| Error::Remote(format!("node actor: {e}")))?;
+    match res {
+        ractor::rpc::CallResult::Success(Ok(())) => Ok(()),
+        ractor::rpc::CallResult::Success(Err(m)) => Err(Error::BadRequest(m)),
+        _ => Err(Error::Timeout("node actor did not apply the map".into())),
+    }
 }
 
 /// At start, a node whose persisted map names itself primary first asks the other proxies:

@@ -294,11 +294,7 @@ async fn resume(state: &mut PrimaryState) {
     let ctx = state.ctx.clone();
     let Ok(smap) = smap_of(state) else { return };
     let msg = full_sync(&ctx);
-    let calls = smap.all_nodes().filter(|n| n.id != ctx.me.id).map(|n| {
-        let (ctx, msg, addr) = (ctx.clone(), msg.clone(), n.addr.clone());
-        async move { ctx.call(&addr, msg, METASYNC_TIMEOUT).await }
-    });
-    futures::future::join_all(calls).await;
+    broadcast(&ctx, &msg).await;
     refresh_urls(state).await;
     let meta = ctx.meta();
     let unfinished: Vec<NodeId> = meta
@@ -350,11 +346,7 @@ async fn refresh_urls(state: &mut PrimaryState) {
         bmd: None,
         config: Some(Box::new(cfg)),
     };
-    let calls = smap.all_nodes().filter(|n| n.id != ctx.me.id).map(|n| {
-        let (ctx, msg, addr) = (ctx.clone(), msg.clone(), n.addr.clone());
-        async move { ctx.call(&addr, msg, METASYNC_TIMEOUT).await }
-    });
-    futures::future::join_all(calls).await;
+    broadcast(&ctx, &msg).await;
 }
 
 type Reply = RpcReplyPort<Result<Msg>>;
@@ -422,6 +414,19 @@ fn smap_of(state: &PrimaryState) -> Result<Smap> {
         .ok_or_else(|| Error::NotFound("no cluster map".into()))
 }
 
+/// Sends `msg` to every other node of the current map at once.
+async fn broadcast(ctx: &Arc<Ctx>, msg: &Msg) -> Vec<(NodeId, Result<Msg>)> {
+    let meta = ctx.meta();
+    let Some(smap) = meta.smap.as_ref() else {
+        return Vec::new();
+    };
+    let calls = smap.all_nodes().filter(|n| n.id != ctx.me.id).map(|n| {
+        let (id, addr, msg) = (n.id.clone(), n.addr.clone(), msg.clone());
+        async move { (id, ctx.call(&addr, msg, METASYNC_TIMEOUT).await) }
+    });
+    futures::future::join_all(calls).await
+}
+
 /// Persists and applies locally, then pushes to every other node in the (new) map.
 async fn commit(
     state: &mut PrimaryState,
@@ -431,17 +436,6 @@ async fn commit(
 ) -> Result<()> {
     let ctx = &state.ctx;
     ctx.apply(smap.clone(), rmd.clone(), bmd.clone(), None)?;
-    let meta = ctx.meta();
-    let targets: Vec<Node> = meta
-        .smap
-        .as_ref()
-        .map(|s| {
-            s.all_nodes()
-                .filter(|n| n.id != ctx.me.id)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
     let msg = Msg::Metasync {
         smap,
         rmd,
@@ -450,16 +444,11 @@ async fn commit(
     };
     // Wait for the push (bounded): a client that is told "started g5" can rely on every
     // reachable node knowing about g5.
-    let calls = targets.into_iter().map(|n| {
-        let ctx = ctx.clone();
-        let msg = msg.clone();
-        async move {
-            if let Err(e) = ctx.call(&n.addr, msg, METASYNC_TIMEOUT).await {
-                tracing::debug!(node = %n.id, error = %e, "metasync failed (will catch up)");
-            }
+    for (node, r) in broadcast(ctx, &msg).await {
+        if let Err(e) = r {
+            tracing::debug!(%node, error = %e, "metasync failed (will catch up)");
         }
-    });
-    futures::future::join_all(calls).await;
+    }
     Ok(())
 }
 
@@ -956,21 +945,11 @@ async fn remove_from_smap(state: &mut PrimaryState, node: NodeId) -> Result<Msg>
 }
 
 async fn cluster_op(state: &mut PrimaryState, op: ClusterOp) -> Result<Msg> {
-    let smap = smap_of(state)?;
     let action = match op {
         ClusterOp::Shutdown => NodeAction::Shutdown,
         ClusterOp::Decommission { rm_user_data } => NodeAction::Decommission { rm_user_data },
     };
-    let calls = smap
-        .all_nodes()
-        .filter(|n| n.id != state.ctx.me.id)
-        .map(|n| {
-            let ctx = state.ctx.clone();
-            let msg = Msg::NodeAction(action.clone());
-            let addr = n.addr.clone();
-            async move { ctx.call(&addr, msg, METASYNC_TIMEOUT).await }
-        });
-    futures::future::join_all(calls).await;
+    broadcast(&state.ctx, &Msg::NodeAction(action.clone())).await;
     // The primary goes last, after its answer is on the way.
     if let Some(node) = state.ctx.node_ref() {
         let a = action.clone();

@@ -486,29 +486,34 @@ impl TargetCtx {
         Ok(())
     }
 
-    /// Asks every other target for its local copy; the newest wins.
-    async fn neighbor_lookup(&self, ctx: &Arc<Ctx>, key: &ObjKey) -> Result<(String, ObjMeta)> {
+    /// Sends `msg` to every other target in the map at once; answers by address.
+    async fn ask_other_targets(&self, ctx: &Arc<Ctx>, msg: Msg) -> Vec<(String, Result<Msg>)> {
         let meta = ctx.meta();
-        let smap = meta.smap.as_ref().ok_or_else(|| not_found(key))?;
+        let Some(smap) = meta.smap.as_ref() else {
+            return Vec::new();
+        };
         let calls = smap
             .targets
             .values()
             .filter(|t| t.id != ctx.me.id)
             .map(|t| {
-                let addr = t.addr.clone();
-                let msg = Msg::HeadObject {
-                    key: key.clone(),
-                    local: true,
-                };
+                let (addr, msg) = (t.addr.clone(), msg.clone());
                 async move {
-                    (
-                        addr.clone(),
-                        ctx.call(&addr, msg, Duration::from_secs(5)).await,
-                    )
+                    let r = ctx.call(&addr, msg, Duration::from_secs(5)).await;
+                    (addr, r)
                 }
             });
+        futures::future::join_all(calls).await
+    }
+
+    /// Asks every other target for its local copy; the newest wins.
+    async fn neighbor_lookup(&self, ctx: &Arc<Ctx>, key: &ObjKey) -> Result<(String, ObjMeta)> {
+        let msg = Msg::HeadObject {
+            key: key.clone(),
+            local: true,
+        };
         let mut best: Option<(String, ObjMeta)> = None;
-        for (addr, r) in futures::future::join_all(calls).await {
+        for (addr, r) in self.ask_other_targets(ctx, msg).await {
             if let Ok(Msg::Object(m)) = r
                 && best.as_ref().is_none_or(|(_, b)| m.version > b.version)
             {
@@ -537,24 +542,13 @@ impl TargetCtx {
         }
         if !local {
             // Remove it wherever else it is: previous owners, or mid-rebalance senders.
-            let meta = ctx.meta();
-            if let Some(smap) = meta.smap.as_ref() {
-                let calls = smap
-                    .targets
-                    .values()
-                    .filter(|t| t.id != ctx.me.id)
-                    .map(|t| {
-                        let addr = t.addr.clone();
-                        let msg = Msg::DeleteObject {
-                            key: key.clone(),
-                            local: true,
-                        };
-                        async move { ctx.call(&addr, msg, Duration::from_secs(5)).await }
-                    });
-                for r in futures::future::join_all(calls).await {
-                    if matches!(r, Ok(Msg::Ok)) {
-                        found = true;
-                    }
+            let msg = Msg::DeleteObject {
+                key: key.clone(),
+                local: true,
+            };
+            for (_, r) in self.ask_other_targets(ctx, msg).await {
+                if matches!(r, Ok(Msg::Ok)) {
+                    found = true;
                 }
             }
         }
