@@ -309,6 +309,35 @@ async fn privileges_when_auth_is_on() {
     let auth = c.nodectl_json(&["config", "cluster", "auth"]);
     assert_eq!(auth["auth"]["enabled"], true);
     assert_eq!(auth["auth"]["secret"], "**********");
+    // With auth on, a process posing as the primary (its real ID) without the cluster secret is
+    // refused too.
+    {
+        use shoal_actors::wire::{Conn, Msg};
+        let smap = c.smap().await;
+        let target = smap.targets.values().next().unwrap().addr.clone();
+        let mut forged = smap.clone();
+        forged.version += 10;
+        forged.targets.clear();
+        for token in [None, Some(wrong.clone())] {
+            let mut conn = Conn::connect(&target, smap.primary.clone(), Duration::from_secs(5))
+                .await
+                .unwrap();
+            conn.token = token;
+            let res = conn
+                .request(Msg::Metasync {
+                    smap: Some(forged.clone()),
+                    rmd: None,
+                    bmd: None,
+                    config: None,
+                })
+                .await;
+            assert!(
+                matches!(res, Err(shoal_actors::Error::Unauthorized(_))),
+                "{res:?}"
+            );
+        }
+        assert_eq!(c.smap().await.version, v);
+    }
     // The admin token works.
     let out = run(Some(&admin));
     assert!(

@@ -25,6 +25,31 @@ pub fn check_admin(ctx: &Ctx, token: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// Subject of the tokens nodes sign their requests with.
+pub fn node_subject(id: &NodeId) -> String {
+    format!("node:{id}")
+}
+
+/// With auth on, node-to-node requests must carry a token signed with the cluster secret for
+/// the node they claim to come from; without it a process could pose as a member.
+pub fn check_node(ctx: &Ctx, from: &NodeId, token: Option<&str>) -> Result<()> {
+    let cfg = &ctx.meta().config.auth;
+    if !cfg.enabled {
+        return Ok(());
+    }
+    let token = token.ok_or_else(|| {
+        Error::Unauthorized(format!("{from}: node requests need the cluster's token"))
+    })?;
+    let claims = jwt::verify(token, cfg.secret.as_bytes())?;
+    if claims.sub != node_subject(from) {
+        return Err(Error::Forbidden(format!(
+            "token of {} used by {from}",
+            claims.sub
+        )));
+    }
+    Ok(())
+}
+
 /// Control messages from nodes: the sender must be in our map (or, before we joined, anyone —
 /// a standby node learns its cluster from the first primary that talks to it).
 pub fn check_member(ctx: &Ctx, from: &NodeId, _from_primary: bool) -> Result<()> {

@@ -20,6 +20,9 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 /// its reply itself.
 pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Option<Msg>> {
     let corr = env.corr;
+    if is_node_msg(&env.body) {
+        auth::check_node(ctx, &env.from, env.token.as_deref())?;
+    }
     match env.body {
         // ---- anyone ------------------------------------------------------------------------
         Msg::GetSmap => ctx
@@ -177,6 +180,22 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
     }
 }
 
+/// Requests only cluster members send each other.
+fn is_node_msg(m: &Msg) -> bool {
+    matches!(
+        m,
+        Msg::Metasync { .. }
+            | Msg::NodeAction(_)
+            | Msg::Join { .. }
+            | Msg::Keepalive { .. }
+            | Msg::RebReport(_)
+            | Msg::RebObject { .. }
+            | Msg::VoteRequest { .. }
+            | Msg::PlanMoves { .. }
+            | Msg::Handshake { .. }
+    )
+}
+
 fn is_admin_op(m: &Msg) -> bool {
     matches!(
         m,
@@ -233,11 +252,12 @@ async fn forward_to_primary(ctx: &Arc<Ctx>, body: Msg, token: Option<String>) ->
         .primary_addr()
         .ok_or_else(|| Error::NotFound("no primary known: this node has not joined".into()))?;
     let mut conn = ctx.pool.get(&addr, Duration::from_secs(5)).await?;
-    conn.token = token;
+    // The client's token goes along (the primary checks it); the link keeps its own after.
+    let own = std::mem::replace(&mut conn.token, token);
     let res = tokio::time::timeout(CONTROL_TIMEOUT, conn.request(body))
         .await
         .map_err(|_| Error::Timeout(format!("primary {addr} did not answer")))?;
-    conn.token = None;
+    conn.token = own;
     if res.is_ok() {
         ctx.pool.put(&addr, conn);
     }

@@ -205,6 +205,8 @@ impl Ctx {
             && c.version > cur.config.version
         {
             store::persist(&self.config_path(), &c)?;
+            self.pool
+                .set_secret(c.auth.enabled.then(|| c.auth.secret.clone()));
             next.config = c;
             applied.config = true;
         }
@@ -563,6 +565,12 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
         electing: std::sync::atomic::AtomicBool::new(false),
         args: args.clone(),
     });
+
+    {
+        let auth = &ctx.meta().config.auth;
+        ctx.pool
+            .set_secret(auth.enabled.then(|| auth.secret.clone()));
+    }
 
     // Bootstrap, rejoin, or wait (standby).
     let have_smap = ctx.meta().smap.is_some();

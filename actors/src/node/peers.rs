@@ -15,6 +15,9 @@ const MAX_IDLE: usize = 16;
 pub struct PeerPool {
     me: NodeId,
     idle: Mutex<HashMap<String, Vec<Conn>>>,
+    /// Cluster secret when auth is on: node-to-node requests then carry a token proving that
+    /// the sender knows it (a process outside the cluster cannot forge them).
+    secret: Mutex<Option<String>>,
 }
 
 impl PeerPool {
@@ -22,7 +25,25 @@ impl PeerPool {
         PeerPool {
             me,
             idle: Mutex::new(HashMap::new()),
+            secret: Mutex::new(None),
         }
+    }
+
+    /// Sets (or clears) the cluster secret used to sign node-to-node requests.
+    pub fn set_secret(&self, secret: Option<String>) {
+        *self.secret.lock().expect("poisoned") = secret;
+        // Connections carry their token: drop the idle ones so new ones get the new token.
+        self.idle.lock().expect("poisoned").clear();
+    }
+
+    fn node_token(&self) -> Option<String> {
+        let secret = self.secret.lock().expect("poisoned").clone()?;
+        let claims = crate::auth::jwt::Claims {
+            sub: crate::auth::node_subject(&self.me),
+            exp: crate::store::unix_secs() + 3600,
+            admin: false,
+        };
+        crate::auth::jwt::sign(&claims, secret.as_bytes()).ok()
     }
 
     /// Takes an idle connection to `addr` or opens a new one.
@@ -36,7 +57,9 @@ impl PeerPool {
         {
             return Ok(c);
         }
-        Conn::connect(addr, self.me.clone(), timeout).await
+        let mut conn = Conn::connect(addr, self.me.clone(), timeout).await?;
+        conn.token = self.node_token();
+        Ok(conn)
     }
 
     /// Returns a connection whose last exchange completed cleanly.
