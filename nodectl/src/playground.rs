@@ -362,8 +362,9 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
             "the playground needs at least one proxy, one target and one mountpath",
         ));
     }
-    let t0 = Instant::now();
     let noded = find_noded()?;
+    // Start time counts from the first process, not from building noded.
+    let t0 = Instant::now();
     let dir = match a.dir.clone() {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("shoal-playground-{}", std::process::id())),
