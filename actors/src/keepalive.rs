@@ -81,6 +81,9 @@ impl Actor for KeepaliveActor {
         let msg = Msg::Keepalive {
             node: ctx.me.id.clone(),
             smap_version: smap.version,
+            rmd_version: meta.rmd.version,
+            bmd_version: meta.bmd.version,
+            config_version: meta.config.version,
         };
         let timeout = meta.config.keepalive.interval();
         let res = ctx.call(&addr, msg, timeout).await;

@@ -169,6 +169,13 @@ pub enum Msg {
     Keepalive {
         node: NodeId,
         smap_version: u64,
+        /// Versions of the other metadata, so that a node that missed a push catches up.
+        #[serde(default)]
+        rmd_version: u64,
+        #[serde(default)]
+        bmd_version: u64,
+        #[serde(default)]
+        config_version: u64,
     },
     KeepaliveAck {
         smap_version: u64,

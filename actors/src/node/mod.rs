@@ -295,6 +295,10 @@ impl Actor for NodeActor {
         .await?;
         if let Some(t) = &ctx.target {
             t.start(&ctx, myself.get_cell()).await?;
+            let bmd = ctx.meta().bmd.clone();
+            if bmd.version > 0 {
+                t.drop_unknown_buckets(&bmd.buckets).await;
+            }
             if ctx.meta().rmd.version > ctx.rmd_at_start {
                 t.on_meta(&ctx).await;
             }

@@ -126,7 +126,10 @@ impl Tracker {
         let (rate_b, rate_o) = match (self.samples.front(), self.samples.back()) {
             (Some(a), Some(z)) if z.0 > a.0 => {
                 let dt = z.0.duration_since(a.0).as_secs_f64();
-                ((z.1 - a.1) as f64 / dt, (z.2 - a.2) as f64 / dt)
+                (
+                    z.1.saturating_sub(a.1) as f64 / dt,
+                    z.2.saturating_sub(a.2) as f64 / dt,
+                )
             }
             _ => (0.0, 0.0),
         };
@@ -358,7 +361,17 @@ async fn request(
     reply: Reply,
 ) -> Option<(Reply, Result<Msg>)> {
     let res = match body {
-        Msg::Keepalive { node, smap_version } => keepalive(state, node, smap_version),
+        Msg::Keepalive {
+            node,
+            smap_version,
+            rmd_version,
+            bmd_version,
+            config_version,
+        } => keepalive(
+            state,
+            node,
+            [smap_version, rmd_version, bmd_version, config_version],
+        ),
         Msg::Join {
             node,
             uuid,
@@ -471,7 +484,8 @@ fn catch_up(ctx: &Arc<Ctx>, addr: String) {
     });
 }
 
-fn keepalive(state: &mut PrimaryState, node: NodeId, version: u64) -> Result<Msg> {
+/// `versions`: the node's smap, RMD, BMD and config versions.
+fn keepalive(state: &mut PrimaryState, node: NodeId, versions: [u64; 4]) -> Result<Msg> {
     let smap = smap_of(state)?;
     let Some(n) = smap.get(&node) else {
         return Err(Error::NotFound(format!("{node} is not in the cluster map")));
@@ -480,7 +494,18 @@ fn keepalive(state: &mut PrimaryState, node: NodeId, version: u64) -> Result<Msg
     if state.offline.remove(&node) {
         tracing::info!(node = %node, "node is back online");
     }
-    if version < smap.version {
+    let meta = state.ctx.meta();
+    let ours = [
+        smap.version,
+        meta.rmd.version,
+        meta.bmd.version,
+        meta.config.version,
+    ];
+    if versions
+        .iter()
+        .zip(ours)
+        .any(|(theirs, ours)| *theirs < ours)
+    {
         catch_up(&state.ctx, n.addr.clone());
     }
     Ok(Msg::KeepaliveAck {
@@ -502,9 +527,7 @@ async fn tick(state: &mut PrimaryState) {
         if silent > cfg.offline_after() && state.offline.insert(n.id.clone()) {
             tracing::warn!(node = %n.display_name(), ?silent, "node offline (keepalive lost)");
         }
-        if silent > Duration::from_millis(cfg.remove_after_ms)
-            && !n.flags.intersects(Flags::MAINT | Flags::DECOMM)
-        {
+        if silent > Duration::from_millis(cfg.remove_after_ms) {
             remove.push(n.id.clone());
         }
     }
@@ -517,7 +540,15 @@ async fn tick(state: &mut PrimaryState) {
             tracing::warn!(node = %id, "removed from the map after a long silence (no rebalance)");
         }
         next.version += 1;
-        let _ = commit(state, Some(next), None, None).await;
+        // A generation waiting for a removed node would wait forever: start a new one over the
+        // nodes that are left (its senders re-plan every object).
+        let running = state.tracker.as_ref().is_some_and(|t| t.running());
+        let rmd = (running && next.count_active_targets() > 0).then(|| new_rmd(state, &next));
+        let _ = commit(state, Some(next), rmd.clone(), None).await;
+        if let Some(r) = rmd {
+            start_tracking(state, &r);
+        }
+        return;
     }
     // Participants that left the map no longer hold a generation up.
     if let Some(t) = state.tracker.as_mut() {
@@ -625,8 +656,10 @@ fn new_rmd(state: &PrimaryState, smap: &Smap) -> Rmd {
     let participants = smap
         .targets
         .values()
-        .filter(|n| !state.offline.contains(&n.id))
-        // Post-rebalance maintenance nodes hold nothing; they may be powered off.
+        // Post-rebalance maintenance nodes hold nothing; they may be powered off. Everyone else
+        // takes part, offline or not: a leaving node's data must move before it is finalised,
+        // so an offline participant holds the generation up (shown in blocked_by) until it
+        // returns or is removed after the grace period (which starts a new generation).
         .filter(|n| !n.flags.contains(Flags::MAINT_POST_REB))
         .map(|n| n.id.clone())
         .collect();
@@ -811,11 +844,32 @@ async fn reb_report(state: &mut PrimaryState, r: TargetRebStatus) -> Result<Msg>
     let id = NodeId(r.id.clone());
     state.last_seen.insert(id.clone(), Instant::now());
     let current = state.ctx.meta().rmd.version;
+    if state.tracker.is_none() && r.generation == current && r.stage < Stage::Done {
+        // A generation started under a previous primary is still running here and nobody
+        // tracks it: start a fresh one (the walk is idempotent) so it completes and is seen.
+        if let Ok(smap) = smap_of(state)
+            && smap.count_active_targets() > 0
+        {
+            let rmd = new_rmd(state, &smap);
+            tracing::info!(old = %rebalance_id(current), new = %rmd.rebalance_id(), "resuming an untracked rebalance");
+            if commit(state, None, Some(rmd.clone()), None).await.is_ok() {
+                start_tracking(state, &rmd);
+            }
+        }
+    }
+    let current = state.ctx.meta().rmd.version;
     let mut complete = false;
     if let Some(t) = state.tracker.as_mut()
         && t.generation == r.generation
     {
-        if t.participants.contains(&id) {
+        // Reports travel on several connections and may arrive out of order: never let an
+        // older one (an earlier stage, or smaller counters) replace a newer one.
+        let stale = t.reports.get(&id).is_some_and(|cur| {
+            cur.stage > r.stage
+                || (cur.stage == r.stage
+                    && cur.tx_bytes + cur.local_bytes > r.tx_bytes + r.local_bytes)
+        });
+        if t.participants.contains(&id) && !stale {
             t.reports.insert(id, r);
             t.sample();
         }
@@ -846,6 +900,13 @@ async fn complete_generation(state: &mut PrimaryState) {
     let g = t.generation;
     tracing::info!(generation = %rebalance_id(g), "rebalance finished on every target");
     let nodes = t.finalize.clone();
+    let errors: u64 = t.reports.values().map(|r| r.errors).sum();
+    if errors > 0 {
+        // Some objects did not move: finalising would strand or wipe them. The nodes stay in
+        // transition (repeating the operation starts a new generation).
+        tracing::error!(generation = %rebalance_id(g), errors, "rebalance finished with errors; lifecycle operations not finalised");
+        return;
+    }
     if let Err(e) = finalize(state, &nodes, true).await {
         tracing::error!(error = %e, "finalizing lifecycle operations failed");
     }

@@ -144,6 +144,26 @@ impl TargetCtx {
         }
     }
 
+    /// Removes bucket directories the cluster no longer has (destroyed while this node was
+    /// away), so a later bucket of the same name starts empty.
+    pub async fn drop_unknown_buckets(&self, known: &std::collections::BTreeSet<String>) {
+        let mut stale = std::collections::BTreeSet::new();
+        for mp in &self.mountpaths {
+            if let Ok(rd) = std::fs::read_dir(mp.path.join("objs")) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if !known.contains(&name) {
+                        stale.insert(name);
+                    }
+                }
+            }
+        }
+        for b in stale {
+            tracing::info!(bucket = %b, "removing a bucket destroyed while this node was away");
+            self.remove_bucket(&b).await;
+        }
+    }
+
     pub async fn remove_bucket(&self, bucket: &str) {
         for mp in &self.mountpaths {
             let dir = store::bucket_dir(&mp.path, bucket);
@@ -372,12 +392,18 @@ impl TargetCtx {
             return Err(e);
         }
         w.observe_digest(hasher);
+        // A new write must beat the copy here even if it was stamped by a node whose clock
+        // runs ahead of ours (Lamport-style).
+        let existing = self
+            .find_local(&key.bucket, &key.object)
+            .map(|(_, _, m)| m.version)
+            .unwrap_or(0);
         let meta = ObjMeta {
             bucket: key.bucket.clone(),
             object: key.object.clone(),
             size,
             checksum: w.checksum(),
-            version: store::next_version(),
+            version: store::next_version().max(existing + 1),
             mtime: store::unix_ms(),
         };
         let tmp = w.finish(&meta).await?;
@@ -638,6 +664,17 @@ impl TargetCtx {
             )));
         }
         let tmp = w.finish(&meta).await?;
+        // Checked again after the body: a newer generation, or a destroyed bucket, wins.
+        let now = ctx.meta();
+        if now.rmd.version != generation {
+            return Err(Error::BadRequest(format!(
+                "stale rebalance generation g{generation} (current g{})",
+                now.rmd.version
+            )));
+        }
+        if !now.bmd.buckets.contains(&meta.bucket) {
+            return Ok(Msg::RebAck { stored: true });
+        }
         self.install(&meta, tmp, mp).await?;
         rebalance::count_rx(ctx, generation, meta.size).await;
         Ok(Msg::RebAck { stored: true })

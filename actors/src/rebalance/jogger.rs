@@ -323,7 +323,9 @@ async fn send_once(
     match res {
         Ok(stored) => {
             ctx.pool.put(&node.addr, conn);
-            if stored {
+            // A newer generation may have decided otherwise meanwhile: then it owns the
+            // decision and this copy stays.
+            if stored && ctx.meta().rmd.version == generation {
                 t.remove_if_version(&meta).await?;
             }
             Ok(Some(meta.size))

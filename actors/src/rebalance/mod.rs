@@ -280,10 +280,22 @@ impl Actor for RebalanceActor {
             RebMsg::AllSent => {
                 let c = &state.args.counters;
                 c.set_stage(Stage::Fin);
-                let _ = std::fs::remove_file(state.args.ctx.data_dir.join(MARKER));
+                // With errors the marker stays, so a restart runs a new generation.
+                if c.errors.load(Ordering::Relaxed) == 0 {
+                    let _ = std::fs::remove_file(state.args.ctx.data_dir.join(MARKER));
+                }
                 c.set_stage(Stage::Done);
                 c.set_blocked(None);
-                report(&state.args.ctx, c).await.ok();
+                // The primary completes the operation on this report: make sure it arrives.
+                let (ctx, counters) = (state.args.ctx.clone(), c.clone());
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        if report(&ctx, &counters).await.is_ok() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                });
                 tracing::info!(
                     generation = %format!("g{}", state.args.generation),
                     tx = c.tx_objs.load(Ordering::Relaxed),
