@@ -258,3 +258,44 @@ async fn non_electable_proxies_never_become_primary() {
     let p = new_primary(&c, "el", &old.0).await;
     assert_ne!(p, ne.0, "a non-electable proxy became primary");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_primary_steps_down_when_it_wakes_up() {
+    let c = TestCluster::start(3, 2, 1, FAST_CONFIG).await;
+    let old = c.id("proxy0").await;
+    let pid = c.lc.procs["proxy0"]
+        .child
+        .as_ref()
+        .unwrap()
+        .id()
+        .to_string();
+    let signal = |sig: &str| {
+        let st = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // Frozen, not dead: its sockets accept but nothing answers. The others elect a new primary.
+    signal("-STOP");
+    let p1 = new_primary(&c, "proxy1", &old.0).await;
+    signal("-CONT");
+    // Awake again, it must not go on as a second primary: it follows the new one and rejoins.
+    let direct = client_of(&c, "proxy0");
+    wait_for("the old primary to step down", T, || async {
+        direct.smap().await.is_ok_and(|s| s.primary.0 == p1)
+    })
+    .await;
+    let via = client_of(&c, "proxy1");
+    wait_for("the old primary to rejoin as a member", T, || async {
+        via.smap()
+            .await
+            .is_ok_and(|s| s.primary.0 == p1 && s.proxies.contains_key(&old))
+    })
+    .await;
+    assert!(
+        via.put_bytes(BUCKET, "after-stall", b"one cluster")
+            .await
+            .is_ok()
+    );
+}

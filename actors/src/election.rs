@@ -170,6 +170,38 @@ async fn adopt(ctx: &Ctx, smap: Smap) -> Result<()> {
     }
 }
 
+/// Run periodically by the primary: if the cluster elected another primary while this one was
+/// cut off (partition, long stall), adopt that map, which makes this node step down and rejoin.
+pub async fn check_still_primary(ctx: Arc<Ctx>) {
+    let meta = ctx.meta();
+    let Some(smap) = meta.smap.clone() else {
+        return;
+    };
+    let calls = smap
+        .proxies
+        .values()
+        .filter(|n| n.id != ctx.me.id)
+        .map(|n| ctx.call(&n.addr, Msg::GetSmap, Duration::from_secs(1)));
+    let newer = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Msg::Smap(s))
+                if s.uuid == smap.uuid && s.version > smap.version && s.primary != ctx.me.id =>
+            {
+                Some(s)
+            }
+            _ => None,
+        })
+        .max_by_key(|s| s.version);
+    if let Some(s) = newer {
+        tracing::warn!(primary = %s.primary, version = s.version, "the cluster has a newer primary");
+        if let Err(e) = adopt(&ctx, s).await {
+            tracing::warn!(error = %e, "could not adopt the newer map");
+        }
+    }
+}
+
 /// At start, a node whose persisted map names itself primary first asks the other proxies:
 /// if the cluster moved on (an election while it was down), it adopts the newer map and rejoins
 /// as a non-primary instead of splitting the cluster.

@@ -431,7 +431,15 @@ async fn after_apply(ctx: &Arc<Ctx>, applied: &Applied, _myself: &ActorRef<NodeM
             t.on_meta(ctx).await;
         }
     }
-    // A proxy that finds itself primary in a new map starts the primary actor (election, issue 5).
+    // A primary that learns of a newer map naming someone else steps down.
+    if applied.smap
+        && meta.smap.as_ref().is_some_and(|s| s.primary != ctx.me.id)
+        && let Some(p) = ctx.primary.lock().expect("poisoned").take()
+    {
+        tracing::warn!("another proxy is primary now: stepping down");
+        p.stop(Some("no longer primary".into()));
+    }
+    // A proxy that finds itself primary in a new map starts the primary actor (election).
     if applied.smap
         && meta.smap.as_ref().is_some_and(|s| s.primary == ctx.me.id)
         && ctx.primary_ref().is_none()

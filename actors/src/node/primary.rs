@@ -215,6 +215,8 @@ pub struct PrimaryState {
     tracker: Option<Tracker>,
     /// Targets that were offline when a generation started: they rebalance when they return.
     missed: HashSet<NodeId>,
+    /// Ticks so far; every few, check that no other primary was elected meanwhile.
+    ticks: u64,
 }
 
 /// Starts the primary actor under the node actor.
@@ -252,6 +254,7 @@ impl Actor for PrimaryActor {
             offline: HashSet::new(),
             tracker: None,
             missed: HashSet::new(),
+            ticks: 0,
         };
         myself.send_after(Duration::from_millis(300), || PrimaryMsg::Resume);
         Ok(state)
@@ -514,6 +517,10 @@ fn keepalive(state: &mut PrimaryState, node: NodeId, versions: [u64; 4]) -> Resu
 }
 
 async fn tick(state: &mut PrimaryState) {
+    state.ticks += 1;
+    if state.ticks % 4 == 0 {
+        tokio::spawn(crate::election::check_still_primary(state.ctx.clone()));
+    }
     let Ok(smap) = smap_of(state) else { return };
     let cfg = state.ctx.meta().config.keepalive.clone();
     let now = Instant::now();
