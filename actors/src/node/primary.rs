@@ -518,7 +518,7 @@ fn keepalive(state: &mut PrimaryState, node: NodeId, versions: [u64; 4]) -> Resu
 
 async fn tick(state: &mut PrimaryState) {
     state.ticks += 1;
-    if state.ticks % 4 == 0 {
+    if state.ticks.is_multiple_of(4) {
         tokio::spawn(crate::election::check_still_primary(state.ctx.clone()));
     }
     let Ok(smap) = smap_of(state) else { return };
