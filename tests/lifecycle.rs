@@ -30,6 +30,14 @@ fn op(c: &TestCluster, args: &[&str]) -> Value {
     c.nodectl_json(args)
 }
 
+/// `nodectl cluster add-remove-nodes ARGS --yes --json`.
+fn membership(c: &TestCluster, args: &[&str]) -> Value {
+    let mut a = vec!["cluster", "add-remove-nodes"];
+    a.extend_from_slice(args);
+    a.push("--yes");
+    c.nodectl_json(&a)
+}
+
 fn active_targets(st: &shoal_actors::stats::ClusterStatus) -> usize {
     st.targets.iter().filter(|t| t.status == "online").count()
 }
@@ -74,16 +82,7 @@ async fn maintenance_on_and_off_with_continuous_reads() {
     let before = c.smap().await.version;
 
     // Dry run: the plan names what t0 holds and changes nothing.
-    let plan = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "start-maintenance",
-            &format!("t[{t0}]"),
-            "--dry-run",
-        ],
-    );
+    let plan = membership(&c, &["start-maintenance", &format!("t[{t0}]"), "--dry-run"]);
     let planned: u64 = plan["moves"]
         .as_array()
         .unwrap()
@@ -110,10 +109,8 @@ async fn maintenance_on_and_off_with_continuous_reads() {
         before,
         "a dry run must not change the map"
     );
-
     let names: Vec<String> = expected.keys().cloned().collect();
     let (stop, ok, bad, readers) = spawn_readers(c.client.clone(), names);
-
     let r = op(
         &c,
         &[
@@ -121,7 +118,6 @@ async fn maintenance_on_and_off_with_continuous_reads() {
             "add-remove-nodes",
             "start-maintenance",
             &format!("t[{t0}]"),
-            "--yes",
         ],
     );
     let g = r["rebalance_id"].as_str().expect("a rebalance").to_string();
@@ -152,16 +148,7 @@ async fn maintenance_on_and_off_with_continuous_reads() {
     c.assert_properly_located(&expected).await;
 
     // Back on.
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "stop-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    let r = membership(&c, &["stop-maintenance", &t0.0]);
     assert!(r["rebalance_id"].is_string());
     c.wait_rebalance_idle(T).await;
     assert_eq!(active_targets(&c.status().await), 4);
@@ -178,16 +165,7 @@ async fn maintenance_on_and_off_with_continuous_reads() {
 
     // Repeating a completed operation: no new map version, no rebalance.
     let v = c.smap().await.version;
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "stop-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    let r = membership(&c, &["stop-maintenance", &t0.0]);
     assert_eq!(r["rebalance_id"], Value::Null);
     assert_eq!(r["smap_version"].as_u64(), Some(v));
     assert_eq!(c.smap().await.version, v);
@@ -319,16 +297,7 @@ async fn shutdown_restart_and_stop_maintenance() {
     );
     assert_eq!(c.id("target1").await, t1);
     // stop-maintenance: 4 active, objects spread back.
-    op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "stop-maintenance",
-            &t1.0,
-            "--yes",
-        ],
-    );
+    membership(&c, &["stop-maintenance", &t1.0]);
     c.wait_rebalance_idle(T).await;
     assert_eq!(active_targets(&c.status().await), 4);
     assert_all_readable(&c.client, &expected).await;
@@ -349,17 +318,7 @@ async fn batches_are_one_rebalance_and_busy_matrix() {
         c.id("target3").await,
     );
     let v0 = c.smap().await.version;
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "start-maintenance",
-            &t0.0,
-            &format!("t[{t1}]"),
-            "--yes",
-        ],
-    );
+    let r = membership(&c, &["start-maintenance", &t0.0, &format!("t[{t1}]")]);
     let g = r["rebalance_id"].as_str().unwrap().to_string();
     assert_eq!(
         r["smap_version"].as_u64(),
@@ -410,17 +369,7 @@ async fn batches_are_one_rebalance_and_busy_matrix() {
     c.assert_properly_located(&expected).await;
 
     // The inverse while it runs: stop-maintenance starts g', then start-maintenance is busy.
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "stop-maintenance",
-            &t0.0,
-            &t1.0,
-            "--yes",
-        ],
-    );
+    let r = membership(&c, &["stop-maintenance", &t0.0, &t1.0]);
     let g2 = r["rebalance_id"].as_str().unwrap().to_string();
     let out = c.nodectl(&[
         "cluster",
@@ -438,16 +387,7 @@ async fn batches_are_one_rebalance_and_busy_matrix() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("rebalance[{g2}]")));
     c.wait_rebalance_idle(T).await;
     // Accepted once it finished.
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "start-maintenance",
-            &t2.0,
-            "--yes",
-        ],
-    );
+    let r = membership(&c, &["start-maintenance", &t2.0]);
     assert!(r["rebalance_id"].is_string());
     c.wait_rebalance_idle(T).await;
     assert_all_readable(&c.client, &expected).await;
@@ -458,16 +398,7 @@ async fn batches_are_one_rebalance_and_busy_matrix() {
 async fn stop_maintenance_interrupts_a_running_maintenance() {
     let (c, expected) = cluster(2_000_000).await;
     let t0 = c.id("target0").await;
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "start-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    let r = membership(&c, &["start-maintenance", &t0.0]);
     let g = r["rebalance_id"].as_str().unwrap().to_string();
     assert!(
         c.client
@@ -477,16 +408,7 @@ async fn stop_maintenance_interrupts_a_running_maintenance() {
             .unwrap()
             .is_running()
     );
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "stop-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    let r = membership(&c, &["stop-maintenance", &t0.0]);
     let g2 = r["rebalance_id"]
         .as_str()
         .expect("interrupting starts a new generation")
@@ -504,16 +426,7 @@ async fn stop_maintenance_interrupts_a_running_maintenance() {
 async fn kill9_of_the_sender_mid_rebalance_converges() {
     let (mut c, expected) = cluster(2_000_000).await;
     let t0 = c.id("target0").await;
-    op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "start-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    membership(&c, &["start-maintenance", &t0.0]);
     wait_for("t0 to have sent something", T, || async {
         c.client
             .rebalance_status()
@@ -555,16 +468,7 @@ async fn kill9_of_the_sender_mid_rebalance_converges() {
 async fn puts_and_deletes_during_rebalance() {
     let (c, mut expected) = cluster(3_000_000).await;
     let t0 = c.id("target0").await;
-    op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "start-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    membership(&c, &["start-maintenance", &t0.0]);
     assert!(
         c.client
             .rebalance_status()
@@ -597,16 +501,7 @@ async fn puts_and_deletes_during_rebalance() {
     );
 
     // Back to 4 targets: every target holds a fair share.
-    op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "stop-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    membership(&c, &["stop-maintenance", &t0.0]);
     c.wait_rebalance_idle(T).await;
     c.assert_properly_located(&expected).await;
     let files = c.object_files();
@@ -645,16 +540,7 @@ async fn no_rebalance_maintenance_then_stop() {
     // Its objects stayed on it, yet every object is readable (get-from-neighbor).
     assert!(c.object_files().values().any(|v| v[0].0 == "target0"));
     assert_all_readable(&c.client, &expected).await;
-    op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "stop-maintenance",
-            &t0.0,
-            "--yes",
-        ],
-    );
+    membership(&c, &["stop-maintenance", &t0.0]);
     c.wait_rebalance_idle(T).await;
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
