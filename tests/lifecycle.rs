@@ -82,7 +82,16 @@ async fn maintenance_on_and_off_with_continuous_reads() {
     let before = c.smap().await.version;
 
     // Dry run: the plan names what t0 holds and changes nothing.
-    let plan = membership(&c, &["start-maintenance", &format!("t[{t0}]"), "--dry-run"]);
+    let plan = op(
+        &c,
+        &[
+            "cluster",
+            "add-remove-nodes",
+            "start-maintenance",
+            &format!("t[{t0}]"),
+            "--dry-run",
+        ],
+    );
     let planned: u64 = plan["moves"]
         .as_array()
         .unwrap()
@@ -109,17 +118,11 @@ async fn maintenance_on_and_off_with_continuous_reads() {
         before,
         "a dry run must not change the map"
     );
+
     let names: Vec<String> = expected.keys().cloned().collect();
     let (stop, ok, bad, readers) = spawn_readers(c.client.clone(), names);
-    let r = op(
-        &c,
-        &[
-            "cluster",
-            "add-remove-nodes",
-            "start-maintenance",
-            &format!("t[{t0}]"),
-        ],
-    );
+
+    let r = membership(&c, &["start-maintenance", &format!("t[{t0}]")]);
     let g = r["rebalance_id"].as_str().expect("a rebalance").to_string();
     // While it migrates the node is red (migrating), not safe to power off.
     let st = c.status().await;
