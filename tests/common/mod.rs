@@ -169,11 +169,22 @@ impl TestCluster {
 
     /// Waits until no rebalance runs (polls; panics after `timeout`).
     pub async fn wait_rebalance_idle(&self, timeout: Duration) {
-        wait_for("rebalance to finish", timeout, || async {
-            matches!(self.client.rebalance_status().await, Ok(None))
-                || matches!(self.client.rebalance_status().await, Ok(Some(r)) if !r.is_running())
-        })
-        .await;
+        let until = Instant::now() + timeout;
+        loop {
+            let r = self.client.rebalance_status().await;
+            if matches!(&r, Ok(None)) || matches!(&r, Ok(Some(s)) if !s.is_running()) {
+                return;
+            }
+            if Instant::now() > until {
+                // Say why: the rebalance as the primary sees it, and every node's log.
+                for (n, p) in &self.lc.procs {
+                    let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                    eprintln!("==== {n}\n{log}");
+                }
+                panic!("rebalance still running after {timeout:?}: {r:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Every object file on every target's mountpaths: name → [(target name, mountpath index)].
