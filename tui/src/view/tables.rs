@@ -216,16 +216,7 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
     let inner = blk.inner(area);
     blk.render(area, buf);
     if rows.is_empty() {
-        let text = if m.cluster.is_none() {
-            "waiting for the first cluster snapshot…"
-        } else if total > 0 {
-            "no target matches the filter"
-        } else {
-            "no targets in the cluster map"
-        };
-        Paragraph::new(text)
-            .style(Style::new().fg(Color::DarkGray))
-            .render(inner, buf);
+        render_empty(m, total, ("target", "targets"), inner, buf);
         return;
     }
     let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
@@ -259,6 +250,20 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
     StatefulWidget::render(table, inner, buf, &mut state);
 }
 
+/// What an empty table says: no snapshot yet, nothing matches the filter, or nothing at all.
+fn render_empty(m: &Model, total: usize, (one, many): (&str, &str), inner: Rect, buf: &mut Buffer) {
+    let text = if m.cluster.is_none() {
+        "waiting for the first cluster snapshot…".to_string()
+    } else if total > 0 {
+        format!("no {one} matches the filter")
+    } else {
+        format!("no {many} in the cluster map")
+    };
+    Paragraph::new(text)
+        .style(Style::new().fg(Color::DarkGray))
+        .render(inner, buf);
+}
+
 pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
     let rows = m.visible_proxies();
     let total = m.cluster.as_ref().map_or(0, |c| c.proxies.len());
@@ -267,16 +272,7 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
     let inner = blk.inner(area);
     blk.render(area, buf);
     if rows.is_empty() {
-        let text = if m.cluster.is_none() {
-            "waiting for the first cluster snapshot…"
-        } else if total > 0 {
-            "no proxy matches the filter"
-        } else {
-            "no proxies in the cluster map"
-        };
-        Paragraph::new(text)
-            .style(Style::new().fg(Color::DarkGray))
-            .render(inner, buf);
+        render_empty(m, total, ("proxy", "proxies"), inner, buf);
         return;
     }
     let id_w = rows
