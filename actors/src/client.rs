@@ -27,6 +27,35 @@ pub struct Client {
     pub token: Option<String>,
     /// Connect and per-reply timeout for control requests.
     pub timeout: Duration,
+    /// Idle connections by address, shared by clones: an operation costs no TCP handshakes.
+    pool: std::sync::Arc<Pool>,
+}
+
+/// Idle connections, at most [`POOL_PER_ADDR`] per address.
+#[derive(Default)]
+struct Pool(std::sync::Mutex<std::collections::HashMap<String, Vec<Conn>>>);
+
+const POOL_PER_ADDR: usize = 16;
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+/// A connection in use, and whether it came from the pool (it may have gone stale).
+struct Link {
+    conn: Conn,
+    addr: String,
+    reused: bool,
+}
+
+/// Errors of the link itself (not an answer from the peer).
+fn is_transport(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Io(_) | Error::Decode(_) | Error::Protocol(_) | Error::Timeout(_)
+    )
 }
 
 /// Where an object lives.
@@ -42,6 +71,7 @@ impl Client {
             endpoint: endpoint.into(),
             token: None,
             timeout: Duration::from_secs(30),
+            pool: Default::default(),
         }
     }
 
@@ -61,15 +91,73 @@ impl Client {
         Ok(c)
     }
 
-    /// One control request to the endpoint, with the timeout applied to the whole exchange.
+    /// A pooled connection to `addr`, or a new one.
+    async fn link(&self, addr: &str, fresh: bool) -> Result<Link> {
+        let pooled = if fresh {
+            None
+        } else {
+            self.pool
+                .0
+                .lock()
+                .expect("poisoned")
+                .get_mut(addr)
+                .and_then(|v| v.pop())
+        };
+        match pooled {
+            Some(conn) => Ok(Link {
+                conn,
+                addr: addr.to_string(),
+                reused: true,
+            }),
+            None => Ok(Link {
+                conn: self.conn(addr).await?,
+                addr: addr.to_string(),
+                reused: false,
+            }),
+        }
+    }
+
+    /// Returns a connection whose exchanges all completed.
+    fn release(&self, link: Link) {
+        let mut idle = self.pool.0.lock().expect("poisoned");
+        let v = idle.entry(link.addr).or_default();
+        if v.len() < POOL_PER_ADDR {
+            v.push(link.conn);
+        }
+    }
+
+    /// One request to `addr` and its reply; a pooled link that turns out stale (the peer
+    /// restarted) is replaced by a new one once. The link is handed back for any body.
+    async fn exchange(&self, addr: &str, msg: Msg) -> Result<(Link, Msg)> {
+        let mut link = self.link(addr, false).await?;
+        let res = tokio::time::timeout(self.timeout, link.conn.request(msg.clone())).await;
+        let res = match res {
+            Ok(Err(e)) if link.reused && is_transport(&e) => {
+                link = self.link(addr, true).await?;
+                tokio::time::timeout(self.timeout, link.conn.request(msg)).await
+            }
+            other => other,
+        };
+        match res {
+            Err(_) => Err(Error::Timeout(format!(
+                "no answer from {addr} within {:?}",
+                self.timeout
+            ))),
+            Ok(Ok(reply)) => Ok((link, reply)),
+            Ok(Err(e)) => {
+                if !is_transport(&e) {
+                    self.release(link);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One control request to the endpoint, with the timeout applied to the exchange.
     pub async fn call(&self, msg: Msg) -> Result<Msg> {
-        let ep = self.endpoint.clone();
-        tokio::time::timeout(self.timeout, async {
-            let mut c = self.conn(&ep).await?;
-            c.request(msg).await
-        })
-        .await
-        .map_err(|_| Error::Timeout(format!("no answer from {ep} within {:?}", self.timeout)))?
+        let (link, reply) = self.exchange(&self.endpoint.clone(), msg).await?;
+        self.release(link);
+        Ok(reply)
     }
 
     pub async fn smap(&self) -> Result<Smap> {
@@ -166,21 +254,22 @@ impl Client {
         }
     }
 
-    /// Asks the proxy where `key` goes, then returns a connection to that target.
-    async fn redirected(&self, probe: Msg) -> Result<Conn> {
-        let mut c = self.conn(&self.endpoint).await?;
-        let reply = tokio::time::timeout(self.timeout, c.request(probe))
-            .await
-            .map_err(|_| Error::Timeout(format!("no answer from {}", self.endpoint)))??;
-        match reply {
-            Msg::Redirect { node, addr } => self.conn(&addr).await.map_err(|e| match e {
-                Error::Io(_) | Error::Timeout(_) => {
-                    Error::Offline(format!("target t[{node}] at {addr} is offline: {e}"))
-                }
-                other => other,
-            }),
+    /// Asks the proxy which target owns `key`: its ID and address.
+    async fn redirected(&self, probe: Msg) -> Result<(NodeId, String)> {
+        match self.call(probe).await? {
+            Msg::Redirect { node, addr } => Ok((node, addr)),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// A request to a target; a target that cannot be reached is reported offline.
+    async fn at_target(&self, node: &NodeId, addr: &str, msg: Msg) -> Result<(Link, Msg)> {
+        self.exchange(addr, msg).await.map_err(|e| match e {
+            Error::Io(_) | Error::Timeout(_) => {
+                Error::Offline(format!("target t[{node}] at {addr} is offline: {e}"))
+            }
+            other => other,
+        })
     }
 
     /// Puts `size` bytes from `src` as `bucket/object`; returns the stored checksum.
@@ -195,26 +284,31 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        let mut conn = self.redirected(Msg::Locate { key: key.clone() }).await?;
+        let (mut node, mut addr) = self.redirected(Msg::Locate { key: key.clone() }).await?;
         // Two phases: the target says go ahead (or redirects, if it knows a newer map) before
-        // any byte of the body is sent.
+        // any byte of the body is sent, so a stale link is retried without losing the body.
         for _ in 0..3 {
-            let corr = conn
-                .start(Msg::PutObject {
-                    key: key.clone(),
-                    size,
-                })
-                .await?;
-            match conn.finish(corr).await? {
-                Msg::Ok => {
-                    conn.send_body(corr, src, size).await?;
-                    return match conn.finish(corr).await? {
-                        Msg::Put { checksum, .. } => Ok(checksum),
+            let put = Msg::PutObject {
+                key: key.clone(),
+                size,
+            };
+            match self.at_target(&node, &addr, put).await? {
+                (mut link, Msg::Ok) => {
+                    let corr = link.conn.last_corr();
+                    link.conn.send_body(corr, src, size).await?;
+                    return match link.conn.finish(corr).await? {
+                        Msg::Put { checksum, .. } => {
+                            self.release(link);
+                            Ok(checksum)
+                        }
                         other => Err(unexpected(&other)),
                     };
                 }
-                Msg::Redirect { addr, .. } => conn = self.conn(&addr).await?,
-                other => return Err(unexpected(&other)),
+                (link, Msg::Redirect { node: n, addr: a }) => {
+                    self.release(link);
+                    (node, addr) = (n, a);
+                }
+                (_, other) => return Err(unexpected(&other)),
             }
         }
         Err(Error::Protocol(format!(
@@ -223,22 +317,31 @@ impl Client {
     }
 
     /// Sends `probe` to the owner, following a redirect from a target with a newer map.
-    async fn to_owner(&self, probe: Msg) -> Result<(Conn, Msg)> {
-        let mut conn = self
+    async fn to_owner(&self, probe: Msg) -> Result<(Link, Msg)> {
+        let (mut node, mut addr) = self
             .redirected(Msg::Locate {
                 key: key_of(&probe),
             })
             .await?;
         for _ in 0..3 {
-            let reply = conn.request(probe.clone()).await?;
-            match reply {
-                Msg::Redirect { addr, .. } => conn = self.conn(&addr).await?,
-                other => return Ok((conn, other)),
+            match self.at_target(&node, &addr, probe.clone()).await? {
+                (link, Msg::Redirect { node: n, addr: a }) => {
+                    self.release(link);
+                    (node, addr) = (n, a);
+                }
+                other => return Ok(other),
             }
         }
         Err(Error::Protocol(
             "too many redirects (the cluster map is changing)".into(),
         ))
+    }
+
+    /// A request to the owner whose reply carries no body.
+    async fn owner_call(&self, probe: Msg) -> Result<Msg> {
+        let (link, reply) = self.to_owner(probe).await?;
+        self.release(link);
+        Ok(reply)
     }
 
     pub async fn put_bytes(&self, bucket: &str, object: &str, data: &[u8]) -> Result<String> {
@@ -264,7 +367,7 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        let (mut conn, reply) = self
+        let (mut link, reply) = self
             .to_owner(Msg::GetObject {
                 key,
                 verify,
@@ -276,7 +379,8 @@ impl Client {
             other => return Err(unexpected(&other)),
         };
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        conn.recv_body(dst, meta.size, |d| h.update(d)).await?;
+        link.conn.recv_body(dst, meta.size, |d| h.update(d)).await?;
+        self.release(link);
         let sum = format!("{:016x}", h.digest());
         if sum != meta.checksum {
             return Err(Error::Checksum(format!(
@@ -314,9 +418,8 @@ impl Client {
             object: object.into(),
         };
         expect_ok(
-            self.to_owner(Msg::DeleteObject { key, local: false })
-                .await?
-                .1,
+            self.owner_call(Msg::DeleteObject { key, local: false })
+                .await?,
         )
     }
 
@@ -326,7 +429,7 @@ impl Client {
             bucket: bucket.into(),
             object: object.into(),
         };
-        match self.to_owner(Msg::Locate { key }).await?.1 {
+        match self.owner_call(Msg::Locate { key }).await? {
             Msg::Located { target, mountpath } => Ok(Location {
                 target: target.0,
                 mountpath,

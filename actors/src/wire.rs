@@ -344,6 +344,11 @@ impl Conn {
         Ok(corr)
     }
 
+    /// Correlation ID of the last request started on this connection.
+    pub fn last_corr(&self) -> u64 {
+        self.next_corr.saturating_sub(1)
+    }
+
     /// Reads the reply to `corr`, turning an `Error` reply into `Err`.
     pub async fn finish(&mut self, corr: u64) -> Result<Msg> {
         let env = self.recv_reply().await?;
