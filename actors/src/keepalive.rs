@@ -93,6 +93,7 @@ impl Actor for KeepaliveActor {
                 state.misses = 0;
                 ctx.primary_contact();
             }
+            Err(Error::NotFound(_)) if ctx.keepalive_suspended.load(Ordering::Relaxed) => {}
             Err(Error::NotFound(_)) => {
                 // Removed from the map while silent: rejoin (the primary rebalances then).
                 if !state.rejoining.swap(true, Ordering::AcqRel) {

@@ -76,6 +76,12 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
             let node = ctx
                 .node_ref()
                 .ok_or_else(|| Error::Busy("node is starting".into()))?;
+            // Silence at once, before the primary drops us from the map: a heartbeat in between
+            // would be answered "not in the map" and trigger a rejoin.
+            if action == crate::lifecycle::NodeAction::StopKeepalive {
+                ctx.keepalive_suspended
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             // Reply first: the action may end this process.
             conn.send(corr, Msg::Ok).await?;
             let _ = node.cast(NodeMsg::Action(action));
