@@ -59,6 +59,21 @@ pub async fn on_primary_lost(ctx: Arc<Ctx>) {
     }
 }
 
+/// The newest map of this cluster that any of `peers` has, if newer than `smap`.
+async fn newest_from(ctx: &Ctx, smap: &Smap, peers: Vec<&Node>, timeout: Duration) -> Option<Smap> {
+    let calls = peers
+        .into_iter()
+        .map(|n| ctx.call(&n.addr, Msg::GetSmap, timeout));
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(Msg::Smap(s)) if s.uuid == smap.uuid && s.version > smap.version => Some(s),
+            _ => None,
+        })
+        .max_by_key(|s| s.version)
+}
+
 /// Adopts the newest map (same cluster) that any other reachable node has, if newer than ours
 /// and naming a primary that answers. Returns true if it adopted one.
 async fn sync_from_peers(ctx: &Arc<Ctx>) -> Result<bool> {
@@ -66,19 +81,11 @@ async fn sync_from_peers(ctx: &Arc<Ctx>) -> Result<bool> {
     let Some(smap) = meta.smap.clone() else {
         return Ok(false);
     };
-    let calls = smap
+    let peers = smap
         .all_nodes()
         .filter(|n| n.id != ctx.me.id && n.id != smap.primary)
-        .map(|n| ctx.call(&n.addr, Msg::GetSmap, Duration::from_millis(800)));
-    let newest = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .filter_map(|r| match r {
-            Ok(Msg::Smap(s)) if s.uuid == smap.uuid && s.version > smap.version => Some(s),
-            _ => None,
-        })
-        .max_by_key(|s| s.version);
-    let Some(newer) = newest else {
+        .collect();
+    let Some(newer) = newest_from(ctx, &smap, peers, Duration::from_millis(800)).await else {
         return Ok(false);
     };
     let moved_on = newer.primary != smap.primary;
@@ -177,23 +184,14 @@ pub async fn check_still_primary(ctx: Arc<Ctx>) {
     let Some(smap) = meta.smap.clone() else {
         return;
     };
-    let calls = smap
+    let proxies = smap
         .proxies
         .values()
         .filter(|n| n.id != ctx.me.id)
-        .map(|n| ctx.call(&n.addr, Msg::GetSmap, Duration::from_secs(1)));
-    let newer = futures::future::join_all(calls)
+        .collect();
+    let newer = newest_from(&ctx, &smap, proxies, Duration::from_secs(1))
         .await
-        .into_iter()
-        .filter_map(|r| match r {
-            Ok(Msg::Smap(s))
-                if s.uuid == smap.uuid && s.version > smap.version && s.primary != ctx.me.id =>
-            {
-                Some(s)
-            }
-            _ => None,
-        })
-        .max_by_key(|s| s.version);
+        .filter(|s| s.primary != ctx.me.id);
     if let Some(s) = newer {
         tracing::warn!(primary = %s.primary, version = s.version, "the cluster has a newer primary");
         if let Err(e) = adopt(&ctx, s).await {
@@ -213,22 +211,12 @@ pub async fn reconcile_at_start(ctx: &Ctx) -> Result<bool> {
     if smap.primary != ctx.me.id {
         return Ok(false);
     }
-    let others: Vec<&Node> = smap
+    let others = smap
         .proxies
         .values()
         .filter(|n| n.id != ctx.me.id)
         .collect();
-    let calls = others
-        .iter()
-        .map(|n| ctx.call(&n.addr, Msg::GetSmap, Duration::from_secs(1)));
-    let newest = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .filter_map(|r| match r {
-            Ok(Msg::Smap(s)) if s.uuid == smap.uuid && s.version > smap.version => Some(s),
-            _ => None,
-        })
-        .max_by_key(|s| s.version);
+    let newest = newest_from(ctx, smap, others, Duration::from_secs(1)).await;
     match newest {
         Some(s) if s.primary != ctx.me.id => {
             tracing::warn!(primary = %s.primary, version = s.version, "the cluster elected another primary while this node was down; rejoining as non-primary");

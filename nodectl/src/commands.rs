@@ -214,6 +214,14 @@ fn node_name(n: &NodeStatus, primary: bool) -> String {
     s
 }
 
+fn uptime_cell(n: &NodeStatus) -> String {
+    if n.reachable {
+        format::duration(n.uptime_secs)
+    } else {
+        "-".into()
+    }
+}
+
 pub fn targets_table(st: &ClusterStatus, colour: bool) -> String {
     let mut t = Table::new(&[
         "TARGET",
@@ -230,14 +238,7 @@ pub fn targets_table(st: &ClusterStatus, colour: bool) -> String {
         let mut cells: Vec<(String, Option<&'static str>)> = vec![(node_name(n, false), None)];
         cells.extend(metric_cells(n, true).into_iter().map(|c| (c, None)));
         cells.push((n.rebalance.clone(), None));
-        cells.push((
-            if n.reachable {
-                format::duration(n.uptime_secs)
-            } else {
-                "-".into()
-            },
-            None,
-        ));
+        cells.push((uptime_cell(n), None));
         cells.push((n.status.clone(), format::status_colour(n)));
         t.row(cells);
     }
@@ -250,14 +251,7 @@ pub fn proxies_table(st: &ClusterStatus, colour: bool) -> String {
         let mut cells: Vec<(String, Option<&'static str>)> =
             vec![(node_name(n, n.is_primary), None)];
         cells.extend(metric_cells(n, false).into_iter().map(|c| (c, None)));
-        cells.push((
-            if n.reachable {
-                format::duration(n.uptime_secs)
-            } else {
-                "-".into()
-            },
-            None,
-        ));
+        cells.push((uptime_cell(n), None));
         cells.push((n.status.clone(), format::status_colour(n)));
         t.row(cells);
     }

@@ -310,12 +310,12 @@ async fn resume(state: &mut PrimaryState) {
         .filter(|id| smap.get(id).is_some_and(|n| n.in_transition()))
         .cloned()
         .collect();
-    if state.tracker.is_none() && !unfinished.is_empty() && smap.count_active_targets() > 0 {
-        let rmd = new_rmd(state, &smap);
+    if state.tracker.is_none()
+        && !unfinished.is_empty()
+        && smap.count_active_targets() > 0
+        && let Ok(rmd) = start_generation(state, None).await
+    {
         tracing::info!(generation = %rmd.rebalance_id(), nodes = ?unfinished, "resuming lifecycle operations left in flight");
-        if commit(state, None, Some(rmd.clone()), None).await.is_ok() {
-            start_tracking(state, &rmd);
-        }
     }
 }
 
@@ -550,10 +550,10 @@ async fn tick(state: &mut PrimaryState) {
         // A generation waiting for a removed node would wait forever: start a new one over the
         // nodes that are left (its senders re-plan every object).
         let running = state.tracker.as_ref().is_some_and(|t| t.running());
-        let rmd = (running && next.count_active_targets() > 0).then(|| new_rmd(state, &next));
-        let _ = commit(state, Some(next), rmd.clone(), None).await;
-        if let Some(r) = rmd {
-            start_tracking(state, &r);
+        if running && next.count_active_targets() > 0 {
+            let _ = start_generation(state, Some(next)).await;
+        } else {
+            let _ = commit(state, Some(next), None, None).await;
         }
         return;
     }
@@ -656,6 +656,18 @@ async fn join(
         bmd: meta.bmd.clone(),
         config: Box::new(meta.config.clone()),
     })
+}
+
+/// Commits `map_change` (if any) with a new RMD over the resulting map, and tracks it.
+async fn start_generation(state: &mut PrimaryState, map_change: Option<Smap>) -> Result<Rmd> {
+    let basis = match &map_change {
+        Some(s) => s.clone(),
+        None => smap_of(state)?,
+    };
+    let rmd = new_rmd(state, &basis);
+    commit(state, map_change, Some(rmd.clone()), None).await?;
+    start_tracking(state, &rmd);
+    Ok(rmd)
 }
 
 fn new_rmd(state: &PrimaryState, smap: &Smap) -> Rmd {
@@ -761,18 +773,8 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
         return Ok(Msg::LifecycleReply(reply));
     }
     if rebalance {
-        let next = adm.smap.clone().unwrap_or(smap.clone());
-        let rmd = new_rmd(state, &next);
-        commit(state, adm.smap.clone(), Some(rmd.clone()), None).await?;
-        start_tracking(state, &rmd);
+        let rmd = start_generation(state, adm.smap.clone()).await?;
         reply.rebalance_id = Some(rmd.rebalance_id());
-        reply.smap_version = state
-            .ctx
-            .meta()
-            .smap
-            .as_ref()
-            .map(|s| s.version)
-            .unwrap_or(version);
         tracing::info!(op = %req.op, nodes = ?reply.affected, generation = %rmd.rebalance_id(), "lifecycle operation started");
     } else {
         if adm.smap.is_some() {
@@ -781,14 +783,14 @@ async fn lifecycle_op(state: &mut PrimaryState, req: LifecycleRequest) -> Result
         // No migration: the final step runs now.
         finalize(state, &adm.affected, false).await?;
         reply.completed = reply.affected.clone();
-        reply.smap_version = state
-            .ctx
-            .meta()
-            .smap
-            .as_ref()
-            .map(|s| s.version)
-            .unwrap_or(version);
     }
+    reply.smap_version = state
+        .ctx
+        .meta()
+        .smap
+        .as_ref()
+        .map(|s| s.version)
+        .unwrap_or(version);
     Ok(Msg::LifecycleReply(reply))
 }
 
@@ -856,12 +858,9 @@ async fn reb_report(state: &mut PrimaryState, r: TargetRebStatus) -> Result<Msg>
         // tracks it: start a fresh one (the walk is idempotent) so it completes and is seen.
         if let Ok(smap) = smap_of(state)
             && smap.count_active_targets() > 0
+            && let Ok(rmd) = start_generation(state, None).await
         {
-            let rmd = new_rmd(state, &smap);
             tracing::info!(old = %rebalance_id(current), new = %rmd.rebalance_id(), "resuming an untracked rebalance");
-            if commit(state, None, Some(rmd.clone()), None).await.is_ok() {
-                start_tracking(state, &rmd);
-            }
         }
     }
     let current = state.ctx.meta().rmd.version;
