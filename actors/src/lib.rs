@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod election;
 pub mod error;
+pub mod fault;
 pub mod keepalive;
 pub mod lifecycle;
 pub mod mountpath;

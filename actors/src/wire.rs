@@ -193,6 +193,10 @@ pub enum Msg {
     RebObject {
         generation: u64,
         meta: ObjMeta,
+        /// The sender's bucket-map version: a receiver that does not know the bucket yet and
+        /// has an older bucket map must hold off (refuse with busy), never drop the object.
+        #[serde(default)]
+        bmd_version: u64,
     },
     /// `stored`: the receiver now holds this or a newer copy; the sender may delete its own.
     RebAck {

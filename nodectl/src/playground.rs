@@ -24,6 +24,8 @@ pub struct Proc {
     pub extra: Vec<String>,
     pub child: Option<Child>,
     pub log: PathBuf,
+    /// Environment for the process (tests: `SHOAL_FAULTS`, `SHOAL_LOG`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A set of local `noded` processes sharing one directory.
@@ -116,6 +118,19 @@ impl LocalCluster {
         mountpaths: usize,
         extra: &[&str],
     ) -> Result<()> {
+        self.add_with_env(name, role, port, mountpaths, extra, &[])
+    }
+
+    /// As [`add`](Self::add), with environment variables for the process.
+    pub fn add_with_env(
+        &mut self,
+        name: &str,
+        role: Role,
+        port: u16,
+        mountpaths: usize,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
         let data_dir = self.dir.join(name);
         let mps = (0..mountpaths)
             .map(|i| self.dir.join(format!("{name}-mp{i}")))
@@ -129,6 +144,10 @@ impl LocalCluster {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             log: self.dir.join(format!("{name}.log")),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         self.procs.insert(name.to_string(), proc);
         if self.endpoint.is_empty() && role == Role::Proxy {
@@ -169,6 +188,7 @@ impl LocalCluster {
             cmd.arg("--join").arg(&endpoint);
         }
         cmd.args(&p.extra);
+        cmd.envs(p.env.iter().map(|(k, v)| (k, v)));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -209,6 +229,31 @@ impl LocalCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        Ok(())
+    }
+
+    /// SIGSTOP: the process stays, silent, as a hung or overloaded node would.
+    pub fn pause(&self, name: &str) -> Result<()> {
+        self.signal(name, rustix::process::Signal::STOP)
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self, name: &str) -> Result<()> {
+        self.signal(name, rustix::process::Signal::CONT)
+    }
+
+    fn signal(&self, name: &str, sig: rustix::process::Signal) -> Result<()> {
+        let p = self
+            .procs
+            .get(name)
+            .ok_or_else(|| anyhow!("no node {name}"))?;
+        let child = p
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow!("{name} is not running"))?;
+        let pid = rustix::process::Pid::from_raw(child.id() as i32)
+            .ok_or_else(|| anyhow!("{name}: bad pid"))?;
+        rustix::process::kill_process(pid, sig).with_context(|| format!("signalling {name}"))?;
         Ok(())
     }
 

@@ -177,11 +177,32 @@ impl TestCluster {
             }
             if Instant::now() > until {
                 // Say why: the rebalance as the primary sees it, and every node's log.
-                for (n, p) in &self.lc.procs {
-                    let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-                    eprintln!("==== {n}\n{log}");
-                }
+                self.dump_logs();
                 panic!("rebalance still running after {timeout:?}: {r:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Prints every node's log (to explain a failure).
+    pub fn dump_logs(&self) {
+        for (n, p) in &self.lc.procs {
+            let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+            eprintln!("==== {n}\n{log}");
+        }
+    }
+
+    /// Polls `f` as [`wait_for`] does; on timeout prints every node's log before panicking.
+    pub async fn wait_for<F, Fut>(&self, what: &str, timeout: Duration, mut f: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let until = Instant::now() + timeout;
+        while !f().await {
+            if Instant::now() > until {
+                self.dump_logs();
+                panic!("timed out after {timeout:?} waiting for {what}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

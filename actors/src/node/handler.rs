@@ -48,8 +48,22 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
             ctx.primary_contact();
             let Some(node) = ctx.node_ref() else {
                 // Still starting (between the join answer and the actor tree): store it now so
-                // no change is missed; the starting actors pick it up from the metadata.
+                // no change is missed. The node actor looks at the metadata when it starts; if
+                // it started while we stored, it may have looked before: make it look again
+                // (reacting twice is harmless, missing a new generation stalls the cluster).
+                if let Some(ms) = crate::fault::value("delay_early_metasync_ms")
+                    && crate::fault::hits("joined") > 0
+                    && rmd
+                        .as_ref()
+                        .is_some_and(|r| r.version > ctx.meta().rmd.version)
+                {
+                    tracing::warn!(ms, "fault delay_early_metasync_ms: metasync while starting");
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
                 ctx.apply(smap, rmd, bmd, config.map(|c| *c))?;
+                if let Some(node) = ctx.node_ref() {
+                    let _ = node.cast(NodeMsg::Refresh);
+                }
                 return Ok(Some(Msg::Ok));
             };
             let res = node
@@ -143,9 +157,13 @@ pub async fn handle(ctx: &Arc<Ctx>, conn: &mut Conn, env: Envelope) -> Result<Op
         }
 
         // ---- data path ---------------------------------------------------------------------
-        Msg::RebObject { generation, meta } => {
+        Msg::RebObject {
+            generation,
+            meta,
+            bmd_version,
+        } => {
             let t = target_of(ctx)?;
-            t.receive_reb_object(ctx, conn, corr, generation, meta)
+            t.receive_reb_object(ctx, conn, corr, generation, meta, bmd_version)
                 .await
                 .map(Some)
         }

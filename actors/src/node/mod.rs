@@ -193,6 +193,8 @@ impl Ctx {
             next.rmd = r;
             applied.rmd = true;
         }
+        // Test hook: a joiner that learns of buckets late (see `fault::hold_bmd`).
+        let bmd = bmd.filter(|_| !crate::fault::hold_bmd(self.started));
         if let Some(b) = bmd
             && b.version > cur.bmd.version
         {
@@ -252,6 +254,9 @@ pub enum NodeMsg {
     },
     /// Final step of a lifecycle operation, sent by the primary.
     Action(NodeAction),
+    /// Metadata changed without passing through this actor (stored while it was starting):
+    /// react to the current metadata as at start.
+    Refresh,
     /// Stop the node (SIGTERM, tests).
     Stop,
 }
@@ -295,17 +300,8 @@ impl Actor for NodeActor {
         .await?;
         if let Some(t) = &ctx.target {
             t.start(&ctx, myself.get_cell()).await?;
-            let bmd = ctx.meta().bmd.clone();
-            if bmd.version > 0 {
-                t.drop_unknown_buckets(&bmd.buckets).await;
-            }
-            if ctx.meta().rmd.version > ctx.rmd_at_start {
-                t.on_meta(&ctx).await;
-            }
         }
-        if ctx.is_primary() {
-            primary::start(&ctx, myself.get_cell()).await?;
-        }
+        react_to_meta(&ctx, &myself, ctx.meta().rmd.version > ctx.rmd_at_start).await?;
         Ok(NodeState {
             ctx,
             restarts: Default::default(),
@@ -372,6 +368,12 @@ impl Actor for NodeActor {
                     }
                 }
             }
+            NodeMsg::Refresh => {
+                let new_generation = ctx.meta().rmd.version > ctx.rmd_at_start;
+                if let Err(e) = react_to_meta(&ctx, &myself, new_generation).await {
+                    tracing::error!(error = %e, "cannot start the primary actor");
+                }
+            }
             NodeMsg::Stop => {
                 if let Some(t) = &ctx.target {
                     t.stop_rebalance().await;
@@ -419,6 +421,29 @@ impl Actor for NodeActor {
         state.ctx.shutdown.cancel();
         Ok(())
     }
+}
+
+/// What a starting node does with the metadata it has: drop buckets destroyed while it was
+/// away, run the current rebalance generation (`new_generation`: one it has not run yet), and
+/// start the primary actor if the map names it. Idempotent.
+async fn react_to_meta(
+    ctx: &Arc<Ctx>,
+    myself: &ActorRef<NodeMsg>,
+    new_generation: bool,
+) -> Result<(), ActorProcessingErr> {
+    if let Some(t) = &ctx.target {
+        let bmd = ctx.meta().bmd.clone();
+        if bmd.version > 0 {
+            t.drop_unknown_buckets(&bmd.buckets).await;
+        }
+        if new_generation {
+            t.on_meta(ctx).await;
+        }
+    }
+    if ctx.is_primary() && ctx.primary_ref().is_none() {
+        primary::start(ctx, myself.get_cell()).await?;
+    }
+    Ok(())
 }
 
 async fn after_apply(ctx: &Arc<Ctx>, applied: &Applied, _myself: &ActorRef<NodeMsg>) {
@@ -611,6 +636,10 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
         join_cluster(&ctx, reb_interrupted).await?;
     }
 
+    crate::fault::hit("joined");
+    if let Some(ms) = crate::fault::value("delay_actor_start_ms") {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let (actor, handle) = Actor::spawn(None, NodeActor, ctx.clone())
         .await
         .map_err(|e| Error::Remote(format!("node actor: {e}")))?;

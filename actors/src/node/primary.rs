@@ -633,7 +633,11 @@ async fn join(
         None
     };
     if changed || rmd.is_some() {
-        commit(state, changed.then_some(next.clone()), rmd.clone(), None).await?;
+        // A newcomer gets the bucket map in the same push as the map that names it, so peers
+        // that start sending it objects find it knows their buckets (others ignore the equal
+        // version).
+        let bmd = existing.is_none().then(|| state.ctx.meta().bmd.clone());
+        commit(state, changed.then_some(next.clone()), rmd.clone(), bmd).await?;
         if existing.is_none() {
             // A newcomer has no buckets or config yet (an admin-joined node got no Joined
             // answer): give it everything before anyone sends it data.

@@ -627,6 +627,7 @@ impl TargetCtx {
         corr: u64,
         generation: u64,
         meta: ObjMeta,
+        sender_bmd: u64,
     ) -> Result<Msg> {
         let current = ctx.meta().rmd.version;
         if generation > current {
@@ -641,6 +642,7 @@ impl TargetCtx {
         }
         store::validate_bucket(&meta.bucket)?;
         store::validate_object(&meta.object)?;
+        reb_bucket_known(&ctx.meta().bmd, &meta.bucket, sender_bmd)?;
         let mp = self.mountpath_for(&meta.bucket, &meta.object);
         conn.send(corr, Msg::Ok).await?;
         let mut w = ObjectWriter::create(&self.mountpaths[mp].path).await?;
@@ -672,9 +674,9 @@ impl TargetCtx {
                 now.rmd.version
             )));
         }
-        if !now.bmd.buckets.contains(&meta.bucket) {
-            return Ok(Msg::RebAck { stored: true });
-        }
+        // Only an object that is installed (or superseded by a newer copy or delete here) is
+        // acknowledged: the sender deletes its copy on this answer.
+        reb_bucket_known(&now.bmd, &meta.bucket, sender_bmd)?;
         self.install(&meta, tmp, mp).await?;
         rebalance::count_rx(ctx, generation, meta.size).await;
         Ok(Msg::RebAck { stored: true })
@@ -714,6 +716,27 @@ impl TargetCtx {
     }
 }
 
+/// May a rebalanced object of `bucket` be installed here? A bucket this target does not know is
+/// either not here yet (our bucket map is older than the sender's: refuse with busy, the sender
+/// keeps its copy and retries) or destroyed (ours is as new: refuse for good, the sender's copy
+/// goes with the bucket). Never acknowledge it as stored.
+pub fn reb_bucket_known(bmd: &crate::smap::Bmd, bucket: &str, sender_bmd: u64) -> Result<()> {
+    if bmd.buckets.contains(bucket) {
+        return Ok(());
+    }
+    if sender_bmd == 0 || bmd.version < sender_bmd {
+        crate::fault::hit("reb_bucket_busy");
+        return Err(Error::Busy(format!(
+            "bucket {bucket:?} is not in this target's bucket map yet (v{}, sender has v{sender_bmd})",
+            bmd.version
+        )));
+    }
+    Err(Error::NotFound(format!(
+        "bucket {bucket:?} was destroyed (bucket map v{})",
+        bmd.version
+    )))
+}
+
 fn not_found(key: &ObjKey) -> Error {
     Error::NotFound(format!(
         "object {}/{} does not exist",
@@ -731,4 +754,34 @@ fn check_key(ctx: &Ctx, key: &ObjKey) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smap::Bmd;
+
+    #[test]
+    fn rebalanced_objects_of_unknown_buckets_are_never_acknowledged() {
+        let bmd = Bmd {
+            version: 3,
+            buckets: ["data".to_string()].into(),
+        };
+        assert!(reb_bucket_known(&bmd, "data", 3).is_ok());
+        // Our bucket map lags the sender's: not yet, the sender keeps its copy and retries.
+        assert!(matches!(
+            reb_bucket_known(&bmd, "new", 4),
+            Err(Error::Busy(m)) if m.contains("not in this target's bucket map yet")
+        ));
+        // A sender that does not say which map it has is treated as newer.
+        assert!(matches!(
+            reb_bucket_known(&bmd, "new", 0),
+            Err(Error::Busy(_))
+        ));
+        // As new as the sender's and still unknown: destroyed.
+        assert!(matches!(
+            reb_bucket_known(&bmd, "gone", 3),
+            Err(Error::NotFound(_))
+        ));
+    }
 }

@@ -269,9 +269,16 @@ async fn send_with_retry(
             Err(Error::NoSpace(m)) => {
                 c.set_blocked(Some(format!("t[{}] disk full: {m}", node.id)));
             }
-            Err(Error::Busy(_)) => {
-                // The receiver has not seen this generation yet; it will shortly.
-                delay = Duration::from_millis(50);
+            Err(Error::Busy(m)) => {
+                // The receiver has not seen this generation (or this bucket) yet; it will
+                // shortly. Our copy stays until it is installed there.
+                c.set_blocked(Some(format!("t[{}] not ready: {m}", node.id)));
+                delay = delay.min(Duration::from_millis(200));
+            }
+            Err(Error::NotFound(m)) => {
+                // The bucket was destroyed: our copy goes with it, nothing to move.
+                tracing::debug!(to = %node.id, reason = %m, "rebalance object refused");
+                return Ok(());
             }
             Err(e) => {
                 ctx.pool.forget(&node.addr);
@@ -304,6 +311,7 @@ async fn send_once(
         .start(Msg::RebObject {
             generation,
             meta: meta.clone(),
+            bmd_version: ctx.meta().bmd.version,
         })
         .await?;
     let io = async {

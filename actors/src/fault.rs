@@ -1,0 +1,106 @@
+//! Fault injection for tests only. Compiled in with the `fault-injection` feature (enabled by
+//! the workspace's test builds through a dev-dependency, never by `cargo build`), and driven by
+//! the `SHOAL_FAULTS` environment variable of a `noded` process: a comma-separated list of
+//! `name=value` pairs, for example `hold_bmd_refusals=3`.
+//!
+//! Without the feature every probe is a constant `None`, so release builds carry no hook.
+
+/// The value of fault `name`, if it is set for this process.
+#[cfg(feature = "fault-injection")]
+pub fn value(name: &str) -> Option<u64> {
+    use std::sync::OnceLock;
+    static FAULTS: OnceLock<Vec<(String, u64)>> = OnceLock::new();
+    FAULTS
+        .get_or_init(|| parse(&std::env::var("SHOAL_FAULTS").unwrap_or_default()))
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| *v)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn value(_name: &str) -> Option<u64> {
+    None
+}
+
+/// Counts an event a fault waits for (no-op without the feature).
+#[cfg(feature = "fault-injection")]
+pub fn hit(event: &'static str) {
+    counter(event).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn hit(_event: &'static str) {}
+
+/// How often `event` happened in this process.
+#[cfg(feature = "fault-injection")]
+pub fn hits(event: &'static str) -> u64 {
+    counter(event).load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn hits(_event: &'static str) -> u64 {
+    0
+}
+
+#[cfg(feature = "fault-injection")]
+fn counter(event: &'static str) -> &'static std::sync::atomic::AtomicU64 {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COUNTERS: OnceLock<Mutex<HashMap<&'static str, &'static std::sync::atomic::AtomicU64>>> =
+        OnceLock::new();
+    let mut m = COUNTERS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("poisoned");
+    m.entry(event)
+        .or_insert_with(|| Box::leak(Box::new(std::sync::atomic::AtomicU64::new(0))))
+}
+
+/// `hold_bmd_refusals=N`: should a bucket map arriving now be held back? Yes until this node
+/// has refused N rebalanced objects of a bucket it did not know (or for 10 s at most), so a test
+/// can show that senders keep such objects.
+pub fn hold_bmd(started: std::time::Instant) -> bool {
+    let Some(n) = value("hold_bmd_refusals") else {
+        return false;
+    };
+    let refused = hits("reb_bucket_busy");
+    if refused >= n {
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(refused, "fault hold_bmd_refusals: bucket map released");
+        }
+        return false;
+    }
+    started.elapsed() < std::time::Duration::from_secs(10)
+}
+
+/// Parses `a=1,b=2`; a bare name means 1, malformed values are ignored.
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+fn parse(spec: &str) -> Vec<(String, u64)> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .filter_map(|kv| match kv.split_once('=') {
+            Some((k, v)) => v.trim().parse().ok().map(|v| (k.trim().to_string(), v)),
+            None => Some((kv.to_string(), 1)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_pairs_and_bare_names() {
+        let f = super::parse(" hold_bmd_refusals=3, panic_stats ,bad=x,");
+        assert_eq!(
+            f,
+            vec![
+                ("hold_bmd_refusals".to_string(), 3),
+                ("panic_stats".to_string(), 1)
+            ]
+        );
+    }
+}
