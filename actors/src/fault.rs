@@ -59,6 +59,60 @@ fn counter(event: &'static str) -> &'static std::sync::atomic::AtomicU64 {
         .or_insert_with(|| Box::leak(Box::new(std::sync::atomic::AtomicU64::new(0))))
 }
 
+/// Is switch `name` on? Switches are files in the directory named by `SHOAL_FAULT_DIR`: a test
+/// turns a fault on and off at run time by creating and removing `<dir>/<name>` (for example
+/// `disk_full`).
+#[cfg(feature = "fault-injection")]
+pub fn switch(name: &str) -> bool {
+    use std::sync::OnceLock;
+    static DIR: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("SHOAL_FAULT_DIR").map(Into::into))
+        .as_ref()
+        .is_some_and(|d| d.join(name).exists())
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn switch(_name: &str) -> bool {
+    false
+}
+
+/// Like [`switch`], but the switch turns itself off when read as on (a fault that fires once,
+/// such as a panic in one actor).
+pub fn take_switch(name: &str) -> bool {
+    #[cfg(feature = "fault-injection")]
+    if switch(name)
+        && let Some(d) = std::env::var_os("SHOAL_FAULT_DIR")
+    {
+        return std::fs::remove_file(std::path::Path::new(&d).join(name)).is_ok();
+    }
+    let _ = name;
+    false
+}
+
+/// Where to connect instead of `addr`: `SHOAL_FAULT_ROUTES="DEST>VIA,DEST>VIA"` sends this node's
+/// connections to DEST through VIA (a fault-injecting relay a test runs, to cut or slow links
+/// between particular nodes).
+pub fn route(addr: &str) -> std::borrow::Cow<'_, str> {
+    #[cfg(feature = "fault-injection")]
+    {
+        use std::sync::OnceLock;
+        static ROUTES: OnceLock<Vec<(String, String)>> = OnceLock::new();
+        let routes = ROUTES.get_or_init(|| {
+            std::env::var("SHOAL_FAULT_ROUTES")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|r| r.split_once('>'))
+                .map(|(d, v)| (d.trim().to_string(), v.trim().to_string()))
+                .collect()
+        });
+        if let Some((_, via)) = routes.iter().find(|(d, _)| d == addr) {
+            return std::borrow::Cow::Owned(via.clone());
+        }
+    }
+    std::borrow::Cow::Borrowed(addr)
+}
+
 /// `hold_bmd_refusals=N`: should a bucket map arriving now be held back? Yes until this node
 /// has refused N rebalanced objects of a bucket it did not know (or for 10 s at most), so a test
 /// can show that senders keep such objects.

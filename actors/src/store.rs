@@ -199,6 +199,12 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl ObjectWriter {
     pub async fn create(mountpath: &Path) -> Result<Self> {
+        if crate::fault::switch("disk_full") {
+            return Err(Error::NoSpace(format!(
+                "{}: no space left on device (fault disk_full)",
+                mountpath.display()
+            )));
+        }
         let dir = tmp_dir(mountpath);
         tokio::fs::create_dir_all(&dir).await?;
         let tmp = dir.join(format!(

@@ -303,7 +303,8 @@ impl Conn {
     }
 
     pub async fn connect(addr: &str, me: NodeId, timeout: std::time::Duration) -> Result<Self> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let via = crate::fault::route(addr);
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(via.as_ref()))
             .await
             .map_err(|_| Error::Timeout(format!("connecting to {addr}")))?
             .map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{addr}: {e}"))))?;
