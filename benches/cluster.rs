@@ -46,10 +46,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use shoal_actors::client::Client;
-use shoal_actors::lifecycle::{LifecycleOp, LifecycleRequest};
-use shoal_actors::placement;
-use shoal_actors::rebalance::RebalanceStatus;
-use shoal_actors::smap::{NodeId, Role};
+use shoal_actors::logic::placement;
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
+use shoal_actors::types::smap::{NodeId, Role};
+use shoal_actors::types::status::RebalanceStatus;
 use shoal_nodectl::playground::{LocalCluster, free_port};
 
 const BUCKET: &str = "bench";
@@ -843,7 +843,7 @@ async fn rebalance(
     let reb_secs = t.elapsed().as_secs_f64();
     let rss_peak = sampler.finish();
     if let Some(s) = &status
-        && s.state != "finished"
+        && s.state != shoal_actors::types::status::RebState::Finished
     {
         eprintln!("!! rebalance {rid} ended {}: {:?}", s.state, s.blocked_by);
     }

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use shoal_actors::placement;
+use shoal_actors::logic::placement;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_round_trip_to_their_owner_and_survive_kill9() {
@@ -40,7 +40,7 @@ async fn objects_round_trip_to_their_owner_and_survive_kill9() {
         || async {
             c.node_status(victim)
                 .await
-                .is_some_and(|n| n.status == "offline" && !n.reachable)
+                .is_some_and(|n| n.status == NodeState::Offline && !n.reachable)
         },
     )
     .await;
@@ -72,7 +72,7 @@ async fn objects_round_trip_to_their_owner_and_survive_kill9() {
         || async {
             c.node_status(victim)
                 .await
-                .is_some_and(|n| n.status == "online" && n.reachable)
+                .is_some_and(|n| n.status == NodeState::Online && n.reachable)
         },
     )
     .await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use shoal_actors::client::Client;
-use shoal_actors::smap::Role;
+use shoal_actors::types::smap::Role;
 use shoal_nodectl::playground::free_port;
 
 const T: Duration = Duration::from_secs(60);

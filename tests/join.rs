@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use shoal_actors::smap::Role;
+use shoal_actors::types::smap::Role;
 use shoal_nodectl::playground::free_port;
 
 const T: Duration = Duration::from_secs(60);
@@ -91,18 +91,16 @@ impl<F: std::future::Future> MapFut for F {}
 async fn a_generation_pushed_while_a_target_starts_is_run() {
     let mut c = TestCluster::start(1, 1, 1, FAST_CONFIG).await;
     let expected = put_all(&c.client, &make_objects(100, 1, 8 << 10, 10)).await;
-    // The slow starter has joined but its actors are not up for 3 s; a metadata push that
-    // arrives meanwhile is stored late (after its actors looked at the metadata).
+    // The slow starter's rebalance actor begins to follow the metadata only 3 s after it
+    // started: a generation pushed meanwhile must still be run (it used to be missed by a node
+    // whose actors looked at the metadata before it was stored, stalling the cluster).
     c.lc.add_with_env(
         "slow",
         Role::Target,
         free_port().unwrap(),
         1,
         &[],
-        &[(
-            "SHOAL_FAULTS",
-            "delay_actor_start_ms=3000,delay_early_metasync_ms=4000",
-        )],
+        &[("SHOAL_FAULTS", "delay_rebalance_follow_ms=3000")],
     )
     .unwrap();
     c.wait_for("the slow starter to join", T, || async {
@@ -116,8 +114,8 @@ async fn a_generation_pushed_while_a_target_starts_is_run() {
     c.wait_rebalance_idle(T).await;
     let log = std::fs::read_to_string(&c.lc.procs["slow"].log).unwrap();
     assert!(
-        log.contains("fault delay_early_metasync_ms"),
-        "no metadata reached the slow starter while it started: {log}"
+        log.contains("fault delay_rebalance_follow_ms"),
+        "the fault did not apply: {log}"
     );
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;

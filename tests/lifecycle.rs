@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+use shoal_actors::types::status::RebState;
 
 /// Rebalance throttled so that tests can act while it runs.
 fn config(throttle: u64) -> String {
@@ -38,8 +39,11 @@ fn membership(c: &TestCluster, args: &[&str]) -> Value {
     c.nodectl_json(&a)
 }
 
-fn active_targets(st: &shoal_actors::stats::ClusterStatus) -> usize {
-    st.targets.iter().filter(|t| t.status == "online").count()
+fn active_targets(st: &shoal_actors::types::status::ClusterStatus) -> usize {
+    st.targets
+        .iter()
+        .filter(|t| t.status == NodeState::Online)
+        .count()
 }
 
 /// GETs in a loop until stopped; counts successes and errors.
@@ -127,7 +131,7 @@ async fn maintenance_on_and_off_with_continuous_reads() {
     // While it migrates the node is red (migrating), not safe to power off.
     let st = c.status().await;
     let row = st.targets.iter().find(|t| t.id == t0.0).unwrap();
-    assert_eq!(row.status, "maintenance");
+    assert_eq!(row.status, NodeState::Maintenance);
     if st.rebalance.as_ref().is_some_and(|r| r.is_running()) {
         assert!(row.migrating && !row.safe_to_power_off, "{row:?}");
         assert_eq!(row.rebalance, format!("running({g})"));
@@ -143,7 +147,7 @@ async fn maintenance_on_and_off_with_continuous_reads() {
     assert_eq!(active_targets(&c.status().await), 3);
     let reb = c.client.rebalance_status().await.unwrap().unwrap();
     assert_eq!(reb.id, g);
-    assert_eq!(reb.state, "finished");
+    assert_eq!(reb.state, RebState::Finished);
     assert_eq!(reb.objs_moved, on_t0, "{reb:?}");
     assert_eq!(reb.objs_total, on_t0);
     assert_eq!(reb.eta_secs, Some(0));
@@ -250,7 +254,7 @@ async fn shutdown_restart_and_stop_maintenance() {
     .await;
     // Still in the map, in maintenance, safe to power off.
     let row = c.node_status("target1").await.expect("still in the map");
-    assert_eq!(row.status, "maintenance");
+    assert_eq!(row.status, NodeState::Maintenance);
     assert!(row.safe_to_power_off && !row.reachable, "{row:?}");
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
@@ -296,7 +300,7 @@ async fn shutdown_restart_and_stop_maintenance() {
     .await;
     assert_eq!(
         c.node_status("target1").await.unwrap().status,
-        "maintenance"
+        NodeState::Maintenance
     );
     assert_eq!(c.id("target1").await, t1);
     // stop-maintenance: 4 active, objects spread back.
@@ -419,7 +423,7 @@ async fn stop_maintenance_interrupts_a_running_maintenance() {
     assert_ne!(g, g2);
     c.wait_rebalance_idle(T).await;
     let row = c.node_status("target0").await.unwrap();
-    assert_eq!(row.status, "online", "{row:?}");
+    assert_eq!(row.status, NodeState::Online, "{row:?}");
     assert_eq!(active_targets(&c.status().await), 4);
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;

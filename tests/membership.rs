@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use shoal_actors::smap::Role;
+use shoal_actors::types::smap::Role;
 use shoal_nodectl::playground::free_port;
 
 const T: Duration = Duration::from_secs(60);
@@ -47,7 +47,7 @@ async fn admin_join_of_a_standby_node_rebalances_onto_it() {
     wait_for("joined node online", T, || async {
         c.node_status("standby")
             .await
-            .is_some_and(|n| n.status == "online")
+            .is_some_and(|n| n.status == NodeState::Online)
     })
     .await;
     assert_all_readable(&c.client, &expected).await;
@@ -133,7 +133,7 @@ async fn cluster_shutdown_keeps_the_map_and_restarts() {
             .await
             .targets
             .iter()
-            .all(|t| t.status == "online")
+            .all(|t| t.status == NodeState::Online)
     })
     .await;
     assert_all_readable(&c.client, &expected).await;
@@ -267,8 +267,8 @@ async fn privileges_when_auth_is_on() {
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
-    let expired = shoal_actors::auth::jwt::sign(
-        &shoal_actors::auth::jwt::Claims {
+    let expired = shoal_actors::logic::auth::jwt::sign(
+        &shoal_actors::logic::auth::jwt::Claims {
             sub: "old".into(),
             exp: 1_000,
             admin: true,
@@ -312,7 +312,8 @@ async fn privileges_when_auth_is_on() {
     // With auth on, a process posing as the primary (its real ID) without the cluster secret is
     // refused too.
     {
-        use shoal_actors::wire::{Conn, Msg};
+        use shoal_actors::proto::{Conn, Rpc};
+        use shoal_actors::types::meta::MetaUpdate;
         let smap = c.smap().await;
         let target = smap.targets.values().next().unwrap().addr.clone();
         let mut forged = smap.clone();
@@ -324,12 +325,7 @@ async fn privileges_when_auth_is_on() {
                 .unwrap();
             conn.token = token;
             let res = conn
-                .request(Msg::Metasync {
-                    smap: Some(forged.clone()),
-                    rmd: None,
-                    bmd: None,
-                    config: None,
-                })
+                .request(MetaUpdate::smap(forged.clone()).into_msg())
                 .await;
             assert!(
                 matches!(res, Err(shoal_actors::Error::Unauthorized(_))),
@@ -350,8 +346,10 @@ async fn privileges_when_auth_is_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_messages_from_non_members_are_refused() {
-    use shoal_actors::smap::{NodeId, Smap};
-    use shoal_actors::wire::{Conn, Msg};
+    use shoal_actors::proto::{Conn, Rpc};
+    use shoal_actors::types::lifecycle::NodeAction;
+    use shoal_actors::types::meta::MetaUpdate;
+    use shoal_actors::types::smap::{NodeId, Smap};
     let c = TestCluster::start(1, 1, 1, FAST_CONFIG).await;
     let smap = c.smap().await;
     let target = smap.targets.values().next().unwrap().clone();
@@ -366,23 +364,12 @@ async fn control_messages_from_non_members_are_refused() {
     )
     .await
     .unwrap();
-    let res = conn
-        .request(Msg::Metasync {
-            smap: Some(forged),
-            rmd: None,
-            bmd: None,
-            config: None,
-        })
-        .await;
+    let res = conn.request(MetaUpdate::smap(forged).into_msg()).await;
     assert!(
         matches!(res, Err(shoal_actors::Error::Forbidden(_))),
         "{res:?}"
     );
-    let res = conn
-        .request(Msg::NodeAction(
-            shoal_actors::lifecycle::NodeAction::Shutdown,
-        ))
-        .await;
+    let res = conn.request(NodeAction::Shutdown.into_msg()).await;
     assert!(
         matches!(res, Err(shoal_actors::Error::Forbidden(_))),
         "{res:?}"

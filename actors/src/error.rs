@@ -43,6 +43,12 @@ pub enum Error {
     /// An error reported by a peer whose kind we do not know (newer peer).
     #[error("remote: {0}")]
     Remote(String),
+    /// A data request must go to another node (a redirect, as the typed client sees it).
+    #[error("moved to t[{node}] at {addr}")]
+    Moved { node: String, addr: String },
+    /// A supervised actor is not running (restarting, or gone for good).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What an error looks like on the wire.
@@ -71,6 +77,8 @@ impl Error {
             Error::Timeout(_) => "timeout",
             Error::Protocol(_) => "protocol",
             Error::Remote(_) => "remote",
+            Error::Moved { .. } => "moved",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 
@@ -91,8 +99,9 @@ impl Error {
             | Error::NoSpace(m)
             | Error::Timeout(m)
             | Error::Protocol(m)
-            | Error::Remote(m) => m.clone(),
-            Error::Downgrade { .. } => self.to_string(),
+            | Error::Remote(m)
+            | Error::Unavailable(m) => m.clone(),
+            Error::Downgrade { .. } | Error::Moved { .. } => self.to_string(),
         }
     }
 
@@ -130,6 +139,7 @@ impl From<WireError> for Error {
             "no_space" => Error::NoSpace(m),
             "timeout" => Error::Timeout(m),
             "protocol" => Error::Protocol(m),
+            "unavailable" => Error::Unavailable(m),
             _ => Error::Remote(m),
         }
     }

@@ -90,6 +90,31 @@ pub fn take_switch(name: &str) -> bool {
     false
 }
 
+/// Panics in supervised child `child` when a test asks for it: once when the switch
+/// `panic_<child>` is on (the switch turns off), and at every call while `panic_always_<child>`
+/// is on (a child that keeps failing). Called from each child's start and periodic work.
+pub fn maybe_panic(child: &str) {
+    if take_switch(&format!("panic_{child}")) {
+        panic!("fault panic_{child}: injected panic");
+    }
+    if switch(&format!("panic_always_{child}")) {
+        panic!("fault panic_always_{child}: injected panic");
+    }
+}
+
+/// True when run-time fault switches may be set (the feature is on and `SHOAL_FAULT_DIR` is
+/// given): actors without a timer of their own then poll for injected panics.
+pub fn switches_enabled() -> bool {
+    #[cfg(feature = "fault-injection")]
+    {
+        std::env::var_os("SHOAL_FAULT_DIR").is_some()
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        false
+    }
+}
+
 /// Where to connect instead of `addr`: `SHOAL_FAULT_ROUTES="DEST>VIA,DEST>VIA"` sends this node's
 /// connections to DEST through VIA (a fault-injecting relay a test runs, to cut or slow links
 /// between particular nodes).

@@ -1,25 +1,24 @@
-//! The Shoal cluster library: one module per concept of DESIGN.md.
+//! The Shoal cluster library (DESIGN §1), in layers whose dependencies point one way, bottom to
+//! top:
 //!
-//! `smap` (cluster map, RMD, BMD), `placement` (HRW), `wire` (frames and messages), `node/` (the
-//! node actor tree: listener, request handling, primary), `mountpath`, `rebalance/`, `lifecycle`,
-//! `keepalive`, `election`, `auth`, `store` (persistence and object files), `client`, `config`,
-//! `stats`.
+//! - `types`: pure data that crosses a boundary (IDs, flags, the map and its companions,
+//!   objects, lifecycle requests and plans, status views);
+//! - `logic`: pure functions over it (placement, admission, generations, election choice,
+//!   progress math, the `show cluster` view, plans, name rules, auth checks, formatting);
+//! - `proto`: the wire (frames, messages with typed replies, the connection pool);
+//! - `store`: files on disk (metadata files, object files, a target's local store);
+//! - `client`: the typed client;
+//! - `node`: the actors, and only they.
+//!
+//! `error` and `fault` (test-only hooks) sit below all of them.
 
-pub mod auth;
 pub mod client;
-pub mod config;
-pub mod election;
 pub mod error;
 pub mod fault;
-pub mod keepalive;
-pub mod lifecycle;
-pub mod mountpath;
+pub mod logic;
 pub mod node;
-pub mod placement;
-pub mod rebalance;
-pub mod smap;
-pub mod stats;
+pub mod proto;
 pub mod store;
-pub mod wire;
+pub mod types;
 
 pub use error::{Error, Result};

@@ -2,8 +2,8 @@
 //! own Python SDK (`fixtures/gen_hrw_vectors.py` writes `fixtures/hrw_vectors.json`).
 
 use serde_json::Value;
-use shoal_actors::placement::{digest, owner, uname};
-use shoal_actors::smap::{Node, NodeId, Role, Smap};
+use shoal_actors::logic::placement::{digest, owner, uname};
+use shoal_actors::types::smap::{Node, NodeId, Role, Smap};
 
 fn u64_of(v: &Value, what: &str) -> u64 {
     match v {

@@ -4,10 +4,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
-use shoal_actors::smap::{NodeId, Role};
-use shoal_actors::stats::{ClusterStatus, NodeStatus};
-use shoal_actors::wire::ClusterOp;
+use shoal_actors::types::lifecycle::ClusterOp;
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
+use shoal_actors::types::smap::{NodeId, Role};
+use shoal_actors::types::status::{ClusterStatus, NodeState, NodeStatus, RebState, Stage};
 
 use crate::cli::*;
 use crate::format::{self, Table};
@@ -88,12 +88,12 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
             let secret = String::from_utf8_lossy(&secret).trim().to_string();
             let ttl = parse_duration(&ttl)
                 .ok_or_else(|| Failure::usage(format!("bad --ttl {ttl:?} (e.g. 30m, 12h, 7d)")))?;
-            let claims = shoal_actors::auth::jwt::Claims {
+            let claims = shoal_actors::logic::auth::jwt::Claims {
                 sub,
-                exp: shoal_actors::store::unix_secs() + ttl.as_secs(),
+                exp: shoal_actors::types::unix_secs() + ttl.as_secs(),
                 admin,
             };
-            let token = shoal_actors::auth::jwt::sign(&claims, secret.as_bytes())?;
+            let token = shoal_actors::logic::auth::jwt::sign(&claims, secret.as_bytes())?;
             if env.json {
                 println!(
                     "{}",
@@ -239,7 +239,7 @@ pub fn targets_table(st: &ClusterStatus, colour: bool) -> String {
         cells.extend(metric_cells(n, true).into_iter().map(|c| (c, None)));
         cells.push((n.rebalance.clone(), None));
         cells.push((uptime_cell(n), None));
-        cells.push((n.status.clone(), format::status_colour(n)));
+        cells.push((n.status.to_string(), format::status_colour(n)));
         t.row(cells);
     }
     t.render(colour)
@@ -252,7 +252,7 @@ pub fn proxies_table(st: &ClusterStatus, colour: bool) -> String {
             vec![(node_name(n, n.is_primary), None)];
         cells.extend(metric_cells(n, false).into_iter().map(|c| (c, None)));
         cells.push((uptime_cell(n), None));
-        cells.push((n.status.clone(), format::status_colour(n)));
+        cells.push((n.status.to_string(), format::status_colour(n)));
         t.row(cells);
     }
     t.render(colour)
@@ -292,7 +292,11 @@ async fn show_cluster(env: &Env, what: Option<&str>) -> CmdResult {
         out.push_str(&targets_table(&st, colour));
     }
     if what.is_none() {
-        let active = st.targets.iter().filter(|t| t.status == "online").count();
+        let active = st
+            .targets
+            .iter()
+            .filter(|t| t.status == NodeState::Online)
+            .count();
         out.push_str(&format!(
             "\nSummary:\n Proxies:\t{}\n Targets:\t{} ({} active)\n Primary Proxy:\t{}\n Smap Version:\t{}\n Cluster UUID:\t{}\n",
             st.proxies.len(),
@@ -373,9 +377,9 @@ async fn show_rebalance(env: &Env) -> CmdResult {
         "STATE",
     ]);
     for tr in &r.targets {
-        let state = match tr.stage.as_str() {
-            "done" => "Finished".to_string(),
-            "aborted" => "Aborted".to_string(),
+        let state = match tr.stage {
+            Stage::Done => "Finished".to_string(),
+            Stage::Aborted => "Aborted".to_string(),
             s => format!("Running ({s})"),
         };
         t.plain(vec![
@@ -396,10 +400,10 @@ async fn show_rebalance(env: &Env) -> CmdResult {
     for b in &r.blocked_by {
         println!("blocked: {b}");
     }
-    match r.state.as_str() {
-        "finished" => println!("\nRebalance {} completed.", r.id),
-        "aborted" => println!("\nRebalance {} aborted.", r.id),
-        _ => {}
+    match r.state {
+        RebState::Finished => println!("\nRebalance {} completed.", r.id),
+        RebState::Aborted => println!("\nRebalance {} aborted.", r.id),
+        RebState::Running => {}
     }
     Ok(())
 }
@@ -711,7 +715,7 @@ async fn wait_node(env: &Env, node: &str, status: &str, timeout: Option<f64>) ->
             Ok(st) => match st.targets.iter().chain(&st.proxies).find(|n| n.id == id.0) {
                 None => "removed".to_string(),
                 Some(n) if status == "safe" && n.safe_to_power_off => "safe".into(),
-                Some(n) => n.status.clone(),
+                Some(n) => n.status.to_string(),
             },
             Err(_) => "unreachable".into(),
         };

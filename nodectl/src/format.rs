@@ -1,57 +1,9 @@
 //! Human output: AIStore-style sizes, durations and aligned tables.
 
-use shoal_actors::rebalance::RebalanceStatus;
-use shoal_actors::stats::NodeStatus;
+use shoal_actors::types::status::{NodeState, NodeStatus, RebState, RebalanceStatus};
 
-/// Bytes in IEC units as AIStore prints them: `31.28GiB`, `512B`.
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    format!("{v:.2}{}", UNITS[i])
-}
-
-/// `45s`, `31m`, `2h5m`, `3d4h`.
-pub fn duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86400 => {
-            let m = (s % 3600) / 60;
-            if m == 0 {
-                format!("{}h", s / 3600)
-            } else {
-                format!("{}h{m}m", s / 3600)
-            }
-        }
-        s => {
-            let h = (s % 86400) / 3600;
-            if h == 0 {
-                format!("{}d", s / 86400)
-            } else {
-                format!("{}d{h}h", s / 86400)
-            }
-        }
-    }
-}
-
-/// `HH:MM:SS` (UTC) of a unix time, `-` when unset.
-pub fn clock(unix: Option<u64>) -> String {
-    match unix {
-        Some(t) if t > 0 => {
-            let s = t % 86400;
-            format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
-        }
-        _ => "-".into(),
-    }
-}
+// Sizes, durations and times come from the formatter the console uses too (DESIGN §11).
+pub use shoal_actors::logic::format::{clock_opt as clock, duration, iec as size};
 
 pub const RED: &str = "\x1b[31m";
 pub const CYAN: &str = "\x1b[36m";
@@ -112,11 +64,11 @@ impl Table {
 
 /// The colour AIStore gives a node's status: red while migrating, cyan once safe.
 pub fn status_colour(n: &NodeStatus) -> Option<&'static str> {
-    match n.status.as_str() {
-        "maintenance" | "decommission" if n.migrating => Some(RED),
-        "maintenance" if n.safe_to_power_off => Some(CYAN),
-        "decommission" => Some(RED),
-        "offline" => Some(DIM),
+    match n.status {
+        NodeState::Maintenance | NodeState::Decommission if n.migrating => Some(RED),
+        NodeState::Maintenance if n.safe_to_power_off => Some(CYAN),
+        NodeState::Decommission => Some(RED),
+        NodeState::Offline => Some(DIM),
         _ => None,
     }
 }
@@ -135,9 +87,9 @@ pub fn bar(fraction: f64, width: usize) -> String {
 
 /// One line summarising a rebalance: totals, rate and ETA.
 pub fn rebalance_summary(r: &RebalanceStatus) -> String {
-    let eta = match (r.state.as_str(), r.eta_secs) {
-        ("running", Some(s)) => format!("ETA {}", duration(s)),
-        ("running", None) => "ETA calculating".into(),
+    let eta = match (r.state, r.eta_secs) {
+        (RebState::Running, Some(s)) => format!("ETA {}", duration(s)),
+        (RebState::Running, None) => "ETA calculating".into(),
         _ => "done".into(),
     };
     format!(
@@ -157,18 +109,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_like_aistore() {
-        assert_eq!(size(0), "0B");
-        assert_eq!(size(1023), "1023B");
-        assert_eq!(size(1024), "1.00KiB");
+    fn sizes_and_times_as_the_console_shows_them() {
+        // One formatter: DESIGN §11's `31.28GiB` and `2.435TiB`.
         assert_eq!(size(33_587_000_000), "31.28GiB");
-    }
-
-    #[test]
-    fn durations_and_clock() {
-        assert_eq!(duration(59), "59s");
+        assert_eq!(size(2_677_340_000_000), "2.435TiB");
         assert_eq!(duration(31 * 60 + 5), "31m");
-        assert_eq!(duration(2 * 3600 + 5 * 60), "2h5m");
         assert_eq!(clock(Some(3600 + 61)), "01:01:01");
         assert_eq!(clock(None), "-");
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use shoal_actors::client::Client;
-use shoal_actors::smap::Role;
+use shoal_actors::types::smap::Role;
 
 use crate::cli::PlaygroundArgs;
 use crate::{CmdResult, Env};

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use shoal_actors::config::NodeConfig;
 use shoal_actors::node::{self, NodeArgs};
-use shoal_actors::smap::Role;
+use shoal_actors::types::config::NodeConfig;
+use shoal_actors::types::smap::Role;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -111,11 +111,14 @@ fn main() -> Result<()> {
             tracing::info!("stopping on signal");
             let _ = actor.cast(node::NodeMsg::Stop);
         });
-        let reason = handle.wait().await;
-        tracing::info!(
-            reason = reason.as_deref().unwrap_or("stopped"),
-            "node exited"
-        );
+        match handle.wait().await {
+            Some(exit) if exit.failure => {
+                tracing::error!(reason = %exit.reason, "node exited");
+                anyhow::bail!("node stopped: {}", exit.reason)
+            }
+            Some(exit) => tracing::info!(reason = %exit.reason, "node exited"),
+            None => tracing::info!(reason = "stopped", "node exited"),
+        }
         anyhow::Ok(())
     })?;
     Ok(())

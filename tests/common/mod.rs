@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use shoal_actors::client::Client;
-use shoal_actors::placement::{self, MountpathKey};
-use shoal_actors::smap::{NodeId, Role, Smap};
-use shoal_actors::stats::{ClusterStatus, NodeStatus};
-use shoal_actors::store;
+use shoal_actors::logic::placement::{self, MountpathKey};
+use shoal_actors::store::object as store;
+use shoal_actors::types::smap::{NodeId, Role, Smap};
+use shoal_actors::types::status::{ClusterStatus, NodeStatus};
 use shoal_nodectl::playground::{LocalCluster, free_port};
+
+#[allow(unused_imports)] // not every test binary compares statuses
+pub use shoal_actors::types::status::NodeState;
 
 pub const BUCKET: &str = "data";
 

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use shoal_actors::Error;
 use shoal_actors::client::Client;
-use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, Plan, PlanMove};
-use shoal_actors::rebalance::{RebalanceStatus, Stage, TargetRebStatus};
-use shoal_actors::smap::NodeId;
-use shoal_actors::stats::{ClusterStatus, MountpathStats, NodeStatus};
-use shoal_actors::wire::{Conn, DEFAULT_MAX_FRAME, Msg};
+use shoal_actors::proto::msg::{Control, Reply};
+use shoal_actors::proto::{Conn, DEFAULT_MAX_FRAME, Msg};
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, Plan, PlanMove};
+use shoal_actors::types::smap::{NodeId, Role};
+use shoal_actors::types::status::{
+    ClusterStatus, MountpathStats, NodeState, NodeStatus, RebState, RebalanceStatus, Stage,
+    TargetRebStatus,
+};
 use shoal_tui::{ConsoleOptions, run};
 
 /// The simulated cluster: status plus the rebalance in progress.
@@ -22,10 +25,10 @@ struct Sim {
     generation: u64,
 }
 
-fn node(id: &str, role: &str, i: u64) -> NodeStatus {
+fn node(id: &str, role: Role, i: u64) -> NodeStatus {
     NodeStatus {
         id: id.into(),
-        role: role.into(),
+        role,
         mem_used_pct: 12.5 + i as f64,
         mem_avail: (30 << 30) + i * (1 << 28),
         cap_used_pct: 16.0 + i as f64,
@@ -33,7 +36,7 @@ fn node(id: &str, role: &str, i: u64) -> NodeStatus {
         cpu_used_pct: 0.5 * i as f64,
         rebalance: "-".into(),
         uptime_secs: 1860 + i * 400,
-        status: "online".into(),
+        status: NodeState::Online,
         addr: format!("127.0.0.1:{}", 8080 + i),
         reachable: true,
         object_count: 10_000 + i * 37,
@@ -54,7 +57,10 @@ fn node(id: &str, role: &str, i: u64) -> NodeStatus {
 
 impl Sim {
     fn new() -> Self {
-        let mut proxies = vec![node("MWIp8080", "proxy", 0), node("Qz7p8090", "proxy", 1)];
+        let mut proxies = vec![
+            node("MWIp8080", Role::Proxy, 0),
+            node("Qz7p8090", Role::Proxy, 1),
+        ];
         proxies[0].is_primary = true;
         proxies[1].non_electable = true;
         let ids = [
@@ -68,7 +74,7 @@ impl Sim {
         let targets = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| node(id, "target", i as u64))
+            .map(|(i, id)| node(id, Role::Target, i as u64))
             .collect();
         Sim {
             cluster: ClusterStatus {
@@ -99,22 +105,24 @@ impl Sim {
             t.stage = Stage::Traverse;
         }
         if left == 0 {
-            r.state = "finished".into();
-            r.stage = "done".into();
+            r.state = RebState::Finished;
+            r.stage = Stage::Done;
             r.eta_secs = None;
             let id = r.id.clone();
             for t in &mut self.cluster.targets {
                 t.rebalance = format!("finished({id})");
                 if t.migrating {
                     t.migrating = false;
-                    t.safe_to_power_off = t.status == "maintenance";
+                    t.safe_to_power_off = t.status == NodeState::Maintenance;
                 }
             }
-            self.cluster.targets.retain(|t| t.status != "decommission");
+            self.cluster
+                .targets
+                .retain(|t| t.status != NodeState::Decommission);
         }
     }
 
-    fn lifecycle(&mut self, req: shoal_actors::lifecycle::LifecycleRequest) -> Msg {
+    fn lifecycle(&mut self, req: shoal_actors::types::lifecycle::LifecycleRequest) -> Msg {
         if self.reb.as_ref().is_some_and(|r| r.is_running()) && !req.dry_run {
             let id = &self.reb.as_ref().unwrap().id;
             return Error::Busy(format!(
@@ -133,7 +141,7 @@ impl Sim {
                     bytes: 37 << 30,
                 })
                 .collect();
-            return Msg::LifecycleReply(LifecycleReply {
+            return lifecycle_reply(LifecycleReply {
                 plan: Some(Plan {
                     op: req.op.to_string(),
                     nodes: ids,
@@ -159,20 +167,22 @@ impl Sim {
                 continue;
             }
             let (status, migrating) = match req.op {
-                LifecycleOp::StartMaintenance | LifecycleOp::Shutdown => ("maintenance", true),
-                LifecycleOp::Decommission => ("decommission", true),
-                LifecycleOp::StopMaintenance => ("online", false),
+                LifecycleOp::StartMaintenance | LifecycleOp::Shutdown => {
+                    (NodeState::Maintenance, true)
+                }
+                LifecycleOp::Decommission => (NodeState::Decommission, true),
+                LifecycleOp::StopMaintenance => (NodeState::Online, false),
             };
-            t.status = status.into();
+            t.status = status;
             t.migrating = migrating && !req.no_rebalance;
-            t.safe_to_power_off = status == "maintenance" && req.no_rebalance;
+            t.safe_to_power_off = status == NodeState::Maintenance && req.no_rebalance;
             if req.op == LifecycleOp::Shutdown {
                 t.reachable = false;
             }
         }
         self.cluster.smap_version += 1;
         if req.no_rebalance {
-            return Msg::LifecycleReply(LifecycleReply {
+            return lifecycle_reply(LifecycleReply {
                 smap_version: self.cluster.smap_version,
                 ..Default::default()
             });
@@ -182,8 +192,8 @@ impl Sim {
         }
         self.reb = Some(RebalanceStatus {
             id: gen_id.clone(),
-            state: "running".into(),
-            stage: "traverse".into(),
+            state: RebState::Running,
+            stage: Stage::Traverse,
             objs_total: 4200,
             bytes_total: 37 << 30,
             rate_bytes_per_sec: (450 << 20) as f64,
@@ -199,13 +209,17 @@ impl Sim {
                 .collect(),
             ..Default::default()
         });
-        Msg::LifecycleReply(LifecycleReply {
+        lifecycle_reply(LifecycleReply {
             rebalance_id: Some(gen_id),
             smap_version: self.cluster.smap_version,
             affected: ids,
             ..Default::default()
         })
     }
+}
+
+fn lifecycle_reply(r: LifecycleReply) -> Msg {
+    Msg::Reply(Reply::Lifecycle(Box::new(r)))
 }
 
 async fn fake_proxy() -> std::io::Result<String> {
@@ -221,14 +235,16 @@ async fn fake_proxy() -> std::io::Result<String> {
                     let reply = {
                         let mut s = sim.lock().unwrap();
                         match env.body {
-                            Msg::GetClusterStatus => {
+                            Msg::Control(Control::GetClusterStatus(_)) => {
                                 s.advance();
                                 let mut c = s.cluster.clone();
                                 c.rebalance = s.reb.clone();
-                                Msg::ClusterStatus(Box::new(c))
+                                Msg::Reply(Reply::ClusterStatus(Box::new(c)))
                             }
-                            Msg::GetRebStatus => Msg::RebStatus(s.reb.clone().map(Box::new)),
-                            Msg::Lifecycle(req) => s.lifecycle(req),
+                            Msg::Control(Control::GetRebStatus(_)) => {
+                                Msg::Reply(Reply::RebStatus(s.reb.clone().map(Box::new)))
+                            }
+                            Msg::Control(Control::Lifecycle(req)) => s.lifecycle(req),
                             _ => Error::BadRequest("not simulated".into()).into(),
                         }
                     };

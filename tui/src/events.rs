@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use shoal_actors::rebalance::RebalanceStatus;
-use shoal_actors::stats::{ClusterStatus, NodeStatus};
+use shoal_actors::types::status::{ClusterStatus, NodeStatus};
+use shoal_actors::types::status::{NodeState, RebState, RebalanceStatus};
 
 use crate::format;
 use crate::model::{Severity, label};
@@ -95,8 +95,8 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 fn node_changes(old: &NodeStatus, new: &NodeStatus, out: &mut Vec<(Severity, String)>) {
     let l = label(new);
     if old.status != new.status {
-        let sev = match new.status.as_str() {
-            "offline" | "decommission" => Severity::Warn,
+        let sev = match new.status {
+            NodeState::Offline | NodeState::Decommission => Severity::Warn,
             _ => Severity::Notice,
         };
         out.push((sev, format!("{l} {} → {}", old.status, new.status)));
@@ -136,9 +136,9 @@ fn rebalance_changes(
             format!("rebalance {} started ({})", next.id, next.state),
         ));
     }
-    let prev_state = prev.filter(|_| same_gen).map(|p| p.state.as_str());
-    if prev_state != Some(next.state.as_str()) && !next.is_running() {
-        let sev = if next.state == "aborted" || next.errors > 0 {
+    let prev_state = prev.filter(|_| same_gen).map(|p| p.state);
+    if prev_state != Some(next.state) && !next.is_running() {
+        let sev = if next.state == RebState::Aborted || next.errors > 0 {
             Severity::Warn
         } else {
             Severity::Notice

@@ -7,7 +7,8 @@
 //! tested on ratatui's `TestBackend` without a cluster or a terminal.
 
 pub mod events;
-pub mod format;
+/// The shared formatter (sizes, durations, counts), the same as `nodectl`'s.
+pub use shoal_actors::logic::format;
 pub mod keys;
 pub mod model;
 mod runner;

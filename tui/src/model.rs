@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use shoal_actors::lifecycle::{LifecycleOp, LifecycleRequest, Plan};
-use shoal_actors::rebalance::RebalanceStatus;
-use shoal_actors::stats::{ClusterStatus, NodeStatus};
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest, Plan};
+use shoal_actors::types::status::RebalanceStatus;
+use shoal_actors::types::status::{ClusterStatus, NodeStatus};
 
 /// How many event-log entries are kept; older ones scroll away.
 pub const EVENT_LOG_CAP: usize = 500;
@@ -270,6 +270,6 @@ impl Model {
 
 /// `t[ID]` or `p[ID]` for a node, the form `nodectl` accepts and prints.
 pub fn label(n: &NodeStatus) -> String {
-    let letter = if n.role == "proxy" { 'p' } else { 't' };
+    let letter = n.role.letter();
     format!("{letter}[{}]", n.id)
 }

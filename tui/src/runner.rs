@@ -19,7 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 
 use shoal_actors::client::Client;
-use shoal_actors::lifecycle::LifecycleRequest;
+use shoal_actors::types::lifecycle::LifecycleRequest;
 
 use crate::keys::{map_key, split_meta};
 use crate::model::Model;
@@ -275,10 +275,11 @@ mod tests {
 
     use super::*;
     use shoal_actors::Error;
-    use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, Plan};
-    use shoal_actors::smap::NodeId;
-    use shoal_actors::stats::ClusterStatus;
-    use shoal_actors::wire::{Conn, DEFAULT_MAX_FRAME, Msg};
+    use shoal_actors::proto::msg::{Control, Reply};
+    use shoal_actors::proto::{Conn, DEFAULT_MAX_FRAME, Msg};
+    use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, Plan};
+    use shoal_actors::types::smap::NodeId;
+    use shoal_actors::types::status::ClusterStatus;
     use tokio::net::TcpListener;
 
     /// Answers cluster-status, rebalance-status and lifecycle requests; lifecycle non-dry-runs
@@ -292,23 +293,27 @@ mod tests {
                     let mut conn = Conn::new(stream, NodeId("fakep8080".into()), DEFAULT_MAX_FRAME);
                     while let Ok(Some(env)) = conn.recv().await {
                         let reply = match env.body {
-                            Msg::GetClusterStatus => Msg::ClusterStatus(Box::new(ClusterStatus {
-                                uuid: "u1".into(),
-                                smap_version: 7,
-                                primary: "fakep8080".into(),
-                                ..Default::default()
-                            })),
-                            Msg::GetRebStatus => Msg::RebStatus(None),
-                            Msg::Lifecycle(req) if req.dry_run => {
-                                Msg::LifecycleReply(LifecycleReply {
+                            Msg::Control(Control::GetClusterStatus(_)) => {
+                                Msg::Reply(Reply::ClusterStatus(Box::new(ClusterStatus {
+                                    uuid: "u1".into(),
+                                    smap_version: 7,
+                                    primary: "fakep8080".into(),
+                                    ..Default::default()
+                                })))
+                            }
+                            Msg::Control(Control::GetRebStatus(_)) => {
+                                Msg::Reply(Reply::RebStatus(None))
+                            }
+                            Msg::Control(Control::Lifecycle(req)) if req.dry_run => {
+                                Msg::Reply(Reply::Lifecycle(Box::new(LifecycleReply {
                                     plan: Some(Plan {
                                         fits: true,
                                         ..Default::default()
                                     }),
                                     ..Default::default()
-                                })
+                                })))
                             }
-                            Msg::Lifecycle(_) => {
+                            Msg::Control(Control::Lifecycle(_)) => {
                                 Error::Busy("rebalance g3 is running".into()).into()
                             }
                             _ => Error::BadRequest("unexpected".into()).into(),

@@ -2,10 +2,10 @@
 //! synchronous. Side effects (talking to the cluster) come back out as a [`Command`] for the
 //! runner to execute; their results come back in as actions.
 
-use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
-use shoal_actors::rebalance::RebalanceStatus;
-use shoal_actors::smap::NodeId;
-use shoal_actors::stats::ClusterStatus;
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
+use shoal_actors::types::smap::NodeId;
+use shoal_actors::types::status::ClusterStatus;
+use shoal_actors::types::status::{NodeState, RebalanceStatus};
 
 use crate::events;
 use crate::format;
@@ -310,12 +310,15 @@ fn begin_lifecycle(m: &mut Model, key: LifecycleKey) -> Option<Command> {
         LifecycleKey::Shutdown => LifecycleOp::Shutdown,
         LifecycleKey::Decommission => LifecycleOp::Decommission,
         LifecycleKey::ToggleMaintenance => {
-            if let Some(n) = nodes.iter().find(|n| n.status == "decommission") {
+            if let Some(n) = nodes.iter().find(|n| n.status == NodeState::Decommission) {
                 let msg = format!("{} is being decommissioned", label(n));
                 m.set_status(Severity::Warn, msg);
                 return None;
             }
-            let in_maint = nodes.iter().filter(|n| n.status == "maintenance").count();
+            let in_maint = nodes
+                .iter()
+                .filter(|n| n.status == NodeState::Maintenance)
+                .count();
             if in_maint == nodes.len() {
                 LifecycleOp::StopMaintenance
             } else if in_maint == 0 {

@@ -9,6 +9,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier};
+use shoal_actors::types::status::NodeState;
 use shoal_tui::update::CmdError;
 use shoal_tui::view::{TargetColumn, layout, target_columns};
 use shoal_tui::{Action, update};
@@ -150,7 +151,7 @@ fn selected_maintenance_row_keeps_its_colour_under_the_highlight() {
 #[test]
 fn decommission_is_red_and_offline_rows_are_dimmed_with_dashes() {
     let mut c = cluster(4);
-    c.targets[0].status = "decommission".into();
+    c.targets[0].status = NodeState::Decommission;
     c.targets[0].migrating = true;
     offline(&mut c, 2);
     let m = model_with(&c, None, false);
@@ -229,7 +230,7 @@ fn confirm_dialog_shows_plan_command_and_undo_at_80x24() {
     update(
         &mut m,
         Action::DryRunDone {
-            req: shoal_actors::lifecycle::LifecycleRequest {
+            req: shoal_actors::types::lifecycle::LifecycleRequest {
                 dry_run: false,
                 ..req
             },
@@ -548,7 +549,7 @@ mod found_in_a_real_terminal {
     #[test]
     fn header_counts_decommission_apart_from_maintenance() {
         let mut c = cluster(4);
-        c.targets[0].status = "decommission".into();
+        c.targets[0].status = NodeState::Decommission;
         in_maintenance(&mut c, 1, false);
         let t = text(&render(&model_with(&c, None, false), 80, 24));
         assert!(t.contains("(1 maint, 1 decomm)"), "{t}");

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use crossterm::event::{KeyCode, KeyModifiers};
-use shoal_actors::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest};
-use shoal_actors::smap::NodeId;
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest};
+use shoal_actors::types::smap::NodeId;
 use shoal_tui::model::{Connection, Focus, PlanState, Severity};
 use shoal_tui::update::{CmdError, LifecycleKey};
 use shoal_tui::{Action, Command, Model, update};

@@ -17,14 +17,14 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let Some(n) = m.selected() else { return };
     let dim = Style::new().fg(Color::DarkGray);
     let metric = |s: String| if n.reachable { s } else { "-".to_string() };
-    let mut role = n.role.clone();
+    let mut role = n.role.as_str().to_string();
     if n.is_primary {
         role.push_str(", primary");
     }
     if n.non_electable {
         role.push_str(", non-electable");
     }
-    let mut status = vec![Span::styled(n.status.clone(), status_style(n))];
+    let mut status = vec![Span::styled(n.status.as_str(), status_style(n))];
     if let Some(cue) = power_cue(n) {
         status.push(Span::styled(format!("  ({cue})"), status_style(n)));
     }

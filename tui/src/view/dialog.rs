@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
-use shoal_actors::lifecycle::Plan;
+use shoal_actors::types::lifecycle::Plan;
 
 use crate::format;
 use crate::model::{Dialog, Model, PlanState};

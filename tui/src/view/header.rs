@@ -9,6 +9,7 @@ use ratatui::widgets::Widget;
 use crate::format;
 use crate::model::{Connection, Model};
 use crate::update::freshness;
+use shoal_actors::types::status::NodeState;
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let bold = Style::new().add_modifier(Modifier::BOLD);
@@ -27,8 +28,11 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             } else {
                 c.uuid.clone()
             };
-            let count = |status: &str| c.targets.iter().filter(|t| t.status == status).count();
-            let (maint, decomm) = (count("maintenance"), count("decommission"));
+            let count = |s: NodeState| c.targets.iter().filter(|t| t.status == s).count();
+            let (maint, decomm) = (
+                count(NodeState::Maintenance),
+                count(NodeState::Decommission),
+            );
             let offline = c
                 .targets
                 .iter()
@@ -83,11 +87,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let mut second = vec![Span::styled("rebalance ", dim)];
     match &m.rebalance {
         Some(r) => {
-            let style = match r.state.as_str() {
-                "running" => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-                "finished" => Style::new().fg(Color::Green),
-                _ => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            };
+            let style = super::reb_state_style(r.state);
             second.push(Span::styled(format!("{} {}", r.id, r.state), style));
             if r.is_running() {
                 second.push(Span::raw(format!(

@@ -17,7 +17,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
-use shoal_actors::stats::NodeStatus;
+use shoal_actors::types::status::{NodeState, NodeStatus, RebState};
 
 use crate::model::{Connection, Model, Severity};
 
@@ -236,32 +236,44 @@ pub fn severity_style(s: Severity) -> Style {
     }
 }
 
+/// A rebalance's state: yellow while running, green once finished, red when aborted.
+pub fn reb_state_style(state: RebState) -> Style {
+    match state {
+        RebState::Running => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        RebState::Finished => Style::new().fg(Color::Green),
+        RebState::Aborted => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+    }
+}
+
 /// STATUS cell style: maintenance red while migrating, cyan once safe to power off (DESIGN §7).
 pub fn status_style(n: &NodeStatus) -> Style {
-    match n.status.as_str() {
-        "maintenance" if n.migrating => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-        "maintenance" if n.safe_to_power_off => Style::new().fg(Color::Cyan),
-        "maintenance" => Style::new().fg(Color::Yellow),
-        "decommission" => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-        "offline" => Style::new().fg(Color::DarkGray),
-        "online" => Style::new().fg(Color::Green),
-        _ => Style::new(),
+    match n.status {
+        NodeState::Maintenance if n.migrating => {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        }
+        NodeState::Maintenance if n.safe_to_power_off => Style::new().fg(Color::Cyan),
+        NodeState::Maintenance => Style::new().fg(Color::Yellow),
+        NodeState::Decommission => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        NodeState::Offline => Style::new().fg(Color::DarkGray),
+        NodeState::Online => Style::new().fg(Color::Green),
     }
 }
 
 /// The words that go with the colour, since colour alone is not enough (colour-blind operators,
 /// monochrome terminals, screenshots in tickets).
 pub fn power_cue(n: &NodeStatus) -> Option<&'static str> {
-    match n.status.as_str() {
-        "maintenance" if n.migrating => Some("rebalancing: do NOT power off"),
+    match n.status {
+        NodeState::Maintenance if n.migrating => Some("rebalancing: do NOT power off"),
         // A node that was shut down (or lost) is past the point where powering off matters.
-        "maintenance" if !n.reachable => Some("not answering"),
-        "maintenance" if n.safe_to_power_off => Some("safe to power off"),
-        "maintenance" => Some("in maintenance"),
-        "decommission" if n.migrating => Some("decommissioning: data migrating, do NOT power off"),
-        "decommission" => Some("decommissioning"),
+        NodeState::Maintenance if !n.reachable => Some("not answering"),
+        NodeState::Maintenance if n.safe_to_power_off => Some("safe to power off"),
+        NodeState::Maintenance => Some("in maintenance"),
+        NodeState::Decommission if n.migrating => {
+            Some("decommissioning: data migrating, do NOT power off")
+        }
+        NodeState::Decommission => Some("decommissioning"),
         // Follows the status word ("offline: keepalive lost"), so it does not repeat it.
-        "offline" => Some("keepalive lost"),
+        NodeState::Offline => Some("keepalive lost"),
         _ if !n.reachable => Some("not answering"),
         _ => None,
     }

@@ -26,11 +26,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             .render(inner, buf);
         return;
     };
-    let state_style = match r.state.as_str() {
-        "running" => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-        "finished" => Style::new().fg(Color::Green),
-        _ => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-    };
+    let state_style = super::reb_state_style(r.state);
     let blk = Block::bordered()
         .border_style(Style::new().fg(Color::DarkGray))
         .title(Line::from(vec![

@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
 
-use shoal_actors::stats::NodeStatus;
+use shoal_actors::types::status::NodeStatus;
 
 use crate::format;
 use crate::model::{Focus, Model, label};
@@ -85,7 +85,7 @@ impl TargetColumn {
             TargetColumn::CpuUsed => metric(format::pct2(n.cpu_used_pct)),
             TargetColumn::Rebalance => n.rebalance.clone(),
             TargetColumn::Uptime => metric(format::duration(n.uptime_secs)),
-            TargetColumn::Status => n.status.clone(),
+            TargetColumn::Status => n.status.to_string(),
         }
     }
 }
@@ -310,7 +310,7 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
                 cells.push(Cell::from(metric(format::duration(n.uptime_secs))));
                 cells.push(Cell::from(n.addr.clone()));
             }
-            cells.push(Cell::from(n.status.clone()).style(status_style(n)));
+            cells.push(Cell::from(n.status.as_str()).style(status_style(n)));
             Row::new(cells).style(row_style(n))
         })
         .collect();

@@ -8,9 +8,12 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
-use shoal_actors::lifecycle::{Plan, PlanCapacity, PlanMove};
-use shoal_actors::rebalance::{RebalanceStatus, Stage, TargetRebStatus};
-use shoal_actors::stats::{ClusterStatus, MountpathStats, NodeStatus};
+use shoal_actors::types::lifecycle::{Plan, PlanCapacity, PlanMove};
+use shoal_actors::types::smap::Role;
+use shoal_actors::types::status::{
+    ClusterStatus, MountpathStats, NodeState, NodeStatus, RebState, RebalanceStatus, Stage,
+    TargetRebStatus,
+};
 use shoal_tui::keys::map_key;
 use shoal_tui::{Action, Command, Model, update, view};
 
@@ -28,7 +31,7 @@ pub fn tid(i: usize) -> String {
 pub fn target(i: usize) -> NodeStatus {
     NodeStatus {
         id: tid(i),
-        role: "target".into(),
+        role: Role::Target,
         mem_used_pct: 0.13,
         mem_avail: 33_586_659_328,
         cap_used_pct: 16.0,
@@ -36,7 +39,7 @@ pub fn target(i: usize) -> NodeStatus {
         cpu_used_pct: 0.12 + i as f64,
         rebalance: "finished(g4)".into(),
         uptime_secs: 31 * 60,
-        status: "online".into(),
+        status: NodeState::Online,
         flags: vec![],
         addr: format!("10.0.0.{}:{}", 10 + i, 8100 + i),
         reachable: true,
@@ -65,19 +68,21 @@ pub fn target(i: usize) -> NodeStatus {
                 enabled: true,
             },
         ],
+        restarts: 0,
+        restarts_by_child: Default::default(),
     }
 }
 
 pub fn proxy(id: &str, primary: bool, non_electable: bool) -> NodeStatus {
     NodeStatus {
         id: id.into(),
-        role: "proxy".into(),
+        role: Role::Proxy,
         mem_used_pct: 0.2,
         mem_avail: 33_586_659_328,
         cpu_used_pct: 1.5,
         rebalance: "-".into(),
         uptime_secs: 2 * 3600 + 5 * 60,
-        status: "online".into(),
+        status: NodeState::Online,
         addr: "10.0.0.2:8080".into(),
         reachable: true,
         is_primary: primary,
@@ -104,7 +109,7 @@ pub fn cluster(n: usize) -> ClusterStatus {
 /// Target `i` in maintenance; `migrating` while its rebalance runs, else safe to power off.
 pub fn in_maintenance(c: &mut ClusterStatus, i: usize, migrating: bool) {
     let t = &mut c.targets[i];
-    t.status = "maintenance".into();
+    t.status = NodeState::Maintenance;
     t.migrating = migrating;
     t.safe_to_power_off = !migrating;
     t.flags = if migrating {
@@ -116,7 +121,7 @@ pub fn in_maintenance(c: &mut ClusterStatus, i: usize, migrating: bool) {
 
 pub fn offline(c: &mut ClusterStatus, i: usize) {
     let t = &mut c.targets[i];
-    t.status = "offline".into();
+    t.status = NodeState::Offline;
     t.reachable = false;
     t.mem_used_pct = 0.0;
     t.mem_avail = 0;
@@ -127,8 +132,8 @@ pub fn offline(c: &mut ClusterStatus, i: usize) {
 pub fn running_rebalance(targets: usize, blocked: Option<&str>) -> RebalanceStatus {
     RebalanceStatus {
         id: "g5".into(),
-        state: "running".into(),
-        stage: "traverse".into(),
+        state: RebState::Running,
+        stage: Stage::Traverse,
         objs_total: 5000,
         bytes_total: 100 << 30,
         objs_moved: 2100,
@@ -161,8 +166,8 @@ pub fn running_rebalance(targets: usize, blocked: Option<&str>) -> RebalanceStat
 
 pub fn finished_rebalance() -> RebalanceStatus {
     RebalanceStatus {
-        state: "finished".into(),
-        stage: "done".into(),
+        state: RebState::Finished,
+        stage: Stage::Done,
         objs_moved: 5000,
         bytes_moved: 100 << 30,
         eta_secs: None,

@@ -1,0 +1,430 @@
+//! Request routing for one connection: queries any node answers, control requests for the
+//! primary (forwarded by other nodes), node-to-node messages (metadata, final lifecycle steps,
+//! votes), and the data path (redirected by proxies, served by targets). Each request goes to the
+//! subsystem that owns it — an actor by name, or the target's data path — after the checks of
+//! DESIGN §10.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::meta::MetaHandle;
+use super::primary::PrimaryMsg;
+use super::{Contact, Kit, Restarts, names};
+use crate::error::{Error, Result};
+use crate::logic::{auth, names as name_rules, placement};
+use crate::proto::codec::{Conn, Envelope};
+use crate::proto::msg::{
+    Control, Data, GetClusterStatus, GetConfig, GetNodeStats, GetSmap, Handshake, ListBuckets,
+    ListObjects, Msg, Peer, Query, Reb, Rpc, VoteRequest,
+};
+use crate::proto::pool::Pool;
+use crate::store::LocalStore;
+use crate::types::lifecycle::NodeAction;
+use crate::types::meta::MetaUpdate;
+use crate::types::object::{MAX_PAGE, ObjEntry, ObjPage};
+use crate::types::smap::{Node, NodeId, Role};
+use crate::types::status::NodeStats;
+
+/// How long a control request may take at the primary.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the server needs to route requests: this node's identity, its metadata, the pool, the
+/// target's store, and the counters it reports. Actors are reached by name.
+pub struct Router {
+    pub me: Node,
+    pub meta: MetaHandle,
+    pool: Arc<Pool>,
+    store: Option<Arc<LocalStore>>,
+    contact: Arc<Contact>,
+    restarts: Arc<Restarts>,
+    started: Instant,
+    standby: bool,
+    /// Hands the final step of a lifecycle operation to the node's supervisor.
+    on_action: ActionSink,
+}
+
+/// Where final lifecycle steps go (the node actor), without the server depending on it.
+pub type ActionSink = Arc<dyn Fn(NodeAction) + Send + Sync>;
+
+impl Router {
+    pub fn new(kit: &Kit, on_action: ActionSink) -> Self {
+        Router {
+            me: kit.me.clone(),
+            meta: kit.meta.clone(),
+            pool: kit.pool.clone(),
+            store: kit.store.clone(),
+            contact: kit.contact.clone(),
+            restarts: kit.restarts.clone(),
+            started: kit.started,
+            standby: kit.args.standby,
+            on_action,
+        }
+    }
+
+    fn data_path(&self) -> Result<super::target::DataPath<'_>> {
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| Error::BadRequest("this node is not a target".into()))?;
+        Ok(super::target::DataPath {
+            me: &self.me.id,
+            meta: &self.meta,
+            pool: &self.pool,
+            store,
+        })
+    }
+
+    /// Handles one request. Returns the reply to send, or `None` when the handler already
+    /// answered on `conn` itself (streamed bodies, replies before acting).
+    pub async fn handle(&self, conn: &mut Conn, env: Envelope) -> Result<Option<Msg>> {
+        let Envelope {
+            from,
+            corr,
+            token,
+            body,
+            ..
+        } = env;
+        match body {
+            Msg::Query(q) => self.query(q).await.map(Some),
+            Msg::Control(c) => self.control(c, &from, token).await.map(Some),
+            Msg::Peer(p) => {
+                auth::check_node(&self.meta.get().config.auth, &from, token.as_deref())?;
+                self.peer(conn, corr, p, &from).await
+            }
+            Msg::Data(d) => self.data(conn, corr, d).await,
+            Msg::Reb(r) => {
+                auth::check_node(&self.meta.get().config.auth, &from, token.as_deref())?;
+                let dp = self.data_path()?;
+                match r {
+                    Reb::Object(o) => dp.receive_reb_object(conn, corr, o).await.map(Some),
+                    Reb::PlanMoves(p) => {
+                        let moves = dp.store.plan_moves(&self.me.id, &p.smap).await?;
+                        Ok(Some(Msg::Reply(crate::proto::msg::PlanMoves::reply(moves))))
+                    }
+                }
+            }
+            other => Err(Error::BadRequest(format!(
+                "unexpected {} for a {}",
+                other.name(),
+                self.me.role.as_str()
+            ))),
+        }
+    }
+
+    // ---- queries ------------------------------------------------------------------------------
+
+    async fn query(&self, q: Query) -> Result<Msg> {
+        let meta = self.meta.get();
+        let reply = match q {
+            Query::GetSmap(_) => {
+                GetSmap::reply(meta.smap.clone().ok_or_else(|| {
+                    Error::NotFound("this node has not joined a cluster yet".into())
+                })?)
+            }
+            Query::GetConfig(_) => GetConfig::reply(Box::new(meta.config.masked())),
+            Query::ListBuckets(_) => ListBuckets::reply(meta.bmd.buckets.iter().cloned().collect()),
+            Query::GetNodeStats(_) => GetNodeStats::reply(Box::new(self.node_stats().await?)),
+        };
+        Ok(Msg::Reply(reply))
+    }
+
+    /// This node's stats: the stats actor's latest sample, plus object counts and restarts.
+    pub async fn node_stats(&self) -> Result<NodeStats> {
+        let stats = names::lookup::<super::stats::StatsMsg>(&names::stats(&self.me.id))
+            .ok_or_else(|| Error::Unavailable("the stats actor is not running".into()))?;
+        let mut s = ractor::call_t!(stats, super::stats::StatsMsg::Get, 2000)
+            .map_err(|e| Error::Unavailable(format!("stats actor: {e}")))?;
+        s.uptime_secs = self.started.elapsed().as_secs();
+        s.restarts = self.restarts.snapshot();
+        if let Some(store) = &self.store {
+            for (i, mp) in store.mountpaths.iter().enumerate() {
+                if let Some(m) = s.mountpaths.get_mut(i) {
+                    m.objects = mp.objects();
+                    m.object_bytes = mp.bytes();
+                    m.enabled = m.enabled && mp.enabled.load(std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            (s.object_count, s.object_bytes) = store.totals();
+        }
+        Ok(s)
+    }
+
+    // ---- control ------------------------------------------------------------------------------
+
+    async fn control(&self, c: Control, from: &NodeId, token: Option<String>) -> Result<Msg> {
+        let meta = self.meta.get();
+        if c.is_from_node() {
+            auth::check_node(&meta.config.auth, from, token.as_deref())?;
+            match &c {
+                // Join is how non-members become members (a proxy forwarding someone's join
+                // must itself be a member).
+                Control::Join(j) if j.node.id == *from => {}
+                // An unknown node is told so and rejoins (see keepalive).
+                Control::Keepalive(_) if meta.is_primary(&self.me.id) => {}
+                _ => auth::check_member(&meta, from)?,
+            }
+        }
+        if c.is_admin() {
+            auth::check_admin(&meta.config.auth, token.as_deref())?;
+        }
+        match names::lookup::<PrimaryMsg>(&names::primary(&self.me.id)) {
+            Some(p) => match c {
+                Control::GetClusterStatus(_) => self.cluster_status(&p).await,
+                c => primary_call(&p, c).await,
+            },
+            None if meta.is_primary(&self.me.id) => Err(Error::Unavailable(
+                "the primary actor is restarting; try again".into(),
+            )),
+            None => self.forward_to_primary(c, token).await,
+        }
+    }
+
+    /// `show cluster`: the map's facts from the primary actor, live stats from every node
+    /// (asked from here, not from inside the actor).
+    async fn cluster_status(&self, p: &ractor::ActorRef<PrimaryMsg>) -> Result<Msg> {
+        let snap = ractor::call_t!(p, PrimaryMsg::Snapshot, 10_000)
+            .map_err(|e| Error::Unavailable(format!("primary actor: {e}")))?;
+        let stats = super::primary::fetch_stats(&self.pool, &snap.smap).await;
+        let status = crate::logic::view::cluster_status(
+            &snap.smap,
+            &stats,
+            &snap.offline,
+            snap.rebalance,
+            crate::types::unix_secs(),
+        );
+        Ok(Msg::Reply(GetClusterStatus::reply(Box::new(status))))
+    }
+
+    async fn forward_to_primary(&self, c: Control, token: Option<String>) -> Result<Msg> {
+        let addr =
+            self.meta.get().primary_addr().ok_or_else(|| {
+                Error::NotFound("no primary known: this node has not joined".into())
+            })?;
+        let mut link = self.pool.link(&addr, Duration::from_secs(5), false).await?;
+        // The client's token goes along: the primary checks it.
+        link.conn.token = token;
+        let res = tokio::time::timeout(CONTROL_TIMEOUT, link.conn.request(Msg::Control(c)))
+            .await
+            .map_err(|_| Error::Timeout(format!("primary {addr} did not answer")))?;
+        if res.is_ok() {
+            self.pool.release(link);
+        }
+        res
+    }
+
+    // ---- node to node -------------------------------------------------------------------------
+
+    async fn peer(
+        &self,
+        conn: &mut Conn,
+        corr: u64,
+        p: Peer,
+        from: &NodeId,
+    ) -> Result<Option<Msg>> {
+        let meta = self.meta.get();
+        match p {
+            Peer::Metasync(upd) => {
+                auth::check_member(&meta, from)?;
+                self.contact.touch();
+                self.meta.apply(upd).await?;
+                Ok(Some(Msg::Reply(MetaUpdate::reply(()))))
+            }
+            Peer::Action(action) => {
+                auth::check_member(&meta, from)?;
+                if action == NodeAction::StopKeepalive {
+                    // Silence at once, before the primary drops us from the map: a heartbeat in
+                    // between would be answered "not in the map" and trigger a rejoin.
+                    if let Some(k) = names::lookup::<super::keepalive::KeepaliveMsg>(
+                        &names::keepalive(&self.me.id),
+                    ) {
+                        ractor::call_t!(k, super::keepalive::KeepaliveMsg::Suspend, 5000)
+                            .map_err(|e| Error::Unavailable(format!("keepalive: {e}")))?;
+                    }
+                    if let Some(r) =
+                        names::lookup::<super::rebalance::RebMsg>(&names::rebalance(&self.me.id))
+                    {
+                        let _ = r.cast(super::rebalance::RebMsg::Stop);
+                    }
+                    return Ok(Some(Msg::Reply(NodeAction::reply(()))));
+                }
+                // Reply first: the action may end this process.
+                conn.send(corr, Msg::Reply(NodeAction::reply(()))).await?;
+                (self.on_action)(action);
+                Ok(None)
+            }
+            Peer::Vote(v) => {
+                auth::check_member(&meta, from)?;
+                let VoteRequest {
+                    candidate,
+                    old_primary,
+                } = v;
+                let yes =
+                    super::election::vote(&self.meta, &self.contact, &candidate, &old_primary);
+                Ok(Some(Msg::Reply(VoteRequest::reply(
+                    crate::proto::msg::Vote { yes },
+                ))))
+            }
+            Peer::Handshake(Handshake { uuid }) => {
+                if let Some(s) = &meta.smap
+                    && s.uuid != uuid
+                {
+                    return Err(Error::ClusterIntegrity(format!(
+                        "this node belongs to cluster {}, not {uuid}",
+                        s.uuid
+                    )));
+                }
+                if !self.standby && meta.smap.is_some() {
+                    return Err(Error::BadRequest(
+                        "this node is already a cluster member".into(),
+                    ));
+                }
+                Ok(Some(Msg::Reply(Handshake::reply(Box::new(
+                    self.me.clone(),
+                )))))
+            }
+        }
+    }
+
+    // ---- data path ----------------------------------------------------------------------------
+
+    async fn data(&self, conn: &mut Conn, corr: u64, d: Data) -> Result<Option<Msg>> {
+        if let Data::List(l) = d {
+            let meta = self.meta.get();
+            check_bucket(&meta, &l.bucket)?;
+            let page = if l.local {
+                let limit = (l.limit as usize).clamp(1, MAX_PAGE);
+                self.data_path()?
+                    .store
+                    .list(&l.bucket, &l.prefix, l.start_after.as_deref(), limit)
+                    .await?
+            } else {
+                list_all(&self.pool, &meta, l).await?
+            };
+            return Ok(Some(Msg::Reply(ListObjects::reply(page))));
+        }
+        match self.me.role {
+            Role::Proxy => redirect(&self.meta.get(), &d).map(Some),
+            Role::Target => self.data_path()?.serve(conn, corr, d).await,
+        }
+    }
+}
+
+async fn primary_call(p: &ractor::ActorRef<PrimaryMsg>, c: Control) -> Result<Msg> {
+    let res = p
+        .call(|reply| PrimaryMsg::Control(c, reply), Some(CONTROL_TIMEOUT))
+        .await
+        .map_err(|e| Error::Unavailable(format!("primary actor: {e}")))?;
+    match res {
+        ractor::rpc::CallResult::Success(r) => r.map(Msg::Reply),
+        ractor::rpc::CallResult::Timeout => {
+            Err(Error::Timeout("the primary did not answer in time".into()))
+        }
+        ractor::rpc::CallResult::SenderError => {
+            Err(Error::Unavailable("the primary actor stopped".into()))
+        }
+    }
+}
+
+fn check_bucket(meta: &crate::types::meta::Meta, bucket: &str) -> Result<()> {
+    name_rules::validate_bucket(bucket)?;
+    if !meta.bmd.buckets.contains(bucket) {
+        return Err(Error::NotFound(format!("bucket {bucket:?} does not exist")));
+    }
+    Ok(())
+}
+
+/// Proxies answer data requests with the owner target's address.
+fn redirect(meta: &crate::types::meta::Meta, d: &Data) -> Result<Msg> {
+    let key = match d {
+        Data::Put(p) => &p.key,
+        Data::Get(g) => &g.key,
+        Data::Head(h) => &h.key,
+        Data::Delete(x) => &x.key,
+        Data::Locate(l) => &l.key,
+        Data::List(_) => return Err(Error::BadRequest("listings are not redirected".into())),
+    };
+    check_bucket(meta, &key.bucket)?;
+    name_rules::validate_object(&key.object)?;
+    let smap = meta
+        .smap
+        .as_ref()
+        .ok_or_else(|| Error::NotFound("no cluster map yet".into()))?;
+    let owner = placement::owner(smap, &key.bucket, &key.object)
+        .ok_or_else(|| Error::NotFound("no active targets in the cluster".into()))?;
+    Ok(Msg::Redirect {
+        node: owner.id.clone(),
+        addr: owner.addr.clone(),
+    })
+}
+
+/// One page of a bucket listing across every target: each target's own page after the same
+/// point, merged in name order, the newest copy of a name kept (an object caught between two
+/// targets mid-rebalance is listed once). Memory holds one page per target.
+async fn list_all(pool: &Pool, meta: &crate::types::meta::Meta, l: ListObjects) -> Result<ObjPage> {
+    let smap = meta
+        .smap
+        .as_ref()
+        .ok_or_else(|| Error::NotFound("no cluster map yet".into()))?;
+    let limit = (l.limit as usize).clamp(1, MAX_PAGE);
+    let calls = smap.targets.values().map(|t| {
+        let req = ListObjects {
+            local: true,
+            limit: limit as u32,
+            ..l.clone()
+        };
+        let (addr, id, active) = (t.addr.clone(), t.id.clone(), t.is_active());
+        async move {
+            (
+                id,
+                active,
+                pool.rpc(&addr, req, Duration::from_secs(30)).await,
+            )
+        }
+    });
+    let mut merged: std::collections::BTreeMap<String, ObjEntry> = Default::default();
+    // The page ends where the shortest truncated target page ends: beyond it, that target may
+    // hold names we have not seen.
+    let mut horizon: Option<String> = None;
+    for (id, active, r) in futures::future::join_all(calls).await {
+        match r {
+            Ok(page) => {
+                if let Some(n) = &page.next
+                    && horizon.as_ref().is_none_or(|h| n < h)
+                {
+                    horizon = Some(n.clone());
+                }
+                for e in page.entries {
+                    match merged.get(&e.name) {
+                        Some(cur) if cur.version >= e.version => {}
+                        _ => {
+                            merged.insert(e.name.clone(), e);
+                        }
+                    }
+                }
+            }
+            // A target in maintenance that is down holds nothing we can serve anyway.
+            Err(e) if active => {
+                return Err(Error::Offline(format!(
+                    "cannot list {}: target t[{id}] did not answer: {e}",
+                    l.bucket
+                )));
+            }
+            Err(_) => {}
+        }
+    }
+    let mut entries: Vec<ObjEntry> = merged
+        .into_values()
+        .filter(|e| horizon.as_ref().is_none_or(|h| &e.name <= h))
+        .collect();
+    let mut more = horizon.is_some();
+    if entries.len() > limit {
+        entries.truncate(limit);
+        more = true;
+    }
+    let next = if more {
+        entries.last().map(|e| e.name.clone())
+    } else {
+        None
+    };
+    Ok(ObjPage { entries, next })
+}

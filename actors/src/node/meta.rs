@@ -1,0 +1,184 @@
+//! The metadata writer (DESIGN §2, §3): the one actor that persists and publishes this node's
+//! Smap, RMD, BMD and cluster config. Everything else reads the published value through a
+//! [`MetaHandle`] (a `watch` receiver, so a reader never misses the latest value) and asks this
+//! actor to apply updates; "one writer" holds by construction, not by a lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+
+use super::names;
+use crate::error::{Error, Result};
+use crate::logic::meta::{Changed, merge};
+use crate::store;
+use crate::types::config::ClusterConfig;
+use crate::types::meta::{Meta, MetaUpdate};
+use crate::types::smap::NodeId;
+
+/// File names of the persisted metadata in a node's data dir.
+pub const SMAP_FILE: &str = "smap.msgpack";
+pub const RMD_FILE: &str = "rmd.msgpack";
+pub const BMD_FILE: &str = "bmd.msgpack";
+pub const CONFIG_FILE: &str = "config.msgpack";
+
+/// Loads what a node persisted; `config` is used when none was (a new node).
+pub fn load(data_dir: &Path, config: &ClusterConfig) -> Result<Meta> {
+    Ok(Meta {
+        smap: store::load(&data_dir.join(SMAP_FILE))?,
+        rmd: store::load(&data_dir.join(RMD_FILE))?.unwrap_or_default(),
+        bmd: store::load(&data_dir.join(BMD_FILE))?.unwrap_or_default(),
+        config: store::load(&data_dir.join(CONFIG_FILE))?.unwrap_or_else(|| config.clone()),
+    })
+}
+
+/// Reads the metadata and reaches the writer.
+#[derive(Clone)]
+pub struct MetaHandle {
+    rx: watch::Receiver<Arc<Meta>>,
+    writer: String,
+}
+
+impl MetaHandle {
+    pub fn new(rx: watch::Receiver<Arc<Meta>>, id: &NodeId) -> Self {
+        MetaHandle {
+            rx,
+            writer: names::meta(id),
+        }
+    }
+
+    /// The current metadata.
+    pub fn get(&self) -> Arc<Meta> {
+        self.rx.borrow().clone()
+    }
+
+    /// A receiver that wakes on every change.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Meta>> {
+        let mut rx = self.rx.clone();
+        rx.mark_unchanged();
+        rx
+    }
+
+    /// Applies `upd` through the writer: persisted, then published, before this returns.
+    pub async fn apply(&self, upd: MetaUpdate) -> Result<Changed> {
+        // The writer may be restarting after a failure: give it a moment.
+        let mut wait = Duration::from_millis(20);
+        let writer = loop {
+            match names::lookup::<MetaMsg>(&self.writer) {
+                Some(w) => break w,
+                None if wait < Duration::from_secs(2) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                None => {
+                    return Err(Error::Unavailable(
+                        "the metadata writer is not running".into(),
+                    ));
+                }
+            }
+        };
+        ractor::call_t!(writer, MetaMsg::Apply, 30_000, Box::new(upd))
+            .map_err(|e| Error::Unavailable(format!("metadata writer: {e}")))?
+    }
+}
+
+pub struct MetaActor;
+
+pub struct MetaArgs {
+    pub data_dir: PathBuf,
+    /// When the node started (test hooks time faults from it).
+    pub started: std::time::Instant,
+    /// The publishing side: owned by the node so that it outlives a restart of this actor.
+    pub tx: Arc<watch::Sender<Arc<Meta>>>,
+}
+
+pub enum MetaMsg {
+    /// Merge, persist the changed parts, publish; reply with what changed.
+    Apply(Box<MetaUpdate>, RpcReplyPort<Result<Changed>>),
+    /// Decommission: forget the cluster (remove the persisted files; the published value
+    /// stays until the process exits).
+    Wipe(RpcReplyPort<Result<()>>),
+}
+
+impl Actor for MetaActor {
+    type Msg = MetaMsg;
+    type State = MetaArgs;
+    type Arguments = MetaArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: MetaArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // After a restart, the disk is the truth: take any part persisted newer than what is
+        // published (a write that landed before a crash mid-publish).
+        let cur = args.tx.borrow().clone();
+        let disk = load(&args.data_dir, &cur.config)?;
+        let merged = merge(&cur, disk.as_update())?;
+        if merged.changed.any() {
+            args.tx.send_replace(Arc::new(merged.next));
+        }
+        crate::fault::maybe_panic("meta");
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            MetaMsg::Apply(upd, reply) => {
+                let _ = reply.send(apply(state, *upd));
+            }
+            MetaMsg::Wipe(reply) => {
+                let mut res = Ok(());
+                for f in [SMAP_FILE, RMD_FILE, BMD_FILE, CONFIG_FILE] {
+                    match std::fs::remove_file(state.data_dir.join(f)) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => res = Err(e.into()),
+                    }
+                }
+                let _ = reply.send(res);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn apply(state: &MetaArgs, mut upd: MetaUpdate) -> Result<Changed> {
+    // Test hook: a joiner that learns of buckets late (see `fault::hold_bmd`).
+    if upd.bmd.is_some() && crate::fault::hold_bmd(state.started) {
+        upd.bmd = None;
+    }
+    let cur = state.tx.borrow().clone();
+    let m = merge(&cur, upd)?;
+    let dir = &state.data_dir;
+    // Persist before publishing: nobody acts on metadata that a crash could take back.
+    if m.changed.smap
+        && let Some(s) = &m.next.smap
+    {
+        store::persist(&dir.join(SMAP_FILE), s)?;
+    }
+    if m.changed.rmd {
+        store::persist(&dir.join(RMD_FILE), &m.next.rmd)?;
+    }
+    if m.changed.bmd {
+        store::persist(&dir.join(BMD_FILE), &m.next.bmd)?;
+    }
+    if m.changed.config {
+        store::persist(&dir.join(CONFIG_FILE), &m.next.config)?;
+    }
+    let changed = m.changed;
+    if changed.any() {
+        state.tx.send_replace(Arc::new(m.next));
+    }
+    match m.refused {
+        Some(e) => Err(e),
+        None => Ok(changed),
+    }
+}

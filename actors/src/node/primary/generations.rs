@@ -1,0 +1,122 @@
+//! Rebalance generations as the primary runs them (DESIGN §8): a new RMD version per generation
+//! (with the map change that caused it, in one push), the tracker of its progress, the targets'
+//! reports, and its completion, which finalises the lifecycle operations waiting on it — unless
+//! some objects did not move.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use super::PrimaryState;
+use super::push::{self, Push};
+use crate::error::{Error, Result};
+use crate::logic::generation::new_rmd;
+use crate::logic::progress::Tracker;
+use crate::proto::msg::{RebReportAck, Reply, Rpc};
+use crate::types::meta::MetaUpdate;
+use crate::types::smap::{NodeId, Rmd, Smap, rebalance_id};
+use crate::types::status::{Stage, TargetRebStatus};
+
+/// Commits `map_change` (if any) with a new RMD over the resulting map, and tracks it. Returns
+/// the RMD and the push to send.
+pub async fn start(state: &mut PrimaryState, map_change: Option<Smap>) -> Result<(Rmd, Push)> {
+    let basis = match &map_change {
+        Some(s) => s.clone(),
+        None => state.smap()?,
+    };
+    let rmd = new_rmd(&basis, state.a.meta.get().rmd.version);
+    let push = push::commit(
+        state,
+        MetaUpdate {
+            smap: map_change,
+            rmd: Some(rmd.clone()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    track(state, &rmd);
+    Ok((rmd, push))
+}
+
+pub fn track(state: &mut PrimaryState, rmd: &Rmd) {
+    let participants: BTreeSet<NodeId> = rmd.participants.iter().cloned().collect();
+    if let Some(s) = state.a.meta.get().smap.as_ref() {
+        for t in s.targets.values() {
+            if !participants.contains(&t.id) && state.offline.contains(&t.id) {
+                state.missed.insert(t.id.clone());
+            }
+        }
+    }
+    state.tracker = Some(Tracker::new(
+        rmd.version,
+        participants,
+        rmd.finalize.clone(),
+        Instant::now(),
+        crate::types::unix_secs(),
+    ));
+}
+
+/// The refusal of a membership change while a generation runs (DESIGN §7).
+pub fn busy(op: &str, t: &Tracker) -> Error {
+    Error::Busy(format!(
+        "cluster membership \"{op}\" is currently busy (rebalance[{}] is running), please try again",
+        rebalance_id(t.generation)
+    ))
+}
+
+/// A target's progress report. The answer says how far the slowest participant is.
+pub async fn report(state: &mut PrimaryState, r: TargetRebStatus) -> Result<Reply> {
+    let id = NodeId(r.id.clone());
+    state.last_seen.insert(id.clone(), Instant::now());
+    let current = state.a.meta.get().rmd.version;
+    if state.tracker.is_none() && r.generation == current && r.stage < Stage::Done {
+        // A generation started under a previous primary (or before this actor restarted) is
+        // still running there and nobody tracks it: start a fresh one (the walk is idempotent)
+        // so it completes and is seen.
+        if let Ok(smap) = state.smap()
+            && smap.count_active_targets() > 0
+            && let Ok((rmd, push)) = start(state, None).await
+        {
+            push.spawn();
+            tracing::info!(old = %rebalance_id(current), new = %rmd.rebalance_id(), "resuming an untracked rebalance");
+        }
+    }
+    let mut complete = false;
+    if let Some(t) = state.tracker.as_mut() {
+        t.record(r, Instant::now());
+        complete = t.running() && t.all_done();
+    }
+    if complete {
+        complete_generation(state).await;
+    }
+    let current = state.a.meta.get().rmd.version;
+    let min_stage = state
+        .tracker
+        .as_ref()
+        .filter(|t| t.generation == current)
+        .map(|t| t.min_stage())
+        .unwrap_or(Stage::Init);
+    Ok(TargetRebStatus::reply(RebReportAck {
+        min_stage,
+        current_gen: current,
+    }))
+}
+
+/// Every participant is done: finalise the lifecycle steps waiting on this generation, unless
+/// objects failed to move (finalising would strand or wipe them: the nodes stay in transition,
+/// and repeating the operation starts a new generation).
+pub async fn complete_generation(state: &mut PrimaryState) {
+    let Some(t) = state.tracker.as_mut() else {
+        return;
+    };
+    t.finish(Instant::now(), crate::types::unix_secs());
+    let g = t.generation;
+    tracing::info!(generation = %rebalance_id(g), "rebalance finished on every target");
+    let (nodes, errors) = (t.finalize.clone(), t.errors());
+    if errors > 0 {
+        tracing::error!(generation = %rebalance_id(g), errors, "rebalance finished with errors; lifecycle operations not finalised");
+        return;
+    }
+    if let Err(e) = super::finalize::finalize(state, &nodes, true, None).await {
+        tracing::error!(error = %e, "finalizing lifecycle operations failed");
+    }
+}

@@ -1,0 +1,233 @@
+//! The primary (DESIGN §3, §7, §9): the only creator of cluster metadata versions. It admits
+//! joins and lifecycle operations (one membership change at a time), bumps and distributes the
+//! map, tracks keepalives, follows the rebalance of each generation, and finalises lifecycle
+//! operations when their rebalance is done.
+//!
+//! The actor never awaits the network inside a handler: pushes, probes, notices and dry runs
+//! run in tasks that answer the client themselves or report back to the actor as messages, so a
+//! keepalive is never stuck behind a slow node. Its state is rebuilt from the map and the RMD
+//! when it starts (after an election, or a restart by the node's supervisor): generations left
+//! in flight are resumed.
+//!
+//! `membership` (joins, keepalives, offline detection, removal), `ops` (lifecycle, buckets,
+//! cluster-wide operations, finalisation), `generations` (starting, tracking and completing
+//! rebalance generations), `push` (metasync).
+
+mod finalize;
+mod generations;
+mod membership;
+mod ops;
+mod push;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+pub use push::fetch_stats;
+
+use super::meta::MetaHandle;
+use crate::error::{Error, Result};
+use crate::logic::progress::Tracker;
+use crate::proto::msg::{Control, GetRebStatus, Reply, Rpc};
+use crate::proto::pool::Pool;
+use crate::types::lifecycle::LifecycleRequest;
+use crate::types::smap::{Node, NodeId, Role, Smap};
+use crate::types::status::RebalanceStatus;
+
+pub struct PrimaryActor;
+
+pub struct PrimaryArgs {
+    pub me: Node,
+    pub meta: MetaHandle,
+    pub pool: Arc<Pool>,
+}
+
+/// Where a control request's answer goes.
+pub type ReplyTo = RpcReplyPort<Result<Reply>>;
+
+pub enum PrimaryMsg {
+    /// A control request from a client or a node.
+    Control(Control, ReplyTo),
+    /// The map facts `show cluster` needs (the stats fan-out happens outside the actor).
+    Snapshot(RpcReplyPort<Snapshot>),
+    /// Periodic: offline detection, removal after grace, "am I still primary".
+    Tick,
+    /// Shortly after becoming primary: announce, refresh the proxy URLs, and finish lifecycle
+    /// operations a previous primary (or incarnation) left in flight.
+    Resume,
+    /// An admin join's handshake answered (or not).
+    AdminJoinMet {
+        addr: String,
+        role: Option<Role>,
+        node: Result<Node>,
+        reply: ReplyTo,
+    },
+    /// stop-maintenance's nodes were probed: `silent` did not answer.
+    Probed {
+        req: LifecycleRequest,
+        silent: Vec<(Node, String)>,
+        reply: ReplyTo,
+    },
+    /// remove-from-smap: the node went silent; drop it now.
+    Silenced { node: NodeId, reply: ReplyTo },
+    /// Decommissioned nodes were told to wipe themselves: drop them from the map, then answer
+    /// `reply` (if any) with `value`.
+    Decommissioned {
+        nodes: Vec<NodeId>,
+        then: Option<(ReplyTo, Reply)>,
+    },
+}
+
+/// What `show cluster` needs from the primary's state.
+pub struct Snapshot {
+    pub smap: Smap,
+    pub offline: HashSet<NodeId>,
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+pub struct PrimaryState {
+    a: Arc<PrimaryArgs>,
+    myself: ActorRef<PrimaryMsg>,
+    last_seen: HashMap<NodeId, Instant>,
+    offline: HashSet<NodeId>,
+    tracker: Option<Tracker>,
+    /// Targets that were offline when a generation started: they rebalance when they return.
+    missed: HashSet<NodeId>,
+    /// Ticks so far; every few, check that no other primary was elected meanwhile.
+    ticks: u64,
+}
+
+impl PrimaryState {
+    fn smap(&self) -> Result<Smap> {
+        self.a
+            .meta
+            .get()
+            .smap
+            .clone()
+            .ok_or_else(|| Error::NotFound("no cluster map".into()))
+    }
+
+    fn status(&self) -> Option<RebalanceStatus> {
+        self.tracker.as_ref().map(|t| t.status(&self.offline))
+    }
+}
+
+impl Actor for PrimaryActor {
+    type Msg = PrimaryMsg;
+    type State = PrimaryState;
+    type Arguments = PrimaryArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: PrimaryArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        crate::fault::maybe_panic("primary");
+        let now = Instant::now();
+        let meta = args.meta.get();
+        let last_seen = meta
+            .smap
+            .as_ref()
+            .map(|s| s.all_nodes().map(|n| (n.id.clone(), now)).collect())
+            .unwrap_or_default();
+        let every = meta.config.keepalive.interval() / 2;
+        myself.send_interval(every, || PrimaryMsg::Tick);
+        myself.send_after(Duration::from_millis(300), || PrimaryMsg::Resume);
+        tracing::info!("primary actor started");
+        Ok(PrimaryState {
+            a: Arc::new(args),
+            myself,
+            last_seen,
+            offline: HashSet::new(),
+            tracker: None,
+            missed: HashSet::new(),
+            ticks: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PrimaryMsg::Control(c, reply) => control(state, c, reply).await,
+            PrimaryMsg::Snapshot(reply) => {
+                let smap = state
+                    .a
+                    .meta
+                    .get()
+                    .smap
+                    .clone()
+                    .unwrap_or_else(|| Smap::bootstrap(state.a.me.clone()));
+                let _ = reply.send(Snapshot {
+                    smap,
+                    offline: state.offline.clone(),
+                    rebalance: state.status(),
+                });
+            }
+            PrimaryMsg::Tick => {
+                crate::fault::maybe_panic("primary");
+                membership::tick(state).await;
+            }
+            PrimaryMsg::Resume => membership::resume(state).await,
+            PrimaryMsg::AdminJoinMet {
+                addr,
+                role,
+                node,
+                reply,
+            } => membership::admin_join_met(state, addr, role, node, reply).await,
+            PrimaryMsg::Probed { req, silent, reply } => {
+                if let Some((n, e)) = silent.first() {
+                    let _ = reply.send(Err(Error::BadRequest(format!(
+                        "{} does not answer at {} ({e}): start it first, then run stop-maintenance",
+                        n.display_name(),
+                        n.addr
+                    ))));
+                } else {
+                    ops::lifecycle(state, req, reply, true).await;
+                }
+            }
+            PrimaryMsg::Silenced { node, reply } => {
+                membership::remove_silenced(state, node, reply).await
+            }
+            PrimaryMsg::Decommissioned { nodes, then } => {
+                finalize::remove_decommissioned(state, nodes, then).await
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Routes one control request; most answer through `reply` from here, some from a task.
+async fn control(state: &mut PrimaryState, c: Control, reply: ReplyTo) {
+    match c {
+        Control::Keepalive(hb) => {
+            let _ = reply.send(membership::keepalive(state, hb));
+        }
+        Control::Join(j) => membership::self_join(state, j, reply).await,
+        Control::RebReport(r) => {
+            let res = generations::report(state, *r).await;
+            let _ = reply.send(res);
+        }
+        Control::GetRebStatus(_) => {
+            let s = state.status().map(Box::new);
+            let _ = reply.send(Ok(GetRebStatus::reply(s)));
+        }
+        Control::Lifecycle(req) => ops::lifecycle(state, req, reply, false).await,
+        Control::AdminJoin(j) => membership::admin_join(state, j, reply),
+        Control::RemoveFromSmap(r) => membership::remove_from_smap(state, r.node, reply),
+        Control::Cluster(op) => ops::cluster_op(state, op, reply),
+        Control::CreateBucket(b) => ops::bucket_op(state, b.bucket, true, reply).await,
+        Control::DestroyBucket(b) => ops::bucket_op(state, b.bucket, false, reply).await,
+        Control::GetClusterStatus(_) => {
+            // Answered by the server with a snapshot and a stats fan-out.
+            let _ = reply.send(Err(Error::BadRequest(
+                "cluster status is built by the server".into(),
+            )));
+        }
+    }
+}

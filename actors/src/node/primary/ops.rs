@@ -1,0 +1,276 @@
+//! Operations an admin asks for (DESIGN §7): lifecycle steps (with their dry run and the probe
+//! stop-maintenance needs), bucket create/destroy, cluster-wide shutdown and decommission, and
+//! the final step of lifecycle operations.
+
+use std::time::Duration;
+
+use super::finalize;
+use super::generations::{self, busy};
+use super::push::{self, METASYNC_TIMEOUT};
+use super::{PrimaryMsg, PrimaryState, ReplyTo};
+use crate::error::{Error, Result};
+use crate::logic::{admission, names, plan};
+use crate::proto::msg::{CreateBucket, GetNodeStats, PlanMoves, Reply, Rpc};
+use crate::types::lifecycle::{
+    ClusterOp, LifecycleOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove,
+};
+use crate::types::meta::MetaUpdate;
+use crate::types::smap::{Flags, NodeId, Smap};
+
+/// A lifecycle step. `probed`: stop-maintenance's nodes were found answering.
+pub async fn lifecycle(
+    state: &mut PrimaryState,
+    req: LifecycleRequest,
+    reply: ReplyTo,
+    probed: bool,
+) {
+    if req.dry_run {
+        dry_run(state, req, reply);
+        return;
+    }
+    match run_lifecycle(state, req, probed).await {
+        Ok(Step::Answer(value, then)) => match then {
+            Some(push) => push.spawn_then(move || {
+                let _ = reply.send(Ok(value));
+            }),
+            None => {
+                let _ = reply.send(Ok(value));
+            }
+        },
+        Ok(Step::Probe(req, nodes)) => {
+            let (pool, me) = (state.a.pool.clone(), state.myself.clone());
+            tokio::spawn(async move {
+                // A node must be up to come back (AIStore health-checks it first): otherwise
+                // the rebalance would wait for it forever.
+                let calls = nodes.into_iter().map(|n| {
+                    let pool = pool.clone();
+                    async move {
+                        let r = pool
+                            .rpc(&n.addr, GetNodeStats, Duration::from_secs(2))
+                            .await;
+                        (n, r)
+                    }
+                });
+                let silent = futures::future::join_all(calls)
+                    .await
+                    .into_iter()
+                    .filter_map(|(n, r)| r.err().map(|e| (n, e.to_string())))
+                    .collect();
+                let _ = me.cast(PrimaryMsg::Probed { req, silent, reply });
+            });
+        }
+        Ok(Step::Finalize(nodes, value)) => {
+            if let Err(e) = finalize::finalize(state, &nodes, false, Some((reply, value))).await {
+                tracing::error!(error = %e, "finalizing lifecycle operations failed");
+            }
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+/// What a lifecycle request leads to (short-lived: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// Answer (after the push, if any).
+    Answer(Reply, Option<push::Push>),
+    /// Probe these nodes first (stop-maintenance), then run again.
+    Probe(LifecycleRequest, Vec<crate::types::smap::Node>),
+    /// No rebalance: finalise these nodes now, then answer.
+    Finalize(Vec<NodeId>, Reply),
+}
+
+async fn run_lifecycle(
+    state: &mut PrimaryState,
+    req: LifecycleRequest,
+    probed: bool,
+) -> Result<Step> {
+    let smap = state.smap()?;
+    if let Some(t) = state.tracker.as_ref().filter(|t| t.running()) {
+        // stop-maintenance may interrupt a maintenance/shutdown whose rebalance still runs.
+        let interrupting = req.op == LifecycleOp::StopMaintenance
+            && req.nodes.iter().all(|n| {
+                t.finalize.contains(n)
+                    && smap.get(n).is_some_and(|x| {
+                        x.flags.contains(Flags::MAINT) && !x.flags.contains(Flags::DECOMM)
+                    })
+            });
+        if !interrupting {
+            return Err(busy(req.op.as_str(), t));
+        }
+    }
+    let adm = admission::admit(&smap, &req)?;
+    if req.op == LifecycleOp::StopMaintenance && !probed {
+        let nodes: Vec<_> = adm
+            .affected
+            .iter()
+            .filter(|id| **id != state.a.me.id)
+            .filter_map(|id| smap.get(id).cloned())
+            .collect();
+        if !nodes.is_empty() {
+            return Ok(Step::Probe(req, nodes));
+        }
+    }
+    let enabled = state.a.meta.get().config.rebalance.enabled;
+    let rebalance = adm.rebalance && enabled;
+    if req.no_rebalance && adm.moves_data {
+        tracing::warn!(op = %req.op, "lifecycle without rebalance: data on the nodes is not migrated");
+    }
+    let mut out = LifecycleReply {
+        rebalance_id: None,
+        smap_version: adm.smap.as_ref().map(|s| s.version).unwrap_or(smap.version),
+        affected: adm.affected.iter().map(|n| n.0.clone()).collect(),
+        skipped: adm.skipped.iter().map(|n| n.0.clone()).collect(),
+        completed: vec![],
+        plan: None,
+    };
+    if adm.affected.is_empty() {
+        return Ok(Step::Answer(req_reply(out), None));
+    }
+    if rebalance {
+        let (rmd, push) = generations::start(state, adm.smap.clone()).await?;
+        out.rebalance_id = Some(rmd.rebalance_id());
+        tracing::info!(op = %req.op, nodes = ?out.affected, generation = %rmd.rebalance_id(), "lifecycle operation started");
+        return Ok(Step::Answer(req_reply(out), Some(push)));
+    }
+    if let Some(next) = adm.smap.clone() {
+        push::commit(state, MetaUpdate::smap(next)).await?.spawn();
+    }
+    // No migration: the final step runs now.
+    out.completed = out.affected.clone();
+    out.smap_version = state.smap()?.version;
+    Ok(Step::Finalize(adm.affected, req_reply(out)))
+}
+
+fn req_reply(r: LifecycleReply) -> Reply {
+    LifecycleRequest::reply(Box::new(r))
+}
+
+/// Cluster-wide shutdown or decommission: every other node is told (from a task), the answer
+/// sent, and this node goes last.
+pub fn cluster_op(state: &mut PrimaryState, op: ClusterOp, reply: ReplyTo) {
+    let action = match op {
+        ClusterOp::Shutdown => NodeAction::Shutdown,
+        ClusterOp::Decommission { rm_user_data } => NodeAction::Decommission { rm_user_data },
+    };
+    let meta = state.a.meta.get();
+    let others: Vec<String> = meta
+        .smap
+        .as_ref()
+        .map(|s| {
+            s.all_nodes()
+                .filter(|n| n.id != state.a.me.id)
+                .map(|n| n.addr.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (pool, me) = (state.a.pool.clone(), state.a.me.addr.clone());
+    tokio::spawn(async move {
+        let calls = others
+            .iter()
+            .map(|a| pool.rpc(a, action.clone(), METASYNC_TIMEOUT));
+        futures::future::join_all(calls).await;
+        let _ = reply.send(Ok(ClusterOp::reply(())));
+        // The primary goes last, after its answer is on the way, told like any other node.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = pool.rpc(&me, action, METASYNC_TIMEOUT).await;
+    });
+}
+
+pub async fn bucket_op(state: &mut PrimaryState, bucket: String, create: bool, reply: ReplyTo) {
+    let res = async {
+        names::validate_bucket(&bucket)?;
+        let mut bmd = state.a.meta.get().bmd.clone();
+        match (create, bmd.buckets.contains(&bucket)) {
+            (true, true) => {
+                return Err(Error::BadRequest(format!(
+                    "bucket {bucket:?} already exists"
+                )));
+            }
+            (false, false) => {
+                return Err(Error::NotFound(format!("bucket {bucket:?} does not exist")));
+            }
+            (true, false) => bmd.buckets.insert(bucket),
+            (false, true) => bmd.buckets.remove(&bucket),
+        };
+        bmd.version += 1;
+        push::commit(
+            state,
+            MetaUpdate {
+                bmd: Some(bmd),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+    .await;
+    match res {
+        Ok(push) => push.spawn_then(move || {
+            let _ = reply.send(Ok(CreateBucket::reply(())));
+        }),
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+/// Dry run: admission here, then a task asks every target what it would move and every node
+/// for its capacity, and answers.
+fn dry_run(state: &mut PrimaryState, req: LifecycleRequest, reply: ReplyTo) {
+    let res = (|| {
+        let smap = state.smap()?;
+        let adm = admission::admit(&smap, &req)?;
+        Ok::<_, Error>((smap, adm))
+    })();
+    let (smap, adm) = match res {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = reply.send(Err(e));
+            return;
+        }
+    };
+    let enabled = state.a.meta.get().config.rebalance.enabled;
+    let pool = state.a.pool.clone();
+    tokio::spawn(async move {
+        let (mut outline, ask) = plan::outline(&smap, &req, &adm, enabled);
+        let next = adm.smap.clone().unwrap_or_else(|| smap.clone());
+        if ask {
+            let (moves, warnings) = ask_moves(&pool, &smap, &next).await;
+            outline.warnings.extend(warnings);
+            let stats = push::fetch_stats(&pool, &smap).await;
+            outline = plan::complete(outline, &smap, &next, moves, &stats);
+        }
+        let value = LifecycleRequest::reply(Box::new(LifecycleReply {
+            rebalance_id: None,
+            smap_version: smap.version,
+            plan: Some(outline),
+            ..Default::default()
+        }));
+        let _ = reply.send(Ok(value));
+    });
+}
+
+/// What each target would send where under `next`; targets that do not answer are named.
+async fn ask_moves(
+    pool: &crate::proto::pool::Pool,
+    smap: &Smap,
+    next: &Smap,
+) -> (Vec<PlanMove>, Vec<String>) {
+    let calls = smap.targets.values().map(|t| {
+        let req = PlanMoves { smap: next.clone() };
+        let (addr, id) = (t.addr.clone(), t.id.clone());
+        async move { (id, pool.rpc(&addr, req, Duration::from_secs(120)).await) }
+    });
+    let mut moves = Vec::new();
+    let mut warnings = Vec::new();
+    for (id, r) in futures::future::join_all(calls).await {
+        match r {
+            Ok(m) => moves.extend(m),
+            Err(e) => warnings.push(format!(
+                "t[{id}] did not answer ({e}); its objects are not counted"
+            )),
+        }
+    }
+    (moves, warnings)
+}

@@ -1,0 +1,113 @@
+//! Metasync (DESIGN §3): the primary persists a change locally (through the node's metadata
+//! writer — local disk, no network), then pushes it to every other node from a task. The actor
+//! never waits on the network: whoever needs the push to have happened (a client told "started
+//! g5" relies on every reachable node knowing g5) gets its answer from that task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::PrimaryState;
+use crate::error::Result;
+use crate::proto::msg::GetNodeStats;
+use crate::proto::pool::Pool;
+use crate::types::meta::MetaUpdate;
+use crate::types::smap::{NodeId, Smap};
+use crate::types::status::NodeStats;
+
+/// How long a node's stats may take when `show cluster` asks.
+pub const STATS_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// How long a push may wait for one node.
+pub const METASYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A committed change on its way to the other nodes.
+pub struct Push {
+    upd: MetaUpdate,
+    to: Vec<(NodeId, String)>,
+    pool: Arc<Pool>,
+}
+
+impl Push {
+    /// Pushes to every node (at once); returns the nodes that did not take it.
+    pub async fn send(self) -> Vec<NodeId> {
+        let calls = self.to.iter().map(|(id, addr)| {
+            let (pool, upd) = (self.pool.clone(), self.upd.clone());
+            async move { (id.clone(), pool.rpc(addr, upd, METASYNC_TIMEOUT).await) }
+        });
+        let mut failed = Vec::new();
+        for (id, r) in futures::future::join_all(calls).await {
+            if let Err(e) = r {
+                tracing::debug!(node = %id, error = %e, "metasync failed (will catch up)");
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
+    /// Pushes in a task, then runs `then`.
+    pub fn spawn_then(self, then: impl FnOnce() + Send + 'static) {
+        tokio::spawn(async move {
+            self.send().await;
+            then();
+        });
+    }
+
+    pub fn spawn(self) {
+        self.spawn_then(|| {});
+    }
+}
+
+/// Every other node of `smap`, with its address.
+fn others(smap: &Smap, me: &NodeId) -> Vec<(NodeId, String)> {
+    smap.all_nodes()
+        .filter(|n| &n.id != me)
+        .map(|n| (n.id.clone(), n.addr.clone()))
+        .collect()
+}
+
+/// A push of `upd` to every other node of the current map.
+pub fn push(state: &PrimaryState, upd: MetaUpdate) -> Push {
+    let meta = state.a.meta.get();
+    let to = meta
+        .smap
+        .as_ref()
+        .map(|s| others(s, &state.a.me.id))
+        .unwrap_or_default();
+    Push {
+        upd,
+        to,
+        pool: state.a.pool.clone(),
+    }
+}
+
+/// Persists and publishes `upd` locally, and returns its push to the others (in the new map).
+pub async fn commit(state: &PrimaryState, upd: MetaUpdate) -> Result<Push> {
+    state.a.meta.apply(upd.clone()).await?;
+    Ok(push(state, upd))
+}
+
+/// Everything a node needs, for one that is new or reported an old version, pushed to it alone
+/// from a task.
+pub fn catch_up(state: &PrimaryState, addr: String) {
+    let upd = state.a.meta.get().as_update();
+    let pool = state.a.pool.clone();
+    tokio::spawn(async move {
+        let _ = pool.rpc(&addr, upd, METASYNC_TIMEOUT).await;
+    });
+}
+
+/// Every node's stats (nodes that do not answer in time are `None`).
+pub async fn fetch_stats(
+    pool: &Pool,
+    smap: &Smap,
+) -> std::collections::HashMap<NodeId, Option<NodeStats>> {
+    let calls = smap.all_nodes().map(|n| async move {
+        let s = pool
+            .rpc(&n.addr, GetNodeStats, STATS_TIMEOUT)
+            .await
+            .ok()
+            .map(|b| *b);
+        (n.id.clone(), s)
+    });
+    futures::future::join_all(calls).await.into_iter().collect()
+}

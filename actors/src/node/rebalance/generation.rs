@@ -1,0 +1,269 @@
+//! One rebalance generation on one target: its marker, its joggers (one per mountpath, restarted
+//! if one fails), its reporter, and the end of it — post-traverse waits (through the primary)
+//! until every participant has finished sending, then fin and done.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::jogger::{self, JoggerActor, JoggerArgs};
+use super::{Counters, MARKER, RebMsg};
+use crate::error::{Error, Result};
+use crate::node::Restarts;
+use crate::node::meta::MetaHandle;
+use crate::proto::pool::Pool;
+use crate::store::LocalStore;
+use crate::types::smap::NodeId;
+use crate::types::status::Stage;
+
+/// How often a running generation reports to the primary.
+const REPORT_EVERY: Duration = Duration::from_millis(500);
+/// A jogger that fails more often than this aborts the generation (with errors).
+const MAX_JOGGER_RESTARTS: u32 = 5;
+
+pub struct GenerationActor;
+
+pub struct GenArgs {
+    pub me: NodeId,
+    pub generation: u64,
+    pub meta: MetaHandle,
+    pub pool: Arc<Pool>,
+    pub store: Arc<LocalStore>,
+    pub data_dir: PathBuf,
+    pub counters: Arc<Counters>,
+    pub cancel: CancellationToken,
+    pub restarts: Arc<Restarts>,
+    pub manager: ActorRef<RebMsg>,
+}
+
+pub enum GenMsg {
+    /// Every participant is past traverse: finish.
+    AllSent,
+}
+
+pub struct GenState {
+    args: Arc<GenArgs>,
+    /// Mountpaths whose jogger has not finished.
+    left: Vec<usize>,
+    /// Jogger actors by mountpath, to tell which one failed.
+    joggers: Vec<Option<ractor::ActorId>>,
+    jogger_failures: u32,
+    _cancel: DropGuard,
+}
+
+impl Actor for GenerationActor {
+    type Msg = GenMsg;
+    type State = GenState;
+    type Arguments = GenArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: GenArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let g = args.generation;
+        crate::store::write_atomic(&args.data_dir.join(MARKER), g.to_string().as_bytes())?;
+        tracing::info!(generation = %format!("g{g}"), "rebalance started");
+        args.counters.set_stage(Stage::Traverse);
+        let n = args.store.mountpaths.len();
+        let args = Arc::new(args);
+        let mut state = GenState {
+            args: args.clone(),
+            left: (0..n).collect(),
+            joggers: vec![None; n],
+            jogger_failures: 0,
+            _cancel: args.cancel.clone().drop_guard(),
+        };
+        for i in 0..n {
+            spawn_jogger(&myself, &mut state, i).await?;
+        }
+        spawn_reporter(args);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            GenMsg::AllSent => {
+                let a = &state.args;
+                let c = &a.counters;
+                c.set_stage(Stage::Fin);
+                // With errors the marker stays, so a restart runs a new generation.
+                if c.errors() == 0 {
+                    let _ = std::fs::remove_file(a.data_dir.join(MARKER));
+                }
+                c.set_stage(Stage::Done);
+                c.set_blocked(None);
+                // The primary completes the operation on this report: make sure it arrives.
+                let args = a.clone();
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        if report(&args).await.is_ok() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                });
+                tracing::info!(
+                    generation = %format!("g{}", a.generation),
+                    tx = c.tx_objs.load(std::sync::atomic::Ordering::Relaxed),
+                    rx = c.rx_objs.load(std::sync::atomic::Ordering::Relaxed),
+                    "rebalance done"
+                );
+                a.cancel.cancel();
+                let _ = a.manager.cast(RebMsg::Ended {
+                    generation: a.generation,
+                });
+                myself.stop(Some("done".into()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // A jogger that finished is done with its mountpath; a failed one walks it again (the
+        // walk is idempotent); one that keeps failing aborts the generation, whose marker stays
+        // so the cluster retries.
+        let (cell, err) = match evt {
+            SupervisionEvent::ActorTerminated(cell, _, Some(reason)) if reason == jogger::DONE => {
+                if let Some(i) = state
+                    .joggers
+                    .iter()
+                    .position(|j| j.as_ref() == Some(&cell.get_id()))
+                {
+                    state.joggers[i] = None;
+                    state.left.retain(|m| *m != i);
+                    if state.left.is_empty() {
+                        state.args.counters.set_stage(Stage::PostTraverse);
+                        wait_for_peers(state.args.clone(), myself.clone());
+                    }
+                }
+                return Ok(());
+            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err),
+            _ => return Ok(()),
+        };
+        let Some(i) = state
+            .joggers
+            .iter()
+            .position(|j| j.as_ref() == Some(&cell.get_id()))
+        else {
+            return Ok(());
+        };
+        state.joggers[i] = None;
+        if state.args.cancel.is_cancelled() {
+            return Ok(());
+        }
+        state.jogger_failures += 1;
+        let n = state.args.restarts.bump("jogger");
+        tracing::error!(mountpath = i, restarts = n, error = %err, "jogger failed");
+        if state.jogger_failures > MAX_JOGGER_RESTARTS {
+            tracing::error!("joggers keep failing; aborting the generation");
+            Counters::add(&state.args.counters.errors, 1);
+            state.args.counters.set_stage(Stage::Aborted);
+            state.args.cancel.cancel();
+            let _ = state.args.manager.cast(RebMsg::Ended {
+                generation: state.args.generation,
+            });
+            myself.stop(Some("joggers failed".into()));
+            return Ok(());
+        }
+        if let Err(e) = spawn_jogger(&myself, state, i).await {
+            tracing::error!(error = %e, "cannot restart jogger");
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.args.cancel.cancel();
+        if state.args.counters.stage() != Stage::Done {
+            state.args.counters.set_stage(Stage::Aborted);
+        }
+        Ok(())
+    }
+}
+
+async fn spawn_jogger(
+    myself: &ActorRef<GenMsg>,
+    state: &mut GenState,
+    mountpath: usize,
+) -> Result<(), ActorProcessingErr> {
+    let a = &state.args;
+    let args = JoggerArgs {
+        me: a.me.clone(),
+        generation: a.generation,
+        mountpath,
+        meta: a.meta.clone(),
+        pool: a.pool.clone(),
+        store: a.store.clone(),
+        counters: a.counters.clone(),
+        cancel: a.cancel.clone(),
+    };
+    let (j, _) = Actor::spawn_linked(None, JoggerActor, args, myself.get_cell()).await?;
+    state.joggers[mountpath] = Some(j.get_id());
+    Ok(())
+}
+
+/// Sends this target's progress to the primary; the answer says how far the slowest is.
+async fn report(a: &GenArgs) -> Result<Stage> {
+    let status = a.counters.snapshot(a.me.as_str());
+    let addr = a
+        .meta
+        .get()
+        .primary_addr()
+        .ok_or_else(|| Error::NotFound("no primary".into()))?;
+    let ack = a.pool.rpc(&addr, status, Duration::from_secs(5)).await?;
+    Ok(ack.min_stage)
+}
+
+fn spawn_reporter(a: Arc<GenArgs>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = report(&a).await {
+                tracing::debug!(error = %e, "rebalance report failed");
+            }
+            tokio::select! {
+                _ = a.cancel.cancelled() => break,
+                _ = tokio::time::sleep(REPORT_EVERY) => {}
+            }
+        }
+    });
+}
+
+/// Post-traverse: poll until every participant has finished sending, then finish.
+fn wait_for_peers(a: Arc<GenArgs>, me: ActorRef<GenMsg>) {
+    tokio::spawn(async move {
+        loop {
+            match report(&a).await {
+                Ok(min) if min >= Stage::PostTraverse => {
+                    let _ = me.cast(GenMsg::AllSent);
+                    return;
+                }
+                Ok(_) => a.counters.set_blocked(None),
+                Err(e) => a
+                    .counters
+                    .set_blocked(Some(format!("primary unreachable: {e}"))),
+            }
+            tokio::select! {
+                _ = a.cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    });
+}

@@ -1,0 +1,371 @@
+//! A jogger walks one mountpath for one generation: first it counts what must move (for totals
+//! and ETA), then it moves it. A remote move is send → receiver writes atomically and verifies
+//! the checksum → ack → only then delete here. Walking is idempotent, so a later generation
+//! converges wherever an earlier one stopped.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio_util::sync::CancellationToken;
+
+use super::Counters;
+use crate::error::{Error, Result};
+use crate::logic::placement;
+use crate::node::meta::MetaHandle;
+use crate::proto::msg::{Msg, RebObject, Reply, expect_go_ahead};
+use crate::proto::pool::Pool;
+use crate::store::LocalStore;
+use crate::store::object::{self as store, ObjMeta};
+use crate::types::smap::{Node, NodeId};
+
+/// The stop reason of a jogger that walked its whole mountpath.
+pub const DONE: &str = "done";
+
+pub struct JoggerActor;
+
+pub struct JoggerArgs {
+    pub me: NodeId,
+    pub generation: u64,
+    /// Index of the mountpath this jogger walks.
+    pub mountpath: usize,
+    pub meta: MetaHandle,
+    pub pool: Arc<Pool>,
+    pub store: Arc<LocalStore>,
+    pub counters: Arc<Counters>,
+    pub cancel: CancellationToken,
+}
+
+pub enum JoggerMsg {
+    /// The walk task ended (`Err` = it failed).
+    Finished(std::result::Result<(), String>),
+    /// Test builds: an injected failure of this jogger.
+    Panic,
+}
+
+impl Actor for JoggerActor {
+    type Msg = JoggerMsg;
+    type State = JoggerArgs;
+    type Arguments = JoggerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: JoggerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        // The walk runs in a task so the actor stays responsive to stop requests; it ends with
+        // the generation's token.
+        let w = Walk {
+            me: args.me.clone(),
+            generation: args.generation,
+            mp: args.mountpath,
+            meta: args.meta.clone(),
+            pool: args.pool.clone(),
+            store: args.store.clone(),
+            c: args.counters.clone(),
+            cancel: args.cancel.clone(),
+            actor: myself.clone(),
+        };
+        tokio::spawn(async move {
+            let res = w.walk().await;
+            let _ = myself.cast(JoggerMsg::Finished(res.map_err(|e| e.to_string())));
+        });
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let res = match msg {
+            JoggerMsg::Finished(res) => res,
+            JoggerMsg::Panic => panic!("fault panic_jogger: injected panic"),
+        };
+        match res {
+            Ok(()) => {
+                // The generation learns of it from the termination reason.
+                myself.stop(Some(DONE.into()));
+                Ok(())
+            }
+            Err(e) if state.cancel.is_cancelled() => {
+                tracing::debug!(error = %e, "jogger stopped by abort");
+                myself.stop(None);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Streams `(path, meta)` of every object on a mountpath from a blocking thread through a
+/// bounded channel: memory stays flat whatever the object count.
+fn stream_objects(
+    root: PathBuf,
+    cancel: CancellationToken,
+) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::task::spawn_blocking(move || {
+        let _ = store::walk_objects(&root, |path, _| {
+            if cancel.is_cancelled() {
+                return false;
+            }
+            match store::read_meta(path) {
+                Ok(m) => tx.blocking_send((path.to_path_buf(), m)).is_ok(),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable object skipped");
+                    true
+                }
+            }
+        });
+    });
+    tokio_stream_lite::Receiver(rx)
+}
+
+/// Where an object should go under the current map.
+enum Dest {
+    Stay,
+    Local(usize),
+    Remote(Node),
+}
+
+/// One jogger's walk of one mountpath for one generation.
+struct Walk {
+    me: NodeId,
+    generation: u64,
+    mp: usize,
+    meta: MetaHandle,
+    pool: Arc<Pool>,
+    store: Arc<LocalStore>,
+    c: Arc<Counters>,
+    cancel: CancellationToken,
+    actor: ActorRef<JoggerMsg>,
+}
+
+impl Walk {
+    fn destination(&self, m: &ObjMeta) -> Dest {
+        let meta = self.meta.get();
+        let Some(smap) = meta.smap.as_ref() else {
+            return Dest::Stay;
+        };
+        match placement::owner(smap, &m.bucket, &m.object) {
+            None => Dest::Stay, // no active target at all: nowhere to go
+            Some(o) if o.id != self.me => Dest::Remote(o.clone()),
+            Some(_) => {
+                let want = self.store.mountpath_for(&m.bucket, &m.object);
+                if want == self.mp {
+                    Dest::Stay
+                } else {
+                    Dest::Local(want)
+                }
+            }
+        }
+    }
+
+    async fn walk(&self) -> Result<()> {
+        let root = self.store.path_of(self.mp).to_path_buf();
+        let c = &self.c;
+
+        // Pass 1: count, so progress has totals (and ETA) before the first byte moves.
+        let mut rx = stream_objects(root.clone(), self.cancel.clone());
+        while let Some((_, m)) = rx.next().await {
+            if !matches!(self.destination(&m), Dest::Stay) {
+                Counters::add(&c.objs_total, 1);
+                Counters::add(&c.bytes_total, m.size);
+            }
+        }
+        Counters::add(&c.joggers_counted, 1);
+        if self.cancel.is_cancelled() {
+            return Err(Error::Remote("aborted".into()));
+        }
+
+        // Pass 2: move.
+        let senders = self
+            .meta
+            .get()
+            .config
+            .rebalance
+            .senders_per_mountpath
+            .max(1);
+        let stream = stream_objects(root, self.cancel.clone());
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        stream
+            .for_each_concurrent(senders, |(path, m)| {
+                let failed = &failed;
+                async move {
+                    if self.cancel.is_cancelled() {
+                        return;
+                    }
+                    if crate::fault::take_switch("panic_jogger") {
+                        let _ = self.actor.cast(JoggerMsg::Panic);
+                    }
+                    let res = match self.destination(&m) {
+                        Dest::Stay => Ok(()),
+                        Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|()| {
+                            Counters::add(&c.local_objs, 1);
+                            Counters::add(&c.local_bytes, m.size);
+                        }),
+                        Dest::Remote(node) => {
+                            self.throttle().await;
+                            self.send_with_retry(&node, &path).await
+                        }
+                    };
+                    if let Err(e) = res
+                        && !self.cancel.is_cancelled()
+                    {
+                        tracing::warn!(object = %format!("{}/{}", m.bucket, m.object), error = %e, "rebalance move failed");
+                        Counters::add(&c.errors, 1);
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                }
+            })
+            .await;
+        if self.cancel.is_cancelled() {
+            return Err(Error::Remote("aborted".into()));
+        }
+        if failed.load(Ordering::Relaxed) {
+            // Some objects could not move: keep the marker (the cluster retries in a new
+            // generation) but let this one finish so the operator sees the errors.
+            tracing::warn!(mountpath = self.mp, "rebalance walk finished with errors");
+        }
+        Ok(())
+    }
+
+    /// Keeps this target's outgoing rate under `rebalance.throttle_bytes_per_sec`.
+    async fn throttle(&self) {
+        let limit = self.meta.get().config.rebalance.throttle_bytes_per_sec;
+        if limit == 0 {
+            return;
+        }
+        let sent = self.c.tx_bytes.load(Ordering::Relaxed) as f64;
+        let elapsed = self.c.started_at.elapsed().as_secs_f64();
+        let due = sent / limit as f64;
+        if due > elapsed {
+            let wait = Duration::from_secs_f64((due - elapsed).min(5.0));
+            tokio::select! {
+                _ = self.cancel.cancelled() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Sends one object until it is acked, the generation is aborted, or it fails for good.
+    async fn send_with_retry(&self, node: &Node, path: &std::path::Path) -> Result<()> {
+        let c = &self.c;
+        let mut delay = Duration::from_millis(50);
+        let mut checksum_failures = 0;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Remote("aborted".into()));
+            }
+            match self.send_once(node, path).await {
+                Ok(Some(size)) => {
+                    Counters::add(&c.tx_objs, 1);
+                    Counters::add(&c.tx_bytes, size);
+                    c.set_blocked(None);
+                    return Ok(());
+                }
+                Ok(None) => return Ok(()), // gone or replaced locally meanwhile: nothing to move
+                Err(Error::Checksum(m)) => {
+                    checksum_failures += 1;
+                    c.set_blocked(Some(format!(
+                        "checksum mismatch sending to t[{}]: {m}",
+                        node.id
+                    )));
+                    if checksum_failures >= 3 {
+                        return Err(Error::Checksum(m));
+                    }
+                }
+                Err(Error::BadRequest(m)) if m.contains("stale rebalance generation") => {
+                    return Err(Error::Remote(m));
+                }
+                Err(Error::NoSpace(m)) => {
+                    c.set_blocked(Some(format!("t[{}] disk full: {m}", node.id)));
+                }
+                Err(Error::Busy(m)) => {
+                    // The receiver has not seen this generation (or this bucket) yet; it will
+                    // shortly. Our copy stays until it is installed there.
+                    c.set_blocked(Some(format!("t[{}] not ready: {m}", node.id)));
+                    delay = delay.min(Duration::from_millis(200));
+                }
+                Err(Error::NotFound(m)) => {
+                    // The bucket was destroyed: our copy goes with it, nothing to move.
+                    tracing::debug!(to = %node.id, reason = %m, "rebalance object refused");
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.pool.forget(&node.addr);
+                    c.set_blocked(Some(format!("t[{}] unreachable: {e}", node.id)));
+                }
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(Error::Remote("aborted".into())),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// One attempt: returns the size sent, or `None` if there was nothing to send any more.
+    async fn send_once(&self, node: &Node, path: &std::path::Path) -> Result<Option<u64>> {
+        let (mut file, meta) = match store::open_object(path).await {
+            Ok(x) => x,
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let offer = Msg::from(RebObject {
+            generation: self.generation,
+            meta: meta.clone(),
+            bmd_version: self.meta.get().bmd.version,
+        });
+        // The receiver refuses (busy, stale, bucket gone) before any body byte is sent.
+        let (mut link, first) = self
+            .pool
+            .exchange(&node.addr, offer, Duration::from_secs(5))
+            .await?;
+        if let Err(e) = expect_go_ahead(first) {
+            self.pool.release(link);
+            return Err(e);
+        }
+        let corr = link.conn.last_corr();
+        let io = async {
+            link.conn.send_body(corr, &mut file, meta.size).await?;
+            match link.conn.finish(corr).await? {
+                Msg::Reply(Reply::RebAck(ack)) => Ok(ack.stored),
+                other => Err(Error::Protocol(format!(
+                    "unexpected {} after a rebalance object",
+                    other.name()
+                ))),
+            }
+        };
+        let stored = tokio::time::timeout(Duration::from_secs(60), io)
+            .await
+            .map_err(|_| Error::Timeout(format!("sending to {}", node.addr)))??;
+        self.pool.release(link);
+        // A newer generation may have decided otherwise meanwhile: then it owns the decision
+        // and this copy stays.
+        if stored && self.meta.get().rmd.version == self.generation {
+            self.store.remove_if_version(&meta).await?;
+        }
+        Ok(Some(meta.size))
+    }
+}
+
+/// A minimal `Stream` over a tokio mpsc receiver (avoids another dependency).
+mod tokio_stream_lite {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub struct Receiver<T>(pub tokio::sync::mpsc::Receiver<T>);
+
+    impl<T> futures::Stream for Receiver<T> {
+        type Item = T;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Global rebalance on a target (DESIGN §8): the [`RebalanceActor`] follows the RMD and runs one
+//! generation `g<N>` at a time — a [`generation::GenerationActor`] with a
+//! [`jogger::JoggerActor`] per mountpath that walks objects and sends the misplaced ones to their
+//! new owner (or moves them to the right local mountpath).
+//!
+//! Stages per target: `init → traverse → post-traverse → fin → done`. Traverse counts what must
+//! move (so totals and ETA are known early), then moves it; post-traverse waits until every
+//! participant finished sending (reported through the primary); fin removes the on-disk marker;
+//! done is reported to the primary, which completes the lifecycle operation when every target is
+//! done. A newer generation preempts the running one. A generation owns its actors, tasks,
+//! counters and marker, and releases them however it ends, so an aborted generation never
+//! breaks the next one (AIStore issue #288). After a restart of this actor, a generation whose
+//! marker is still on disk runs again (the walk is idempotent).
+
+mod counters;
+pub mod generation;
+pub mod jogger;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use counters::Counters;
+use generation::{GenArgs, GenMsg, GenerationActor};
+
+use super::Restarts;
+use super::meta::MetaHandle;
+use crate::proto::pool::Pool;
+use crate::store::LocalStore;
+use crate::types::smap::NodeId;
+use crate::types::status::TargetRebStatus;
+
+/// Marker file in the data dir while a generation runs (its number inside): present at boot =
+/// interrupted.
+pub const MARKER: &str = "rebalance.marker";
+
+pub struct RebalanceActor;
+
+pub struct RebArgs {
+    pub me: NodeId,
+    pub meta: MetaHandle,
+    pub pool: Arc<Pool>,
+    pub store: Arc<LocalStore>,
+    pub data_dir: PathBuf,
+    /// RMD version persisted before the process started (see `node::Kit`).
+    pub rmd_at_start: u64,
+    pub restarts: Arc<Restarts>,
+    pub shutdown: CancellationToken,
+}
+
+pub enum RebMsg {
+    /// The metadata changed: start a newer generation if there is one for us.
+    MetaChanged,
+    /// An object of `generation` was received (counted here).
+    Received { generation: u64, bytes: u64 },
+    /// A received object of `generation` failed its checksum.
+    ReceiveError { generation: u64 },
+    /// The running generation ended (done or aborted).
+    Ended { generation: u64 },
+    /// Stop the running generation (the node leaves, or goes silent).
+    Stop,
+    /// This target's view of the latest generation.
+    Status(RpcReplyPort<Option<TargetRebStatus>>),
+    /// Test builds: a chance for an injected fault.
+    FaultCheck,
+}
+
+struct Running {
+    generation: u64,
+    counters: Arc<Counters>,
+    actor: Option<ActorRef<GenMsg>>,
+    /// Cancels the generation's tasks when dropped (however this actor ends).
+    _cancel: DropGuard,
+    cancel: CancellationToken,
+}
+
+pub struct RebState {
+    args: Arc<RebArgs>,
+    current: Option<Running>,
+    /// Cancels the metadata follower when this actor ends.
+    _follow: DropGuard,
+}
+
+impl Actor for RebalanceActor {
+    type Msg = RebMsg;
+    type State = RebState;
+    type Arguments = RebArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: RebArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        crate::fault::maybe_panic("rebalance");
+        let stop = args.shutdown.child_token();
+        let mut rx = args.meta.subscribe();
+        let (me, token) = (myself.clone(), stop.clone());
+        let late = crate::fault::value("delay_rebalance_follow_ms");
+        tokio::spawn(async move {
+            // Test hook: changes that arrive before the follower listens must not be missed
+            // (the watch keeps them).
+            if let Some(ms) = late {
+                tracing::warn!(
+                    ms,
+                    "fault delay_rebalance_follow_ms: following the metadata late"
+                );
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    r = rx.changed() => if r.is_err() || me.cast(RebMsg::MetaChanged).is_err() {
+                        return;
+                    },
+                }
+            }
+        });
+        if crate::fault::switches_enabled() {
+            myself.send_interval(Duration::from_millis(200), || RebMsg::FaultCheck);
+        }
+        let args = Arc::new(args);
+        let mut state = RebState {
+            args: args.clone(),
+            current: None,
+            _follow: stop.drop_guard(),
+        };
+        // What to run now: a generation learned since the process started, or — after a
+        // restart of this actor — the one whose marker says it did not finish.
+        let rmd = args.meta.get().rmd.clone();
+        let restarted = args.restarts.snapshot().contains_key("rebalance");
+        let marker = marker_generation(&args.data_dir);
+        if rmd.version > args.rmd_at_start || (restarted && marker == Some(rmd.version)) {
+            follow(&myself, &mut state).await;
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RebMsg::MetaChanged => follow(&myself, state).await,
+            RebMsg::Received { generation, bytes } => {
+                if let Some(r) = state
+                    .current
+                    .as_ref()
+                    .filter(|r| r.generation == generation)
+                {
+                    Counters::add(&r.counters.rx_objs, 1);
+                    Counters::add(&r.counters.rx_bytes, bytes);
+                }
+            }
+            RebMsg::ReceiveError { generation } => {
+                if let Some(r) = state
+                    .current
+                    .as_ref()
+                    .filter(|r| r.generation == generation)
+                {
+                    Counters::add(&r.counters.errors, 1);
+                }
+            }
+            RebMsg::Ended { generation } => {
+                if let Some(r) = state
+                    .current
+                    .as_mut()
+                    .filter(|r| r.generation == generation)
+                {
+                    r.actor = None;
+                }
+            }
+            RebMsg::Stop => {
+                if let Some(r) = state.current.as_mut() {
+                    abort(r).await;
+                }
+            }
+            RebMsg::Status(reply) => {
+                let s = state
+                    .current
+                    .as_ref()
+                    .map(|r| r.counters.snapshot(state.args.me.as_str()));
+                let _ = reply.send(s);
+            }
+            RebMsg::FaultCheck => crate::fault::maybe_panic("rebalance"),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // A generation actor that fails is started again for the same generation (its walk is
+        // idempotent), as long as it is still the current one.
+        if let SupervisionEvent::ActorFailed(cell, err) = evt
+            && let Some(r) = state.current.as_mut()
+            && r.actor
+                .as_ref()
+                .is_some_and(|a| a.get_id() == cell.get_id())
+        {
+            let n = state.args.restarts.bump("generation");
+            tracing::error!(generation = r.generation, restarts = n, error = %err, "generation actor failed; running it again");
+            let g = r.generation;
+            r.actor = None;
+            r.cancel.cancel();
+            state.current = None;
+            if state.args.meta.get().rmd.version == g {
+                start(&myself, state, g).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Whatever the outcome, nothing of a generation keeps running.
+        if let Some(r) = state.current.as_mut() {
+            abort(r).await;
+        }
+        Ok(())
+    }
+}
+
+/// The generation number in the marker file, if there is one.
+pub fn marker_generation(data_dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(data_dir.join(MARKER))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Starts a new generation when the RMD moved past the running one and names this target.
+async fn follow(myself: &ActorRef<RebMsg>, state: &mut RebState) {
+    let meta = state.args.meta.get();
+    let want = meta.rmd.version;
+    if want == 0 || meta.smap.is_none() {
+        return;
+    }
+    if state.current.as_ref().is_some_and(|r| r.generation >= want) {
+        return;
+    }
+    if !meta.rmd.participants.is_empty() && !meta.rmd.participants.contains(&state.args.me) {
+        // Not part of this generation (e.g. joined right after it started).
+        return;
+    }
+    if let Some(mut old) = state.current.take() {
+        tracing::info!(old = old.generation, new = want, "preempting rebalance");
+        abort(&mut old).await;
+    }
+    start(myself, state, want).await;
+}
+
+async fn start(myself: &ActorRef<RebMsg>, state: &mut RebState, generation: u64) {
+    let a = &state.args;
+    let counters = Arc::new(Counters::new(generation, a.store.mountpaths.len()));
+    let cancel = a.shutdown.child_token();
+    let args = GenArgs {
+        me: a.me.clone(),
+        generation,
+        meta: a.meta.clone(),
+        pool: a.pool.clone(),
+        store: a.store.clone(),
+        data_dir: a.data_dir.clone(),
+        counters: counters.clone(),
+        cancel: cancel.clone(),
+        restarts: a.restarts.clone(),
+        manager: myself.clone(),
+    };
+    let name = Some(super::names::name(&a.me, &format!("g{generation}")));
+    let actor = match Actor::spawn_linked(name, GenerationActor, args, myself.get_cell()).await {
+        Ok((actor, _)) => Some(actor),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start rebalance g{generation}");
+            counters.set_stage(crate::types::status::Stage::Aborted);
+            None
+        }
+    };
+    state.current = Some(Running {
+        generation,
+        counters,
+        actor,
+        _cancel: cancel.clone().drop_guard(),
+        cancel,
+    });
+}
+
+/// Aborts a generation and waits until its actors are gone (its tasks watch the token).
+async fn abort(r: &mut Running) {
+    r.cancel.cancel();
+    if let Some(a) = r.actor.take() {
+        a.stop_and_wait(Some("preempted".into()), Some(Duration::from_secs(10)))
+            .await
+            .ok();
+    }
+    if r.counters.stage() != crate::types::status::Stage::Done {
+        r.counters.set_stage(crate::types::status::Stage::Aborted);
+    }
+}

@@ -1,0 +1,577 @@
+//! The messages (DESIGN §4): one enum per subsystem — queries any node answers, control requests
+//! the primary answers, node-to-node messages, the object data path and rebalance transfers —
+//! and the typed replies. Every request that has a plain reply implements [`Rpc`], which pairs
+//! it with its reply type once, here: callers get the typed value (`pool.rpc(addr, GetSmap)` is
+//! a `Smap`), and handlers build replies through the same pairing, so a mismatch is a compile
+//! error wherever the types can tell.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, WireError};
+use crate::types::config::ClusterConfig;
+use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove};
+use crate::types::meta::MetaUpdate;
+use crate::types::object::{ObjKey, ObjMeta, ObjPage};
+use crate::types::smap::{Bmd, Node, NodeId, Rmd, Role, Smap};
+use crate::types::status::{ClusterStatus, NodeStats, RebalanceStatus, Stage, TargetRebStatus};
+
+/// Every frame's body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Msg {
+    Error(WireError),
+    /// A data request answered by a proxy, or by a target with a newer map: go to this target.
+    Redirect {
+        node: NodeId,
+        addr: String,
+    },
+    /// A piece of an object body (after a put's go-ahead, a get's reply, a rebalance object).
+    Chunk(#[serde(with = "serde_bytes")] Vec<u8>),
+    Query(Query),
+    Control(Control),
+    Peer(Peer),
+    Data(Data),
+    Reb(Reb),
+    Reply(Reply),
+}
+
+impl Msg {
+    /// Short names for logs; Debug would dump object chunks.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Msg::Error(_) => "error",
+            Msg::Redirect { .. } => "redirect",
+            Msg::Chunk(_) => "chunk",
+            Msg::Query(_) => "query",
+            Msg::Control(c) => c.name(),
+            Msg::Peer(p) => match p {
+                Peer::Metasync(_) => "metasync",
+                Peer::Action(_) => "node-action",
+                Peer::Vote(_) => "vote-request",
+                Peer::Handshake(_) => "handshake",
+            },
+            Msg::Data(d) => match d {
+                Data::List(_) => "list-objects",
+                Data::Put(_) => "put-object",
+                Data::Get(_) => "get-object",
+                Data::Head(_) => "head-object",
+                Data::Delete(_) => "delete-object",
+                Data::Locate(_) => "locate",
+            },
+            Msg::Reb(Reb::Object(_)) => "reb-object",
+            Msg::Reb(Reb::PlanMoves(_)) => "plan-moves",
+            Msg::Reply(_) => "reply",
+        }
+    }
+}
+
+impl From<Error> for Msg {
+    fn from(e: Error) -> Self {
+        Msg::Error(e.to_wire())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------
+
+/// Answered by any node from what it knows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Query {
+    GetSmap(GetSmap),
+    GetConfig(GetConfig),
+    ListBuckets(ListBuckets),
+    GetNodeStats(GetNodeStats),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetSmap;
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetConfig;
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListBuckets;
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetNodeStats;
+
+/// Answered by the primary (other nodes forward them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Control {
+    GetClusterStatus(GetClusterStatus),
+    GetRebStatus(GetRebStatus),
+    Lifecycle(LifecycleRequest),
+    AdminJoin(AdminJoin),
+    RemoveFromSmap(RemoveFromSmap),
+    Cluster(ClusterOp),
+    CreateBucket(CreateBucket),
+    DestroyBucket(DestroyBucket),
+    /// From nodes: joining, heartbeats, rebalance progress.
+    Join(JoinRequest),
+    Keepalive(Heartbeat),
+    RebReport(Box<TargetRebStatus>),
+}
+
+impl Control {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Control::GetClusterStatus(_) => "cluster-status",
+            Control::GetRebStatus(_) => "rebalance-status",
+            Control::Lifecycle(_) => "lifecycle",
+            Control::AdminJoin(_) => "admin-join",
+            Control::RemoveFromSmap(_) => "remove-from-smap",
+            Control::Cluster(_) => "cluster-op",
+            Control::CreateBucket(_) => "create-bucket",
+            Control::DestroyBucket(_) => "destroy-bucket",
+            Control::Join(_) => "join",
+            Control::Keepalive(_) => "keepalive",
+            Control::RebReport(_) => "reb-report",
+        }
+    }
+
+    /// Needs an admin token when auth is on.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Control::Lifecycle(_)
+                | Control::AdminJoin(_)
+                | Control::RemoveFromSmap(_)
+                | Control::Cluster(_)
+                | Control::CreateBucket(_)
+                | Control::DestroyBucket(_)
+        )
+    }
+
+    /// Sent by nodes, not clients: needs the sender to be (or become) a member.
+    pub fn is_from_node(&self) -> bool {
+        matches!(
+            self,
+            Control::Join(_) | Control::Keepalive(_) | Control::RebReport(_)
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetClusterStatus;
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetRebStatus;
+
+/// Admin join of a standby node at `addr`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminJoin {
+    pub addr: String,
+    pub role: Option<Role>,
+}
+
+/// Unsafe, test-only: drop a node from the map at once, without rebalance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveFromSmap {
+    pub node: NodeId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateBucket {
+    pub bucket: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestroyBucket {
+    pub bucket: String,
+}
+
+/// Self-join (or rejoin) of a node at start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub node: Node,
+    /// The cluster UUID the node belonged to, if any; another UUID is refused.
+    pub uuid: Option<String>,
+    /// A rebalance marker was found at start: the last run was interrupted.
+    pub reb_interrupted: bool,
+}
+
+/// A node's heartbeat, with the versions of what it knows so that one that missed a push
+/// catches up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node: NodeId,
+    pub smap_version: u64,
+    #[serde(default)]
+    pub rmd_version: u64,
+    #[serde(default)]
+    pub bmd_version: u64,
+    #[serde(default)]
+    pub config_version: u64,
+}
+
+/// Node to node, mostly from the primary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Peer {
+    /// Metadata pushed by the primary; each part only when it changed (or a full sync).
+    Metasync(MetaUpdate),
+    /// The final step of a lifecycle operation.
+    Action(NodeAction),
+    Vote(VoteRequest),
+    /// The primary meeting a standby node before an admin join.
+    Handshake(Handshake),
+}
+
+/// Election: would you accept `candidate` as primary in place of `old_primary`?
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    pub candidate: NodeId,
+    pub old_primary: NodeId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    pub uuid: String,
+}
+
+/// The object data path: served by targets, redirected by proxies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Data {
+    List(ListObjects),
+    /// Two phases: the target answers `Reply::Ok` (go ahead), then chunks adding up to `size`
+    /// follow, then the target answers `Reply::Put`.
+    Put(PutObject),
+    /// Answered by `Reply::Object` followed by the body's chunks.
+    Get(GetObject),
+    Head(HeadObject),
+    Delete(DeleteObject),
+    Locate(Locate),
+}
+
+/// One page of a bucket listing, names in order, after `start_after`. `local` asks one target
+/// for its own objects only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListObjects {
+    pub bucket: String,
+    pub prefix: String,
+    pub start_after: Option<String>,
+    /// At most this many entries (capped by [`crate::types::object::MAX_PAGE`]).
+    pub limit: u32,
+    pub local: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutObject {
+    pub key: ObjKey,
+    pub size: u64,
+}
+
+/// `local`: answer from this target's disks only (get-from-neighbor), no redirect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObject {
+    pub key: ObjKey,
+    pub verify: bool,
+    pub local: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadObject {
+    pub key: ObjKey,
+    pub local: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteObject {
+    pub key: ObjKey,
+    pub local: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locate {
+    pub key: ObjKey,
+}
+
+/// Rebalance transfers between targets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reb {
+    /// A rebalancing object: the receiver says go ahead (or refuses), chunks follow, and it
+    /// acknowledges only once the object is durably installed.
+    Object(RebObject),
+    /// Dry run: what would this target send where under `smap`?
+    PlanMoves(PlanMoves),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebObject {
+    pub generation: u64,
+    pub meta: ObjMeta,
+    /// The sender's bucket-map version: a receiver that does not know the bucket yet and has
+    /// an older bucket map must hold off (refuse with busy), never drop the object.
+    #[serde(default)]
+    pub bmd_version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanMoves {
+    pub smap: Smap,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Done (no value), or "go ahead" in a two-phase exchange.
+    Ok,
+    Smap(Smap),
+    Config(Box<ClusterConfig>),
+    Buckets(Vec<String>),
+    NodeStats(Box<NodeStats>),
+    ClusterStatus(Box<ClusterStatus>),
+    RebStatus(Option<Box<RebalanceStatus>>),
+    Lifecycle(Box<LifecycleReply>),
+    Joined(Box<Joined>),
+    KeepaliveAck(KeepaliveAck),
+    RebReportAck(RebReportAck),
+    Vote(Vote),
+    Handshake(Box<Node>),
+    Objects(ObjPage),
+    /// Object metadata (a head, or the header of a get whose chunks follow).
+    Object(ObjMeta),
+    Put(PutDone),
+    Located(Located),
+    RebAck(RebAck),
+    PlanMoves(Vec<PlanMove>),
+}
+
+/// Everything a node needs after joining.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Joined {
+    pub smap: Smap,
+    pub rmd: Rmd,
+    pub bmd: Bmd,
+    pub config: ClusterConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepaliveAck {
+    pub smap_version: u64,
+}
+
+/// The primary's answer to a progress report: the least advanced stage among participants of
+/// the current generation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebReportAck {
+    pub min_stage: Stage,
+    pub current_gen: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub yes: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutDone {
+    pub version: u64,
+    pub checksum: String,
+}
+
+/// Where an object lives under the current map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Located {
+    pub target: String,
+    pub mountpath: String,
+}
+
+/// `stored`: the receiver now holds this object or a newer copy (or a newer delete), durably;
+/// only then may the sender delete its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebAck {
+    pub stored: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request ↔ reply pairing
+// ---------------------------------------------------------------------------------------------
+
+/// A request with a plain reply: its message form and its reply type.
+pub trait Rpc: Sized {
+    type Reply;
+    fn into_msg(self) -> Msg;
+    /// The typed value of a reply, if it is the right kind.
+    fn from_reply(r: Reply) -> Option<Self::Reply>;
+    /// The wire form of a typed reply (for handlers).
+    fn reply(v: Self::Reply) -> Reply;
+}
+
+macro_rules! rpc {
+    ($req:ty, $group:ident :: $variant:ident, $rep:ty, Reply::$rv:ident) => {
+        impl Rpc for $req {
+            type Reply = $rep;
+            fn into_msg(self) -> Msg {
+                Msg::$group($group::$variant(self.into()))
+            }
+            fn from_reply(r: Reply) -> Option<$rep> {
+                match r {
+                    Reply::$rv(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn reply(v: $rep) -> Reply {
+                Reply::$rv(v)
+            }
+        }
+    };
+    ($req:ty, $group:ident :: $variant:ident, ()) => {
+        impl Rpc for $req {
+            type Reply = ();
+            fn into_msg(self) -> Msg {
+                Msg::$group($group::$variant(self.into()))
+            }
+            fn from_reply(r: Reply) -> Option<()> {
+                matches!(r, Reply::Ok).then_some(())
+            }
+            fn reply(_: ()) -> Reply {
+                Reply::Ok
+            }
+        }
+    };
+}
+
+rpc!(GetSmap, Query::GetSmap, Smap, Reply::Smap);
+rpc!(
+    GetConfig,
+    Query::GetConfig,
+    Box<ClusterConfig>,
+    Reply::Config
+);
+rpc!(ListBuckets, Query::ListBuckets, Vec<String>, Reply::Buckets);
+rpc!(
+    GetNodeStats,
+    Query::GetNodeStats,
+    Box<NodeStats>,
+    Reply::NodeStats
+);
+rpc!(
+    GetClusterStatus,
+    Control::GetClusterStatus,
+    Box<ClusterStatus>,
+    Reply::ClusterStatus
+);
+rpc!(
+    GetRebStatus,
+    Control::GetRebStatus,
+    Option<Box<RebalanceStatus>>,
+    Reply::RebStatus
+);
+rpc!(
+    LifecycleRequest,
+    Control::Lifecycle,
+    Box<LifecycleReply>,
+    Reply::Lifecycle
+);
+rpc!(
+    AdminJoin,
+    Control::AdminJoin,
+    Box<LifecycleReply>,
+    Reply::Lifecycle
+);
+rpc!(
+    RemoveFromSmap,
+    Control::RemoveFromSmap,
+    Box<LifecycleReply>,
+    Reply::Lifecycle
+);
+rpc!(ClusterOp, Control::Cluster, ());
+rpc!(CreateBucket, Control::CreateBucket, ());
+rpc!(DestroyBucket, Control::DestroyBucket, ());
+rpc!(JoinRequest, Control::Join, Box<Joined>, Reply::Joined);
+rpc!(
+    Heartbeat,
+    Control::Keepalive,
+    KeepaliveAck,
+    Reply::KeepaliveAck
+);
+rpc!(
+    TargetRebStatus,
+    Control::RebReport,
+    RebReportAck,
+    Reply::RebReportAck
+);
+rpc!(MetaUpdate, Peer::Metasync, ());
+rpc!(NodeAction, Peer::Action, ());
+rpc!(VoteRequest, Peer::Vote, Vote, Reply::Vote);
+rpc!(Handshake, Peer::Handshake, Box<Node>, Reply::Handshake);
+rpc!(ListObjects, Data::List, ObjPage, Reply::Objects);
+rpc!(HeadObject, Data::Head, ObjMeta, Reply::Object);
+rpc!(DeleteObject, Data::Delete, ());
+rpc!(Locate, Data::Locate, Located, Reply::Located);
+rpc!(PlanMoves, Reb::PlanMoves, Vec<PlanMove>, Reply::PlanMoves);
+
+/// Message forms of the requests whose replies are streamed (no [`Rpc`] pairing).
+impl From<PutObject> for Msg {
+    fn from(p: PutObject) -> Msg {
+        Msg::Data(Data::Put(p))
+    }
+}
+
+impl From<GetObject> for Msg {
+    fn from(g: GetObject) -> Msg {
+        Msg::Data(Data::Get(g))
+    }
+}
+
+impl From<RebObject> for Msg {
+    fn from(r: RebObject) -> Msg {
+        Msg::Reb(Reb::Object(r))
+    }
+}
+
+/// The typed value of `msg` as the reply to an `R`: an error reply becomes `Err`, a redirect
+/// becomes [`Error::Moved`], anything else that is not `R`'s reply is a protocol error.
+pub fn expect<R: Rpc>(msg: Msg) -> Result<R::Reply> {
+    match msg {
+        Msg::Reply(r) => R::from_reply(r)
+            .ok_or_else(|| Error::Protocol(format!("unexpected reply to {}", type_name::<R>()))),
+        Msg::Error(w) => Err(w.into()),
+        Msg::Redirect { node, addr } => Err(Error::Moved { node: node.0, addr }),
+        other => Err(Error::Protocol(format!(
+            "unexpected {} in reply to {}",
+            other.name(),
+            type_name::<R>()
+        ))),
+    }
+}
+
+fn type_name<T>() -> &'static str {
+    let n = std::any::type_name::<T>();
+    n.rsplit("::").next().unwrap_or(n)
+}
+
+/// `Reply::Ok` as the answer to a two-phase request's first message (go ahead).
+pub fn expect_go_ahead(msg: Msg) -> Result<()> {
+    match msg {
+        Msg::Reply(Reply::Ok) => Ok(()),
+        Msg::Error(w) => Err(w.into()),
+        Msg::Redirect { node, addr } => Err(Error::Moved { node: node.0, addr }),
+        other => Err(Error::Protocol(format!(
+            "expected go-ahead, got {}",
+            other.name()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_paired_with_their_requests() {
+        let smap = Smap::bootstrap(Node::new(NodeId("p".into()), Role::Proxy, "a".into()));
+        let m = Msg::Reply(GetSmap::reply(smap.clone()));
+        assert_eq!(expect::<GetSmap>(m).unwrap(), smap);
+        // The wrong kind of reply is refused, not misread.
+        let m = Msg::Reply(Reply::Buckets(vec![]));
+        assert!(matches!(expect::<GetSmap>(m), Err(Error::Protocol(m)) if m.contains("GetSmap")));
+        let m = Msg::Redirect {
+            node: NodeId("t".into()),
+            addr: "x:1".into(),
+        };
+        assert!(matches!(expect::<HeadObject>(m), Err(Error::Moved { .. })));
+        let m = Msg::from(Error::Busy("later".into()));
+        assert!(matches!(expect::<CreateBucket>(m), Err(Error::Busy(_))));
+        assert!(expect::<CreateBucket>(Msg::Reply(Reply::Ok)).is_ok());
+    }
+}

@@ -1,0 +1,190 @@
+//! One connection pool with one retry rule, shared by the nodes and the client: idle framed
+//! connections per peer address, reused across requests so neither a rebalance nor a client
+//! pays a TCP handshake per object. Each request carries a fresh token from the pool's token
+//! source (node tokens when auth is on, a user's token for clients).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::codec::Conn;
+use super::msg::{Msg, Rpc, expect};
+use crate::error::{Error, Result};
+use crate::types::smap::NodeId;
+
+/// Idle connections kept per peer.
+const MAX_IDLE: usize = 16;
+
+/// Where the token for each request comes from.
+pub type TokenSource = Box<dyn Fn() -> Option<String> + Send + Sync>;
+
+pub struct Pool {
+    /// Identity put in every envelope's `from`.
+    me: NodeId,
+    idle: Mutex<HashMap<String, Vec<Conn>>>,
+    token: TokenSource,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({})", self.me)
+    }
+}
+
+/// A connection in use, and whether it came from the pool (it may have gone stale).
+pub struct Link {
+    pub conn: Conn,
+    pub addr: String,
+    reused: bool,
+}
+
+/// Errors of the link itself, not answers from the peer: after one, the link is unusable.
+pub fn is_transport(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Io(_) | Error::Decode(_) | Error::Protocol(_) | Error::Timeout(_)
+    )
+}
+
+impl Pool {
+    pub fn new(me: NodeId, token: TokenSource) -> Self {
+        Pool {
+            me,
+            idle: Mutex::new(HashMap::new()),
+            token,
+        }
+    }
+
+    pub fn me(&self) -> &NodeId {
+        &self.me
+    }
+
+    /// An idle connection to `addr` or a new one (`fresh`: never a pooled one).
+    pub async fn link(&self, addr: &str, timeout: Duration, fresh: bool) -> Result<Link> {
+        let pooled = if fresh {
+            None
+        } else {
+            self.idle
+                .lock()
+                .expect("poisoned")
+                .get_mut(addr)
+                .and_then(|v| v.pop())
+        };
+        let (mut conn, reused) = match pooled {
+            Some(c) => (c, true),
+            None => (Conn::connect(addr, self.me.clone(), timeout).await?, false),
+        };
+        conn.token = (self.token)();
+        Ok(Link {
+            conn,
+            addr: addr.to_string(),
+            reused,
+        })
+    }
+
+    /// Returns a connection whose exchanges all completed cleanly.
+    pub fn release(&self, link: Link) {
+        let mut idle = self.idle.lock().expect("poisoned");
+        let v = idle.entry(link.addr).or_default();
+        if v.len() < MAX_IDLE {
+            v.push(link.conn);
+        }
+    }
+
+    /// Drops idle connections to `addr` (after the peer restarted or failed).
+    pub fn forget(&self, addr: &str) {
+        self.idle.lock().expect("poisoned").remove(addr);
+    }
+
+    /// Drops every idle connection (the token source changed).
+    pub fn clear(&self) {
+        self.idle.lock().expect("poisoned").clear();
+    }
+
+    /// One request to `addr` and its first reply, within `timeout`; the link is handed back for
+    /// a body that follows. The one retry rule: a pooled link that fails at the transport level
+    /// (the peer restarted and closed it) is replaced by a new connection once. A fresh link
+    /// is never retried: the request may have been acted on.
+    pub async fn exchange(&self, addr: &str, msg: Msg, timeout: Duration) -> Result<(Link, Msg)> {
+        let mut link = self.link(addr, timeout, false).await?;
+        let first = tokio::time::timeout(timeout, link.conn.request(msg.clone())).await;
+        let res = match first {
+            Ok(Err(e)) if link.reused && is_transport(&e) => {
+                tracing::debug!(%addr, error = %e, "stale pooled connection, retrying");
+                self.forget(addr);
+                link = self.link(addr, timeout, true).await?;
+                tokio::time::timeout(timeout, link.conn.request(msg)).await
+            }
+            other => other,
+        };
+        match res {
+            Err(_) => Err(Error::Timeout(format!(
+                "no answer from {addr} within {timeout:?}"
+            ))),
+            Ok(Ok(reply)) => Ok((link, reply)),
+            Ok(Err(e)) => {
+                // An error reply leaves the connection usable.
+                if !is_transport(&e) {
+                    self.release(link);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One request and its reply (no body).
+    pub async fn call(&self, addr: &str, msg: Msg, timeout: Duration) -> Result<Msg> {
+        let (link, reply) = self.exchange(addr, msg, timeout).await?;
+        self.release(link);
+        Ok(reply)
+    }
+
+    /// One typed request and its typed reply.
+    pub async fn rpc<R: Rpc>(&self, addr: &str, req: R, timeout: Duration) -> Result<R::Reply> {
+        expect::<R>(self.call(addr, req.into_msg(), timeout).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::msg::{GetSmap, Query, Reply};
+    use crate::types::smap::{Node, Role, Smap};
+
+    /// A server that answers GetSmap on each connection, then closes it after one answer.
+    async fn one_shot_server() -> (String, tokio::task::JoinHandle<u32>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = tokio::spawn(async move {
+            let mut served = 0;
+            while served < 2 {
+                let (s, _) = l.accept().await.unwrap();
+                let mut c = Conn::new(s, NodeId("srv".into()), 1 << 20);
+                if let Ok(Some(env)) = c.recv().await {
+                    assert!(matches!(env.body, Msg::Query(Query::GetSmap(_))));
+                    let smap =
+                        Smap::bootstrap(Node::new(NodeId("p".into()), Role::Proxy, "a".into()));
+                    c.send(env.corr, Msg::Reply(Reply::Smap(smap)))
+                        .await
+                        .unwrap();
+                    served += 1;
+                }
+            }
+            served
+        });
+        (addr, h)
+    }
+
+    #[tokio::test]
+    async fn a_stale_pooled_link_is_retried_once_on_a_fresh_one() {
+        let (addr, server) = one_shot_server().await;
+        let pool = Pool::new(NodeId("cli".into()), Box::new(|| Some("tok".into())));
+        let t = Duration::from_secs(5);
+        let s = pool.rpc(&addr, GetSmap, t).await.unwrap();
+        assert_eq!(s.version, 1);
+        // The server closed the pooled link: the next call retries on a new connection.
+        let s = pool.rpc(&addr, GetSmap, t).await.unwrap();
+        assert_eq!(s.version, 1);
+        assert_eq!(server.await.unwrap(), 2);
+    }
+}

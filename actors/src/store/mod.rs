@@ -1,0 +1,11 @@
+//! Files on disk: atomic metadata files (`files`), the object file format (`object`), a
+//! mountpath and its counters (`mountpath`), and the local object store of a target (`local`).
+
+pub mod files;
+pub mod local;
+pub mod mountpath;
+pub mod object;
+
+pub use files::{load, persist, write_atomic};
+pub use local::{Install, LocalStore};
+pub use mountpath::Mountpath;

@@ -1,0 +1,358 @@
+//! The object file format. An object file is its data followed by a trailer — the MessagePack
+//! [`ObjMeta`], its length and a magic — so bodies stream to disk while their checksum is
+//! computed, and the metadata lands in the same rename as the data. Writes are atomic: a temp
+//! file on the same mountpath, fsync, rename, fsync of the directory.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::AsyncWriteExt;
+
+use super::files::sync_dir;
+use crate::error::{Error, Result};
+use crate::logic::names::encode_name;
+pub use crate::types::object::ObjMeta;
+
+const MAGIC: &[u8; 4] = b"SHO1";
+const TRAILER_FIXED: u64 = 8; // u32 meta length + magic
+/// Metadata trailers larger than this are treated as corrupt (names are bounded well below).
+const MAX_META: u32 = 64 * 1024;
+/// Where `bucket/object` lives under a mountpath root.
+pub fn object_path(mountpath: &Path, bucket: &str, object: &str) -> PathBuf {
+    mountpath
+        .join("objs")
+        .join(bucket)
+        .join(encode_name(object))
+}
+
+pub fn bucket_dir(mountpath: &Path, bucket: &str) -> PathBuf {
+    mountpath.join("objs").join(bucket)
+}
+
+pub fn tmp_dir(mountpath: &Path) -> PathBuf {
+    mountpath.join("tmp")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions
+// ---------------------------------------------------------------------------------------------
+
+static LAST_VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh write stamp: wall-clock nanoseconds, strictly increasing within this process.
+pub fn next_version() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut last = LAST_VERSION.load(Ordering::Relaxed);
+    loop {
+        let v = now.max(last + 1);
+        match LAST_VERSION.compare_exchange_weak(last, v, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return v,
+            Err(cur) => last = cur,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object files
+// ---------------------------------------------------------------------------------------------
+
+/// Streams one object into a temp file on its mountpath, hashing as it goes.
+pub struct ObjectWriter {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    tmp: PathBuf,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    written: u64,
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl ObjectWriter {
+    pub async fn create(mountpath: &Path) -> Result<Self> {
+        if crate::fault::switch("disk_full") {
+            return Err(Error::NoSpace(format!(
+                "{}: no space left on device (fault disk_full)",
+                mountpath.display()
+            )));
+        }
+        let dir = tmp_dir(mountpath);
+        tokio::fs::create_dir_all(&dir).await?;
+        let tmp = dir.join(format!(
+            "{}.{}",
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = tokio::fs::File::create(&tmp).await.map_err(map_space)?;
+        Ok(ObjectWriter {
+            file: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+            tmp,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            written: 0,
+        })
+    }
+
+    pub fn observe(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.written += data.len() as u64;
+    }
+
+    /// Adopts a hash computed alongside while the body was written through [`Self::file`].
+    pub fn observe_digest(&mut self, hasher: xxhash_rust::xxh3::Xxh3) {
+        self.hasher = hasher;
+    }
+
+    pub fn file(&mut self) -> &mut tokio::io::BufWriter<tokio::fs::File> {
+        &mut self.file
+    }
+
+    pub fn checksum(&self) -> String {
+        format!("{:016x}", self.hasher.digest())
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends the trailer and makes the temp file durable; the caller renames it into place.
+    pub async fn finish(mut self, meta: &ObjMeta) -> Result<TempObject> {
+        let m = rmp_serde::to_vec_named(meta).map_err(|e| Error::Encode(e.to_string()))?;
+        self.file.write_all(&m).await.map_err(map_space)?;
+        self.file
+            .write_all(&(m.len() as u32).to_be_bytes())
+            .await
+            .map_err(map_space)?;
+        self.file.write_all(MAGIC).await.map_err(map_space)?;
+        self.file.flush().await.map_err(map_space)?;
+        self.file.get_ref().sync_all().await.map_err(map_space)?;
+        Ok(TempObject {
+            tmp: self.tmp.clone(),
+            done: false,
+        })
+    }
+
+    /// Removes the temp file (abandoned write).
+    pub async fn abort(self) {
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+fn map_space(e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(28) {
+        Error::NoSpace(e.to_string())
+    } else {
+        Error::Io(e)
+    }
+}
+
+/// A complete, durable object file waiting to be renamed into place; removed if dropped.
+pub struct TempObject {
+    tmp: PathBuf,
+    done: bool,
+}
+
+impl TempObject {
+    /// Renames into `dest` atomically, creating its directory, and makes the rename (and a new
+    /// directory's own entry) durable before returning: the object is acknowledged only after.
+    pub fn commit(mut self, dest: &Path) -> Result<()> {
+        let dir = dest
+            .parent()
+            .ok_or_else(|| Error::BadRequest(format!("{} has no parent", dest.display())))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            if let Some(up) = dir.parent() {
+                sync_dir(up)?;
+            }
+        }
+        std::fs::rename(&self.tmp, dest)?;
+        self.done = true;
+        sync_dir(dir)
+    }
+}
+
+impl Drop for TempObject {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Reads the trailer of an object file.
+pub fn read_meta(path: &Path) -> Result<ObjMeta> {
+    let mut f = std::fs::File::open(path)?;
+    read_meta_from(&mut f, path)
+}
+
+fn read_meta_from(f: &mut std::fs::File, path: &Path) -> Result<ObjMeta> {
+    let len = f.metadata()?.len();
+    let corrupt = |why: &str| Error::Decode(format!("{}: {why}", path.display()));
+    if len < TRAILER_FIXED {
+        return Err(corrupt("too short for an object file"));
+    }
+    f.seek(SeekFrom::Start(len - TRAILER_FIXED))?;
+    let mut fixed = [0u8; 8];
+    f.read_exact(&mut fixed)?;
+    if &fixed[4..] != MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    let mlen = u32::from_be_bytes(fixed[..4].try_into().expect("4 bytes"));
+    if mlen > MAX_META || u64::from(mlen) + TRAILER_FIXED > len {
+        return Err(corrupt("bad trailer length"));
+    }
+    f.seek(SeekFrom::Start(len - TRAILER_FIXED - u64::from(mlen)))?;
+    let mut m = vec![0u8; mlen as usize];
+    f.read_exact(&mut m)?;
+    let meta: ObjMeta = rmp_serde::from_slice(&m).map_err(|e| corrupt(&e.to_string()))?;
+    if meta.size + u64::from(mlen) + TRAILER_FIXED != len {
+        return Err(corrupt("size does not match the file"));
+    }
+    Ok(meta)
+}
+
+/// Opens an object for reading: the file positioned at the start of the data, and its meta.
+pub async fn open_object(path: &Path) -> Result<(tokio::fs::File, ObjMeta)> {
+    let p = path.to_path_buf();
+    let (f, meta) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut f = std::fs::File::open(&p)?;
+        let meta = read_meta_from(&mut f, &p)?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok((f, meta))
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    Ok((tokio::fs::File::from_std(f), meta))
+}
+
+/// Recomputes the checksum of an object's data.
+pub fn verify(path: &Path) -> Result<ObjMeta> {
+    let mut f = std::fs::File::open(path)?;
+    let meta = read_meta_from(&mut f, path)?;
+    f.seek(SeekFrom::Start(0))?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut left = meta.size;
+    let mut buf = vec![0u8; 256 * 1024];
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        f.read_exact(&mut buf[..n])?;
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let sum = format!("{:016x}", h.digest());
+    if sum != meta.checksum {
+        return Err(Error::Checksum(format!(
+            "{}/{}: stored {} computed {sum}",
+            meta.bucket, meta.object, meta.checksum
+        )));
+    }
+    Ok(meta)
+}
+
+/// Striped per-object locks: make check-then-rename of one object atomic against other writers.
+pub struct ObjLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for ObjLocks {
+    fn default() -> Self {
+        ObjLocks {
+            stripes: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl ObjLocks {
+    pub async fn lock(&self, bucket: &str, object: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let h = xxhash_rust::xxh3::xxh3_64(format!("{bucket}/{object}").as_bytes());
+        self.stripes[(h % self.stripes.len() as u64) as usize]
+            .lock()
+            .await
+    }
+}
+
+/// Walks every object file under a mountpath, calling `f` with its path.
+pub fn walk_objects(mountpath: &Path, mut f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+    let root = mountpath.join("objs");
+    let buckets = match std::fs::read_dir(&root) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for b in buckets.flatten() {
+        let bucket = b.file_name().to_string_lossy().to_string();
+        let Ok(entries) = std::fs::read_dir(b.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !f(&e.path(), &bucket) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_strictly_increase() {
+        let a = next_version();
+        let b = next_version();
+        assert!(b > a);
+    }
+
+    #[tokio::test]
+    async fn object_write_read_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mp = dir.path();
+        let mut w = ObjectWriter::create(mp).await.unwrap();
+        let data = b"hello object";
+        w.observe(data);
+        w.file().write_all(data).await.unwrap();
+        let meta = ObjMeta {
+            bucket: "b".into(),
+            object: "o/1".into(),
+            size: data.len() as u64,
+            checksum: w.checksum(),
+            version: next_version(),
+            mtime: crate::types::unix_ms(),
+        };
+        let tmp = w.finish(&meta).await.unwrap();
+        let dest = object_path(mp, "b", "o/1");
+        tmp.commit(&dest).unwrap();
+        assert_eq!(read_meta(&dest).unwrap(), meta);
+        assert_eq!(verify(&dest).unwrap(), meta);
+        let (mut f, m) = open_object(&dest).await.unwrap();
+        let mut buf = vec![0u8; m.size as usize];
+        tokio::io::AsyncReadExt::read_exact(&mut f, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf, data);
+        // Flip a data byte: verify must catch it.
+        let mut raw = std::fs::read(&dest).unwrap();
+        raw[0] ^= 1;
+        std::fs::write(&dest, raw).unwrap();
+        assert!(matches!(verify(&dest), Err(Error::Checksum(_))));
+        // Temp dir is empty: nothing left behind.
+        assert_eq!(std::fs::read_dir(tmp_dir(mp)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn corrupt_trailers_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        for bytes in [
+            &b""[..],
+            b"SHO1",
+            b"\0\0\0\x05SHO1",
+            b"xxxx\xff\xff\xff\xffSHO1",
+        ] {
+            std::fs::write(&p, bytes).unwrap();
+            assert!(read_meta(&p).is_err());
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Objects as they cross boundaries: their key, their stored metadata, listing entries and pages.
+
+use serde::{Deserialize, Serialize};
+
+/// Object name within a bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjKey {
+    pub bucket: String,
+    pub object: String,
+}
+
+impl ObjKey {
+    pub fn new(bucket: impl Into<String>, object: impl Into<String>) -> Self {
+        ObjKey {
+            bucket: bucket.into(),
+            object: object.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.bucket, self.object)
+    }
+}
+
+/// Metadata stored with every object (in its file's trailer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjMeta {
+    pub bucket: String,
+    pub object: String,
+    pub size: u64,
+    /// xxh3-64 of the content, lower-case hex.
+    pub checksum: String,
+    /// Write stamp: nanoseconds since the epoch at the first write, made unique and monotonic
+    /// per node. The newest write wins when a rebalance brings an older copy.
+    pub version: u64,
+    /// Unix milliseconds of the write.
+    pub mtime: u64,
+}
+
+impl ObjMeta {
+    pub fn key(&self) -> ObjKey {
+        ObjKey::new(&self.bucket, &self.object)
+    }
+}
+
+/// One entry of an object listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjEntry {
+    pub name: String,
+    pub size: u64,
+    pub checksum: String,
+    pub version: u64,
+}
+
+/// One page of a listing, in name order. `next` is where the following page starts (pass it as
+/// `start_after`); `None` on the last page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjPage {
+    pub entries: Vec<ObjEntry>,
+    pub next: Option<String>,
+}
+
+/// Largest page a listing returns, whatever was asked: keeps every reply far below the frame
+/// limit (1,024-byte names × 10,000 ≈ 10 MiB at most).
+pub const MAX_PAGE: usize = 10_000;

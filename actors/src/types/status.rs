@@ -1,0 +1,282 @@
+//! What operators see (DESIGN §8, §11): node statistics and `show cluster` rows, rebalance
+//! progress per target and cluster-wide, and the status values as enums — serialised to the
+//! strings scripts rely on (`online`, `maintenance`, `running`, …).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::smap::Role;
+
+/// A node's status in `show cluster` (DESIGN §7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    #[default]
+    Online,
+    /// Red while its rebalance runs, cyan once safe to power off (`MAINT_POST_REB`).
+    Maintenance,
+    Decommission,
+    /// Keepalive lost, or the node does not answer.
+    Offline,
+}
+
+impl NodeState {
+    pub const ALL: [NodeState; 4] = [
+        NodeState::Online,
+        NodeState::Maintenance,
+        NodeState::Decommission,
+        NodeState::Offline,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Online => "online",
+            NodeState::Maintenance => "maintenance",
+            NodeState::Decommission => "decommission",
+            NodeState::Offline => "offline",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// State of a rebalance generation as a whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RebState {
+    #[default]
+    Running,
+    Finished,
+    Aborted,
+}
+
+impl RebState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebState::Running => "running",
+            RebState::Finished => "finished",
+            RebState::Aborted => "aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for RebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stages of one generation on one target, in order.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    #[default]
+    Init,
+    Traverse,
+    PostTraverse,
+    Fin,
+    Done,
+    Aborted,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Init => "init",
+            Stage::Traverse => "traverse",
+            Stage::PostTraverse => "post-traverse",
+            Stage::Fin => "fin",
+            Stage::Done => "done",
+            Stage::Aborted => "aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One target's view of one generation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetRebStatus {
+    pub id: String,
+    /// Generation number (`g<gen>`).
+    pub generation: u64,
+    pub stage: Stage,
+    /// Objects and bytes this target found misplaced while walking (to send or move locally).
+    pub objs_total: u64,
+    pub bytes_total: u64,
+    /// True once the counting walk finished, so `objs_total` is final.
+    pub counted: bool,
+    pub tx_objs: u64,
+    pub tx_bytes: u64,
+    pub rx_objs: u64,
+    pub rx_bytes: u64,
+    /// Objects moved between this target's own mountpaths.
+    pub local_objs: u64,
+    pub local_bytes: u64,
+    pub errors: u64,
+    /// Unix seconds.
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    /// Why this target is not progressing right now, if it is not (peer unreachable, disk full…).
+    pub blocked_by: Option<String>,
+}
+
+/// Cluster-wide state of the latest generation, as `nodectl show rebalance --json` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RebalanceStatus {
+    /// `g<N>`.
+    pub id: String,
+    pub state: RebState,
+    /// The least advanced stage among the participating targets.
+    pub stage: Stage,
+    pub objs_total: u64,
+    pub bytes_total: u64,
+    pub objs_moved: u64,
+    pub bytes_moved: u64,
+    pub rate_bytes_per_sec: f64,
+    pub rate_objs_per_sec: f64,
+    /// Seconds left at the current rate; `None` until there is a rate to go by.
+    pub eta_secs: Option<u64>,
+    pub blocked_by: Vec<String>,
+    pub targets: Vec<TargetRebStatus>,
+    /// Unix seconds.
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub errors: u64,
+}
+
+impl RebalanceStatus {
+    pub fn is_running(&self) -> bool {
+        self.state == RebState::Running
+    }
+
+    /// Fraction done in 0..=1 (bytes when there are bytes to move, else objects).
+    pub fn fraction(&self) -> f64 {
+        let f = if self.bytes_total > 0 {
+            self.bytes_moved as f64 / self.bytes_total as f64
+        } else if self.objs_total > 0 {
+            self.objs_moved as f64 / self.objs_total as f64
+        } else if self.is_running() {
+            0.0
+        } else {
+            1.0
+        };
+        f.clamp(0.0, 1.0)
+    }
+}
+
+/// One mountpath of a target, as reported.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MountpathStats {
+    pub path: String,
+    pub used: u64,
+    pub avail: u64,
+    pub total: u64,
+    /// Number of objects stored on it (counted by the mountpath actor).
+    pub objects: u64,
+    /// Bytes of object data stored on it.
+    pub object_bytes: u64,
+    pub enabled: bool,
+}
+
+/// What one node reports about itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    pub mem_used_pct: f64,
+    pub mem_avail: u64,
+    pub cpu_used_pct: f64,
+    /// Used share of the node's distinct filesystems (de-duplicated by filesystem ID).
+    pub cap_used_pct: f64,
+    pub cap_avail: u64,
+    pub cap_total: u64,
+    pub uptime_secs: u64,
+    pub mountpaths: Vec<MountpathStats>,
+    pub object_count: u64,
+    pub object_bytes: u64,
+    /// Resident set size of the node process, bytes.
+    pub rss: u64,
+    /// Restarts of supervised children since the node started, by child (`primary`,
+    /// `keepalive`, `mp0`…): a crash that was repaired still shows here.
+    #[serde(default)]
+    pub restarts: BTreeMap<String, u64>,
+}
+
+/// One row of `show cluster`: map facts, health and the node's last stats.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub role: Role,
+    pub mem_used_pct: f64,
+    pub mem_avail: u64,
+    pub cap_used_pct: f64,
+    pub cap_avail: u64,
+    pub cpu_used_pct: f64,
+    /// `running(g5)`, `finished(g5)`, `aborted(g5)` or `-`.
+    pub rebalance: String,
+    pub uptime_secs: u64,
+    pub status: NodeState,
+    pub flags: Vec<String>,
+    pub addr: String,
+    /// False when the node did not answer (its metrics are then zero and shown as `-`).
+    pub reachable: bool,
+    /// Maintenance or decommission whose rebalance still runs: red, do not power off.
+    pub migrating: bool,
+    /// Maintenance after its rebalance finished (`MAINT_POST_REB`): cyan, safe to power off.
+    pub safe_to_power_off: bool,
+    pub is_primary: bool,
+    pub non_electable: bool,
+    pub object_count: u64,
+    pub mountpaths: Vec<MountpathStats>,
+    /// Restarts of the node's supervised children (all kinds together).
+    #[serde(default)]
+    pub restarts: u64,
+    /// The same, by child.
+    #[serde(default)]
+    pub restarts_by_child: BTreeMap<String, u64>,
+}
+
+/// The answer to `show cluster`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub uuid: String,
+    pub smap_version: u64,
+    pub primary: String,
+    pub proxies: Vec<NodeStatus>,
+    pub targets: Vec<NodeStatus>,
+    /// The latest global rebalance, if any ran since the primary started.
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_values_serialise_to_the_strings_scripts_use() {
+        for s in NodeState::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(
+            serde_json::to_value(RebState::Finished).unwrap(),
+            "finished"
+        );
+        assert_eq!(
+            serde_json::to_value(Stage::PostTraverse).unwrap(),
+            "post-traverse"
+        );
+        assert_eq!(serde_json::to_value(Role::Target).unwrap(), "target");
+        let back: NodeState = serde_json::from_str("\"maintenance\"").unwrap();
+        assert_eq!(back, NodeState::Maintenance);
+    }
+}
