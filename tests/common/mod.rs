@@ -48,6 +48,19 @@ impl TestCluster {
         config: &str,
         token: Option<String>,
     ) -> Self {
+        Self::start_with(proxies, targets, mountpaths, config, token, |_| Vec::new()).await
+    }
+
+    /// As [`start_with_token`](Self::start_with_token), with environment variables per node
+    /// (by harness name: `proxy0`, `target1`…), for test-only fault hooks.
+    pub async fn start_with(
+        proxies: usize,
+        targets: usize,
+        mountpaths: usize,
+        config: &str,
+        token: Option<String>,
+        env: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("cluster.toml");
         std::fs::write(&cfg, config).expect("config");
@@ -56,28 +69,21 @@ impl TestCluster {
             dir.path().to_path_buf(),
         );
         lc.config = Some(cfg);
+        let add = |lc: &mut LocalCluster, name: String, role: Role, mps: usize| {
+            let vars = env(&name);
+            let vars: Vec<(&str, &str)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            lc.add_with_env(&name, role, free_port().unwrap(), mps, &[], &vars)
+                .unwrap();
+        };
         for i in 0..proxies {
-            lc.add(
-                &format!("proxy{i}"),
-                Role::Proxy,
-                free_port().unwrap(),
-                0,
-                &[],
-            )
-            .unwrap();
+            add(&mut lc, format!("proxy{i}"), Role::Proxy, 0);
             if i == 0 {
                 lc.wait_ready(Duration::from_secs(20)).await.unwrap();
             }
         }
         for i in 0..targets {
-            lc.add(
-                &format!("target{i}"),
-                Role::Target,
-                free_port().unwrap(),
-                mountpaths,
-                &[],
-            )
-            .unwrap();
+            add(&mut lc, format!("target{i}"), Role::Target, mountpaths);
         }
         lc.wait_ready(Duration::from_secs(30)).await.unwrap();
         let client = lc.client().with_token(token);

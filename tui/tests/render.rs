@@ -362,6 +362,27 @@ fn detail_view_lists_mountpaths_and_esc_goes_back() {
 }
 
 #[test]
+fn detail_view_shows_restarts_of_supervised_children() {
+    let mut c = cluster(2);
+    c.targets[1].restarts = 3;
+    c.targets[1].restarts_by_child = [("mp0".to_string(), 2), ("primary".to_string(), 1)].into();
+    let mut m = model_with(&c, None, false);
+    press(&mut m, KeyCode::Char('j'));
+    press(&mut m, KeyCode::Enter);
+    let buf = render(&m, 100, 30);
+    let t = text(&buf);
+    assert!(t.contains("restarts    3 (mp0 2, primary 1)"), "{t}");
+    let (x, y) = find(&buf, "3 (mp0 2").expect("restarts cell");
+    assert_eq!(buf[(x, y)].fg, Color::Yellow, "restarts stand out");
+    // A node that never restarted anything says 0, in the plain colour.
+    press(&mut m, KeyCode::Esc);
+    press(&mut m, KeyCode::Char('k'));
+    press(&mut m, KeyCode::Enter);
+    let t = text(&render(&m, 100, 30));
+    assert!(t.contains("restarts    0"), "{t}");
+}
+
+#[test]
 fn help_overlay_and_readonly_notice() {
     let mut m = model_with(&cluster(2), None, true);
     let t = text(&render(&m, 80, 24));

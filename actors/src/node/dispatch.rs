@@ -27,6 +27,8 @@ use crate::types::status::NodeStats;
 
 /// How long a control request may take at the primary.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request waits for a restarting primary actor.
+const PRIMARY_WAIT: Duration = Duration::from_secs(3);
 
 /// What the server needs to route requests: this node's identity, its metadata, the pool, the
 /// target's store, and the counters it reports. Actors are reached by name.
@@ -167,15 +169,31 @@ impl Router {
         if c.is_admin() {
             auth::check_admin(&meta.config.auth, token.as_deref())?;
         }
-        match names::lookup::<PrimaryMsg>(&names::primary(&self.me.id)) {
-            Some(p) => match c {
-                Control::GetClusterStatus(_) => self.cluster_status(&p).await,
-                c => primary_call(&p, c).await,
-            },
-            None if meta.is_primary(&self.me.id) => Err(Error::Unavailable(
-                "the primary actor is restarting; try again".into(),
-            )),
-            None => self.forward_to_primary(c, token).await,
+        if !meta.is_primary(&self.me.id) {
+            return self.forward_to_primary(c, token).await;
+        }
+        // The primary actor may be restarting after a failure: wait for it a little (its
+        // supervisor's back-off) rather than fail the client at once.
+        let name = names::primary(&self.me.id);
+        let mut wait = Duration::from_millis(25);
+        loop {
+            if let Some(p) = names::lookup::<PrimaryMsg>(&name) {
+                let res = match &c {
+                    Control::GetClusterStatus(_) => self.cluster_status(&p).await,
+                    c => primary_call(&p, c.clone()).await,
+                };
+                match res {
+                    // It died between the lookup and the call: look again.
+                    Err(Error::Unavailable(_)) if wait < PRIMARY_WAIT => {}
+                    other => return other,
+                }
+            } else if wait >= PRIMARY_WAIT || !self.meta.get().is_primary(&self.me.id) {
+                return Err(Error::Unavailable(
+                    "the primary actor is not running (restarting, or this node is stepping down); try again".into(),
+                ));
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
         }
     }
 
@@ -319,9 +337,10 @@ async fn primary_call(p: &ractor::ActorRef<PrimaryMsg>, c: Control) -> Result<Ms
         ractor::rpc::CallResult::Timeout => {
             Err(Error::Timeout("the primary did not answer in time".into()))
         }
-        ractor::rpc::CallResult::SenderError => {
-            Err(Error::Unavailable("the primary actor stopped".into()))
-        }
+        // It may have acted before it stopped: not an error to retry blindly.
+        ractor::rpc::CallResult::SenderError => Err(Error::Remote(
+            "the primary actor stopped while handling the request".into(),
+        )),
     }
 }
 

@@ -62,6 +62,26 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         ),
         field("uptime      ", metric(format::duration(n.uptime_secs))),
     ];
+    // Crashes the node repaired by itself: worth a look even when all is green.
+    let restarts = if n.restarts_by_child.is_empty() {
+        n.restarts.to_string()
+    } else {
+        let by: Vec<String> = n
+            .restarts_by_child
+            .iter()
+            .map(|(c, k)| format!("{c} {k}"))
+            .collect();
+        format!("{} ({})", n.restarts, by.join(", "))
+    };
+    let restarts_style = if n.restarts > 0 {
+        Style::new().fg(Color::Yellow)
+    } else {
+        Style::new()
+    };
+    lines.push(Line::from(vec![
+        Span::styled("restarts    ", dim),
+        Span::styled(metric(restarts), restarts_style),
+    ]));
     if !n.reachable {
         lines.push(Line::styled(
             "node does not answer: metrics are unknown",

@@ -21,7 +21,7 @@ mod push;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -134,7 +134,9 @@ impl Actor for PrimaryActor {
             .unwrap_or_default();
         let every = meta.config.keepalive.interval() / 2;
         myself.send_interval(every, || PrimaryMsg::Tick);
-        myself.send_after(Duration::from_millis(300), || PrimaryMsg::Resume);
+        // At once: after a restart, a generation in flight must be tracked again before anyone
+        // asks for its progress.
+        let _ = myself.cast(PrimaryMsg::Resume);
         tracing::info!("primary actor started");
         Ok(PrimaryState {
             a: Arc::new(args),

@@ -1,0 +1,250 @@
+//! Supervision that works (issue #9, DESIGN §2): a child that panics in a live node is restarted
+//! and the node repairs itself while a rebalance runs and clients read; a primary actor that
+//! keeps failing stops its node so the cluster elects another primary; and the primary keeps
+//! answering keepalives while it waits on a stopped node.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::*;
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
+use shoal_actors::types::smap::NodeId;
+
+const T: Duration = Duration::from_secs(60);
+
+/// Each node's fault switch directory (`SHOAL_FAULT_DIR`), under `root`.
+fn fault_env(root: PathBuf) -> impl Fn(&str) -> Vec<(String, String)> {
+    move |name| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        vec![("SHOAL_FAULT_DIR".into(), d.display().to_string())]
+    }
+}
+
+/// Turns fault switch `switch` on for node `name`.
+fn inject(root: &std::path::Path, name: &str, switch: &str) {
+    std::fs::write(root.join(name).join(switch), b"").unwrap();
+}
+
+/// Restarts of `child` on node `name`, as `show cluster --json` reports them.
+async fn restarts(c: &TestCluster, name: &str, child: &str) -> u64 {
+    c.node_status(name)
+        .await
+        .and_then(|n| n.restarts_by_child.get(child).copied())
+        .unwrap_or(0)
+}
+
+fn maintenance(id: NodeId) -> LifecycleRequest {
+    LifecycleRequest {
+        op: LifecycleOp::StartMaintenance,
+        nodes: vec![id],
+        no_rebalance: false,
+        rm_user_data: false,
+        dry_run: false,
+    }
+}
+
+/// Reads random expected objects until told to stop; counts failures.
+fn spawn_reader(
+    c: &TestCluster,
+    expected: &HashMap<String, String>,
+) -> (
+    Arc<AtomicBool>,
+    Arc<AtomicU64>,
+    tokio::task::JoinHandle<u64>,
+) {
+    let (stop, errors) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let client = c.client.clone();
+    let names: Vec<(String, String)> = expected.clone().into_iter().collect();
+    let (s, e) = (stop.clone(), errors.clone());
+    let h = tokio::spawn(async move {
+        let mut reads = 0u64;
+        let mut i = 0usize;
+        while !s.load(Ordering::Relaxed) {
+            let (n, sum) = &names[i % names.len()];
+            i += 7;
+            match client.get_bytes(BUCKET, n).await {
+                Ok(d) if &checksum(&d) == sum => {}
+                Ok(_) => {
+                    eprintln!("read {n}: wrong content");
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    eprintln!("read {n}: {err}");
+                    e.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            reads += 1;
+        }
+        reads
+    });
+    (stop, errors, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_that_panic_are_restarted_and_the_node_repairs_itself() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    // A slow rebalance (about 8 s), so that faults land while it runs.
+    let cfg = format!("{FAST_CONFIG}\n[cluster.rebalance]\nthrottle_bytes_per_sec = 150000\n");
+    let c = TestCluster::start_with(1, 3, 2, &cfg, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(600, 1, 48 << 10, 21)).await;
+    let before = c.smap().await;
+    let (stop, errors, reader) = spawn_reader(&c, &expected);
+
+    let t0 = c.id("target0").await;
+    let reply = c.client.lifecycle(maintenance(t0.clone())).await.unwrap();
+    assert!(reply.rebalance_id.is_some());
+    // One at a time, while target0 sends its objects away: its jogger fails, then its
+    // rebalance actor, then the primary actor that tracks the generation.
+    for (node, child) in [
+        ("target0", "jogger"),
+        ("target0", "rebalance"),
+        ("proxy0", "primary"),
+    ] {
+        inject(&root, node, &format!("panic_{child}"));
+        c.wait_for(&format!("{node}/{child} to be restarted"), T, || async {
+            restarts(&c, node, child).await >= 1
+        })
+        .await;
+    }
+    let r = c.client.rebalance_status().await.unwrap();
+    assert!(
+        r.as_ref().is_some_and(|r| r.is_running()),
+        "the rebalance is not running on after the faults: {r:?}"
+    );
+    // Elsewhere: a keepalive, a stats sampler and a mountpath actor.
+    for (node, child) in [
+        ("target1", "keepalive"),
+        ("target1", "stats"),
+        ("target2", "mp1"),
+    ] {
+        inject(&root, node, &format!("panic_{child}"));
+        c.wait_for(&format!("{node}/{child} to be restarted"), T, || async {
+            restarts(&c, node, child).await >= 1
+        })
+        .await;
+    }
+    // The restart is counted in the node's total too.
+    let row = c.node_status("target0").await.unwrap();
+    assert!(row.restarts >= 2, "{row:?}");
+
+    // The rebalance that was running converges: target0 is drained and safe to power off.
+    c.wait_rebalance_idle(T).await;
+    c.wait_for("target0 to be safe to power off", T, || async {
+        c.node_status("target0")
+            .await
+            .is_some_and(|n| n.status == NodeState::Maintenance && n.safe_to_power_off)
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.await.unwrap();
+    assert!(reads > 0);
+    if errors.load(Ordering::Relaxed) > 0 {
+        c.dump_logs();
+        panic!(
+            "{} of {reads} reads failed during repairs",
+            errors.load(Ordering::Relaxed)
+        );
+    }
+
+    // The map is intact: the same nodes, the same primary, only the maintenance changed.
+    let after = c.smap().await;
+    assert_eq!(after.primary, before.primary);
+    assert_eq!(
+        after.all_nodes().map(|n| &n.id).collect::<Vec<_>>(),
+        before.all_nodes().map(|n| &n.id).collect::<Vec<_>>()
+    );
+    assert!(after.version > before.version);
+    // Nothing lost or duplicated, everything at its proper place.
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+    assert!(
+        !c.object_files().values().any(|v| v[0].0 == "target0"),
+        "target0 still holds objects"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_actor_that_keeps_failing_leads_to_an_election() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let mut c = TestCluster::start_with(3, 2, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(40, 1, 4 << 10, 22)).await;
+    let old = c.smap().await.primary;
+    assert_eq!(c.id("proxy0").await, old);
+    // From now on the primary actor fails whenever it starts or ticks.
+    inject(&root, "proxy0", "panic_always_primary");
+    wait_for("proxy0 to stop after repeated failures", T, || {
+        let gone = c.lc.exited("proxy0");
+        async move { gone }
+    })
+    .await;
+    let log = std::fs::read_to_string(&c.lc.procs["proxy0"].log).unwrap();
+    assert!(
+        log.contains("primary failed") && log.contains("stopping the node"),
+        "{log}"
+    );
+    // The others elect a new primary and the cluster goes on.
+    let other = shoal_actors::client::Client::new(c.lc.procs["proxy1"].addr.clone());
+    c.wait_for("a new primary", T, || async {
+        other.smap().await.is_ok_and(|s| s.primary != old)
+    })
+    .await;
+    for (n, sum) in &expected {
+        let d = other.get_bytes(BUCKET, n).await.unwrap();
+        assert_eq!(&checksum(&d), sum);
+    }
+    other
+        .put_bytes(BUCKET, "after-election", b"still here")
+        .await
+        .unwrap();
+    assert_eq!(
+        other.get_bytes(BUCKET, "after-election").await.unwrap(),
+        b"still here"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalives_are_answered_while_the_primary_waits_on_a_stopped_node() {
+    let c = TestCluster::start(1, 4, 1, FAST_CONFIG).await;
+    let expected = put_all(&c.client, &make_objects(120, 1, 8 << 10, 23)).await;
+    let stopped = c.id("target3").await;
+    c.lc.pause("target3").unwrap();
+    // A lifecycle operation whose metadata push waits on the stopped node (up to its timeout).
+    let t0 = c.id("target0").await;
+    let reply = c.client.lifecycle(maintenance(t0)).await.unwrap();
+    assert!(reply.rebalance_id.is_some());
+    // Long enough for every keepalive deadline (750 ms) to pass several times over.
+    c.wait_for("the stopped node to be seen offline", T, || async {
+        c.client.rebalance_status().await.is_ok_and(|r| {
+            r.is_some_and(|r| r.blocked_by.iter().any(|b| b.contains(stopped.as_str())))
+        })
+    })
+    .await;
+    c.lc.resume("target3").unwrap();
+    c.wait_rebalance_idle(T).await;
+    // Only the stopped node was ever taken for offline by the primary.
+    let log = std::fs::read_to_string(&c.lc.procs["proxy0"].log).unwrap();
+    let offline: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("node offline (keepalive lost)"))
+        .collect();
+    assert!(
+        !offline.is_empty(),
+        "the stopped node was never seen offline"
+    );
+    for l in &offline {
+        assert!(l.contains(stopped.as_str()), "falsely marked offline: {l}");
+    }
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+}
