@@ -272,6 +272,8 @@ async fn privileges_when_auth_is_on() {
             sub: "old".into(),
             exp: 1_000,
             admin: true,
+            iat: None,
+            cluster: None,
         },
         secret.as_bytes(),
     )
@@ -305,8 +307,20 @@ async fn privileges_when_auth_is_on() {
         assert!(err.contains(word), "expected {word:?} in: {err}");
         assert_eq!(c.smap().await.version, v, "a refused call changed the map");
     }
-    // Reads need no token; the secret is never shown.
-    let auth = c.nodectl_json(&["config", "cluster", "auth"]);
+    // Reads need a token too (any valid one); the secret is never shown.
+    let anon = c.nodectl(&["config", "cluster", "auth", "--json"]);
+    assert_eq!(
+        anon.status.code(),
+        Some(3),
+        "a read without a token was served"
+    );
+    // With --json the error is a JSON document on stdout.
+    let why: serde_json::Value = serde_json::from_slice(&anon.stdout).unwrap();
+    assert!(
+        why["error"].as_str().unwrap().contains("unauthorized"),
+        "{why}"
+    );
+    let auth = c.nodectl_json(&["--token", &user, "config", "cluster", "auth"]);
     assert_eq!(auth["auth"]["enabled"], true);
     assert_eq!(auth["auth"]["secret"], "**********");
     // With auth on, a process posing as the primary (its real ID) without the cluster secret is

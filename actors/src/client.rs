@@ -54,10 +54,11 @@ impl Client {
             endpoint,
             token,
             timeout,
-            pool: Arc::new(Pool::new(
-                NodeId(CLIENT_ID.into()),
-                Box::new(move || t.clone()),
-            )),
+            // A body that stalls fails after the same timeout as a reply would.
+            pool: Arc::new(
+                Pool::new(NodeId(CLIENT_ID.into()), Box::new(move || t.clone()))
+                    .with_io_timeout(timeout),
+            ),
         }
     }
 
@@ -66,9 +67,8 @@ impl Client {
         Self::build(self.endpoint, token, self.timeout)
     }
 
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self::build(self.endpoint, self.token, timeout)
     }
 
     /// One typed request to the endpoint.

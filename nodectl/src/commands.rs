@@ -85,15 +85,19 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
             let secret = std::fs::read(&secret_file).map_err(|e| {
                 Failure::usage(format!("cannot read {}: {e}", secret_file.display()))
             })?;
-            let secret = String::from_utf8_lossy(&secret).trim().to_string();
+            // Read the way nodes read it (trimmed, never empty).
+            let secret = shoal_actors::logic::auth::Secret::new(&String::from_utf8_lossy(&secret))
+                .map_err(|e| Failure::usage(format!("{}: {e}", secret_file.display())))?;
             let ttl = parse_duration(&ttl)
                 .ok_or_else(|| Failure::usage(format!("bad --ttl {ttl:?} (e.g. 30m, 12h, 7d)")))?;
             let claims = shoal_actors::logic::auth::jwt::Claims {
                 sub,
                 exp: shoal_actors::types::unix_secs() + ttl.as_secs(),
                 admin,
+                iat: Some(shoal_actors::types::unix_secs()),
+                cluster: None,
             };
-            let token = shoal_actors::logic::auth::jwt::sign(&claims, secret.as_bytes())?;
+            let token = shoal_actors::logic::auth::jwt::sign(&claims, secret.bytes())?;
             if env.json {
                 println!(
                     "{}",
@@ -111,7 +115,8 @@ fn done(env: &Env, doc: serde_json::Value, human: &str) -> CmdResult {
     if env.json {
         println!("{doc}");
     } else {
-        println!("{human}");
+        // Human lines may quote names from the cluster: print them safely.
+        println!("{}", format::safe(human));
     }
     Ok(())
 }
@@ -398,7 +403,7 @@ async fn show_rebalance(env: &Env) -> CmdResult {
     println!();
     println!("{}", format::rebalance_summary(&r));
     for b in &r.blocked_by {
-        println!("blocked: {b}");
+        println!("blocked: {}", format::safe(b));
     }
     match r.state {
         RebState::Finished => println!("\nRebalance {} completed.", r.id),
@@ -591,7 +596,7 @@ fn print_plan(p: &Plan, who: &str) {
         );
     }
     for w in &p.warnings {
-        println!("WARNING: {w}");
+        println!("WARNING: {}", format::safe(w));
     }
 }
 

@@ -3,7 +3,7 @@
 use shoal_actors::types::status::{NodeState, NodeStatus, RebState, RebalanceStatus};
 
 // Sizes, durations and times come from the formatter the console uses too (DESIGN §11).
-pub use shoal_actors::logic::format::{clock_opt as clock, duration, iec as size};
+pub use shoal_actors::logic::format::{clock_opt as clock, duration, iec as size, safe};
 
 pub const RED: &str = "\x1b[31m";
 pub const CYAN: &str = "\x1b[36m";
@@ -22,13 +22,18 @@ impl Table {
         }
     }
 
+    /// Adds a row. Cells are printed safely: names from the cluster may hold escape sequences.
     pub fn row(&mut self, cells: Vec<(String, Option<&'static str>)>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|(c, col)| (safe(&c).into_owned(), col))
+                .collect(),
+        );
     }
 
     pub fn plain(&mut self, cells: Vec<String>) {
-        self.rows
-            .push(cells.into_iter().map(|c| (c, None)).collect());
+        self.row(cells.into_iter().map(|c| (c, None)).collect());
     }
 
     pub fn render(&self, colour: bool) -> String {

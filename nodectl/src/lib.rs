@@ -140,7 +140,8 @@ pub fn run(cli: Cli) -> i32 {
                 let doc = serde_json::json!({ "error": f.message, "exit_code": f.code });
                 println!("{doc}");
             } else {
-                eprintln!("Error: {}", f.message);
+                // Errors can quote names from the cluster: print them safely.
+                eprintln!("Error: {}", crate::format::safe(&f.message));
             }
             f.code
         }

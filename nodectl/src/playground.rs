@@ -39,6 +39,8 @@ pub struct LocalCluster {
     pub kill_on_drop: bool,
     /// Config file passed to every node (tests shorten keepalive this way).
     pub config: Option<PathBuf>,
+    /// Token for the clients this harness makes (a cluster with auth on).
+    pub token: Option<String>,
 }
 
 /// Picks a free TCP port on loopback.
@@ -88,11 +90,12 @@ impl LocalCluster {
             endpoint: String::new(),
             kill_on_drop: true,
             config: None,
+            token: None,
         }
     }
 
     pub fn client(&self) -> Client {
-        Client::new(self.endpoint.clone())
+        Client::new(self.endpoint.clone()).with_token(self.token.clone())
     }
 
     fn pick_port(base: &mut u16) -> Result<u16> {
@@ -184,7 +187,7 @@ impl LocalCluster {
         }
         if p.addr == endpoint {
             cmd.arg("--primary");
-        } else if !p.extra.iter().any(|e| e == "--standby") {
+        } else if !p.extra.iter().any(|e| e == "--standby" || e == "--join") {
             cmd.arg("--join").arg(&endpoint);
         }
         cmd.args(&p.extra);

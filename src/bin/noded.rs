@@ -42,6 +42,23 @@ struct Cli {
     /// TOML config file (flags override it)
     #[arg(long)]
     config: Option<PathBuf>,
+    /// File holding the cluster secret (needed with auth on; the same on every node, stored
+    /// in the data dir with mode 0600, never sent to other nodes)
+    #[arg(long, env = "SHOAL_AUTH_SECRET_FILE")]
+    auth_secret_file: Option<PathBuf>,
+}
+
+/// The cluster secret from its file, else from the config file's `[cluster.auth] secret`.
+fn secret(
+    file: Option<PathBuf>,
+    cluster: &shoal_actors::types::config::ClusterConfig,
+) -> Result<Option<String>> {
+    if let Some(f) = file {
+        let raw = std::fs::read_to_string(&f)
+            .with_context(|| format!("reading the auth secret file {}", f.display()))?;
+        return Ok(Some(raw));
+    }
+    Ok((!cluster.auth.secret.is_empty()).then(|| cluster.auth.secret.clone()))
 }
 
 fn main() -> Result<()> {
@@ -90,6 +107,10 @@ fn main() -> Result<()> {
         join: cli.join.or(file.join),
         standby: cli.standby || file.standby,
         non_electable: cli.non_electable || file.non_electable,
+        secret: secret(
+            cli.auth_secret_file.or(file.auth_secret_file),
+            &file.cluster,
+        )?,
         cluster: file.cluster,
     };
     if args.primary && role != Role::Proxy {

@@ -69,6 +69,7 @@ impl TestCluster {
             dir.path().to_path_buf(),
         );
         lc.config = Some(cfg);
+        lc.token = token.clone();
         let add = |lc: &mut LocalCluster, name: String, role: Role, mps: usize| {
             let vars = env(&name);
             let vars: Vec<(&str, &str)> =

@@ -1,28 +1,53 @@
-//! Privileges (DESIGN §10): the checks, as pure functions over the auth config and the map.
-//! Lifecycle and cluster-wide operations need admin rights; with `auth.enabled = false`
-//! everything is allowed. Node-to-node requests carry a token signed with the cluster secret for
-//! the node they claim to come from, and control messages are accepted only from members.
+//! Privileges (DESIGN §10), as pure checks over the auth settings.
+//!
+//! With `auth.enabled = false` everything is allowed. With it on, every request carries a JWT
+//! (HMAC-SHA256) signed with the cluster secret: clients a user token (admin or not), nodes a
+//! node token minted per request for their own ID and the cluster, valid for seconds only (a
+//! captured one cannot be replayed later). The secret is provisioned on each node and never
+//! travels: tokens prove that the sender knows it.
 
 use crate::error::{Error, Result};
-use crate::types::config::AuthConfig;
-use crate::types::meta::Meta;
 use crate::types::smap::NodeId;
 
-/// Checks that an admin request carries an admin token (when auth is on).
-pub fn check_admin(cfg: &AuthConfig, token: Option<&str>) -> Result<()> {
-    if !cfg.enabled {
-        return Ok(());
+/// How long a node token is valid: long enough for clock skew and a slow peer, short enough
+/// that a captured token is useless soon after.
+pub const NODE_TOKEN_TTL_SECS: u64 = 30;
+/// Clock skew tolerated between nodes.
+pub const SKEW_SECS: u64 = 30;
+/// Secrets shorter than this are accepted with a warning (tests use short ones).
+pub const GOOD_SECRET_LEN: usize = 16;
+
+/// The cluster secret as provisioned on this node. Trimmed (a secret file's trailing newline is
+/// not part of it — `nodectl auth token` reads it the same way) and never empty. Its `Debug`
+/// does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(raw: &str) -> Result<Self> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(Error::BadRequest(
+                "the cluster secret is empty: with auth on, every node needs the same non-empty secret"
+                    .into(),
+            ));
+        }
+        Ok(Secret(s.to_string()))
     }
-    let Some(token) = token else {
-        return Err(Error::Unauthorized(
-            "this operation needs an admin token".into(),
-        ));
-    };
-    let claims = jwt::verify(token, cfg.secret.as_bytes())?;
-    if !claims.admin {
-        return Err(Error::Forbidden(format!("{} is not an admin", claims.sub)));
+
+    pub fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
     }
-    Ok(())
+
+    pub fn is_weak(&self) -> bool {
+        self.0.len() < GOOD_SECRET_LEN
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(**********)")
+    }
 }
 
 /// Subject of the tokens nodes sign their requests with.
@@ -30,51 +55,137 @@ pub fn node_subject(id: &NodeId) -> String {
     format!("node:{id}")
 }
 
-/// How long a node token is valid.
-pub const NODE_TOKEN_TTL_SECS: u64 = 3600;
-
-/// A token for node-to-node requests from `me`, when auth is on.
-pub fn node_token(cfg: &AuthConfig, me: &NodeId) -> Option<String> {
-    if !cfg.enabled {
-        return None;
-    }
+/// A node token for one request from `me` in cluster `uuid`.
+pub fn node_token(secret: &Secret, me: &NodeId, uuid: Option<&str>) -> Option<String> {
+    let now = crate::types::unix_secs();
     let claims = jwt::Claims {
         sub: node_subject(me),
-        exp: crate::types::unix_secs() + NODE_TOKEN_TTL_SECS,
+        exp: now + NODE_TOKEN_TTL_SECS,
         admin: false,
+        iat: Some(now),
+        cluster: uuid.map(str::to_string),
     };
-    jwt::sign(&claims, cfg.secret.as_bytes()).ok()
+    jwt::sign(&claims, secret.bytes()).ok()
 }
 
-/// With auth on, node-to-node requests must carry a token signed with the cluster secret for
-/// the node they claim to come from; without it a process could pose as a member.
-pub fn check_node(cfg: &AuthConfig, from: &NodeId, token: Option<&str>) -> Result<()> {
-    if !cfg.enabled {
-        return Ok(());
+/// What a receiver checks requests against.
+pub struct Checker<'a> {
+    pub enabled: bool,
+    /// This node's secret (`None`: not provisioned).
+    pub secret: Option<&'a Secret>,
+    /// The cluster this node belongs to, once it has joined.
+    pub uuid: Option<&'a str>,
+}
+
+impl Checker<'_> {
+    fn key(&self) -> Result<&Secret> {
+        self.secret.ok_or_else(|| {
+            Error::Unauthorized(
+                "auth is on but this node has no cluster secret: provision it (auth secret file) and restart the node".into(),
+            )
+        })
     }
-    let token = token.ok_or_else(|| {
-        Error::Unauthorized(format!("{from}: node requests need the cluster's token"))
-    })?;
-    let claims = jwt::verify(token, cfg.secret.as_bytes())?;
-    if claims.sub != node_subject(from) {
-        return Err(Error::Forbidden(format!(
-            "token of {} used by {from}",
-            claims.sub
-        )));
+
+    fn verify(&self, token: Option<&str>, what: &str) -> Result<jwt::Claims> {
+        let token = token.ok_or_else(|| Error::Unauthorized(format!("{what} needs a token")))?;
+        jwt::verify(token, self.key()?.bytes())
     }
-    Ok(())
+
+    /// A node token for `from`: signed for its ID, our cluster, and recent.
+    fn node_claims(&self, c: &jwt::Claims, from: &NodeId) -> Result<()> {
+        if c.sub != node_subject(from) {
+            return Err(Error::Forbidden(format!(
+                "token of {} used by {from}",
+                c.sub
+            )));
+        }
+        let now = crate::types::unix_secs();
+        if c.exp > now + NODE_TOKEN_TTL_SECS + SKEW_SECS {
+            return Err(Error::Unauthorized(format!(
+                "node token of {from} is valid for too long (node tokens last {NODE_TOKEN_TTL_SECS} s)"
+            )));
+        }
+        if let (Some(ours), Some(theirs)) = (self.uuid, c.cluster.as_deref())
+            && ours != theirs
+        {
+            return Err(Error::Forbidden(format!(
+                "{from} signs for cluster {theirs}, this is cluster {ours}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Node-to-node requests: a node token for the node they claim to come from.
+    pub fn node(&self, from: &NodeId, token: Option<&str>) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let c = self.verify(token, "a node request")?;
+        self.node_claims(&c, from)
+    }
+
+    /// Any request from a client or a node: a valid user token, or a node's own token.
+    pub fn user(&self, from: &NodeId, token: Option<&str>) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let c = self.verify(token, "this request")?;
+        if c.sub.starts_with("node:") {
+            self.node_claims(&c, from)?;
+        }
+        Ok(())
+    }
+
+    /// Lifecycle, bucket and cluster-wide operations: an admin token.
+    pub fn admin(&self, token: Option<&str>) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let c = self.verify(token, "this operation (admin)")?;
+        if !c.admin {
+            return Err(Error::Forbidden(format!("{} is not an admin", c.sub)));
+        }
+        Ok(())
+    }
 }
 
 /// Control messages from nodes: the sender must be in our map (or, before we joined, anyone —
 /// a standby node learns its cluster from the first primary that talks to it).
-pub fn check_member(meta: &Meta, from: &NodeId) -> Result<()> {
-    match &meta.smap {
+pub fn check_member(smap: Option<&crate::types::smap::Smap>, from: &NodeId) -> Result<()> {
+    match smap {
         None => Ok(()),
         Some(s) if s.contains(from) => Ok(()),
         Some(_) => Err(Error::Forbidden(format!(
             "{from} is not a member of this cluster"
         ))),
     }
+}
+
+/// Metadata and final lifecycle steps come only from the primary of our map, or — for a map —
+/// from a proxy of our cluster that carries a newer map naming it primary (an election).
+pub fn check_from_primary(
+    smap: Option<&crate::types::smap::Smap>,
+    from: &NodeId,
+    incoming: Option<&crate::types::smap::Smap>,
+) -> Result<()> {
+    let Some(s) = smap else {
+        return Ok(()); // not joined yet: the first primary that talks to us
+    };
+    if &s.primary == from {
+        return Ok(());
+    }
+    if let Some(m) = incoming
+        && &m.primary == from
+        && m.version > s.version
+        && m.uuid == s.uuid
+        && s.proxies.contains_key(from)
+    {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "{from} is not the primary of this node's cluster map (p[{}])",
+        s.primary
+    )))
 }
 
 /// HMAC-SHA256 JSON Web Tokens with the claims Shoal uses.
@@ -92,20 +203,36 @@ pub mod jwt {
         pub sub: String,
         /// Expiry, unix seconds.
         pub exp: u64,
+        #[serde(default)]
         pub admin: bool,
+        /// Issued at, unix seconds (node tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub iat: Option<u64>,
+        /// The cluster UUID a node token is for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cluster: Option<String>,
     }
 
     const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
+    fn mac(secret: &[u8]) -> Result<Hmac<Sha256>> {
+        if secret.is_empty() {
+            return Err(Error::Unauthorized(
+                "no token is valid under an empty secret".into(),
+            ));
+        }
+        Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Error::BadRequest(e.to_string()))
+    }
+
     pub fn sign(claims: &Claims, secret: &[u8]) -> Result<String> {
         let payload = serde_json::to_vec(claims).map_err(|e| Error::Encode(e.to_string()))?;
         let msg = format!("{}.{}", B64.encode(HEADER), B64.encode(payload));
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let mut mac = mac(secret)?;
         mac.update(msg.as_bytes());
         Ok(format!("{msg}.{}", B64.encode(mac.finalize().into_bytes())))
     }
 
+    /// Verifies signature, algorithm and expiry. Never panics, whatever the input.
     pub fn verify(token: &str, secret: &[u8]) -> Result<Claims> {
         let bad = |why: &str| Error::Unauthorized(format!("invalid token: {why}"));
         let mut parts = token.split('.');
@@ -117,14 +244,14 @@ pub mod jwt {
         let header = B64.decode(h).map_err(|_| bad("header is not base64url"))?;
         let header: serde_json::Value =
             serde_json::from_slice(&header).map_err(|_| bad("header is not JSON"))?;
+        // Only HS256: `none` and every other algorithm are refused before anything else.
         if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
             return Err(bad("algorithm must be HS256"));
         }
         let sig = B64
             .decode(s)
             .map_err(|_| bad("signature is not base64url"))?;
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let mut mac = mac(secret)?;
         mac.update(format!("{h}.{p}").as_bytes());
         mac.verify_slice(&sig).map_err(|_| bad("bad signature"))?;
         let payload = B64.decode(p).map_err(|_| bad("payload is not base64url"))?;
@@ -139,31 +266,203 @@ pub mod jwt {
     mod tests {
         use super::*;
 
+        fn claims(exp: u64, admin: bool) -> Claims {
+            Claims {
+                sub: "ops".into(),
+                exp,
+                admin,
+                iat: None,
+                cluster: None,
+            }
+        }
+
+        /// A token with a hand-made header and payload, signed with `secret`.
+        fn forge(header: &str, payload: &str, secret: &[u8]) -> String {
+            let msg = format!("{}.{}", B64.encode(header), B64.encode(payload));
+            let mut m = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+            m.update(msg.as_bytes());
+            format!("{msg}.{}", B64.encode(m.finalize().into_bytes()))
+        }
+
         #[test]
         fn sign_verify_and_refusals() {
             let now = crate::types::unix_secs();
-            let c = Claims {
-                sub: "ops".into(),
-                exp: now + 60,
-                admin: true,
-            };
+            let c = claims(now + 60, true);
             let t = sign(&c, b"k1").unwrap();
             assert_eq!(verify(&t, b"k1").unwrap(), c);
             assert!(matches!(verify(&t, b"k2"), Err(Error::Unauthorized(_))));
-            let expired = sign(
-                &Claims {
-                    exp: now - 1,
-                    ..c.clone()
-                },
-                b"k1",
-            )
-            .unwrap();
+            let expired = sign(&claims(now - 1, true), b"k1").unwrap();
             assert!(
                 matches!(verify(&expired, b"k1"), Err(Error::Unauthorized(m)) if m.contains("expired"))
             );
-            for junk in ["", "a.b", "a.b.c.d", "!!.??.**"] {
-                assert!(verify(junk, b"k1").is_err());
+            let now_exp = sign(&claims(now, true), b"k1").unwrap();
+            assert!(verify(&now_exp, b"k1").is_err(), "exp now is expired");
+            for junk in ["", "a.b", "a.b.c.d", "!!.??.**", "...."] {
+                assert!(verify(junk, b"k1").is_err(), "{junk:?}");
             }
         }
+
+        #[test]
+        fn hostile_tokens_are_refused() {
+            let now = crate::types::unix_secs();
+            let payload = format!(r#"{{"sub":"x","exp":{},"admin":true}}"#, now + 60);
+            // alg none, with and without a signature.
+            let none = format!(
+                "{}.{}.",
+                B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+                B64.encode(&payload)
+            );
+            assert!(verify(&none, b"k").is_err());
+            let none_signed = forge(r#"{"alg":"none"}"#, &payload, b"k");
+            assert!(verify(&none_signed, b"k").is_err());
+            // Another algorithm, even correctly keyed.
+            let hs512 = forge(r#"{"alg":"HS512","typ":"JWT"}"#, &payload, b"k");
+            assert!(
+                matches!(verify(&hs512, b"k"), Err(Error::Unauthorized(m)) if m.contains("HS256"))
+            );
+            // Padded base64 segments are not base64url as JWTs use it.
+            let good = forge(r#"{"alg":"HS256","typ":"JWT"}"#, &payload, b"k");
+            assert!(verify(&good, b"k").is_ok());
+            let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+            parts[1].push('=');
+            assert!(verify(&parts.join("."), b"k").is_err());
+            // An extra segment.
+            assert!(verify(&format!("{good}.x"), b"k").is_err());
+            // exp missing, admin as a string.
+            let no_exp = forge(r#"{"alg":"HS256"}"#, r#"{"sub":"x","admin":true}"#, b"k");
+            assert!(verify(&no_exp, b"k").is_err());
+            let admin_str = forge(
+                r#"{"alg":"HS256"}"#,
+                &format!(r#"{{"sub":"x","exp":{},"admin":"true"}}"#, now + 60),
+                b"k",
+            );
+            assert!(verify(&admin_str, b"k").is_err());
+            // No token is valid under an empty secret, and none can be made with one.
+            assert!(sign(&claims(now + 60, true), b"").is_err());
+            let empty_keyed = forge(r#"{"alg":"HS256"}"#, &payload, b"");
+            assert!(verify(&empty_keyed, b"").is_err());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::smap::{Node, Role, Smap};
+
+    #[test]
+    fn secrets_are_trimmed_and_never_empty() {
+        assert!(Secret::new("").is_err());
+        assert!(Secret::new(" \n\t").is_err());
+        let s = Secret::new("s3cret\n").unwrap();
+        assert_eq!(s.bytes(), b"s3cret");
+        assert_eq!(s, Secret::new("  s3cret").unwrap());
+        assert!(s.is_weak());
+        assert_eq!(format!("{s:?}"), "Secret(**********)");
+    }
+
+    #[test]
+    fn node_tokens_are_bound_to_the_sender_the_cluster_and_a_short_window() {
+        let secret = Secret::new("cluster-secret-for-tests").unwrap();
+        let a = NodeId("aaat1".into());
+        let b = NodeId("bbbt2".into());
+        let ck = Checker {
+            enabled: true,
+            secret: Some(&secret),
+            uuid: Some("u1"),
+        };
+        let t = node_token(&secret, &a, Some("u1")).unwrap();
+        assert!(ck.node(&a, Some(&t)).is_ok());
+        assert!(ck.user(&a, Some(&t)).is_ok());
+        assert!(
+            matches!(ck.node(&b, Some(&t)), Err(Error::Forbidden(_))),
+            "claimed by another"
+        );
+        assert!(matches!(ck.user(&b, Some(&t)), Err(Error::Forbidden(_))));
+        let other = node_token(&secret, &a, Some("u2")).unwrap();
+        assert!(
+            matches!(ck.node(&a, Some(&other)), Err(Error::Forbidden(_))),
+            "other cluster"
+        );
+        // A node token made to last (a replay kept for later) is refused.
+        let now = crate::types::unix_secs();
+        let long = jwt::sign(
+            &jwt::Claims {
+                sub: node_subject(&a),
+                exp: now + 3600,
+                admin: false,
+                iat: Some(now),
+                cluster: Some("u1".into()),
+            },
+            secret.bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            ck.node(&a, Some(&long)),
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(ck.node(&a, None), Err(Error::Unauthorized(_))));
+        // A user token is not a node token.
+        let user = jwt::sign(
+            &jwt::Claims {
+                sub: "ops".into(),
+                exp: now + 60,
+                admin: true,
+                iat: None,
+                cluster: None,
+            },
+            secret.bytes(),
+        )
+        .unwrap();
+        assert!(matches!(ck.node(&a, Some(&user)), Err(Error::Forbidden(_))));
+        assert!(ck.admin(Some(&user)).is_ok());
+        // Auth on without a provisioned secret refuses everything, clearly.
+        let blind = Checker {
+            enabled: true,
+            secret: None,
+            uuid: None,
+        };
+        assert!(
+            matches!(blind.user(&a, Some(&t)), Err(Error::Unauthorized(m)) if m.contains("no cluster secret"))
+        );
+        // Auth off: anything goes.
+        let off = Checker {
+            enabled: false,
+            secret: None,
+            uuid: None,
+        };
+        assert!(off.admin(None).is_ok() && off.node(&a, None).is_ok());
+    }
+
+    #[test]
+    fn metadata_comes_only_from_the_primary_or_a_newly_elected_one() {
+        let p = Node::new(NodeId("pp1".into()), Role::Proxy, "a".into());
+        let mut smap = Smap::bootstrap(p.clone());
+        let p2 = Node::new(NodeId("pp2".into()), Role::Proxy, "b".into());
+        smap.insert(p2.clone());
+        let t = Node::new(NodeId("tt1".into()), Role::Target, "c".into());
+        smap.insert(t.clone());
+        assert!(check_from_primary(Some(&smap), &p.id, None).is_ok());
+        assert!(matches!(
+            check_from_primary(Some(&smap), &t.id, None),
+            Err(Error::Forbidden(_))
+        ));
+        // An election: p2 brings a newer map naming itself primary.
+        let mut elected = smap.clone();
+        elected.primary = p2.id.clone();
+        elected.version += 1;
+        assert!(check_from_primary(Some(&smap), &p2.id, Some(&elected)).is_ok());
+        // A target cannot elect itself, nor can a map of another cluster or an old one.
+        let mut fake = smap.clone();
+        fake.primary = t.id.clone();
+        fake.version += 1;
+        assert!(check_from_primary(Some(&smap), &t.id, Some(&fake)).is_err());
+        let mut stale = elected.clone();
+        stale.version = smap.version;
+        assert!(check_from_primary(Some(&smap), &p2.id, Some(&stale)).is_err());
+        assert!(
+            check_from_primary(None, &t.id, None).is_ok(),
+            "not joined yet"
+        );
     }
 }

@@ -95,6 +95,29 @@ pub fn clock_opt(unix_secs: Option<u64>) -> String {
     }
 }
 
+/// `s` safe to print on a terminal: control characters (escape sequences, carriage returns,
+/// C1 codes) and bidirectional overrides become visible escapes (`\u{1b}`), and a backslash
+/// doubles so that escapes cannot be faked. Everything else is kept as is.
+pub fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let hostile = |c: char| {
+        c.is_control()
+            || c == '\\'
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if hostile(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A count with thousands separators, `1,234,567`, for object counts.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -156,6 +179,20 @@ mod tests {
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(count(12), "12");
         assert_eq!(rate(0.0), "-");
+    }
+
+    #[test]
+    fn names_print_safely() {
+        assert_eq!(safe("plain/name é.txt"), "plain/name é.txt");
+        assert_eq!(safe("\x1b[2Jgone"), "\\u{1b}[2Jgone");
+        assert_eq!(safe("a\nb\rc\td"), "a\\u{a}b\\u{d}c\\u{9}d");
+        assert_eq!(safe("\u{202e}txt.exe"), "\\u{202e}txt.exe");
+        assert_eq!(safe("\u{9b}31m"), "\\u{9b}31m", "C1 CSI");
+        assert_eq!(safe("back\\slash"), "back\\\\slash");
+        // What it prints has no control character left.
+        for s in ["\x1b]0;title\x07", "\u{7f}", "\u{0}"] {
+            assert!(!safe(s).chars().any(|c| c.is_control()), "{s:?}");
+        }
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub fn merge(cur: &Meta, upd: MetaUpdate) -> Result<Merged> {
     if let Some(b) = upd.bmd
         && b.version > cur.bmd.version
     {
+        // Bucket names become directory names: a map with a hostile one is refused whole.
+        for name in &b.buckets {
+            crate::logic::names::validate_bucket(name)?;
+        }
         changed.removed_buckets = cur.bmd.buckets.difference(&b.buckets).cloned().collect();
         next.bmd = b;
         changed.bmd = true;
@@ -67,7 +71,8 @@ pub fn merge(cur: &Meta, upd: MetaUpdate) -> Result<Merged> {
     if let Some(c) = upd.config
         && c.version > cur.config.version
     {
-        next.config = *c;
+        // The secret is node-local: whatever a config carries, it is not kept.
+        next.config = c.shareable();
         changed.config = true;
     }
     Ok(Merged {
@@ -143,6 +148,29 @@ mod tests {
         ));
         assert!(m.changed.rmd && !m.changed.smap);
         assert_eq!(m.next.smap.unwrap().version, 5);
+    }
+
+    #[test]
+    fn hostile_bucket_names_and_secrets_are_never_taken() {
+        let cur = meta();
+        for bad in ["..", "a/b", "x\0y", "", &"b".repeat(65)] {
+            let upd = MetaUpdate {
+                bmd: Some(Bmd {
+                    version: 9,
+                    buckets: ["ok".to_string(), bad.to_string()].into(),
+                }),
+                ..Default::default()
+            };
+            assert!(merge(&cur, upd).is_err(), "{bad:?}");
+        }
+        let mut cfg = cur.config.clone();
+        cfg.version = 9;
+        cfg.auth.secret = "leaked".into();
+        let upd = MetaUpdate {
+            config: Some(Box::new(cfg)),
+            ..Default::default()
+        };
+        assert_eq!(merge(&cur, upd).unwrap().next.config.auth.secret, "");
     }
 
     #[test]

@@ -37,10 +37,36 @@ pub fn validate_object(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// An object name as a file name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encoded {
+    /// The name itself, escaped: unique per name.
+    Plain(String),
+    /// `~<hash hex>` for a name too long to escape: names may share it, so readers compare the
+    /// real name in the trailer and writers take the next free slot (`~<hash>.1`…).
+    Hashed(String),
+}
+
+/// [`encode_name`] with the hash of long names given (tests make them collide).
+pub fn encode_name_with(name: &str, hash: fn(&[u8]) -> u64) -> Encoded {
+    let e = escape(name);
+    if e.len() > 200 || e == "." || e == ".." || e.starts_with('.') {
+        Encoded::Hashed(format!("~{:016x}", hash(name.as_bytes())))
+    } else {
+        Encoded::Plain(e)
+    }
+}
+
 /// Encodes an object name as one file name: `[A-Za-z0-9._-]` kept, everything else `%XX`; names
 /// whose encoding would be too long for a file name become `~<xxh3 hex>` (the full name lives in
 /// the trailer, and readers compare it).
 pub fn encode_name(name: &str) -> String {
+    match encode_name_with(name, xxhash_rust::xxh3::xxh3_64) {
+        Encoded::Plain(s) | Encoded::Hashed(s) => s,
+    }
+}
+
+fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_' {
@@ -49,11 +75,7 @@ pub fn encode_name(name: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    if out.len() > 200 || out == "." || out == ".." || out.starts_with('.') {
-        format!("~{:016x}", xxhash_rust::xxh3::xxh3_64(name.as_bytes()))
-    } else {
-        out
-    }
+    out
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use super::meta::MetaHandle;
 use super::primary::PrimaryMsg;
 use super::{Contact, Kit, Restarts, names};
 use crate::error::{Error, Result};
-use crate::logic::{auth, names as name_rules, placement};
+use crate::logic::auth::{self, Checker, Secret};
+use crate::logic::{names as name_rules, placement};
 use crate::proto::codec::{Conn, Envelope};
 use crate::proto::msg::{
     Control, Data, GetClusterStatus, GetConfig, GetNodeStats, GetSmap, Handshake, ListBuckets,
@@ -36,6 +37,7 @@ pub struct Router {
     pub me: Node,
     pub meta: MetaHandle,
     pool: Arc<Pool>,
+    secret: Option<Secret>,
     store: Option<Arc<LocalStore>>,
     contact: Arc<Contact>,
     restarts: Arc<Restarts>,
@@ -54,6 +56,7 @@ impl Router {
             me: kit.me.clone(),
             meta: kit.meta.clone(),
             pool: kit.pool.clone(),
+            secret: kit.secret.clone(),
             store: kit.store.clone(),
             contact: kit.contact.clone(),
             restarts: kit.restarts.clone(),
@@ -76,6 +79,16 @@ impl Router {
         })
     }
 
+    /// What requests are checked against: the cluster's auth switch, this node's secret, and
+    /// the cluster it belongs to.
+    fn checker<'a>(&'a self, meta: &'a crate::types::meta::Meta) -> Checker<'a> {
+        Checker {
+            enabled: meta.config.auth.enabled,
+            secret: self.secret.as_ref(),
+            uuid: meta.smap.as_ref().map(|s| s.uuid.as_str()),
+        }
+    }
+
     /// Handles one request. Returns the reply to send, or `None` when the handler already
     /// answered on `conn` itself (streamed bodies, replies before acting).
     pub async fn handle(&self, conn: &mut Conn, env: Envelope) -> Result<Option<Msg>> {
@@ -86,16 +99,26 @@ impl Router {
             body,
             ..
         } = env;
+        let meta = self.meta.get();
+        let ck = self.checker(&meta);
+        let token = token.as_deref();
         match body {
-            Msg::Query(q) => self.query(q).await.map(Some),
+            Msg::Query(q) => {
+                ck.user(&from, token)?;
+                self.query(q).await.map(Some)
+            }
             Msg::Control(c) => self.control(c, &from, token).await.map(Some),
             Msg::Peer(p) => {
-                auth::check_node(&self.meta.get().config.auth, &from, token.as_deref())?;
+                ck.node(&from, token)?;
                 self.peer(conn, corr, p, &from).await
             }
-            Msg::Data(d) => self.data(conn, corr, d).await,
+            Msg::Data(d) => {
+                ck.user(&from, token)?;
+                self.data(conn, corr, d).await
+            }
             Msg::Reb(r) => {
-                auth::check_node(&self.meta.get().config.auth, &from, token.as_deref())?;
+                ck.node(&from, token)?;
+                auth::check_member(meta.smap.as_ref(), &from)?;
                 let dp = self.data_path()?;
                 match r {
                     Reb::Object(o) => dp.receive_reb_object(conn, corr, o).await.map(Some),
@@ -123,7 +146,9 @@ impl Router {
                     Error::NotFound("this node has not joined a cluster yet".into())
                 })?)
             }
-            Query::GetConfig(_) => GetConfig::reply(Box::new(meta.config.masked())),
+            Query::GetConfig(_) => {
+                GetConfig::reply(Box::new(meta.config.masked(self.secret.is_some())))
+            }
             Query::ListBuckets(_) => ListBuckets::reply(meta.bmd.buckets.iter().cloned().collect()),
             Query::GetNodeStats(_) => GetNodeStats::reply(Box::new(self.node_stats().await?)),
         };
@@ -153,24 +178,31 @@ impl Router {
 
     // ---- control ------------------------------------------------------------------------------
 
-    async fn control(&self, c: Control, from: &NodeId, token: Option<String>) -> Result<Msg> {
+    async fn control(&self, c: Control, from: &NodeId, token: Option<&str>) -> Result<Msg> {
         let meta = self.meta.get();
+        let ck = self.checker(&meta);
         if c.is_from_node() {
-            auth::check_node(&meta.config.auth, from, token.as_deref())?;
+            ck.node(from, token)?;
             match &c {
-                // Join is how non-members become members (a proxy forwarding someone's join
-                // must itself be a member).
+                // Join is how non-members become members: the joiner itself asks (forwarded
+                // joins keep the joiner's identity and token).
                 Control::Join(j) if j.node.id == *from => {}
+                Control::Join(_) => {
+                    return Err(Error::Forbidden(format!(
+                        "{from} may only ask to join for itself"
+                    )));
+                }
                 // An unknown node is told so and rejoins (see keepalive).
                 Control::Keepalive(_) if meta.is_primary(&self.me.id) => {}
-                _ => auth::check_member(&meta, from)?,
+                _ => auth::check_member(meta.smap.as_ref(), from)?,
             }
-        }
-        if c.is_admin() {
-            auth::check_admin(&meta.config.auth, token.as_deref())?;
+        } else if c.is_admin() {
+            ck.admin(token)?;
+        } else {
+            ck.user(from, token)?;
         }
         if !meta.is_primary(&self.me.id) {
-            return self.forward_to_primary(c, token).await;
+            return self.forward_to_primary(c, from, token).await;
         }
         // The primary actor may be restarting after a failure: wait for it a little (its
         // supervisor's back-off) rather than fail the client at once.
@@ -213,21 +245,24 @@ impl Router {
         Ok(Msg::Reply(GetClusterStatus::reply(Box::new(status))))
     }
 
-    async fn forward_to_primary(&self, c: Control, token: Option<String>) -> Result<Msg> {
+    /// Relays a control request to the primary in the sender's name, with the sender's own
+    /// token: the primary checks who really asks (a node's join, a client's admin token).
+    async fn forward_to_primary(
+        &self,
+        c: Control,
+        from: &NodeId,
+        token: Option<&str>,
+    ) -> Result<Msg> {
         let addr =
             self.meta.get().primary_addr().ok_or_else(|| {
                 Error::NotFound("no primary known: this node has not joined".into())
             })?;
-        let mut link = self.pool.link(&addr, Duration::from_secs(5), false).await?;
-        // The client's token goes along: the primary checks it.
-        link.conn.token = token;
-        let res = tokio::time::timeout(CONTROL_TIMEOUT, link.conn.request(Msg::Control(c)))
+        let mut conn =
+            crate::proto::Conn::connect(&addr, from.clone(), Duration::from_secs(5)).await?;
+        conn.token = token.map(str::to_string);
+        tokio::time::timeout(CONTROL_TIMEOUT, conn.request(Msg::Control(c)))
             .await
-            .map_err(|_| Error::Timeout(format!("primary {addr} did not answer")))?;
-        if res.is_ok() {
-            self.pool.release(link);
-        }
-        res
+            .map_err(|_| Error::Timeout(format!("primary {addr} did not answer")))?
     }
 
     // ---- node to node -------------------------------------------------------------------------
@@ -242,13 +277,13 @@ impl Router {
         let meta = self.meta.get();
         match p {
             Peer::Metasync(upd) => {
-                auth::check_member(&meta, from)?;
+                auth::check_from_primary(meta.smap.as_ref(), from, upd.smap.as_ref())?;
                 self.contact.touch();
                 self.meta.apply(upd).await?;
                 Ok(Some(Msg::Reply(MetaUpdate::reply(()))))
             }
             Peer::Action(action) => {
-                auth::check_member(&meta, from)?;
+                auth::check_from_primary(meta.smap.as_ref(), from, None)?;
                 if action == NodeAction::StopKeepalive {
                     // Silence at once, before the primary drops us from the map: a heartbeat in
                     // between would be answered "not in the map" and trigger a rejoin.
@@ -271,7 +306,7 @@ impl Router {
                 Ok(None)
             }
             Peer::Vote(v) => {
-                auth::check_member(&meta, from)?;
+                auth::check_member(meta.smap.as_ref(), from)?;
                 let VoteRequest {
                     candidate,
                     old_primary,

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::logic::auth::Secret;
 use crate::proto::msg::{JoinRequest, Joined};
 use crate::proto::pool::Pool;
 use crate::store::{self, LocalStore};
@@ -59,6 +60,47 @@ pub struct NodeArgs {
     pub non_electable: bool,
     /// Cluster config used when bootstrapping.
     pub cluster: ClusterConfig,
+    /// The cluster secret as provisioned for this node (auth); kept in the data dir, mode 0600,
+    /// so a restart without it still has it. Never sent to another node.
+    pub secret: Option<String>,
+}
+
+/// Where a node keeps its provisioned cluster secret.
+pub const SECRET_FILE: &str = "secret.key";
+
+/// The node's secret: the one given now (stored, 0600), else the one stored before.
+fn resolve_secret(args: &NodeArgs) -> Result<Option<Secret>> {
+    let path = args.data_dir.join(SECRET_FILE);
+    if let Some(raw) = &args.secret {
+        let s = Secret::new(raw)?;
+        write_private(&path, s.bytes())?;
+        return Ok(Some(s));
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(raw) => Secret::new(&raw).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes a file only its owner can read, atomically.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        store::files::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// When this node last heard from its primary (elections need silence first). Written by the
@@ -116,6 +158,8 @@ pub struct Kit {
     pub meta: MetaHandle,
     pub meta_tx: Arc<watch::Sender<Arc<crate::types::meta::Meta>>>,
     pub pool: Arc<Pool>,
+    /// The cluster secret provisioned on this node, if any.
+    pub secret: Option<Secret>,
     /// Targets only.
     pub store: Option<Arc<LocalStore>>,
     pub listener: Arc<tokio::net::TcpListener>,
@@ -202,16 +246,32 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
     if args.non_electable {
         me.flags.set(Flags::NON_ELECTABLE);
     }
-    let persisted = meta::load(&args.data_dir, &args.cluster)?;
+    let secret = resolve_secret(&args)?;
+    let mut persisted = meta::load(&args.data_dir, &args.cluster.shareable())?;
+    persisted.config = persisted.config.shareable();
+    if persisted.config.auth.enabled && secret.is_none() {
+        return Err(Error::BadRequest(
+            "auth is enabled but no cluster secret is provisioned on this node (auth_secret_file)"
+                .into(),
+        ));
+    }
+    if secret.as_ref().is_some_and(|s| s.is_weak()) {
+        tracing::warn!("the cluster secret is short: use at least 16 random bytes");
+    }
     let rmd_at_start = persisted.rmd.version;
     let (tx, rx) = watch::channel(Arc::new(persisted));
     let meta = MetaHandle::new(rx.clone(), &id);
-    // Node-to-node requests carry a token minted per request from the current secret.
+    // With auth on, node-to-node requests carry a token minted per request for this node and
+    // its cluster.
     let pool = {
-        let (rx, id) = (rx.clone(), id.clone());
+        let (rx, id, secret) = (rx.clone(), id.clone(), secret.clone());
         Arc::new(Pool::new(
             id.clone(),
-            Box::new(move || crate::logic::auth::node_token(&rx.borrow().config.auth, &id)),
+            Box::new(move || {
+                let m = rx.borrow();
+                let s = secret.as_ref().filter(|_| m.config.auth.enabled)?;
+                crate::logic::auth::node_token(s, &id, m.smap.as_ref().map(|s| s.uuid.as_str()))
+            }),
         ))
     };
     let store = match args.role {
@@ -237,6 +297,7 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
         meta: meta.clone(),
         meta_tx: Arc::new(tx),
         pool: pool.clone(),
+        secret,
         store,
         listener: Arc::new(listener),
         contact: Arc::new(Contact::default()),
@@ -264,7 +325,13 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
 
     let res = async {
         if args.primary && meta.get().smap.is_none() {
-            bootstrap(&meta, &me, &args.cluster).await?;
+            if args.cluster.auth.enabled && kit_has_no_secret(&args) {
+                return Err(Error::BadRequest(
+                    "auth is enabled but no cluster secret is provisioned (auth_secret_file)"
+                        .into(),
+                ));
+            }
+            bootstrap(&meta, &me, &args.cluster.shareable()).await?;
             tracing::info!(node = %id, %addr, "bootstrapped a new cluster as primary");
         }
         let is_primary = meta.get().is_primary(&id);
@@ -284,6 +351,10 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
     }
     tracing::info!(node = %id, role = args.role.as_str(), %addr, "node started");
     Ok(node)
+}
+
+fn kit_has_no_secret(args: &NodeArgs) -> bool {
+    args.secret.is_none() && !args.data_dir.join(SECRET_FILE).exists()
 }
 
 /// A new cluster with `me` as its primary and only member.

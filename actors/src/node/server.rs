@@ -1,10 +1,15 @@
 //! The server: accepts TCP connections and runs one task per connection that reads requests and
 //! answers them in order (through the [`Router`]). A connection that sends a bad frame gets an
-//! error and is closed. The accept loop belongs to the server actor: if the loop dies, the actor
+//! error and is closed. Limits keep one client from starving the node (`limits` in the cluster
+//! config): a cap on connections that closes the longest-idle one to admit a new one (or refuses
+//! the new one as busy), an idle timeout, a per-frame time limit on bodies, and a frame codec
+//! that only holds memory for bytes that arrived. The accept loop belongs to the server actor: if the loop dies, the actor
 //! fails and its supervisor restarts it on the same listening socket.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::net::TcpListener;
@@ -13,9 +18,6 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::Router;
 use crate::proto::codec::{Conn, DEFAULT_MAX_FRAME};
 use crate::proto::msg::Msg;
-
-/// Caps concurrent connections so a flood cannot exhaust file descriptors.
-const MAX_CONNECTIONS: usize = 1024;
 
 pub struct ServerActor;
 
@@ -95,12 +97,92 @@ impl Actor for ServerActor {
     }
 }
 
+/// The connections being served: when each last asked something, whether it is busy, and how
+/// to close it (to make room for a new one).
+#[derive(Default)]
+struct Slots {
+    open: Mutex<HashMap<u64, Slot>>,
+    next: AtomicU64,
+}
+
+struct Slot {
+    last: Instant,
+    busy: bool,
+    close: CancellationToken,
+}
+
+impl Slots {
+    /// Admits a new connection, closing the longest-idle one if the node is full. `None`: full
+    /// of busy connections, refuse this one.
+    fn admit(&self, max: usize) -> Option<(u64, CancellationToken)> {
+        let mut open = self.open.lock().expect("poisoned");
+        if open.len() >= max.max(1) {
+            let idle = open
+                .iter()
+                .filter(|(_, s)| !s.busy)
+                .min_by_key(|(_, s)| s.last)
+                .map(|(id, _)| *id)?;
+            if let Some(s) = open.remove(&idle) {
+                s.close.cancel();
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let close = CancellationToken::new();
+        open.insert(
+            id,
+            Slot {
+                last: Instant::now(),
+                busy: false,
+                close: close.clone(),
+            },
+        );
+        Some((id, close))
+    }
+
+    /// Closes the longest-idle connection (out of file descriptors). Returns whether one was.
+    fn evict_idle(&self) -> bool {
+        let mut open = self.open.lock().expect("poisoned");
+        let idle = open
+            .iter()
+            .filter(|(_, s)| !s.busy)
+            .min_by_key(|(_, s)| s.last)
+            .map(|(id, _)| *id);
+        match idle.and_then(|id| open.remove(&id)) {
+            Some(s) => {
+                s.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn mark(&self, id: u64, busy: bool) {
+        if let Some(s) = self.open.lock().expect("poisoned").get_mut(&id) {
+            s.busy = busy;
+            s.last = Instant::now();
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.open.lock().expect("poisoned").remove(&id);
+    }
+}
+
+/// Tells a connection the node cannot take it, then closes it (never blocks the accept loop).
+fn shed(stream: tokio::net::TcpStream, me: crate::types::smap::NodeId) {
+    tokio::spawn(async move {
+        let mut conn = Conn::new(stream, me, DEFAULT_MAX_FRAME);
+        let busy = crate::Error::Busy("too many connections: try again".into());
+        let _ = tokio::time::timeout(Duration::from_secs(1), conn.send(0, Msg::from(busy))).await;
+    });
+}
+
 async fn accept_loop(
     listener: &TcpListener,
     router: Arc<Router>,
     stop: &CancellationToken,
 ) -> String {
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Slots::default());
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return "stopped".into(),
@@ -109,34 +191,60 @@ async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors (or a transient error): make room by closing an idle
+                // connection, and pause the loop a moment instead of spinning.
+                let freed = slots.evict_idle();
+                tracing::warn!(error = %e, freed, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return "connection limit closed".into();
+        let limits = router.meta.get().config.limits.clone();
+        let Some((slot, close)) = slots.admit(limits.max_connections) else {
+            tracing::debug!(%peer, "connection refused: every slot is busy");
+            shed(stream, router.me.id.clone());
+            continue;
         };
-        let router = router.clone();
-        let stop = stop.clone();
+        let (router, stop, slots) = (router.clone(), stop.clone(), slots.clone());
         tokio::spawn(async move {
             let max_frame = match router.meta.get().config.max_frame {
                 0 => DEFAULT_MAX_FRAME,
                 n => n,
             };
             let mut conn = Conn::new(stream, router.me.id.clone(), max_frame);
-            serve(&router, &mut conn, &stop).await;
+            conn.io_timeout = Some(limits.frame_timeout());
+            let limit = Limit {
+                idle: limits.idle_timeout(),
+                slot,
+                slots: &slots,
+                close: &close,
+                stop: &stop,
+            };
+            serve(&router, &mut conn, limit).await;
+            slots.remove(slot);
             tracing::trace!(%peer, "connection closed");
-            drop(permit);
         });
     }
 }
 
-async fn serve(router: &Arc<Router>, conn: &mut Conn, stop: &CancellationToken) {
+/// What ends a connection besides its peer: the node stopping, eviction, idleness.
+struct Limit<'a> {
+    idle: Duration,
+    slot: u64,
+    slots: &'a Slots,
+    close: &'a CancellationToken,
+    stop: &'a CancellationToken,
+}
+
+async fn serve(router: &Arc<Router>, conn: &mut Conn, limit: Limit<'_>) {
     loop {
         let env = tokio::select! {
-            _ = stop.cancelled() => return,
-            e = conn.recv() => e,
+            _ = limit.stop.cancelled() => return,
+            _ = limit.close.cancelled() => return,
+            e = tokio::time::timeout(limit.idle, conn.recv()) => match e {
+                Ok(e) => e,
+                Err(_) => return, // idle too long
+            },
         };
         let env = match env {
             Ok(Some(env)) => env,
@@ -149,7 +257,10 @@ async fn serve(router: &Arc<Router>, conn: &mut Conn, stop: &CancellationToken) 
             }
         };
         let corr = env.corr;
-        match router.handle(conn, env).await {
+        limit.slots.mark(limit.slot, true);
+        let res = router.handle(conn, env).await;
+        limit.slots.mark(limit.slot, false);
+        match res {
             Ok(Some(reply)) => {
                 if conn.send(corr, reply).await.is_err() {
                     return;

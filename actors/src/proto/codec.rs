@@ -8,7 +8,9 @@ use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
+
+use super::frame::FrameCodec;
 
 use super::msg::{Msg, Rpc};
 use crate::error::{Error, Result};
@@ -52,19 +54,29 @@ pub fn decode(buf: &[u8]) -> Result<Envelope> {
     Ok(env)
 }
 
-pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_type::<u32>()
-        .big_endian()
-        .max_frame_length(max_frame)
-        .new_codec()
+pub fn codec(max_frame: usize) -> FrameCodec {
+    FrameCodec::new(max_frame)
+}
+
+/// Runs one step of a body transfer under the per-frame time limit.
+async fn timed<T>(
+    limit: Option<std::time::Duration>,
+    step: impl std::future::Future<Output = std::io::Result<T>>,
+    stalled: Error,
+) -> Result<std::io::Result<T>> {
+    match limit {
+        Some(t) => tokio::time::timeout(t, step).await.map_err(|_| stalled),
+        None => Ok(step.await),
+    }
 }
 
 /// A framed connection with a sender identity and an optional token.
 pub struct Conn {
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    framed: Framed<TcpStream, FrameCodec>,
     pub me: NodeId,
     pub token: Option<String>,
+    /// Longest wait for one frame of an object body (each way); `None`: no limit.
+    pub io_timeout: Option<std::time::Duration>,
     next_corr: u64,
     /// Address of the peer (for error messages).
     pub peer: String,
@@ -81,6 +93,7 @@ impl Conn {
             framed: Framed::new(stream, codec(max_frame)),
             me,
             token: None,
+            io_timeout: None,
             next_corr: 1,
             peer,
         }
@@ -185,11 +198,27 @@ impl Conn {
                 token: None,
                 body: Msg::Chunk(buf[..n].to_vec()),
             };
-            self.framed.feed(Bytes::from(encode(&env)?)).await?;
+            let frame = Bytes::from(encode(&env)?);
+            let stalled = self.stalled("sending a body");
+            timed(self.io_timeout, self.framed.feed(frame), stalled).await??;
             left -= n as u64;
         }
-        SinkExt::<Bytes>::flush(&mut self.framed).await?;
+        let stalled = self.stalled("sending a body");
+        timed(
+            self.io_timeout,
+            SinkExt::<Bytes>::flush(&mut self.framed),
+            stalled,
+        )
+        .await??;
         Ok(())
+    }
+
+    fn stalled(&self, what: &str) -> Error {
+        Error::Timeout(format!(
+            "{what}: {} sent nothing for {:?}",
+            self.peer,
+            self.io_timeout.unwrap_or_default()
+        ))
     }
 
     /// Receives chunks adding up to exactly `size` bytes into `dst`, calling `observe` on each.
@@ -201,7 +230,13 @@ impl Conn {
     ) -> Result<()> {
         let mut left = size;
         while left > 0 {
-            let env = self.recv_reply().await?;
+            let limit = self.io_timeout;
+            let env = match limit {
+                Some(t) => tokio::time::timeout(t, self.recv_reply())
+                    .await
+                    .map_err(|_| self.stalled("receiving a body"))??,
+                None => self.recv_reply().await?,
+            };
             match env.body {
                 Msg::Chunk(data) => {
                     if data.len() as u64 > left {

@@ -3,6 +3,7 @@
 //! the nodes and the client.
 
 pub mod codec;
+pub mod frame;
 pub mod msg;
 pub mod pool;
 

@@ -23,6 +23,8 @@ pub struct Pool {
     me: NodeId,
     idle: Mutex<HashMap<String, Vec<Conn>>>,
     token: TokenSource,
+    /// Longest wait for one frame of an object body on a link.
+    io_timeout: Duration,
 }
 
 impl std::fmt::Debug for Pool {
@@ -52,7 +54,14 @@ impl Pool {
             me,
             idle: Mutex::new(HashMap::new()),
             token,
+            io_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// The same pool with another body time limit.
+    pub fn with_io_timeout(mut self, t: Duration) -> Self {
+        self.io_timeout = t;
+        self
     }
 
     pub fn me(&self) -> &NodeId {
@@ -75,6 +84,7 @@ impl Pool {
             None => (Conn::connect(addr, self.me.clone(), timeout).await?, false),
         };
         conn.token = (self.token)();
+        conn.io_timeout = Some(self.io_timeout);
         Ok(Link {
             conn,
             addr: addr.to_string(),

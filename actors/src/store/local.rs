@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::mountpath::Mountpath;
 use super::object::{self as store, ObjLocks, TempObject};
 use crate::error::{Error, Result};
+use crate::logic::names::Encoded;
 use crate::logic::placement::{self, MountpathKey};
 use crate::types::lifecycle::PlanMove;
 use crate::types::object::{MAX_PAGE, ObjEntry, ObjMeta, ObjPage};
@@ -29,9 +30,14 @@ pub enum Install {
     Superseded,
 }
 
+/// Files a hashed long name may occupy (names whose hashes collide take the next one).
+pub const NAME_SLOTS: usize = 16;
+
 pub struct LocalStore {
     pub mountpaths: Vec<Arc<Mountpath>>,
     keys: Vec<MountpathKey>,
+    /// Hash of names too long for a file name (tests make every one collide).
+    long_hash: fn(&[u8]) -> u64,
     locks: ObjLocks,
     /// uname → (delete stamp, when): deletes win over older copies arriving later.
     tombstones: Mutex<HashMap<String, (u64, Instant)>>,
@@ -41,6 +47,11 @@ impl LocalStore {
     /// Opens (creating) the mountpaths. Half-written objects of a crashed run are garbage: their
     /// writers never acknowledged them.
     pub fn open(paths: &[PathBuf]) -> Result<Self> {
+        Self::open_with_hash(paths, xxhash_rust::xxh3::xxh3_64)
+    }
+
+    /// As [`open`](Self::open), with another hash for long names.
+    pub fn open_with_hash(paths: &[PathBuf], long_hash: fn(&[u8]) -> u64) -> Result<Self> {
         let mut mountpaths = Vec::new();
         for p in paths {
             std::fs::create_dir_all(p)?;
@@ -53,6 +64,7 @@ impl LocalStore {
         Ok(LocalStore {
             mountpaths,
             keys,
+            long_hash,
             locks: Default::default(),
             tombstones: Mutex::new(HashMap::new()),
         })
@@ -68,18 +80,57 @@ impl LocalStore {
         &self.mountpaths[mp].path
     }
 
+    /// The files `bucket/object` may be in on mountpath `mp`: its encoded name, or — for a name
+    /// too long to encode, which becomes a hash — every slot of that hash.
+    fn candidates(&self, mp: usize, bucket: &str, object: &str) -> Vec<PathBuf> {
+        let dir = store::bucket_dir(&self.mountpaths[mp].path, bucket);
+        match crate::logic::names::encode_name_with(object, self.long_hash) {
+            Encoded::Plain(n) => vec![dir.join(n)],
+            Encoded::Hashed(base) => (0..NAME_SLOTS)
+                .map(|k| match k {
+                    0 => dir.join(&base),
+                    k => dir.join(format!("{base}.{k}")),
+                })
+                .collect(),
+        }
+    }
+
+    /// The file of `bucket/object` on mountpath `mp`, if there is one. The real name in the
+    /// trailer must match: two long names may share a hash.
+    fn locate_on(&self, mp: usize, bucket: &str, object: &str) -> Option<(PathBuf, ObjMeta)> {
+        self.candidates(mp, bucket, object)
+            .into_iter()
+            .find_map(|p| {
+                store::read_meta(&p)
+                    .ok()
+                    .filter(|m| m.bucket == bucket && m.object == object)
+                    .map(|m| (p, m))
+            })
+    }
+
+    /// Where to write `bucket/object` on mountpath `mp`: its own file there, else the first
+    /// free slot (a colliding long name never overwrites another object).
+    fn dest_on(&self, mp: usize, bucket: &str, object: &str) -> Result<PathBuf> {
+        if let Some((p, _)) = self.locate_on(mp, bucket, object) {
+            return Ok(p);
+        }
+        self.candidates(mp, bucket, object)
+            .into_iter()
+            .find(|p| !p.exists())
+            .ok_or_else(|| {
+                Error::NoSpace(format!(
+                    "{bucket}/{object}: {NAME_SLOTS} other long names share its hash"
+                ))
+            })
+    }
+
     /// Finds a local copy: the proper mountpath first, then the others (not yet resilvered).
-    /// The real name in the trailer must match: encoded names of long objects are hashes.
     pub fn find(&self, bucket: &str, object: &str) -> Option<(usize, PathBuf, ObjMeta)> {
         let first = self.mountpath_for(bucket, object);
         let order =
             std::iter::once(first).chain((0..self.mountpaths.len()).filter(|&i| i != first));
         for i in order {
-            let p = store::object_path(&self.mountpaths[i].path, bucket, object);
-            if let Ok(m) = store::read_meta(&p)
-                && m.bucket == bucket
-                && m.object == object
-            {
+            if let Some((p, m)) = self.locate_on(i, bucket, object) {
                 return Some((i, p, m));
             }
         }
@@ -120,22 +171,19 @@ impl LocalStore {
             return Ok(Install::Superseded);
         }
         let mut olds = Vec::new();
-        for (i, mp) in self.mountpaths.iter().enumerate() {
-            let p = store::object_path(&mp.path, &meta.bucket, &meta.object);
-            if let Ok(m) = store::read_meta(&p)
-                && m.object == meta.object
-            {
+        for i in 0..self.mountpaths.len() {
+            if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object) {
                 if m.version >= meta.version {
                     return Ok(Install::Superseded);
                 }
                 olds.push((i, p, m.size));
             }
         }
-        let dest = store::object_path(&self.mountpaths[dest_mp].path, &meta.bucket, &meta.object);
+        let dest = self.dest_on(dest_mp, &meta.bucket, &meta.object)?;
         tmp.commit(&dest)?;
         self.mountpaths[dest_mp].added(meta.size);
         for (i, p, size) in olds {
-            if i != dest_mp {
+            if p != dest {
                 let _ = std::fs::remove_file(&p);
             }
             self.mountpaths[i].removed(size);
@@ -146,14 +194,12 @@ impl LocalStore {
     /// Removes the local copy of `meta` if it is still that version (after a peer acked it).
     pub async fn remove_if_version(&self, meta: &ObjMeta) -> Result<bool> {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
-        for mp in &self.mountpaths {
-            let p = store::object_path(&mp.path, &meta.bucket, &meta.object);
-            if let Ok(m) = store::read_meta(&p)
-                && m.object == meta.object
+        for i in 0..self.mountpaths.len() {
+            if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object)
                 && m.version == meta.version
             {
                 std::fs::remove_file(&p)?;
-                mp.removed(m.size);
+                self.mountpaths[i].removed(m.size);
                 return Ok(true);
             }
         }
@@ -163,14 +209,14 @@ impl LocalStore {
     /// Moves an object to its proper local mountpath (same filesystem: a rename).
     pub async fn move_local(&self, from: &Path, meta: &ObjMeta, to_mp: usize) -> Result<()> {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
-        let dest = store::object_path(&self.mountpaths[to_mp].path, &meta.bucket, &meta.object);
-        if let Ok(m) = store::read_meta(&dest)
+        if let Some((_, m)) = self.locate_on(to_mp, &meta.bucket, &meta.object)
             && m.version >= meta.version
         {
             // A newer copy is already in place; the misplaced one is stale.
             let _ = std::fs::remove_file(from);
             return Ok(());
         }
+        let dest = self.dest_on(to_mp, &meta.bucket, &meta.object)?;
         let dir = dest
             .parent()
             .ok_or_else(|| Error::BadRequest("object path without a parent".into()))?;
@@ -209,13 +255,10 @@ impl LocalStore {
     pub async fn delete(&self, bucket: &str, object: &str, stamp: u64) -> Result<bool> {
         let _g = self.locks.lock(bucket, object).await;
         let mut found = false;
-        for mp in &self.mountpaths {
-            let p = store::object_path(&mp.path, bucket, object);
-            if let Ok(m) = store::read_meta(&p)
-                && m.object == object
-            {
+        for i in 0..self.mountpaths.len() {
+            if let Some((p, m)) = self.locate_on(i, bucket, object) {
                 std::fs::remove_file(&p)?;
-                mp.removed(m.size);
+                self.mountpaths[i].removed(m.size);
                 found = true;
             }
         }
@@ -396,6 +439,33 @@ mod tests {
         };
         let tmp = w.finish(&meta).await.unwrap();
         ls.install(&meta, tmp, mp).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn long_names_that_share_a_hash_all_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every long name hashes the same: the worst case of a collision.
+        let ls = LocalStore::open_with_hash(&[dir.path().join("a")], |_| 42).unwrap();
+        let a = format!("{}-a", "x/".repeat(150));
+        let b = format!("{}-b", "x/".repeat(150));
+        assert_eq!(write(&ls, &a, 10).await, Install::Stored);
+        assert_eq!(write(&ls, &b, 10).await, Install::Stored);
+        assert_eq!(ls.find("b", &a).unwrap().2.object, a);
+        assert_eq!(ls.find("b", &b).unwrap().2.object, b);
+        // A newer b replaces b, not a.
+        assert_eq!(write(&ls, &b, 11).await, Install::Stored);
+        assert_eq!(ls.find("b", &a).unwrap().2.version, 10);
+        assert_eq!(ls.find("b", &b).unwrap().2.version, 11);
+        assert_eq!(ls.totals().0, 2);
+        // Deleting a (slot 0) leaves b reachable, and a third name reuses the hole.
+        assert!(ls.delete("b", &a, 100).await.unwrap());
+        assert!(ls.find("b", &a).is_none());
+        assert_eq!(ls.find("b", &b).unwrap().2.version, 11);
+        let c = format!("{}-c", "x/".repeat(150));
+        assert_eq!(write(&ls, &c, 10).await, Install::Stored);
+        let page = ls.list("b", "", None, 10).await.unwrap();
+        let names: Vec<&str> = page.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, vec![b.as_str(), c.as_str()]);
     }
 
     #[tokio::test]

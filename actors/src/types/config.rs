@@ -62,6 +62,38 @@ impl Default for RebalanceConfig {
     }
 }
 
+/// Limits that keep one client from starving a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Connections a node serves at once. Past it, the longest-idle connection is closed to
+    /// admit a new one; when none is idle, the new one is refused as busy.
+    pub max_connections: usize,
+    /// A connection that sends no request for this long is closed, ms.
+    pub idle_timeout_ms: u64,
+    /// Longest wait for one frame of an object body, either way, ms.
+    pub frame_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 1024,
+            idle_timeout_ms: 120_000,
+            frame_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.max(100))
+    }
+    pub fn frame_timeout(&self) -> Duration {
+        Duration::from_millis(self.frame_timeout_ms.max(100))
+    }
+}
+
 /// `proxy` section, as `nodectl config cluster proxy --json` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -76,7 +108,8 @@ pub struct ProxyConfig {
 #[serde(default)]
 pub struct AuthConfig {
     pub enabled: bool,
-    /// HMAC secret; masked whenever the config is shown.
+    /// Only as read from a node's own config file (`[cluster.auth] secret`) or shown masked:
+    /// the secret itself is node-local and is blanked before this config is stored or sent.
     pub secret: String,
 }
 
@@ -89,15 +122,23 @@ pub struct ClusterConfig {
     pub rebalance: RebalanceConfig,
     pub proxy: ProxyConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     /// Largest frame accepted on the wire, bytes.
     pub max_frame: usize,
 }
 
 impl ClusterConfig {
-    /// A copy safe to print: secrets masked.
-    pub fn masked(&self) -> ClusterConfig {
+    /// A copy safe to store or send: without any secret.
+    pub fn shareable(&self) -> ClusterConfig {
         let mut c = self.clone();
-        if !c.auth.secret.is_empty() {
+        c.auth.secret.clear();
+        c
+    }
+
+    /// A copy safe to print: the secret shown only as provisioned (`**********`) or not.
+    pub fn masked(&self, secret_provisioned: bool) -> ClusterConfig {
+        let mut c = self.shareable();
+        if secret_provisioned {
             c.auth.secret = "**********".into();
         }
         c
@@ -105,13 +146,14 @@ impl ClusterConfig {
 
     /// One section as JSON (`nodectl config cluster SECTION`), or all of it.
     pub fn section_json(&self, section: Option<&str>) -> Result<serde_json::Value> {
-        let all = serde_json::to_value(self.masked()).map_err(|e| Error::Encode(e.to_string()))?;
+        // Called on configs already masked by the node that answered.
+        let all = serde_json::to_value(self).map_err(|e| Error::Encode(e.to_string()))?;
         match section {
             None => Ok(all),
             Some(s) => {
                 let v = all.get(s).cloned().ok_or_else(|| {
                     Error::BadRequest(format!(
-                        "unknown config section {s:?} (sections: keepalive, rebalance, proxy, auth)"
+                        "unknown config section {s:?} (sections: keepalive, rebalance, proxy, auth, limits)"
                     ))
                 })?;
                 Ok(serde_json::json!({ s: v }))
@@ -135,6 +177,8 @@ pub struct NodeConfig {
     pub non_electable: bool,
     /// Cluster config used when this node bootstraps a new cluster.
     pub cluster: ClusterConfig,
+    /// File holding the cluster secret (auth); provisioned on every node, never sent.
+    pub auth_secret_file: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -154,8 +198,11 @@ mod tests {
         let mut c = ClusterConfig::default();
         c.auth.secret = "hunter2".into();
         c.proxy.primary_url = "127.0.0.1:8080".into();
-        let v = c.section_json(Some("auth")).unwrap();
+        assert_eq!(c.shareable().auth.secret, "");
+        let v = c.masked(true).section_json(Some("auth")).unwrap();
         assert_eq!(v["auth"]["secret"], "**********");
+        let v = c.masked(false).section_json(Some("auth")).unwrap();
+        assert_eq!(v["auth"]["secret"], "");
         let v = c.section_json(Some("proxy")).unwrap();
         assert_eq!(v["proxy"]["primary_url"], "127.0.0.1:8080");
         assert!(c.section_json(Some("nope")).is_err());
