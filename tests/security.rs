@@ -135,6 +135,7 @@ async fn with_auth_on_nothing_gets_in_without_the_right_token() {
             .rpc(shoal_actors::proto::msg::DeleteObject {
                 key: shoal_actors::types::object::ObjKey::new(BUCKET, name.clone()),
                 local: true,
+                stamp: None,
             })
             .await;
         assert!(

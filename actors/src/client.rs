@@ -327,6 +327,7 @@ impl Client {
         let req = DeleteObject {
             key: key.clone(),
             local: false,
+            stamp: None,
         };
         self.owner_rpc(&key, req).await
     }

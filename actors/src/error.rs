@@ -49,6 +49,10 @@ pub enum Error {
     /// A supervised actor is not running (restarting, or gone for good).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The cluster map changed while a write was in flight: it must be sent again (to the
+    /// new owner). Nothing was stored.
+    #[error("{0}")]
+    MapChanged(String),
 }
 
 /// What an error looks like on the wire.
@@ -79,6 +83,7 @@ impl Error {
             Error::Remote(_) => "remote",
             Error::Moved { .. } => "moved",
             Error::Unavailable(_) => "unavailable",
+            Error::MapChanged(_) => "map_changed",
         }
     }
 
@@ -100,7 +105,8 @@ impl Error {
             | Error::Timeout(m)
             | Error::Protocol(m)
             | Error::Remote(m)
-            | Error::Unavailable(m) => m.clone(),
+            | Error::Unavailable(m)
+            | Error::MapChanged(m) => m.clone(),
             Error::Downgrade { .. } | Error::Moved { .. } => self.to_string(),
         }
     }
@@ -140,6 +146,7 @@ impl From<WireError> for Error {
             "timeout" => Error::Timeout(m),
             "protocol" => Error::Protocol(m),
             "unavailable" => Error::Unavailable(m),
+            "map_changed" => Error::MapChanged(m),
             _ => Error::Remote(m),
         }
     }

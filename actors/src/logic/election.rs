@@ -3,25 +3,55 @@
 
 use crate::types::smap::{Flags, Node, NodeId, Smap};
 
-/// The proxy that should take over from `old`: electable, active, highest `id_digest`.
-pub fn candidate<'a>(smap: &'a Smap, old: &NodeId) -> Option<&'a Node> {
-    smap.proxies
+/// The proxies that may take over from `old`, best first: electable, active, highest
+/// `id_digest` first.
+pub fn ranking<'a>(smap: &'a Smap, old: &NodeId) -> Vec<&'a Node> {
+    let mut r: Vec<&Node> = smap
+        .proxies
         .values()
         .filter(|n| &n.id != old && n.is_active() && !n.flags.contains(Flags::NON_ELECTABLE))
-        .max_by_key(|n| (n.id_digest, n.id.clone()))
+        .collect();
+    r.sort_by(|a, b| (b.id_digest, &b.id).cmp(&(a.id_digest, &a.id)));
+    r
+}
+
+/// The proxy that should take over from `old` when every proxy can be reached.
+pub fn candidate<'a>(smap: &'a Smap, old: &NodeId) -> Option<&'a Node> {
+    ranking(smap, old).into_iter().next()
+}
+
+/// The proxies ranked above `candidate_id` (they take precedence while they answer).
+pub fn ahead_of<'a>(smap: &'a Smap, old: &NodeId, candidate_id: &NodeId) -> Vec<&'a Node> {
+    ranking(smap, old)
+        .into_iter()
+        .take_while(|n| &n.id != candidate_id)
+        .collect()
 }
 
 /// Whether a proxy with map `smap` votes for `candidate_id` to replace `old`. `silent`: it has
 /// not heard from the primary for longer than a keepalive interval either, so a partitioned
-/// proxy cannot take over a healthy cluster on its own.
-pub fn vote(smap: &Smap, candidate_id: &NodeId, old: &NodeId, silent: bool) -> bool {
+/// proxy cannot take over a healthy cluster on its own. `down`: whether a proxy ranked above
+/// the candidate is unreachable — the next one may take over only when those above it are
+/// down too (a dead top candidate must not stall the election).
+pub fn vote(
+    smap: &Smap,
+    candidate_id: &NodeId,
+    old: &NodeId,
+    silent: bool,
+    down: impl Fn(&NodeId) -> bool,
+) -> bool {
     if &smap.primary == candidate_id {
         return true; // already follows it
     }
     if &smap.primary != old {
         return false; // we know of a different, newer primary
     }
-    silent && candidate(smap, old).is_some_and(|c| &c.id == candidate_id)
+    let ranked = ranking(smap, old);
+    silent
+        && ranked.iter().any(|n| &n.id == candidate_id)
+        && ahead_of(smap, old, candidate_id)
+            .iter()
+            .all(|n| down(&n.id))
 }
 
 #[cfg(test)]
@@ -67,29 +97,35 @@ mod tests {
     }
 
     #[test]
-    fn votes_need_silence_and_the_same_candidate() {
+    fn votes_need_silence_and_the_best_reachable_candidate() {
         let smap = cluster();
         let old = smap.primary.clone();
-        let c = candidate(&smap, &old).unwrap().id.clone();
-        assert!(vote(&smap, &c, &old, true));
+        let ranked: Vec<NodeId> = ranking(&smap, &old).iter().map(|n| n.id.clone()).collect();
+        assert_eq!(ranked.len(), 4);
+        let (first, second) = (&ranked[0], &ranked[1]);
+        let up = |_: &NodeId| false;
+        assert!(vote(&smap, first, &old, true, up));
         assert!(
-            !vote(&smap, &c, &old, false),
+            !vote(&smap, first, &old, false, up),
             "a proxy that hears the primary says no"
         );
-        let other = smap
-            .proxies
-            .keys()
-            .find(|id| **id != c && **id != old)
-            .unwrap()
-            .clone();
         assert!(
-            !vote(&smap, &other, &old, true),
-            "not the candidate we compute"
+            !vote(&smap, second, &old, true, up),
+            "the best one still answers"
+        );
+        // The best candidate is down too: the next one may take over.
+        let first_down = |id: &NodeId| id == first;
+        assert!(vote(&smap, second, &old, true, first_down));
+        assert!(!vote(&smap, &ranked[2], &old, true, first_down));
+        let nobody = NodeId("nobody".into());
+        assert!(
+            !vote(&smap, &nobody, &old, true, |_| true),
+            "not a proxy of the map"
         );
         // A voter that already follows a newer primary says no to replacing the old one.
         let mut moved = smap.clone();
-        moved.primary = other.clone();
-        assert!(!vote(&moved, &c, &old, true));
-        assert!(vote(&moved, &other, &old, false));
+        moved.primary = second.clone();
+        assert!(!vote(&moved, first, &old, true, up));
+        assert!(vote(&moved, second, &old, false, up));
     }
 }

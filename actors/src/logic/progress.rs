@@ -173,6 +173,15 @@ impl Tracker {
             None
         };
         let mut blocked = Vec::new();
+        let errors: u64 = self.errors();
+        if !self.running() && errors > 0 && !self.finalize.is_empty() {
+            let nodes: Vec<String> = self.finalize.iter().map(|id| format!("{id}")).collect();
+            blocked.push(format!(
+                "{} finished with {errors} errors: not finalised for {}; run the operation again to retry",
+                rebalance_id(self.generation),
+                nodes.join(", ")
+            ));
+        }
         if self.running() {
             for id in &self.participants {
                 if offline.contains(id) {

@@ -62,9 +62,11 @@ pub fn node_row(
 ) -> NodeStatus {
     let reachable = stats.is_some();
     let s = stats.cloned().unwrap_or_default();
-    let reb_running = reb.is_some_and(|r| r.is_running());
+    // Leaving and not yet finalised: its data may still be the only copy (a rebalance runs,
+    // or ended with errors, or there was none) — red, do not power off. Only the
+    // post-rebalance flag, set when a clean rebalance completed, makes it safe.
     let leaving = n.flags.intersects(Flags::MAINT | Flags::DECOMM);
-    let migrating = leaving && !n.flags.contains(Flags::MAINT_POST_REB) && reb_running;
+    let migrating = leaving && !n.flags.contains(Flags::MAINT_POST_REB);
     NodeStatus {
         id: n.id.0.clone(),
         role: n.role,
@@ -80,8 +82,7 @@ pub fn node_row(
         addr: n.addr.clone(),
         reachable,
         migrating,
-        safe_to_power_off: n.flags.contains(Flags::MAINT)
-            && !migrating
+        safe_to_power_off: n.flags.contains(Flags::MAINT | Flags::MAINT_POST_REB)
             && !n.flags.contains(Flags::DECOMM),
         is_primary: &n.id == primary,
         non_electable: n.flags.contains(Flags::NON_ELECTABLE),

@@ -122,6 +122,7 @@ impl Router {
                 let dp = self.data_path()?;
                 match r {
                     Reb::Object(o) => dp.receive_reb_object(conn, corr, o).await.map(Some),
+                    Reb::Tomb(t) => dp.receive_tomb(t).await.map(Some),
                     Reb::PlanMoves(p) => {
                         let moves = dp.store.plan_moves(&self.me.id, &p.smap).await?;
                         Ok(Some(Msg::Reply(crate::proto::msg::PlanMoves::reply(moves))))
@@ -311,8 +312,14 @@ impl Router {
                     candidate,
                     old_primary,
                 } = v;
-                let yes =
-                    super::election::vote(&self.meta, &self.contact, &candidate, &old_primary);
+                let yes = super::election::vote(
+                    &self.meta,
+                    &self.pool,
+                    &self.contact,
+                    &candidate,
+                    &old_primary,
+                )
+                .await;
                 Ok(Some(Msg::Reply(VoteRequest::reply(
                     crate::proto::msg::Vote { yes },
                 ))))
@@ -395,7 +402,11 @@ fn redirect(meta: &crate::types::meta::Meta, d: &Data) -> Result<Msg> {
         Data::Head(h) => &h.key,
         Data::Delete(x) => &x.key,
         Data::Locate(l) => &l.key,
-        Data::List(_) => return Err(Error::BadRequest("listings are not redirected".into())),
+        Data::List(_) | Data::Stamp(_) => {
+            return Err(Error::BadRequest(
+                "listings and stamps are not redirected".into(),
+            ));
+        }
     };
     check_bucket(meta, &key.bucket)?;
     name_rules::validate_object(&key.object)?;

@@ -9,20 +9,48 @@ use std::time::Duration;
 use super::Contact;
 use super::meta::MetaHandle;
 use crate::error::Result;
-use crate::logic::election::{self, candidate};
+use crate::logic::election;
 use crate::proto::msg::{GetSmap, VoteRequest};
 use crate::proto::pool::Pool;
 use crate::types::meta::MetaUpdate;
 use crate::types::smap::{Node, NodeId, Role, Smap};
 
-/// Whether this node votes for `candidate` to replace `old`.
-pub fn vote(meta: &MetaHandle, contact: &Contact, candidate: &NodeId, old: &NodeId) -> bool {
+/// How long a proxy ranked above a candidate may take to show it is alive.
+const PROBE: Duration = Duration::from_millis(800);
+
+/// The proxies of `ahead` that do not answer.
+async fn unreachable(pool: &Pool, ahead: &[&Node]) -> std::collections::HashSet<NodeId> {
+    let calls = ahead.iter().map(|n| async move {
+        (
+            n.id.clone(),
+            pool.rpc(&n.addr, GetSmap, PROBE).await.is_err(),
+        )
+    });
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|(_, down)| *down)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Whether this node votes for `candidate` to replace `old`: it too has lost the primary, and
+/// every proxy ranked above the candidate is unreachable from here as well.
+pub async fn vote(
+    meta: &MetaHandle,
+    pool: &Pool,
+    contact: &Contact,
+    candidate: &NodeId,
+    old: &NodeId,
+) -> bool {
     let m = meta.get();
     let Some(smap) = m.smap.as_ref() else {
         return false;
     };
     let silent = contact.silence() > m.config.keepalive.interval();
-    election::vote(smap, candidate, old, silent)
+    let ahead = election::ahead_of(smap, old, candidate);
+    let down = unreachable(pool, &ahead).await;
+    election::vote(smap, candidate, old, silent, |id| down.contains(id))
 }
 
 /// Called by the keepalive actor when the primary missed `num_retries` heartbeats.
@@ -84,12 +112,19 @@ async fn run(meta: &MetaHandle, pool: &Pool, me: &Node, contact: &Contact) -> Re
         return Ok(false);
     };
     let old = smap.primary.clone();
-    let Some(cand) = candidate(&smap, &old) else {
+    if election::ranking(&smap, &old).is_empty() {
         tracing::warn!("primary lost and no electable proxy is left");
         return Ok(false);
-    };
-    if cand.id != me.id {
-        tracing::info!(candidate = %cand.display_name(), "primary lost; waiting for the candidate");
+    }
+    // The best candidate that answers takes over; proxies ranked above this one that are
+    // down too do not hold the election up.
+    let ahead = election::ahead_of(&smap, &old, &me.id);
+    if !election::ranking(&smap, &old).iter().any(|n| n.id == me.id) {
+        return Ok(false);
+    }
+    let down = unreachable(pool, &ahead).await;
+    if let Some(alive) = ahead.iter().find(|n| !down.contains(&n.id)) {
+        tracing::info!(candidate = %alive.display_name(), "primary lost; waiting for the candidate");
         return Ok(false);
     }
     // Is it really gone? One direct look before taking over.

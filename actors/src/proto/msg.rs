@@ -11,7 +11,7 @@ use crate::error::{Error, Result, WireError};
 use crate::types::config::ClusterConfig;
 use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove};
 use crate::types::meta::MetaUpdate;
-use crate::types::object::{ObjKey, ObjMeta, ObjPage};
+use crate::types::object::{ObjKey, ObjMeta, ObjPage, Stamp, Tomb};
 use crate::types::smap::{Bmd, Node, NodeId, Rmd, Role, Smap};
 use crate::types::status::{ClusterStatus, NodeStats, RebalanceStatus, Stage, TargetRebStatus};
 
@@ -56,9 +56,11 @@ impl Msg {
                 Data::Head(_) => "head-object",
                 Data::Delete(_) => "delete-object",
                 Data::Locate(_) => "locate",
+                Data::Stamp(_) => "stamp",
             },
             Msg::Reb(Reb::Object(_)) => "reb-object",
             Msg::Reb(Reb::PlanMoves(_)) => "plan-moves",
+            Msg::Reb(Reb::Tomb(_)) => "reb-tomb",
             Msg::Reply(_) => "reply",
         }
     }
@@ -236,6 +238,8 @@ pub enum Data {
     Head(HeadObject),
     Delete(DeleteObject),
     Locate(Locate),
+    /// Between targets: the newest stamp this target knows of an object (a copy or a delete).
+    Stamp(StampQuery),
 }
 
 /// One page of a bucket listing, names in order, after `start_after`. `local` asks one target
@@ -273,11 +277,20 @@ pub struct HeadObject {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteObject {
     pub key: ObjKey,
+    /// From the owner to the other targets: remove local copies only (no redirect, no record).
     pub local: bool,
+    /// With `local`: remove copies stamped up to this (the owner's delete stamp).
+    #[serde(default)]
+    pub stamp: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Locate {
+    pub key: ObjKey,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StampQuery {
     pub key: ObjKey,
 }
 
@@ -289,6 +302,8 @@ pub enum Reb {
     Object(RebObject),
     /// Dry run: what would this target send where under `smap`?
     PlanMoves(PlanMoves),
+    /// A delete record moving to the object's new owner (acknowledged with `RebAck`).
+    Tomb(RebTomb),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +319,14 @@ pub struct RebObject {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanMoves {
     pub smap: Smap,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebTomb {
+    pub generation: u64,
+    pub tomb: Tomb,
+    /// As in [`RebObject`].
+    pub bmd_version: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,6 +356,7 @@ pub enum Reply {
     Located(Located),
     RebAck(RebAck),
     PlanMoves(Vec<PlanMove>),
+    Stamp(Option<Stamp>),
 }
 
 /// Everything a node needs after joining.
@@ -499,6 +523,8 @@ rpc!(HeadObject, Data::Head, ObjMeta, Reply::Object);
 rpc!(DeleteObject, Data::Delete, ());
 rpc!(Locate, Data::Locate, Located, Reply::Located);
 rpc!(PlanMoves, Reb::PlanMoves, Vec<PlanMove>, Reply::PlanMoves);
+rpc!(RebTomb, Reb::Tomb, RebAck, Reply::RebAck);
+rpc!(StampQuery, Data::Stamp, Option<Stamp>, Reply::Stamp);
 
 /// Message forms of the requests whose replies are streamed (no [`Rpc`] pairing).
 impl From<PutObject> for Msg {

@@ -3,23 +3,16 @@
 //! atomic against each other by per-object locks. No network: the data path and the rebalance
 //! build on it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use super::mountpath::Mountpath;
 use super::object::{self as store, ObjLocks, TempObject};
 use crate::error::{Error, Result};
 use crate::logic::names::Encoded;
 use crate::logic::placement::{self, MountpathKey};
-use crate::types::lifecycle::PlanMove;
-use crate::types::object::{MAX_PAGE, ObjEntry, ObjMeta, ObjPage};
-use crate::types::smap::{NodeId, Smap};
-
-/// How long a delete is remembered, so an older copy in flight cannot bring the object back.
-const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
-const TOMBSTONE_MAX: usize = 100_000;
+use crate::types::object::{ObjMeta, Stamp, Tomb};
 
 /// What became of an object offered to [`LocalStore::install`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +32,14 @@ pub struct LocalStore {
     /// Hash of names too long for a file name (tests make every one collide).
     long_hash: fn(&[u8]) -> u64,
     locks: ObjLocks,
-    /// uname → (delete stamp, when): deletes win over older copies arriving later.
-    tombstones: Mutex<HashMap<String, (u64, Instant)>>,
+    /// The install barrier: writes hold it shared from their ownership check to their
+    /// install; a new rebalance generation takes it exclusively before it walks, so no write
+    /// that checked ownership under the old map lands after the walk went by.
+    pub installs: tokio::sync::RwLock<()>,
+    /// True while a rebalance generation may still bring objects here (from its start until
+    /// every sender has finished): a local copy may then be older than one in flight, and
+    /// reads check the other targets first.
+    pub settling: AtomicBool,
 }
 
 impl LocalStore {
@@ -65,8 +64,9 @@ impl LocalStore {
             mountpaths,
             keys,
             long_hash,
+            installs: tokio::sync::RwLock::new(()),
             locks: Default::default(),
-            tombstones: Mutex::new(HashMap::new()),
+            settling: AtomicBool::new(false),
         })
     }
 
@@ -80,10 +80,16 @@ impl LocalStore {
         &self.mountpaths[mp].path
     }
 
-    /// The files `bucket/object` may be in on mountpath `mp`: its encoded name, or — for a name
-    /// too long to encode, which becomes a hash — every slot of that hash.
-    fn candidates(&self, mp: usize, bucket: &str, object: &str) -> Vec<PathBuf> {
-        let dir = store::bucket_dir(&self.mountpaths[mp].path, bucket);
+    /// The files `bucket/object` may be in on mountpath `mp` (objects, or with `tombs` its
+    /// delete records): its encoded name, or — for a name too long to encode, which becomes a
+    /// hash — every slot of that hash.
+    fn candidates_in(&self, tombs: bool, mp: usize, bucket: &str, object: &str) -> Vec<PathBuf> {
+        let root = &self.mountpaths[mp].path;
+        let dir = if tombs {
+            store::tomb_dir(root, bucket)
+        } else {
+            store::bucket_dir(root, bucket)
+        };
         match crate::logic::names::encode_name_with(object, self.long_hash) {
             Encoded::Plain(n) => vec![dir.join(n)],
             Encoded::Hashed(base) => (0..NAME_SLOTS)
@@ -97,6 +103,10 @@ impl LocalStore {
 
     /// The file of `bucket/object` on mountpath `mp`, if there is one. The real name in the
     /// trailer must match: two long names may share a hash.
+    fn candidates(&self, mp: usize, bucket: &str, object: &str) -> Vec<PathBuf> {
+        self.candidates_in(false, mp, bucket, object)
+    }
+
     fn locate_on(&self, mp: usize, bucket: &str, object: &str) -> Option<(PathBuf, ObjMeta)> {
         self.candidates(mp, bucket, object)
             .into_iter()
@@ -137,21 +147,82 @@ impl LocalStore {
         None
     }
 
-    fn tombstone(&self, bucket: &str, object: &str) -> Option<u64> {
-        let key = placement::uname(bucket, object);
-        let t = self.tombstones.lock().expect("poisoned");
-        t.get(&key)
-            .filter(|(_, at)| at.elapsed() < TOMBSTONE_TTL)
-            .map(|(v, _)| *v)
+    /// The delete records of `bucket/object` here (normally one, on its proper mountpath).
+    fn tombs_of(&self, bucket: &str, object: &str) -> Vec<(usize, PathBuf, Tomb)> {
+        let mut out = Vec::new();
+        for mp in 0..self.mountpaths.len() {
+            for p in self.candidates_in(true, mp, bucket, object) {
+                if let Ok(t) = store::read_tomb(&p)
+                    && t.bucket == bucket
+                    && t.object == object
+                {
+                    out.push((mp, p, t));
+                }
+            }
+        }
+        out
     }
 
-    fn set_tombstone(&self, bucket: &str, object: &str, version: u64) {
-        let mut t = self.tombstones.lock().expect("poisoned");
-        if t.len() >= TOMBSTONE_MAX {
-            t.retain(|_, (_, at)| at.elapsed() < TOMBSTONE_TTL);
+    /// The newest delete of `bucket/object` recorded here.
+    pub fn tomb(&self, bucket: &str, object: &str) -> Option<Tomb> {
+        self.tombs_of(bucket, object)
+            .into_iter()
+            .map(|(_, _, t)| t)
+            .max_by_key(|t| t.version)
+    }
+
+    /// The newest stamp known here for `bucket/object`: its copy's version or its delete's.
+    pub fn stamp(&self, bucket: &str, object: &str) -> Option<Stamp> {
+        let copy = self.find(bucket, object).map(|(_, _, m)| Stamp {
+            version: m.version,
+            deleted: false,
+        });
+        let tomb = self.tomb(bucket, object).map(|t| Stamp {
+            version: t.version,
+            deleted: true,
+        });
+        match (copy, tomb) {
+            (Some(c), Some(t)) => Some(if t.version >= c.version { t } else { c }),
+            (c, t) => c.or(t),
         }
-        if t.len() < TOMBSTONE_MAX {
-            t.insert(placement::uname(bucket, object), (version, Instant::now()));
+    }
+
+    /// The highest stamp of `bucket/object` here, 0 if none: a new write must exceed it.
+    pub fn newest_stamp(&self, bucket: &str, object: &str) -> u64 {
+        self.stamp(bucket, object).map(|s| s.version).unwrap_or(0)
+    }
+
+    /// Writes `tomb` durably on its proper mountpath and removes older records of the name.
+    /// Caller holds the object's lock.
+    fn write_tomb(&self, tomb: &Tomb) -> Result<()> {
+        let mp = self.mountpath_for(&tomb.bucket, &tomb.object);
+        let olds = self.tombs_of(&tomb.bucket, &tomb.object);
+        let dest = match olds.iter().find(|(m, _, _)| *m == mp) {
+            Some((_, p, _)) => p.clone(),
+            None => self
+                .candidates_in(true, mp, &tomb.bucket, &tomb.object)
+                .into_iter()
+                .find(|p| !p.exists())
+                .ok_or_else(|| {
+                    Error::NoSpace(format!(
+                        "{}/{}: {NAME_SLOTS} other long names share its hash",
+                        tomb.bucket, tomb.object
+                    ))
+                })?,
+        };
+        super::files::persist(&dest, tomb)?;
+        for (_, p, _) in olds {
+            if p != dest {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the delete records of a name (a newer write made them obsolete).
+    fn clear_tombs(&self, bucket: &str, object: &str) {
+        for (_, p, _) in self.tombs_of(bucket, object) {
+            let _ = std::fs::remove_file(&p);
         }
     }
 
@@ -164,10 +235,8 @@ impl LocalStore {
         dest_mp: usize,
     ) -> Result<Install> {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
-        if self
-            .tombstone(&meta.bucket, &meta.object)
-            .is_some_and(|v| v >= meta.version)
-        {
+        let tomb = self.tomb(&meta.bucket, &meta.object);
+        if tomb.as_ref().is_some_and(|t| t.version >= meta.version) {
             return Ok(Install::Superseded);
         }
         let mut olds = Vec::new();
@@ -187,6 +256,9 @@ impl LocalStore {
                 let _ = std::fs::remove_file(&p);
             }
             self.mountpaths[i].removed(size);
+        }
+        if tomb.is_some() {
+            self.clear_tombs(&meta.bucket, &meta.object);
         }
         Ok(Install::Stored)
     }
@@ -250,170 +322,75 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Deletes every local copy of `bucket/object` and remembers the delete, so a copy still in
-    /// flight cannot bring it back. Returns whether a copy was here.
-    pub async fn delete(&self, bucket: &str, object: &str, stamp: u64) -> Result<bool> {
+    /// Deletes every local copy of `bucket/object` and records the delete durably first, so
+    /// that no older copy — in flight, or on a target that was away — brings it back. Returns
+    /// whether a copy was here.
+    pub async fn delete(&self, tomb: &Tomb) -> Result<bool> {
+        let _g = self.locks.lock(&tomb.bucket, &tomb.object).await;
+        if self
+            .tomb(&tomb.bucket, &tomb.object)
+            .is_none_or(|t| t.version < tomb.version)
+        {
+            self.write_tomb(tomb)?;
+        }
+        self.remove_copies_upto(&tomb.bucket, &tomb.object, tomb.version)
+    }
+
+    /// Removes local copies stamped up to `version` (another target recorded the delete).
+    pub async fn delete_copies(&self, bucket: &str, object: &str, version: u64) -> Result<bool> {
         let _g = self.locks.lock(bucket, object).await;
+        self.remove_copies_upto(bucket, object, version)
+    }
+
+    /// Removes local copies stamped up to `version`, durably. Caller holds the object's lock.
+    fn remove_copies_upto(&self, bucket: &str, object: &str, version: u64) -> Result<bool> {
         let mut found = false;
         for i in 0..self.mountpaths.len() {
-            if let Some((p, m)) = self.locate_on(i, bucket, object) {
+            if let Some((p, m)) = self.locate_on(i, bucket, object)
+                && m.version <= version
+            {
                 std::fs::remove_file(&p)?;
+                if let Some(dir) = p.parent() {
+                    super::files::sync_dir(dir)?;
+                }
                 self.mountpaths[i].removed(m.size);
                 found = true;
             }
         }
-        self.set_tombstone(bucket, object, stamp);
         Ok(found)
     }
 
-    /// One page of this target's objects in `bucket` whose names start with `prefix`, in name
-    /// order after `start_after`. Memory holds at most one page of entries.
-    pub async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<ObjPage> {
-        let dirs: Vec<PathBuf> = self
-            .mountpaths
-            .iter()
-            .map(|m| store::bucket_dir(&m.path, bucket))
-            .collect();
-        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
-        let after = start_after.map(str::to_string);
-        let limit = limit.clamp(1, MAX_PAGE);
-        tokio::task::spawn_blocking(move || {
-            // The `limit` smallest names after `after`, newest copy of each (a copy may sit on
-            // two mountpaths while it moves between them).
-            let mut best: BTreeMap<String, ObjEntry> = BTreeMap::new();
-            let mut more = false;
-            for d in dirs {
-                let Ok(rd) = std::fs::read_dir(&d) else {
-                    continue;
-                };
-                for e in rd.flatten() {
-                    let Ok(m) = store::read_meta(&e.path()) else {
-                        continue;
-                    };
-                    if m.bucket != bucket
-                        || !m.object.starts_with(&prefix)
-                        || after.as_deref().is_some_and(|a| m.object.as_str() <= a)
-                    {
-                        continue;
-                    }
-                    if best.len() >= limit
-                        && best.keys().next_back().is_some_and(|last| &m.object > last)
-                    {
-                        more = true;
-                        continue;
-                    }
-                    match best.get(&m.object) {
-                        Some(cur) if cur.version >= m.version => {}
-                        _ => {
-                            best.insert(
-                                m.object.clone(),
-                                ObjEntry {
-                                    name: m.object,
-                                    size: m.size,
-                                    checksum: m.checksum,
-                                    version: m.version,
-                                },
-                            );
-                        }
-                    }
-                    if best.len() > limit {
-                        best.pop_last();
-                        more = true;
-                    }
-                }
-            }
-            let entries: Vec<ObjEntry> = best.into_values().collect();
-            let next = more
-                .then(|| entries.last().map(|e| e.name.clone()))
-                .flatten();
-            ObjPage { entries, next }
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))
-    }
-
-    /// Dry run: objects and bytes this target (`me`) would send to each destination under
-    /// `smap`.
-    pub async fn plan_moves(&self, me: &NodeId, smap: &Smap) -> Result<Vec<PlanMove>> {
-        let paths: Vec<PathBuf> = self.mountpaths.iter().map(|m| m.path.clone()).collect();
-        let smap = smap.clone();
-        let me = me.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut per: BTreeMap<String, (u64, u64)> = Default::default();
-            for p in paths {
-                let _ = store::walk_objects(&p, |path, _| {
-                    if let Ok(m) = store::read_meta(path)
-                        && let Some(o) = placement::owner(&smap, &m.bucket, &m.object)
-                        && o.id != me
-                    {
-                        let e = per.entry(o.id.0.clone()).or_default();
-                        e.0 += 1;
-                        e.1 += m.size;
-                    }
-                    true
-                });
-            }
-            per.into_iter()
-                .map(|(to, (objs, bytes))| PlanMove {
-                    from: me.0.clone(),
-                    to,
-                    objs,
-                    bytes,
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))
-    }
-
-    /// Removes a destroyed bucket's objects from every mountpath.
-    pub async fn remove_bucket(&self, bucket: &str) {
-        for mp in &self.mountpaths {
-            let dir = store::bucket_dir(&mp.path, bucket);
-            let _ = tokio::fs::remove_dir_all(&dir).await;
+    /// A delete record offered by a peer (it moves with its object's ownership): older copies
+    /// here go, and the record stays. `Superseded` when a newer delete or a newer copy is here
+    /// (the record is obsolete); either way the sender may drop its own.
+    pub async fn apply_tomb(&self, tomb: &Tomb) -> Result<Install> {
+        let _g = self.locks.lock(&tomb.bucket, &tomb.object).await;
+        if self
+            .stamp(&tomb.bucket, &tomb.object)
+            .is_some_and(|s| s.version > tomb.version || (s.deleted && s.version == tomb.version))
+        {
+            return Ok(Install::Superseded);
         }
-        self.recount().await;
+        self.write_tomb(tomb)?;
+        self.remove_copies_upto(&tomb.bucket, &tomb.object, tomb.version)?;
+        Ok(Install::Stored)
     }
 
-    /// Removes bucket directories the cluster no longer has (destroyed while this node was away,
-    /// or while it was busy), so a later bucket of the same name starts empty.
-    pub async fn drop_unknown_buckets(&self, known: &BTreeSet<String>) {
-        let mut stale = BTreeSet::new();
-        for mp in &self.mountpaths {
-            if let Ok(rd) = std::fs::read_dir(mp.path.join("objs")) {
-                for e in rd.flatten() {
-                    let name = e.file_name().to_string_lossy().to_string();
-                    if !known.contains(&name) {
-                        stale.insert(name);
-                    }
-                }
+    /// Removes this node's record of `tomb` if it is still that one (after a peer took it).
+    pub async fn remove_tomb_if(&self, tomb: &Tomb) -> Result<()> {
+        let _g = self.locks.lock(&tomb.bucket, &tomb.object).await;
+        for (_, p, t) in self.tombs_of(&tomb.bucket, &tomb.object) {
+            if t.version == tomb.version {
+                std::fs::remove_file(&p)?;
             }
         }
-        for b in stale {
-            tracing::info!(bucket = %b, "removing the objects of a destroyed bucket");
-            self.remove_bucket(&b).await;
-        }
+        Ok(())
     }
 
-    /// Recounts every mountpath from disk.
-    pub async fn recount(&self) {
-        for mp in &self.mountpaths {
-            let m = mp.clone();
-            let _ = tokio::task::spawn_blocking(move || m.recount()).await;
-        }
-    }
-
-    /// Objects and bytes over all mountpaths.
-    pub fn totals(&self) -> (u64, u64) {
-        self.mountpaths
-            .iter()
-            .fold((0, 0), |(o, b), m| (o + m.objects(), b + m.bytes()))
+    /// Moves a delete record to its proper mountpath (rewritten there, then removed here).
+    pub async fn settle_tomb(&self, tomb: &Tomb) -> Result<()> {
+        let _g = self.locks.lock(&tomb.bucket, &tomb.object).await;
+        self.write_tomb(tomb)
     }
 }
 
@@ -422,6 +399,15 @@ mod tests {
     use super::*;
     use crate::store::object::ObjectWriter;
     use tokio::io::AsyncWriteExt;
+
+    fn tomb(name: &str, version: u64) -> Tomb {
+        Tomb {
+            bucket: "b".into(),
+            object: name.into(),
+            version,
+            generation: 1,
+        }
+    }
 
     async fn write(ls: &LocalStore, name: &str, version: u64) -> Install {
         let mp = ls.mountpath_for("b", name);
@@ -458,7 +444,7 @@ mod tests {
         assert_eq!(ls.find("b", &b).unwrap().2.version, 11);
         assert_eq!(ls.totals().0, 2);
         // Deleting a (slot 0) leaves b reachable, and a third name reuses the hole.
-        assert!(ls.delete("b", &a, 100).await.unwrap());
+        assert!(ls.delete(&tomb(&a, 100)).await.unwrap());
         assert!(ls.find("b", &a).is_none());
         assert_eq!(ls.find("b", &b).unwrap().2.version, 11);
         let c = format!("{}-c", "x/".repeat(150));
@@ -475,7 +461,7 @@ mod tests {
         assert_eq!(write(&ls, "x", 10).await, Install::Stored);
         assert_eq!(write(&ls, "x", 5).await, Install::Superseded);
         assert_eq!(ls.find("b", "x").unwrap().2.version, 10);
-        assert!(ls.delete("b", "x", 20).await.unwrap());
+        assert!(ls.delete(&tomb("x", 20)).await.unwrap());
         assert!(ls.find("b", "x").is_none());
         assert_eq!(
             write(&ls, "x", 15).await,

@@ -5,6 +5,7 @@ pub mod files;
 pub mod local;
 pub mod mountpath;
 pub mod object;
+pub mod walk;
 
 pub use files::{load, persist, write_atomic};
 pub use local::{Install, LocalStore};

@@ -34,6 +34,26 @@ pub fn tmp_dir(mountpath: &Path) -> PathBuf {
     mountpath.join("tmp")
 }
 
+/// Where a bucket's delete records live under a mountpath root.
+pub fn tomb_dir(mountpath: &Path, bucket: &str) -> PathBuf {
+    mountpath.join("tombs").join(bucket)
+}
+
+/// Reads a delete record.
+pub fn read_tomb(path: &Path) -> Result<crate::types::object::Tomb> {
+    super::files::load(path)?.ok_or_else(|| {
+        Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{}: no delete record", path.display()),
+        ))
+    })
+}
+
+/// Walks every delete record under a mountpath, calling `f` with its path.
+pub fn walk_tombs(mountpath: &Path, f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+    walk_dir(&mountpath.join("tombs"), f)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Versions
 // ---------------------------------------------------------------------------------------------
@@ -136,6 +156,15 @@ impl ObjectWriter {
     /// Removes the temp file (abandoned write).
     pub async fn abort(self) {
         let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+/// An I/O error that is really a full disk, as such (the sender then backs off instead of
+/// calling the receiver unreachable).
+pub fn no_space(e: Error) -> Error {
+    match e {
+        Error::Io(io) => map_space(io),
+        other => other,
     }
 }
 
@@ -273,8 +302,13 @@ impl ObjLocks {
 }
 
 /// Walks every object file under a mountpath, calling `f` with its path.
-pub fn walk_objects(mountpath: &Path, mut f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
-    let root = mountpath.join("objs");
+pub fn walk_objects(mountpath: &Path, f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+    walk_dir(&mountpath.join("objs"), f)
+}
+
+/// Walks `<root>/<bucket>/<file>`.
+fn walk_dir(root: &Path, mut f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+    let root = root.to_path_buf();
     let buckets = match std::fs::read_dir(&root) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -65,3 +65,23 @@ pub struct ObjPage {
 /// Largest page a listing returns, whatever was asked: keeps every reply far below the frame
 /// limit (1,024-byte names × 10,000 ≈ 10 MiB at most).
 pub const MAX_PAGE: usize = 10_000;
+
+/// A delete, remembered durably by the object's owner (and moved with its ownership by the
+/// rebalance), so that no older copy — in flight, or on a target that was away — brings the
+/// object back. Kept for a number of rebalance generations after the delete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tomb {
+    pub bucket: String,
+    pub object: String,
+    /// The delete's stamp: copies with a version up to it are deleted.
+    pub version: u64,
+    /// The rebalance generation (RMD version) current when the object was deleted.
+    pub generation: u64,
+}
+
+/// The newest thing a target knows of an object: a copy or a delete, with its stamp.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub version: u64,
+    pub deleted: bool,
+}

@@ -269,6 +269,12 @@ impl Smap {
         self.active_targets().count()
     }
 
+    /// A digest of the whole map's content (deterministic: maps are ordered).
+    pub fn digest(&self) -> u64 {
+        let bytes = rmp_serde::to_vec_named(self).unwrap_or_default();
+        xxhash_rust::xxh64::xxh64(&bytes, DIGEST_SEED)
+    }
+
     /// Checks a map received from the primary against ours; `Ok(true)` means adopt it.
     pub fn check_update(current: Option<&Smap>, incoming: &Smap) -> Result<bool> {
         let Some(cur) = current else { return Ok(true) };
@@ -280,7 +286,10 @@ impl Smap {
         }
         match incoming.version.cmp(&cur.version) {
             std::cmp::Ordering::Greater => Ok(true),
-            std::cmp::Ordering::Equal => Ok(false),
+            // Two maps of one version that differ (primaries on both sides of a partition, or
+            // an election racing a change): every node keeps the one with the higher content
+            // digest, so all of them converge on the same map whatever order they see them in.
+            std::cmp::Ordering::Equal => Ok(incoming != cur && incoming.digest() > cur.digest()),
             std::cmp::Ordering::Less => Err(Error::Downgrade {
                 have: cur.version,
                 got: incoming.version,
@@ -364,6 +373,16 @@ mod tests {
             Smap::check_update(Some(&a), &foreign),
             Err(Error::ClusterIntegrity(_))
         ));
+        // Same version, different content: the higher digest wins, from either side.
+        let mut b = a.clone();
+        b.insert(node("t9t9", Role::Target));
+        let (hi, lo) = if b.digest() > a.digest() {
+            (&b, &a)
+        } else {
+            (&a, &b)
+        };
+        assert!(Smap::check_update(Some(lo), hi).unwrap());
+        assert!(!Smap::check_update(Some(hi), lo).unwrap());
     }
 
     #[test]

@@ -112,6 +112,41 @@ impl PrimaryState {
     fn status(&self) -> Option<RebalanceStatus> {
         self.tracker.as_ref().map(|t| t.status(&self.offline))
     }
+
+    /// Whether this primary hears from a majority of the proxies (itself included; proxies
+    /// that are not expected to heartbeat do not count). Without one it may be cut off while
+    /// the others elect a new primary: it then changes nothing (it steps down from acting).
+    fn has_majority(&self) -> Result<()> {
+        let meta = self.a.meta.get();
+        let Some(smap) = meta.smap.as_ref() else {
+            return Ok(());
+        };
+        let window = meta.config.keepalive.offline_after();
+        let voters: Vec<&NodeId> = smap
+            .proxies
+            .values()
+            .filter(|n| !n.flags.contains(crate::types::smap::Flags::MAINT_POST_REB))
+            .map(|n| &n.id)
+            .collect();
+        let heard = voters
+            .iter()
+            .filter(|id| {
+                **id == &self.a.me.id
+                    || self
+                        .last_seen
+                        .get(**id)
+                        .is_some_and(|t| t.elapsed() <= window)
+            })
+            .count();
+        if heard * 2 > voters.len() {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(format!(
+                "this primary hears from {heard} of {} proxies: without a majority it changes nothing (another primary may have been elected)",
+                voters.len()
+            )))
+        }
+    }
 }
 
 impl Actor for PrimaryActor {

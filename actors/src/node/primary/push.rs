@@ -82,6 +82,7 @@ pub fn push(state: &PrimaryState, upd: MetaUpdate) -> Push {
 
 /// Persists and publishes `upd` locally, and returns its push to the others (in the new map).
 pub async fn commit(state: &PrimaryState, upd: MetaUpdate) -> Result<Push> {
+    state.has_majority()?;
     state.a.meta.apply(upd.clone()).await?;
     Ok(push(state, upd))
 }

@@ -65,6 +65,13 @@ impl Actor for GenerationActor {
         args: GenArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let g = args.generation;
+        // Writes that checked ownership under the previous map finish before the walk starts
+        // (see `LocalStore::installs`); later ones see this generation's map.
+        drop(args.store.installs.write().await);
+        // Until every sender is done, a copy here may be older than one in flight: reads ask.
+        args.store
+            .settling
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         crate::store::write_atomic(&args.data_dir.join(MARKER), g.to_string().as_bytes())?;
         tracing::info!(generation = %format!("g{g}"), "rebalance started");
         args.counters.set_stage(Stage::Traverse);
@@ -94,6 +101,9 @@ impl Actor for GenerationActor {
             GenMsg::AllSent => {
                 let a = &state.args;
                 let c = &a.counters;
+                a.store
+                    .settling
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 c.set_stage(Stage::Fin);
                 // With errors the marker stays, so a restart runs a new generation.
                 if c.errors() == 0 {

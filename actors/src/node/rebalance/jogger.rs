@@ -16,7 +16,7 @@ use super::Counters;
 use crate::error::{Error, Result};
 use crate::logic::placement;
 use crate::node::meta::MetaHandle;
-use crate::proto::msg::{Msg, RebObject, Reply, expect_go_ahead};
+use crate::proto::msg::{Msg, RebObject, RebTomb, Reply, expect_go_ahead};
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
 use crate::store::object::{self as store, ObjMeta};
@@ -24,6 +24,10 @@ use crate::types::smap::{Node, NodeId};
 
 /// The stop reason of a jogger that walked its whole mountpath.
 pub const DONE: &str = "done";
+
+/// Rebalance generations a delete record is kept for after the delete (then purged by the
+/// owner's next walk). A target away for longer than that must rejoin empty.
+pub const TOMB_KEEP_GENERATIONS: u64 = 16;
 
 pub struct JoggerActor;
 
@@ -183,6 +187,10 @@ impl Walk {
             return Err(Error::Remote("aborted".into()));
         }
 
+        // Delete records first: the new owner learns of deletes before any older copy could
+        // reach it from elsewhere.
+        self.move_tombs(&root).await;
+
         // Pass 2: move.
         let senders = self
             .meta
@@ -235,6 +243,72 @@ impl Walk {
         Ok(())
     }
 
+    /// Sends misplaced delete records to their object's owner (or to the right local
+    /// mountpath), and purges the ones kept long enough (DESIGN §8: a delete is remembered for
+    /// [`TOMB_KEEP_GENERATIONS`] generations after it, wherever its object's ownership went).
+    async fn move_tombs(&self, root: &std::path::Path) {
+        let mut tombs = Vec::new();
+        let r = root.to_path_buf();
+        let cancel = self.cancel.clone();
+        let walked = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let _ = store::walk_tombs(&r, |p, _| {
+                if let Ok(t) = store::read_tomb(p) {
+                    out.push((p.to_path_buf(), t));
+                }
+                !cancel.is_cancelled()
+            });
+            out
+        })
+        .await;
+        if let Ok(w) = walked {
+            tombs = w;
+        }
+        for (path, tomb) in tombs {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let probe = ObjMeta {
+                bucket: tomb.bucket.clone(),
+                object: tomb.object.clone(),
+                size: 0,
+                checksum: String::new(),
+                version: tomb.version,
+                mtime: 0,
+            };
+            let res = match self.destination(&probe) {
+                Dest::Stay => {
+                    if tomb.generation + TOMB_KEEP_GENERATIONS <= self.generation {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    Ok(())
+                }
+                Dest::Local(_) => self.store.settle_tomb(&tomb).await,
+                Dest::Remote(node) => {
+                    let req = RebTomb {
+                        generation: self.generation,
+                        tomb: tomb.clone(),
+                        bmd_version: self.meta.get().bmd.version,
+                    };
+                    match self
+                        .pool
+                        .rpc(&node.addr, req, Duration::from_secs(10))
+                        .await
+                    {
+                        Ok(_) | Err(Error::NotFound(_)) => self.store.remove_tomb_if(&tomb).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = res
+                && !self.cancel.is_cancelled()
+            {
+                tracing::warn!(object = %format!("{}/{}", tomb.bucket, tomb.object), error = %e, "delete record did not move");
+                Counters::add(&self.c.errors, 1);
+            }
+        }
+    }
+
     /// Keeps this target's outgoing rate under `rebalance.throttle_bytes_per_sec`.
     async fn throttle(&self) {
         let limit = self.meta.get().config.rebalance.throttle_bytes_per_sec;
@@ -258,6 +332,10 @@ impl Walk {
         let c = &self.c;
         let mut delay = Duration::from_millis(50);
         let mut checksum_failures = 0;
+        // Test hook: hold this target's sends (an object that stays here for a while).
+        while crate::fault::switch("hold_reb_sends") && !self.cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         loop {
             if self.cancel.is_cancelled() {
                 return Err(Error::Remote("aborted".into()));
@@ -280,11 +358,12 @@ impl Walk {
                         return Err(Error::Checksum(m));
                     }
                 }
-                Err(Error::BadRequest(m)) if m.contains("stale rebalance generation") => {
-                    return Err(Error::Remote(m));
-                }
+                // Stale generation, implausible object, bad name: retrying cannot help.
+                Err(e @ Error::BadRequest(_)) => return Err(e),
                 Err(Error::NoSpace(m)) => {
-                    c.set_blocked(Some(format!("t[{}] disk full: {m}", node.id)));
+                    // Our copy stays; the send is retried with back-off and resumes by itself
+                    // once the receiver has room again.
+                    c.set_blocked(Some(format!("disk full on t[{}]: {m}", node.id)));
                 }
                 Err(Error::Busy(m)) => {
                     // The receiver has not seen this generation (or this bucket) yet; it will
@@ -317,9 +396,14 @@ impl Walk {
             Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
+        let mut offered = meta.clone();
+        if crate::fault::switch("corrupt_reb_sends") {
+            // Test hook: the receiver finds a checksum mismatch (a send that keeps failing).
+            offered.checksum = "0".repeat(16);
+        }
         let offer = Msg::from(RebObject {
             generation: self.generation,
-            meta: meta.clone(),
+            meta: offered,
             bmd_version: self.meta.get().bmd.version,
         });
         // The receiver refuses (busy, stale, bucket gone) before any body byte is sent.

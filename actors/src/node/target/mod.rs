@@ -6,6 +6,7 @@
 mod neighbor;
 mod receive;
 
+pub use neighbor::Newest;
 pub use receive::reb_bucket_known;
 
 use std::sync::Arc;
@@ -15,12 +16,13 @@ use crate::error::{Error, Result};
 use crate::logic::{names, placement};
 use crate::proto::codec::Conn;
 use crate::proto::msg::{
-    Data, DeleteObject, GetObject, HeadObject, Locate, Located, Msg, PutDone, PutObject, Reply, Rpc,
+    Data, DeleteObject, GetObject, HeadObject, Locate, Located, Msg, PutDone, PutObject, Reply,
+    Rpc, StampQuery,
 };
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
 use crate::store::object::{self as store, ObjectWriter};
-use crate::types::object::{ObjKey, ObjMeta};
+use crate::types::object::{ObjKey, ObjMeta, Tomb};
 use crate::types::smap::NodeId;
 
 /// What serving one data request needs.
@@ -101,14 +103,19 @@ impl DataPath<'_> {
                     .await
                     .map(|m| Some(Msg::Reply(HeadObject::reply(m))))
             }
-            Data::Delete(DeleteObject { key, local }) => {
+            Data::Delete(DeleteObject { key, local, stamp }) => {
                 self.check_key(&key)?;
                 if !local && let Some(r) = self.redirect_if_not_owner(&key) {
                     return Ok(Some(r));
                 }
-                self.delete(&key, local)
+                self.delete(&key, local, stamp)
                     .await
                     .map(|()| Some(Msg::Reply(DeleteObject::reply(()))))
+            }
+            Data::Stamp(StampQuery { key }) => {
+                self.check_key(&key)?;
+                let s = self.store.stamp(&key.bucket, &key.object);
+                Ok(Some(Msg::Reply(StampQuery::reply(s))))
             }
             Data::List(_) => Err(Error::BadRequest(
                 "listings are served by the router".into(),
@@ -116,21 +123,32 @@ impl DataPath<'_> {
         }
     }
 
-    async fn put(&self, conn: &mut Conn, corr: u64, key: ObjKey, size: u64) -> Result<Msg> {
-        let mp = self.store.mountpath_for(&key.bucket, &key.object);
-        let path = self.store.path_of(mp).to_path_buf();
-        if let Some(c) = super::stats::capacity(&path)
+    /// Takes an object body into a temp file on mountpath `mp`: refused before any byte moves
+    /// when it cannot fit (or the temp file cannot be made), then "go ahead", then the body,
+    /// hashed as it lands. A full disk is reported as such, and no partial file stays.
+    pub(crate) async fn receive_body(
+        &self,
+        conn: &mut Conn,
+        corr: u64,
+        mp: usize,
+        size: u64,
+    ) -> Result<ObjectWriter> {
+        let path = self.store.path_of(mp);
+        if let Some(c) = super::stats::capacity(path)
             && c.avail < size.saturating_add(1 << 20)
         {
             return Err(Error::NoSpace(format!(
-                "mountpath {} has {} bytes free, object needs {size}",
+                "mountpath {} has {} bytes free, the object needs {size}",
                 path.display(),
                 c.avail
             )));
         }
-        // Go ahead: the client sends the body only now, so a refusal costs no transfer.
-        conn.send(corr, Msg::Reply(Reply::Ok)).await?;
-        let mut w = ObjectWriter::create(&path).await?;
+        let mut w = ObjectWriter::create(path).await?;
+        // Go ahead: the body is sent only now, so a refusal costs no transfer.
+        if let Err(e) = conn.send(corr, Msg::Reply(Reply::Ok)).await {
+            w.abort().await;
+            return Err(e);
+        }
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let recv = {
             let file = w.file();
@@ -138,26 +156,44 @@ impl DataPath<'_> {
         };
         if let Err(e) = recv {
             w.abort().await;
-            return Err(e);
+            return Err(store::no_space(e));
         }
         w.observe_digest(hasher);
-        // A new write must beat the copy here even if it was stamped by a node whose clock
-        // runs ahead of ours (Lamport-style).
-        let existing = self
-            .store
-            .find(&key.bucket, &key.object)
-            .map(|(_, _, m)| m.version)
-            .unwrap_or(0);
+        Ok(w)
+    }
+
+    async fn put(&self, conn: &mut Conn, corr: u64, key: ObjKey, size: u64) -> Result<Msg> {
+        let mp = self.store.mountpath_for(&key.bucket, &key.object);
+        let w = self.receive_body(conn, corr, mp, size).await?;
+        // Ownership is checked again at install time, under the install barrier: a map that
+        // changed while the body travelled sends the client to the new owner, and nothing is
+        // stored here (it would be stranded behind a rebalance walk that already went by).
+        let _barrier = self.store.installs.read().await;
+        if let Some(Msg::Redirect { node, .. }) = self.redirect_if_not_owner(&key) {
+            w.abort().await;
+            return Err(Error::MapChanged(format!(
+                "the cluster map changed while {key} was sent: it now belongs to t[{node}]; put it again"
+            )));
+        }
+        // A new write must beat the copy (or delete) here even if it was stamped by a node
+        // whose clock runs ahead of ours (Lamport-style).
+        let existing = self.store.newest_stamp(&key.bucket, &key.object);
         let meta = ObjMeta {
             bucket: key.bucket.clone(),
             object: key.object.clone(),
             size,
             checksum: w.checksum(),
-            version: store::next_version().max(existing + 1),
+            version: store::next_version().max(existing.saturating_add(1)),
             mtime: crate::types::unix_ms(),
         };
         let tmp = w.finish(&meta).await?;
-        self.store.install(&meta, tmp, mp).await?;
+        if self.store.install(&meta, tmp, mp).await? == crate::store::Install::Superseded {
+            // Only a corrupt stamp far in the future can beat the one chosen above: say so
+            // rather than report a write that is not there.
+            return Err(Error::BadRequest(format!(
+                "{key}: a copy stamped in the future (v{existing}) is stored; delete it first"
+            )));
+        }
         Ok(Msg::Reply(Reply::Put(PutDone {
             version: meta.version,
             checksum: meta.checksum,
@@ -172,18 +208,28 @@ impl DataPath<'_> {
         verify: bool,
         local: bool,
     ) -> Result<()> {
+        if local {
+            return match self.serve_local(conn, corr, key, verify).await? {
+                true => Ok(()),
+                false => Err(not_found(key)),
+            };
+        }
         // Two rounds: an object in flight to us is installed here before its sender deletes
-        // it, so if the neighbours lost it between our local look and theirs, it is here now.
+        // it, so if the others lost it between our look and theirs, it is here now.
         for round in 0..2 {
-            if self.serve_local(conn, corr, key, verify).await? {
-                return Ok(());
-            }
-            if local {
-                return Err(not_found(key));
-            }
-            match self.serve_from_neighbor(conn, corr, key, verify).await {
-                Err(Error::NotFound(_)) if round == 0 => continue,
-                other => return other,
+            match self.newest(key).await? {
+                Newest::Here => {
+                    if self.serve_local(conn, corr, key, verify).await? {
+                        return Ok(());
+                    }
+                }
+                Newest::At(addr) => match self.relay_from(&addr, conn, corr, key, verify).await {
+                    Err(Error::NotFound(_)) => {}
+                    other => return other,
+                },
+                Newest::Deleted => return Err(not_found(key)),
+                Newest::Nowhere if round == 0 => {}
+                Newest::Nowhere => return Err(not_found(key)),
             }
         }
         Err(not_found(key))
@@ -220,39 +266,74 @@ impl DataPath<'_> {
     }
 
     async fn head(&self, key: &ObjKey, local: bool) -> Result<ObjMeta> {
-        if let Some((_, _, m)) = self.store.find(&key.bucket, &key.object) {
-            return Ok(m);
-        }
-        if local {
-            return Err(not_found(key));
-        }
-        match self.neighbor_lookup(key).await {
-            Ok((_, meta)) => Ok(meta),
-            // Arrived here while we asked around (see `get`).
-            Err(Error::NotFound(_)) => self
-                .store
+        let here = || {
+            self.store
                 .find(&key.bucket, &key.object)
                 .map(|(_, _, m)| m)
-                .ok_or_else(|| not_found(key)),
-            Err(e) => Err(e),
+                .ok_or_else(|| not_found(key))
+        };
+        if local {
+            return here();
         }
+        for round in 0..2 {
+            match self.newest(key).await? {
+                Newest::Here => {
+                    if let Ok(m) = here() {
+                        return Ok(m);
+                    }
+                }
+                Newest::At(addr) => {
+                    let req = HeadObject {
+                        key: key.clone(),
+                        local: true,
+                    };
+                    match self.pool.rpc(&addr, req, neighbor::PEER_TIMEOUT).await {
+                        Err(Error::NotFound(_)) => {}
+                        other => return other,
+                    }
+                }
+                Newest::Deleted => return Err(not_found(key)),
+                Newest::Nowhere if round == 0 => {}
+                Newest::Nowhere => return Err(not_found(key)),
+            }
+        }
+        Err(not_found(key))
     }
 
-    async fn delete(&self, key: &ObjKey, local: bool) -> Result<()> {
-        let mut found = self
-            .store
-            .delete(&key.bucket, &key.object, store::next_version())
-            .await?;
-        if !local {
-            // Remove it wherever else it is: previous owners, or mid-rebalance senders.
-            let req = DeleteObject {
-                key: key.clone(),
-                local: true,
+    /// A delete. The owner records it durably (and stamps it above any copy it knows, so a
+    /// copy stamped by a clock that runs ahead still goes), then has every other target remove
+    /// its copies up to that stamp: previous owners, mid-rebalance senders.
+    async fn delete(&self, key: &ObjKey, local: bool, stamp: Option<u64>) -> Result<()> {
+        if local {
+            let upto = stamp.unwrap_or(u64::MAX);
+            return match self
+                .store
+                .delete_copies(&key.bucket, &key.object, upto)
+                .await?
+            {
+                true => Ok(()),
+                false => Err(not_found(key)),
             };
-            for (_, r) in self.ask_other_targets(req).await {
-                if r.is_ok() {
-                    found = true;
-                }
+        }
+        let tomb = Tomb {
+            bucket: key.bucket.clone(),
+            object: key.object.clone(),
+            version: store::next_version().max(
+                self.store
+                    .newest_stamp(&key.bucket, &key.object)
+                    .saturating_add(1),
+            ),
+            generation: self.meta.get().rmd.version,
+        };
+        let mut found = self.store.delete(&tomb).await?;
+        let req = DeleteObject {
+            key: key.clone(),
+            local: true,
+            stamp: Some(tomb.version),
+        };
+        for (_, r) in self.ask_other_targets(req).await {
+            if r.is_ok() {
+                found = true;
             }
         }
         if found { Ok(()) } else { Err(not_found(key)) }

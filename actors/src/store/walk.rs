@@ -1,0 +1,169 @@
+//! Whole-store walks of a target: paged listing, the dry-run plan, dropping destroyed buckets,
+//! recounting, and purging old delete records.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::local::LocalStore;
+use super::object as store;
+use crate::error::{Error, Result};
+use crate::logic::placement;
+use crate::types::lifecycle::PlanMove;
+use crate::types::object::{MAX_PAGE, ObjEntry, ObjPage};
+use crate::types::smap::{NodeId, Smap};
+
+impl LocalStore {
+    /// One page of this target's objects in `bucket` whose names start with `prefix`, in name
+    /// order after `start_after`. Memory holds at most one page of entries.
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjPage> {
+        let dirs: Vec<PathBuf> = self
+            .mountpaths
+            .iter()
+            .map(|m| store::bucket_dir(&m.path, bucket))
+            .collect();
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        let after = start_after.map(str::to_string);
+        let limit = limit.clamp(1, MAX_PAGE);
+        tokio::task::spawn_blocking(move || {
+            // The `limit` smallest names after `after`, newest copy of each (a copy may sit on
+            // two mountpaths while it moves between them).
+            let mut best: BTreeMap<String, ObjEntry> = BTreeMap::new();
+            let mut more = false;
+            for d in dirs {
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in rd.flatten() {
+                    let Ok(m) = store::read_meta(&e.path()) else {
+                        continue;
+                    };
+                    if m.bucket != bucket
+                        || !m.object.starts_with(&prefix)
+                        || after.as_deref().is_some_and(|a| m.object.as_str() <= a)
+                    {
+                        continue;
+                    }
+                    if best.len() >= limit
+                        && best.keys().next_back().is_some_and(|last| &m.object > last)
+                    {
+                        more = true;
+                        continue;
+                    }
+                    match best.get(&m.object) {
+                        Some(cur) if cur.version >= m.version => {}
+                        _ => {
+                            best.insert(
+                                m.object.clone(),
+                                ObjEntry {
+                                    name: m.object,
+                                    size: m.size,
+                                    checksum: m.checksum,
+                                    version: m.version,
+                                },
+                            );
+                        }
+                    }
+                    if best.len() > limit {
+                        best.pop_last();
+                        more = true;
+                    }
+                }
+            }
+            let entries: Vec<ObjEntry> = best.into_values().collect();
+            let next = more
+                .then(|| entries.last().map(|e| e.name.clone()))
+                .flatten();
+            ObjPage { entries, next }
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))
+    }
+
+    /// Dry run: objects and bytes this target (`me`) would send to each destination under
+    /// `smap`.
+    pub async fn plan_moves(&self, me: &NodeId, smap: &Smap) -> Result<Vec<PlanMove>> {
+        let paths: Vec<PathBuf> = self.mountpaths.iter().map(|m| m.path.clone()).collect();
+        let smap = smap.clone();
+        let me = me.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut per: BTreeMap<String, (u64, u64)> = Default::default();
+            for p in paths {
+                let _ = store::walk_objects(&p, |path, _| {
+                    if let Ok(m) = store::read_meta(path)
+                        && let Some(o) = placement::owner(&smap, &m.bucket, &m.object)
+                        && o.id != me
+                    {
+                        let e = per.entry(o.id.0.clone()).or_default();
+                        e.0 += 1;
+                        e.1 += m.size;
+                    }
+                    true
+                });
+            }
+            per.into_iter()
+                .map(|(to, (objs, bytes))| PlanMove {
+                    from: me.0.clone(),
+                    to,
+                    objs,
+                    bytes,
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))
+    }
+
+    /// Removes a destroyed bucket's objects from every mountpath.
+    pub async fn remove_bucket(&self, bucket: &str) {
+        for mp in &self.mountpaths {
+            let _ = tokio::fs::remove_dir_all(store::bucket_dir(&mp.path, bucket)).await;
+            let _ = tokio::fs::remove_dir_all(store::tomb_dir(&mp.path, bucket)).await;
+        }
+        self.recount().await;
+    }
+
+    /// Removes bucket directories the cluster no longer has (destroyed while this node was away,
+    /// or while it was busy), so a later bucket of the same name starts empty.
+    pub async fn drop_unknown_buckets(&self, known: &BTreeSet<String>) {
+        let mut stale = BTreeSet::new();
+        for dir in self
+            .mountpaths
+            .iter()
+            .flat_map(|mp| [mp.path.join("objs"), mp.path.join("tombs")])
+        {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if !known.contains(&name) {
+                        stale.insert(name);
+                    }
+                }
+            }
+        }
+        for b in stale {
+            tracing::info!(bucket = %b, "removing the objects of a destroyed bucket");
+            self.remove_bucket(&b).await;
+        }
+    }
+
+    /// Recounts every mountpath from disk.
+    pub async fn recount(&self) {
+        for mp in &self.mountpaths {
+            let m = mp.clone();
+            let _ = tokio::task::spawn_blocking(move || m.recount()).await;
+        }
+    }
+
+    /// Objects and bytes over all mountpaths.
+    pub fn totals(&self) -> (u64, u64) {
+        self.mountpaths
+            .iter()
+            .fold((0, 0), |(o, b), m| (o + m.objects(), b + m.bytes()))
+    }
+}
