@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,20 +15,6 @@ use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
 use shoal_actors::types::smap::NodeId;
 
 const T: Duration = Duration::from_secs(60);
-
-/// Each node's fault switch directory (`SHOAL_FAULT_DIR`), under `root`.
-fn fault_env(root: PathBuf) -> impl Fn(&str) -> Vec<(String, String)> {
-    move |name| {
-        let d = root.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        vec![("SHOAL_FAULT_DIR".into(), d.display().to_string())]
-    }
-}
-
-/// Turns fault switch `switch` on for node `name`.
-fn inject(root: &std::path::Path, name: &str, switch: &str) {
-    std::fs::write(root.join(name).join(switch), b"").unwrap();
-}
 
 /// Restarts of `child` on node `name`, as `show cluster --json` reports them.
 async fn restarts(c: &TestCluster, name: &str, child: &str) -> u64 {
@@ -110,7 +95,7 @@ async fn children_that_panic_are_restarted_and_the_node_repairs_itself() {
         ("target0", "rebalance"),
         ("proxy0", "primary"),
     ] {
-        inject(&root, node, &format!("panic_{child}"));
+        switch_on(&root, node, &format!("panic_{child}"));
         c.wait_for(&format!("{node}/{child} to be restarted"), T, || async {
             restarts(&c, node, child).await >= 1
         })
@@ -127,7 +112,7 @@ async fn children_that_panic_are_restarted_and_the_node_repairs_itself() {
         ("target1", "stats"),
         ("target2", "mp1"),
     ] {
-        inject(&root, node, &format!("panic_{child}"));
+        switch_on(&root, node, &format!("panic_{child}"));
         c.wait_for(&format!("{node}/{child} to be restarted"), T, || async {
             restarts(&c, node, child).await >= 1
         })
@@ -182,7 +167,7 @@ async fn a_primary_actor_that_keeps_failing_leads_to_an_election() {
     let old = c.smap().await.primary;
     assert_eq!(c.id("proxy0").await, old);
     // From now on the primary actor fails whenever it starts or ticks.
-    inject(&root, "proxy0", "panic_always_primary");
+    switch_on(&root, "proxy0", "panic_always_primary");
     wait_for("proxy0 to stop after repeated failures", T, || {
         let gone = c.lc.exited("proxy0");
         async move { gone }

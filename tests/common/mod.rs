@@ -363,3 +363,31 @@ pub async fn assert_all_readable(client: &Client, expected: &HashMap<String, Str
         }
     }
 }
+
+/// Each node's fault switch directory (`SHOAL_FAULT_DIR`) under `root`, for
+/// [`TestCluster::start_with`].
+pub fn fault_env(root: PathBuf) -> impl Fn(&str) -> Vec<(String, String)> {
+    move |name| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        vec![("SHOAL_FAULT_DIR".into(), d.display().to_string())]
+    }
+}
+
+/// Turns fault switch `switch` on for node `name` (see `actors/src/fault.rs`).
+pub fn switch_on(root: &std::path::Path, name: &str, switch: &str) {
+    std::fs::create_dir_all(root.join(name)).unwrap();
+    std::fs::write(root.join(name).join(switch), b"").unwrap();
+}
+
+pub fn switch_off(root: &std::path::Path, name: &str, switch: &str) {
+    let _ = std::fs::remove_file(root.join(name).join(switch));
+}
+
+/// A name whose HRW owner under `smap` is `owner`.
+pub fn name_owned_by(smap: &Smap, owner: &NodeId, prefix: &str) -> String {
+    (0..100_000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|n| placement::owner(smap, BUCKET, n).is_some_and(|o| &o.id == owner))
+        .expect("a name owned by the node")
+}

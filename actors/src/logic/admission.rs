@@ -60,6 +60,9 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
     let mut next = smap.clone();
     let mut affected = Vec::new();
     let mut skipped = Vec::new();
+    // A target whose leaving did not complete (its rebalance was interrupted or ended with
+    // errors): repeating the operation moves its data again.
+    let mut redo = false;
     for id in &req.nodes {
         let node = next.get_mut(id).expect("checked above");
         let f = node.flags;
@@ -70,6 +73,7 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
                     false
                 } else if f.contains(Flags::MAINT) {
                     affected.push(id.clone());
+                    redo |= node.role == Role::Target;
                     continue;
                 } else {
                     node.flags.set(Flags::MAINT);
@@ -89,6 +93,7 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
             LifecycleOp::Decommission => {
                 if f.contains(Flags::DECOMM) {
                     affected.push(id.clone());
+                    redo |= node.role == Role::Target;
                     continue;
                 }
                 node.flags.set(Flags::DECOMM);
@@ -128,7 +133,7 @@ pub fn admit(smap: &Smap, req: &LifecycleRequest) -> Result<Admission> {
             .map(|n| n.role == Role::Target && n.is_active());
         before != after
     });
-    let moves_data = target_transition && active_before > 0 && active_after > 0;
+    let moves_data = (target_transition || redo) && active_before > 0 && active_after > 0;
     Ok(Admission {
         smap: map_changed.then_some(next),
         affected,
@@ -229,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn repeating_an_incomplete_leave_moves_the_data_again() {
+        let m = smap(3);
+        let a = admit(&m, &req(LifecycleOp::StartMaintenance, &["t0t900"])).unwrap();
+        let maint = a.smap.unwrap();
+        // Its rebalance ended with errors: no post-rebalance flag. Again: a new rebalance.
+        let again = admit(&maint, &req(LifecycleOp::StartMaintenance, &["t0t900"])).unwrap();
+        assert!(again.smap.is_none() && again.rebalance, "{again:?}");
+        assert_eq!(again.affected.len(), 1);
+        let d = admit(&m, &req(LifecycleOp::Decommission, &["t0t900"]))
+            .unwrap()
+            .smap
+            .unwrap();
+        assert!(
+            admit(&d, &req(LifecycleOp::Decommission, &["t0t900"]))
+                .unwrap()
+                .rebalance
+        );
+    }
+
+    #[test]
     fn proxies_and_no_rebalance_do_not_rebalance() {
         let m = smap(3);
         let a = admit(&m, &req(LifecycleOp::StartMaintenance, &["p2p8081"])).unwrap();
@@ -263,7 +288,16 @@ mod tests {
                         prop_assert!(next.primary_node().unwrap().flags == Flags::default());
                         m = next;
                     } else {
-                        prop_assert!(!a.rebalance);
+                        // Without a map change, only a leave that did not complete moves data.
+                        let incomplete = a.affected.iter().any(|id| {
+                            m.get(id).is_some_and(|n| {
+                                n.role == Role::Target
+                                    && (n.flags.contains(Flags::DECOMM)
+                                        || (n.flags.contains(Flags::MAINT)
+                                            && !n.flags.contains(Flags::MAINT_POST_REB)))
+                            })
+                        });
+                        prop_assert!(!a.rebalance || incomplete);
                     }
                 }
             }

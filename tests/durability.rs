@@ -1,0 +1,295 @@
+//! Nothing lost, nothing resurrected (issue #11, DESIGN §8): one end-to-end test per hole —
+//! a delete that came back with old content, a PUT stranded by a map change, a rebalance with
+//! errors that finalised anyway, a full disk taken for an unreachable one, and an election
+//! stalled by a dead top candidate.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use shoal_actors::Error;
+use shoal_actors::logic::election;
+use shoal_actors::proto::msg::{PutObject, Reply};
+use shoal_actors::proto::{Conn, Msg};
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
+use shoal_actors::types::object::ObjKey;
+use shoal_actors::types::smap::NodeId;
+use shoal_actors::types::status::RebState;
+
+const T: Duration = Duration::from_secs(60);
+
+fn op(op: LifecycleOp, id: &NodeId) -> LifecycleRequest {
+    LifecycleRequest {
+        op,
+        nodes: vec![id.clone()],
+        no_rebalance: false,
+        rm_user_data: false,
+        dry_run: false,
+    }
+}
+
+/// No copy of `bucket/name` on any target's disks.
+fn nowhere_on_disk(c: &TestCluster, name: &str) -> bool {
+    !c.object_files().contains_key(&format!("{BUCKET}/{name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_object_never_comes_back_from_a_target_that_was_away() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let mut c = TestCluster::start_with(1, 4, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    put_all(&c.client, &make_objects(60, 1, 8 << 10, 41)).await;
+    let t1 = c.id("target1").await;
+    let x = name_owned_by(&c.smap().await, &t1, "x");
+    c.client
+        .put_bytes(BUCKET, &x, b"first content")
+        .await
+        .unwrap();
+
+    // target1 goes into maintenance but holds on to its objects (X among them).
+    switch_on(&root, "target1", "hold_reb_sends");
+    c.client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t1))
+        .await
+        .unwrap();
+    let smap = c.smap().await;
+    let owner = shoal_actors::logic::placement::owner(&smap, BUCKET, &x)
+        .unwrap()
+        .id
+        .clone();
+    let owner_name =
+        c.lc.procs
+            .iter()
+            .find(|(_, p)| p.addr == smap.get(&owner).unwrap().addr)
+            .map(|(n, _)| n.clone())
+            .unwrap();
+    // Overwritten at its new owner, target1 killed, then deleted while target1 is down.
+    c.client.put_bytes(BUCKET, &x, b"second").await.unwrap();
+    c.lc.kill9("target1").unwrap();
+    c.client.delete(BUCKET, &x).await.unwrap();
+    // The new owner restarts (its memory of the delete goes), then target1 comes back with
+    // the first content still on disk.
+    c.lc.kill9(&owner_name).unwrap();
+    c.lc.start(&owner_name).unwrap();
+    switch_off(&root, "target1", "hold_reb_sends");
+    c.lc.start("target1").unwrap();
+    c.wait_for("both back", T, || async {
+        let st = c.status().await;
+        st.targets.iter().all(|t| t.reachable)
+    })
+    .await;
+    c.wait_rebalance_idle(T).await;
+    c.client
+        .lifecycle(op(LifecycleOp::StopMaintenance, &t1))
+        .await
+        .unwrap();
+    c.wait_rebalance_idle(T).await;
+    // X belongs to target1 again: still deleted, nowhere on disk.
+    let res = c.client.get_bytes(BUCKET, &x).await;
+    assert!(matches!(res, Err(Error::NotFound(_))), "{res:?}");
+    assert!(
+        nowhere_on_disk(&c, &x),
+        "{:?}",
+        c.object_files().get(&format!("{BUCKET}/{x}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_that_spans_a_map_change_is_never_stranded() {
+    let c = TestCluster::start(1, 3, 1, FAST_CONFIG).await;
+    put_all(&c.client, &make_objects(30, 1, 4 << 10, 42)).await;
+    let t0 = c.id("target0").await;
+    let smap = c.smap().await;
+    let x = name_owned_by(&smap, &t0, "racer");
+    let data = vec![7u8; 64 << 10];
+    // The header reaches target0 while it owns X...
+    let mut conn = Conn::connect(&smap.get(&t0).unwrap().addr, NodeId("cli".into()), T)
+        .await
+        .unwrap();
+    let put = Msg::from(PutObject {
+        key: ObjKey::new(BUCKET, x.clone()),
+        size: data.len() as u64,
+    });
+    let corr = conn.start(put).await.unwrap();
+    assert_eq!(conn.finish(corr).await.unwrap(), Msg::Reply(Reply::Ok));
+    // ...then target0 goes into maintenance and its rebalance walks before the body lands.
+    let reply = c
+        .client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t0))
+        .await
+        .unwrap();
+    let g = reply.rebalance_id.unwrap();
+    c.wait_for("target0 to walk the new generation", T, || async {
+        c.client.rebalance_status().await.is_ok_and(|r| {
+            r.is_some_and(|r| {
+                r.id == g
+                    && r.targets.iter().any(|t| {
+                        t.id == t0.0 && t.stage >= shoal_actors::types::status::Stage::Traverse
+                    })
+            })
+        })
+    })
+    .await;
+    conn.send_body(corr, &mut &data[..], data.len() as u64)
+        .await
+        .unwrap();
+    let res = conn.finish(corr).await;
+    assert!(matches!(res, Err(Error::MapChanged(_))), "{res:?}");
+    c.wait_rebalance_idle(T).await;
+    assert!(nowhere_on_disk(&c, &x), "a refused write left a copy");
+    // Sent again, it lands at the new owner and stays there.
+    c.client.put_bytes(BUCKET, &x, &data).await.unwrap();
+    assert_eq!(c.client.get_bytes(BUCKET, &x).await.unwrap(), data);
+    let files = c.object_files();
+    let copies = &files[&format!("{BUCKET}/{x}")];
+    assert_eq!(copies.len(), 1);
+    assert_ne!(
+        copies[0].0, "target0",
+        "stranded on the node in maintenance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_with_errors_does_not_finalise_until_it_is_done_right() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 3, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(40, 1, 4 << 10, 43)).await;
+    let t0 = c.id("target0").await;
+    // Every object target0 sends arrives corrupt: the sends fail for good.
+    switch_on(&root, "target0", "corrupt_reb_sends");
+    let reply = c
+        .client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t0))
+        .await
+        .unwrap();
+    let g = reply.rebalance_id.unwrap();
+    c.wait_for("the rebalance to end", T, || async {
+        c.client
+            .rebalance_status()
+            .await
+            .is_ok_and(|r| r.is_some_and(|r| r.id == g && r.state == RebState::Finished))
+    })
+    .await;
+    let r = c.client.rebalance_status().await.unwrap().unwrap();
+    assert!(r.errors > 0, "{r:?}");
+    assert!(
+        r.blocked_by
+            .iter()
+            .any(|b| b.contains("not finalised") && b.contains(&t0.0)),
+        "{:?}",
+        r.blocked_by
+    );
+    // target0 is not finalised: still red, never safe to power off, and its objects read.
+    let row = c.node_status("target0").await.unwrap();
+    assert!(row.migrating && !row.safe_to_power_off, "{row:?}");
+    assert!(!row.flags.contains(&"maint_post_reb".to_string()));
+    assert_all_readable(&c.client, &expected).await;
+    // Fixed, and asked again: the data moves and the step completes.
+    switch_off(&root, "target0", "corrupt_reb_sends");
+    let again = c
+        .client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t0))
+        .await
+        .unwrap();
+    assert!(again.rebalance_id.is_some(), "{again:?}");
+    c.wait_rebalance_idle(T).await;
+    c.wait_for("target0 safe to power off", T, || async {
+        c.node_status("target0")
+            .await
+            .is_some_and(|n| n.safe_to_power_off)
+    })
+    .await;
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_blocks_the_rebalance_and_it_resumes_when_there_is_room() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 3, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(40, 1, 8 << 10, 44)).await;
+    let t0 = c.id("target0").await;
+    for n in ["target1", "target2"] {
+        switch_on(&root, n, "disk_full");
+    }
+    c.client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t0))
+        .await
+        .unwrap();
+    c.wait_for("blocked_by to say the disk is full", T, || async {
+        c.client.rebalance_status().await.is_ok_and(|r| {
+            r.is_some_and(|r| {
+                r.is_running() && r.blocked_by.iter().any(|b| b.contains("disk full on t["))
+            })
+        })
+    })
+    .await;
+    // No partial files on the full targets, and every object still reads.
+    for n in ["target1", "target2"] {
+        for mp in &c.lc.procs[n].mountpaths {
+            let tmp = shoal_actors::store::object::tmp_dir(&mp.canonicalize().unwrap());
+            let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+            assert!(left.is_empty(), "partial files on {n}: {left:?}");
+        }
+    }
+    assert_all_readable(&c.client, &expected).await;
+    // Room again: it resumes on its own.
+    for n in ["target1", "target2"] {
+        switch_off(&root, n, "disk_full");
+    }
+    c.wait_rebalance_idle(T).await;
+    c.wait_for("target0 safe to power off", T, || async {
+        c.node_status("target0")
+            .await
+            .is_some_and(|n| n.safe_to_power_off)
+    })
+    .await;
+    c.assert_properly_located(&expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_candidate_takes_over_when_the_best_one_is_down_too() {
+    let mut c = TestCluster::start(5, 1, 1, FAST_CONFIG).await;
+    let expected = put_all(&c.client, &make_objects(10, 1, 4 << 10, 45)).await;
+    let smap = c.smap().await;
+    let old = smap.primary.clone();
+    let ranked: Vec<NodeId> = election::ranking(&smap, &old)
+        .iter()
+        .map(|n| n.id.clone())
+        .collect();
+    let addr_of = |id: &NodeId| smap.get(id).unwrap().addr.clone();
+    let name_of = |addr: &str, lc: &shoal_nodectl::playground::LocalCluster| {
+        lc.procs
+            .iter()
+            .find(|(_, p)| p.addr == addr)
+            .map(|(n, _)| n.clone())
+            .unwrap()
+    };
+    let old_name = name_of(&addr_of(&old), &c.lc);
+    let best_name = name_of(&addr_of(&ranked[0]), &c.lc);
+    c.lc.kill9(&old_name).unwrap();
+    c.lc.kill9(&best_name).unwrap();
+    // The next one in the ranking wins, and the three survivors agree.
+    let survivors: Vec<String> = ranked[1..].iter().map(addr_of).collect();
+    c.wait_for(
+        "the survivors to agree on the next candidate",
+        T,
+        || async {
+            let mut agreed = true;
+            for a in &survivors {
+                let s = shoal_actors::client::Client::new(a.clone()).smap().await;
+                agreed &= s.is_ok_and(|s| s.primary == ranked[1]);
+            }
+            agreed
+        },
+    )
+    .await;
+    let client = shoal_actors::client::Client::new(survivors[0].clone());
+    for (n, sum) in &expected {
+        assert_eq!(&checksum(&client.get_bytes(BUCKET, n).await.unwrap()), sum);
+    }
+    client.put_bytes(BUCKET, "after", b"ok").await.unwrap();
+}
