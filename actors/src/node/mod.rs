@@ -165,6 +165,8 @@ pub struct Kit {
     pub listener: Arc<tokio::net::TcpListener>,
     pub contact: Arc<Contact>,
     pub restarts: Arc<Restarts>,
+    /// The HTTP front door on the same port, if the node has one.
+    pub http: Option<Arc<dyn server::HttpFront>>,
     /// Cancelled when the node stops; every task watches it.
     pub shutdown: CancellationToken,
     /// Set when the process should exit after stopping (shutdown, decommission, a child that
@@ -230,6 +232,15 @@ fn node_id(data_dir: &std::path::Path, role: Role, port: u16) -> Result<NodeId> 
 /// Starts a node: binds, loads persisted state, starts the supervision tree, then bootstraps,
 /// rejoins or waits.
 pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
+    start_with(args, None).await
+}
+
+/// As [`start`], with an HTTP front door served on the same port (connections are told apart
+/// by their first byte).
+pub async fn start_with(
+    args: NodeArgs,
+    http: Option<Arc<dyn server::HttpFront>>,
+) -> Result<NodeHandle> {
     std::fs::create_dir_all(&args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -300,6 +311,7 @@ pub async fn start(args: NodeArgs) -> Result<NodeHandle> {
         secret,
         store,
         listener: Arc::new(listener),
+        http,
         contact: Arc::new(Contact::default()),
         restarts: Arc::new(Restarts::default()),
         shutdown: shutdown.clone(),

@@ -25,7 +25,32 @@ pub struct ServerArgs {
     /// Bound once by the node; kept across restarts of this actor.
     pub listener: Arc<TcpListener>,
     pub router: Arc<Router>,
+    /// Serves connections that speak HTTP on the same port (DESIGN §13), if the node has one.
+    pub http: Option<Arc<dyn HttpFront>>,
     pub shutdown: CancellationToken,
+}
+
+/// The node's HTTP front door, as the server hands it connections: one whose first byte is a
+/// letter (an HTTP request line) rather than 0 (the high byte of a frame's length).
+pub trait HttpFront: Send + Sync {
+    fn serve(&self, stream: tokio::net::TcpStream) -> futures::future::BoxFuture<'static, ()>;
+}
+
+/// What a connection speaks, from its first byte.
+#[derive(Debug, PartialEq, Eq)]
+enum Speaks {
+    Frames,
+    Http,
+}
+
+/// Waits for the first byte without taking it.
+async fn sniff(stream: &tokio::net::TcpStream, within: Duration) -> Option<Speaks> {
+    let mut b = [0u8; 1];
+    match tokio::time::timeout(within, stream.peek(&mut b)).await {
+        Ok(Ok(1)) if b[0].is_ascii_alphabetic() => Some(Speaks::Http),
+        Ok(Ok(1)) => Some(Speaks::Frames),
+        _ => None,
+    }
 }
 
 pub enum ServerMsg {
@@ -51,9 +76,9 @@ impl Actor for ServerActor {
         args: ServerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let stop = args.shutdown.child_token();
-        let (l, router, token) = (args.listener, args.router, stop.clone());
+        let (l, router, http, token) = (args.listener, args.router, args.http, stop.clone());
         tokio::spawn(async move {
-            let why = accept_loop(&l, router, &token).await;
+            let why = accept_loop(&l, router, http, &token).await;
             if !token.is_cancelled() {
                 let _ = myself.cast(ServerMsg::LoopEnded(why));
             }
@@ -180,6 +205,7 @@ fn shed(stream: tokio::net::TcpStream, me: crate::types::smap::NodeId) {
 async fn accept_loop(
     listener: &TcpListener,
     router: Arc<Router>,
+    http: Option<Arc<dyn HttpFront>>,
     stop: &CancellationToken,
 ) -> String {
     let slots = Arc::new(Slots::default());
@@ -205,8 +231,27 @@ async fn accept_loop(
             shed(stream, router.me.id.clone());
             continue;
         };
-        let (router, stop, slots) = (router.clone(), stop.clone(), slots.clone());
+        let (router, stop, slots, http) =
+            (router.clone(), stop.clone(), slots.clone(), http.clone());
         tokio::spawn(async move {
+            if let Some(front) = &http {
+                match sniff(&stream, limits.idle_timeout()).await {
+                    Some(Speaks::Http) => {
+                        tokio::select! {
+                            _ = front.serve(stream) => {}
+                            _ = close.cancelled() => {}
+                            _ = stop.cancelled() => {}
+                        }
+                        slots.remove(slot);
+                        return;
+                    }
+                    Some(Speaks::Frames) => {}
+                    None => {
+                        slots.remove(slot);
+                        return;
+                    }
+                }
+            }
             let max_frame = match router.meta.get().config.max_frame {
                 0 => DEFAULT_MAX_FRAME,
                 n => n,
@@ -278,5 +323,33 @@ async fn serve(router: &Arc<Router>, conn: &mut Conn, limit: Limit<'_>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn first_bytes(bytes: &'static [u8]) -> Option<Speaks> {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(bytes).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        });
+        let (s, _) = l.accept().await.unwrap();
+        let got = sniff(&s, Duration::from_millis(150)).await;
+        client.await.unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn http_and_frames_are_told_apart_by_the_first_byte() {
+        assert_eq!(first_bytes(b"GET / HTTP/1.1\r\n").await, Some(Speaks::Http));
+        assert_eq!(first_bytes(b"PUT /s3/b/o").await, Some(Speaks::Http));
+        assert_eq!(first_bytes(&[0, 0, 0, 42]).await, Some(Speaks::Frames));
+        assert_eq!(first_bytes(b"").await, None, "silent: nothing to serve");
     }
 }

@@ -325,6 +325,7 @@ async fn spawn_child(
             });
             let args = super::server::ServerArgs {
                 listener: kit.listener.clone(),
+                http: kit.http.clone(),
                 router: Arc::new(super::dispatch::Router::new(kit, on_action)),
                 shutdown: kit.shutdown.clone(),
             };
