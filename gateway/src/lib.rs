@@ -1,0 +1,143 @@
+//! Shoal's HTTP front door (DESIGN §13): AIStore's native REST API under `/v1/` and S3 under
+//! `/s3/`, served on HTTP/1.1 and translated onto the cluster through the typed
+//! [`Client`](shoal_actors::client::Client) — the gateway adds no cluster state of its own.
+//!
+//! - [`native`]: the subset of AIStore's API its Python SDK and Go API call. Proxies answer
+//!   object GET/PUT with `307` to the owning target's HTTP address, as AIStore does; targets
+//!   serve the bytes.
+//! - [`s3`]: the S3 protocol through `s3s` (XML, SigV4, multipart), served on every node; on a
+//!   proxy the bytes stream through in bounded chunks (S3 clients do not re-send a PUT body on
+//!   a redirect).
+//! - [`Rewind`] replays the bytes a listener sniffed to tell HTTP from MessagePack.
+//!
+//! Entry points: [`Gateway::new`], [`serve_connection`] (one accepted connection), [`serve`]
+//! (`noded --http HOST:PORT`).
+
+pub mod auth;
+mod body;
+mod chunked;
+mod cluster;
+pub mod error;
+mod native;
+mod rewind;
+pub mod s3;
+mod stream;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use shoal_actors::smap::Role;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{AccessKeys, AuthSettings, StaticKeys};
+pub use body::GwBody;
+pub use cluster::PeerUrls;
+pub use error::{Error, Result};
+pub use rewind::{Rewind, Sniffed, sniff};
+
+/// Request headers larger than this are refused (431) before any handler runs.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most headers one request may carry.
+const MAX_HEADERS: usize = 128;
+/// A connection that sends no complete request head within this long is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a gateway is set up.
+pub struct GatewayConfig {
+    /// This node's MessagePack address (`--listen`): the gateway is a client of its own node.
+    pub node_addr: String,
+    /// Proxies redirect object data; targets serve it.
+    pub role: Role,
+    /// The URL base this node's HTTP is reachable at (`http://HOST:PORT`), shown as its
+    /// `direct_url` and used in redirects to it.
+    pub public_http: String,
+    /// How other nodes' HTTP URLs are derived from their cluster-map address.
+    pub peer_urls: PeerUrls,
+    pub auth: AuthSettings,
+}
+
+/// One node's HTTP front door. Cheap to share: serve every connection with the same `Arc`.
+pub struct Gateway {
+    cfg: GatewayConfig,
+    cluster: cluster::Cluster,
+    s3: s3::S3Front,
+}
+
+impl Gateway {
+    pub fn new(cfg: GatewayConfig) -> Arc<Self> {
+        let cluster = cluster::Cluster::new(&cfg.node_addr, cfg.role, cfg.peer_urls.clone());
+        Arc::new_cyclic(|weak| Gateway {
+            s3: s3::S3Front::new(weak.clone(), &cfg.auth),
+            cluster,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.cfg
+    }
+
+    /// Answers one request; never fails (errors become HTTP error responses).
+    pub async fn handle(
+        self: Arc<Self>,
+        req: http::Request<Incoming>,
+    ) -> std::result::Result<http::Response<GwBody>, Infallible> {
+        let path = req.uri().path();
+        let resp = if path == "/s3" || path.starts_with("/s3/") {
+            self.s3.call(req).await
+        } else if path.starts_with("/v1/") {
+            native::handle(&self, req).await
+        } else {
+            native::error_response(
+                &Error::BadRequest(format!("no such endpoint: {path} (try /v1/ or /s3/)")),
+                req.method(),
+                path,
+            )
+        };
+        Ok(resp)
+    }
+}
+
+/// Serves one accepted connection (plain or a [`Rewind`] after sniffing) until it closes.
+pub async fn serve_connection<IO>(gw: Arc<Gateway>, io: IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| gw.clone().handle(req));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_buf_size(MAX_HEADER_BYTES.max(8192))
+        .max_headers(MAX_HEADERS)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), svc).await {
+        tracing::debug!(error = %e, "http connection ended with an error");
+    }
+}
+
+/// Accepts HTTP connections on `listener` until `shutdown` (`noded --http HOST:PORT`).
+pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(gw.clone(), stream));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
