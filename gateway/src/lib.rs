@@ -5,9 +5,10 @@
 //! - [`native`]: the subset of AIStore's API its Python SDK and Go API call. Proxies answer
 //!   object GET/PUT with `307` to the owning target's HTTP address, as AIStore does; targets
 //!   serve the bytes.
-//! - [`s3`]: the S3 protocol through `s3s` (XML, SigV4, multipart), served on every node; on a
-//!   proxy the bytes stream through in bounded chunks (S3 clients do not re-send a PUT body on
-//!   a redirect).
+//! - [`s3`]: the S3 protocol through `s3s` (XML, SigV4, multipart) under `/s3/` — and at the
+//!   root for clients whose endpoint cannot carry a path (minio, s3cmd) — served on every node;
+//!   on a proxy the bytes stream through in bounded chunks (S3 clients do not re-send a PUT
+//!   body on a redirect).
 //! - [`Rewind`] replays the bytes a listener sniffed to tell HTTP from MessagePack.
 //!
 //! Entry points: [`Gateway::new`], [`serve_connection`] (one accepted connection), [`serve`]
@@ -90,15 +91,12 @@ impl Gateway {
     ) -> std::result::Result<http::Response<GwBody>, Infallible> {
         let path = req.uri().path();
         let resp = if path == "/s3" || path.starts_with("/s3/") {
-            self.s3.call(req).await
+            self.s3.call(req, true).await
         } else if path.starts_with("/v1/") {
             native::handle(&self, req).await
         } else {
-            native::error_response(
-                &Error::BadRequest(format!("no such endpoint: {path} (try /v1/ or /s3/)")),
-                req.method(),
-                path,
-            )
+            // S3 at the root too, for clients whose endpoint cannot carry a path (minio, s3cmd).
+            self.s3.call(req, false).await
         };
         Ok(resp)
     }

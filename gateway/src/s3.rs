@@ -68,6 +68,7 @@ impl S3Front {
         let inner = b.build();
         let mut o = S3ServiceBuilder::new(Unreachable);
         o.set_auth(KeysAuth(auth.keys.clone()));
+        o.set_validation(ShoalNames);
         o.set_route(Forward {
             inner: inner.clone(),
             auth: auth.clone(),
@@ -79,8 +80,14 @@ impl S3Front {
         }
     }
 
-    pub async fn call(&self, req: http::Request<Incoming>) -> http::Response<GwBody> {
-        let req = req.map(s3s::Body::from);
+    /// Serves one S3 request; `prefixed`: its path starts with `/s3`.
+    pub async fn call(
+        &self,
+        req: http::Request<Incoming>,
+        prefixed: bool,
+    ) -> http::Response<GwBody> {
+        let mut req = req.map(s3s::Body::from);
+        req.extensions_mut().insert(Prefixed(prefixed));
         let res = if self.auth.enabled() {
             self.outer.call(req).await
         } else {
@@ -109,10 +116,18 @@ fn s3_error_response(e: S3Error) -> http::Response<GwBody> {
     }
 }
 
-/// `/s3/b/k?x` → `/b/k?x` without signature parameters.
-fn strip_uri(uri: &Uri) -> S3Result<Uri> {
+/// Whether a request came under `/s3` (else at the root).
+#[derive(Clone, Copy, Debug)]
+struct Prefixed(bool);
+
+/// `/s3/b/k?x` (or `/b/k?x` when not `prefixed`) → `/b/k?x` without signature parameters.
+fn strip_uri(uri: &Uri, prefixed: bool) -> S3Result<Uri> {
     let path = uri.path();
-    let rest = path.strip_prefix("/s3").unwrap_or(path);
+    let rest = if prefixed {
+        path.strip_prefix("/s3").unwrap_or(path)
+    } else {
+        path
+    };
     let rest = if rest.is_empty() { "/" } else { rest };
     let query: Vec<&str> = uri
         .query()
@@ -171,7 +186,8 @@ fn strip_headers(h: &mut HeaderMap, decoded_len: Option<HeaderValue>) {
 /// Auth off: accept any signature. Drops it, and decodes an `aws-chunked` body.
 fn unsigned(req: http::Request<s3s::Body>) -> S3Result<http::Request<s3s::Body>> {
     let (mut parts, body) = req.into_parts();
-    parts.uri = strip_uri(&parts.uri)?;
+    let prefixed = parts.extensions.get::<Prefixed>().is_none_or(|p| p.0);
+    parts.uri = strip_uri(&parts.uri, prefixed)?;
     let chunked = is_aws_chunked(&parts.headers);
     let decoded_len = if chunked {
         let v = parts
@@ -225,9 +241,10 @@ impl s3s::route::S3Route for Forward {
             .as_ref()
             .map(|c| c.access_key.clone())
             .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
+        let prefixed = req.extensions.get::<Prefixed>().is_none_or(|p| p.0);
         let mut b = http::Request::builder()
             .method(req.method.clone())
-            .uri(strip_uri(&req.uri)?);
+            .uri(strip_uri(&req.uri, prefixed)?);
         let mut headers = req.headers;
         // s3s already set Content-Length to the decoded length of an aws-chunked body.
         strip_headers(&mut headers, None);
@@ -1115,6 +1132,65 @@ impl S3 for ShoalS3 {
         }))
     }
 
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let gw = self.gw()?;
+        let tok = token(&req);
+        let c = gw.cluster.client(tok.clone()).await.map_err(s3err)?;
+        let i = req.input;
+        if !(1..=10_000).contains(&i.part_number) {
+            return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
+        }
+        let meta = upload_meta(&c, &i.bucket, &i.upload_id).await?;
+        if meta.key != i.key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        let (sb, sk) = match &i.copy_source {
+            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+            _ => return Err(s3_error!(NotImplemented, "copy from an access point")),
+        };
+        let src = c.head(&sb, &sk).await.map_err(cl)?;
+        if let Some(m) = &i.copy_source_if_match
+            && !cond_matches(m, &etag_of(&src))
+        {
+            return Err(s3_error!(PreconditionFailed));
+        }
+        let span = match i.copy_source_range.as_deref() {
+            Some(r) => Range::parse(r)
+                .map_err(|_| s3_error!(InvalidArgument, "bad x-amz-copy-source-range"))?
+                .check(src.size)
+                .map_err(|_| s3_error!(InvalidRange))?,
+            None => 0..src.size,
+        };
+        let size = span.end - span.start;
+        let dir = upload_dir(&i.upload_id);
+        let data = format!("{dir}d{:05}.{}", i.part_number, random_id());
+        let body = Box::pin(stream::get_body(c.clone(), sb, sk, span, src));
+        let (_, md5) = native::put_stream(&gw, tok, &i.bucket, &data, body, size, None)
+            .await
+            .map_err(s3err)?;
+        let ptr = PartPtr {
+            data,
+            md5: stream::hex(&md5),
+            size,
+            mtime_ms: shoal_actors::store::unix_secs() * 1000,
+        };
+        let b = serde_json::to_vec(&ptr).map_err(|e| s3_error!(InternalError, "{e}"))?;
+        c.put_bytes(&i.bucket, &format!("{dir}m{:05}", i.part_number), &b)
+            .await
+            .map_err(cl)?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(ptr.md5)),
+                last_modified: Some(timestamp_ms(ptr.mtime_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
@@ -1286,13 +1362,15 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(
-            strip_uri(&u).unwrap().to_string(),
+            strip_uri(&u, true).unwrap().to_string(),
             "/b/k%20x?uploads&prefix=a"
         );
         let u: Uri = "/s3".parse().unwrap();
-        assert_eq!(strip_uri(&u).unwrap().to_string(), "/");
+        assert_eq!(strip_uri(&u, true).unwrap().to_string(), "/");
         let u: Uri = "/s3/?X-Amz-Date=1".parse().unwrap();
-        assert_eq!(strip_uri(&u).unwrap().to_string(), "/");
+        assert_eq!(strip_uri(&u, true).unwrap().to_string(), "/");
+        let u: Uri = "/s3/k".parse().unwrap();
+        assert_eq!(strip_uri(&u, false).unwrap().to_string(), "/s3/k");
     }
 
     #[test]
