@@ -42,6 +42,21 @@ struct Cli {
     /// TOML config file (flags override it)
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Also serve the HTTP front door (AIStore-native API and S3 under /s3) on HOST:PORT.
+    /// Every node of a cluster uses the same port offset from --listen, which is how a proxy
+    /// finds a target's HTTP address for redirects
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<String>,
+    /// S3 access keys (`ACCESS_KEY SECRET` lines) checked when auth is enabled
+    #[arg(long, value_name = "FILE")]
+    s3_keys: Option<PathBuf>,
+}
+
+/// The port of `HOST:PORT`.
+fn port_of(addr: &str) -> Result<i32> {
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .with_context(|| format!("{addr}: expected HOST:PORT"))
 }
 
 fn main() -> Result<()> {
@@ -81,6 +96,14 @@ fn main() -> Result<()> {
     if role == Role::Proxy && !mountpaths.is_empty() {
         bail!("--mountpath is for targets; proxies store no objects");
     }
+    let http = match &cli.http {
+        Some(h) => Some((h.clone(), port_of(h)? - port_of(&listen)?)),
+        None => None,
+    };
+    let keys: std::sync::Arc<dyn shoal_gateway::AccessKeys> = match &cli.s3_keys {
+        Some(p) => std::sync::Arc::new(shoal_gateway::StaticKeys::load(p)?),
+        None => std::sync::Arc::new(shoal_gateway::StaticKeys::default()),
+    };
     let args = NodeArgs {
         role,
         listen,
@@ -99,6 +122,27 @@ fn main() -> Result<()> {
     rt.block_on(async move {
         let handle = node::start(args).await?;
         let actor = handle.actor();
+        let http_stop = tokio_util::sync::CancellationToken::new();
+        if let Some((addr, offset)) = http {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("binding --http {addr}"))?;
+            let peer_urls = shoal_gateway::PeerUrls::PortOffset(offset);
+            let ctx = handle.ctx.clone();
+            let gw = shoal_gateway::Gateway::new(shoal_gateway::GatewayConfig {
+                node_addr: handle.addr.clone(),
+                role,
+                public_http: peer_urls.url_for(&handle.addr),
+                peer_urls,
+                auth: shoal_gateway::AuthSettings {
+                    // Live: the primary distributes the auth section with the cluster config.
+                    cluster: std::sync::Arc::new(move || ctx.meta().config.auth.clone()),
+                    keys,
+                },
+            });
+            tracing::info!(%addr, "serving HTTP (native /v1, S3 /s3)");
+            tokio::spawn(shoal_gateway::serve(gw, listener, http_stop.clone()));
+        }
         // SIGTERM / Ctrl-C: graceful stop.
         tokio::spawn(async move {
             let mut term =
@@ -112,6 +156,7 @@ fn main() -> Result<()> {
             let _ = actor.cast(node::NodeMsg::Stop);
         });
         let reason = handle.wait().await;
+        http_stop.cancel();
         tracing::info!(
             reason = reason.as_deref().unwrap_or("stopped"),
             "node exited"
