@@ -743,6 +743,12 @@ where
     E: std::fmt::Display,
 {
     let mut r = stream::Md5Reader::new(stream::reader(body), size, expect);
+    if let Some((sent, computed)) = r.empty_body_mismatch() {
+        return Err(Error::BadDigest {
+            sent: stream::hex(&sent),
+            computed: stream::hex(&computed),
+        });
+    }
     let mut pause = std::time::Duration::from_millis(100);
     let mut attempt = 0;
     loop {

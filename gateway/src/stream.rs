@@ -42,7 +42,16 @@ impl<R> Md5Reader<R> {
             read: 0,
             md5: Md5::new(),
             expect,
-            digest: None,
+            // An empty body is never read: its digest is known now.
+            digest: (size == 0).then(|| Md5::new().finalize().into()),
+        }
+    }
+
+    /// For an empty body, which no read can fail: whether `expect` is its digest.
+    pub fn empty_body_mismatch(&self) -> Option<([u8; 16], [u8; 16])> {
+        match (self.size, self.expect, self.digest) {
+            (0, Some(e), Some(d)) if e != d => Some((e, d)),
+            _ => None,
         }
     }
 
