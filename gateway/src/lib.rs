@@ -89,6 +89,20 @@ impl Gateway {
         self: Arc<Self>,
         req: http::Request<Incoming>,
     ) -> std::result::Result<http::Response<GwBody>, Infallible> {
+        let expect_continue = req
+            .headers()
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        // hyper sends no `100 Continue` for an empty body, and botocore then keeps the final
+        // status line of this exchange for the next request on the connection (its
+        // `response_class` is not reset when that one expects 100 too), which breaks it: such
+        // a connection is closed after the answer. S3 itself always sends the 100.
+        let close_after = expect_continue
+            && req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() == b"0");
+        let req = req.map(|b| body::request_body(b, expect_continue));
         let path = req.uri().path();
         let resp = if path == "/s3" || path.starts_with("/s3/") {
             self.s3.call(req, true).await
@@ -98,6 +112,13 @@ impl Gateway {
             // S3 at the root too, for clients whose endpoint cannot carry a path (minio, s3cmd).
             self.s3.call(req, false).await
         };
+        let mut resp = resp;
+        if close_after {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         Ok(resp)
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use shoal_actors::lifecycle::{LifecycleOp, LifecycleRequest};
 use shoal_actors::rebalance::RebalanceStatus;
@@ -31,7 +30,7 @@ pub const HIDDEN_PREFIX: &str = ".shoal-mpu/";
 /// AIStore's name for the checksum type Shoal stores (xxh3-64).
 const CKSUM_TYPE: &str = "xxhash3";
 
-type Req = http::Request<Incoming>;
+type Req = http::Request<crate::body::ReqBody>;
 
 pub async fn handle(gw: &Arc<Gateway>, req: Req) -> Response<GwBody> {
     let method = req.method().clone();
@@ -95,7 +94,9 @@ struct ActionMsg {
     value: serde_json::Value,
 }
 
-async fn json_body<T: serde::de::DeserializeOwned + Default>(body: Incoming) -> Result<T> {
+async fn json_body<T: serde::de::DeserializeOwned + Default>(
+    body: crate::body::ReqBody,
+) -> Result<T> {
     let bytes = http_body_util::Limited::new(body, MAX_JSON_BODY)
         .collect()
         .await

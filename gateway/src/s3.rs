@@ -17,7 +17,6 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Uri, header};
-use hyper::body::Incoming;
 use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -83,10 +82,10 @@ impl S3Front {
     /// Serves one S3 request; `prefixed`: its path starts with `/s3`.
     pub async fn call(
         &self,
-        req: http::Request<Incoming>,
+        req: http::Request<crate::body::ReqBody>,
         prefixed: bool,
     ) -> http::Response<GwBody> {
-        let mut req = req.map(s3s::Body::from);
+        let mut req = req.map(to_s3s);
         req.extensions_mut().insert(Prefixed(prefixed));
         let res = if self.auth.enabled() {
             self.outer.call(req).await
@@ -104,6 +103,12 @@ impl S3Front {
             }
         }
     }
+}
+
+/// Our request body as s3s's (a plain function: keeps the generic conversion out of the
+/// connection future, whose `Send` proof trips over it otherwise).
+fn to_s3s(b: crate::body::ReqBody) -> s3s::Body {
+    s3s::Body::http_body_unsync(b)
 }
 
 fn s3_error_response(e: S3Error) -> http::Response<GwBody> {
