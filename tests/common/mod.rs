@@ -15,6 +15,8 @@ use shoal_actors::stats::{ClusterStatus, NodeStatus};
 use shoal_actors::store;
 use shoal_nodectl::playground::{LocalCluster, free_port};
 
+pub mod clients;
+
 pub const BUCKET: &str = "data";
 
 /// Keepalive fast enough that "offline" shows within a second.
@@ -23,6 +25,15 @@ pub const FAST_CONFIG: &str = r#"
 interval_ms = 250
 num_retries = 3
 "#;
+
+/// HTTP tests: nodes serve HTTP this far from their `--listen` port — below the ephemeral range
+/// that `free_port` picks from, so an HTTP port never collides with another node's port.
+pub const HTTP_OFFSET: i32 = -30000;
+
+/// A `--listen` port whose HTTP port ([`HTTP_OFFSET`] away) is free too.
+pub fn lc_http_port() -> u16 {
+    shoal_nodectl::playground::free_port_pair(HTTP_OFFSET).expect("free port pair")
+}
 
 pub struct TestCluster {
     pub lc: LocalCluster,
@@ -45,6 +56,30 @@ impl TestCluster {
         config: &str,
         token: Option<String>,
     ) -> Self {
+        Self::launch(proxies, targets, mountpaths, config, token, None).await
+    }
+
+    /// As [`start_with_token`](Self::start_with_token), every node also serving HTTP
+    /// (`noded --http`, [`HTTP_OFFSET`] from its `--listen` port), with `extra` flags.
+    pub async fn start_http(
+        proxies: usize,
+        targets: usize,
+        mountpaths: usize,
+        config: &str,
+        token: Option<String>,
+        extra: &[&str],
+    ) -> Self {
+        Self::launch(proxies, targets, mountpaths, config, token, Some(extra)).await
+    }
+
+    async fn launch(
+        proxies: usize,
+        targets: usize,
+        mountpaths: usize,
+        config: &str,
+        token: Option<String>,
+        http: Option<&[&str]>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("cluster.toml");
         std::fs::write(&cfg, config).expect("config");
@@ -53,15 +88,17 @@ impl TestCluster {
             dir.path().to_path_buf(),
         );
         lc.config = Some(cfg);
+        let extra = http.unwrap_or(&[]);
+        let port = || match http {
+            Some(_) => lc_http_port(),
+            None => free_port().unwrap(),
+        };
+        if http.is_some() {
+            lc.http_offset = Some(HTTP_OFFSET);
+        }
         for i in 0..proxies {
-            lc.add(
-                &format!("proxy{i}"),
-                Role::Proxy,
-                free_port().unwrap(),
-                0,
-                &[],
-            )
-            .unwrap();
+            lc.add(&format!("proxy{i}"), Role::Proxy, port(), 0, extra)
+                .unwrap();
             if i == 0 {
                 lc.wait_ready(Duration::from_secs(20)).await.unwrap();
             }
@@ -70,9 +107,9 @@ impl TestCluster {
             lc.add(
                 &format!("target{i}"),
                 Role::Target,
-                free_port().unwrap(),
+                port(),
                 mountpaths,
-                &[],
+                extra,
             )
             .unwrap();
         }
@@ -93,6 +130,16 @@ impl TestCluster {
 
     pub fn dir(&self) -> PathBuf {
         self.lc.dir.clone()
+    }
+
+    /// `http://127.0.0.1:PORT` of a node started with [`start_http`](Self::start_http).
+    pub fn http_url(&self, name: &str) -> String {
+        shoal_nodectl::playground::http_url(&self.lc.procs[name].addr, HTTP_OFFSET)
+    }
+
+    /// PID of a node's process.
+    pub fn pid(&self, name: &str) -> u32 {
+        self.lc.procs[name].child.as_ref().expect("running").id()
     }
 
     /// Runs the real `nodectl` against this cluster.
