@@ -26,6 +26,9 @@ pub enum Error {
     /// Refused because something else is in progress (a lifecycle operation while another runs).
     #[error("{0}")]
     Conflict(String),
+    /// The client's request body could not be read whole (cut short, a bad chunk signature).
+    #[error("{0}")]
+    ClientBody(String),
     #[error("content MD5 mismatch: sent {sent}, computed {computed}")]
     BadDigest { sent: String, computed: String },
     #[error("I/O: {0}")]
@@ -58,6 +61,8 @@ impl Error {
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::BadDigest { .. } => StatusCode::BAD_REQUEST,
+            Error::ClientBody(m) if m.contains("Signature") => StatusCode::FORBIDDEN,
+            Error::ClientBody(_) => StatusCode::BAD_REQUEST,
             Error::Io(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -100,6 +105,8 @@ impl Error {
             Error::NotImplemented(_) => S::NotImplemented,
             Error::Conflict(_) => S::OperationAborted,
             Error::BadDigest { .. } => S::BadDigest,
+            Error::ClientBody(m) if m.contains("Signature") => S::SignatureDoesNotMatch,
+            Error::ClientBody(_) => S::IncompleteBody,
             Error::Io(_) => S::IncompleteBody,
         };
         s3s::S3Error::with_message(code, self.to_string())

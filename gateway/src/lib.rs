@@ -132,6 +132,7 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .max_buf_size(MAX_HEADER_BYTES.max(8192))
+        .max_header_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);

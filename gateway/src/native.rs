@@ -765,6 +765,9 @@ where
                 if let Some((sent, computed)) = stream::bad_digest(&e) {
                     return Err(Error::BadDigest { sent, computed });
                 }
+                if let Some(why) = stream::client_body(&e) {
+                    return Err(Error::ClientBody(why));
+                }
                 let e = Error::Cluster(e);
                 // Retry only while the body is untouched (it cannot be read twice).
                 if e.is_transient() && r.consumed() == 0 && attempt < 6 {

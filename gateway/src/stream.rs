@@ -85,10 +85,10 @@ impl<R: AsyncRead + Unpin> AsyncRead for Md5Reader<R> {
         if n == 0 {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "body ended after {} of {} bytes (Content-Length)",
+                ClientBody(format!(
+                    "the request body ended after {} of {} bytes (Content-Length)",
                     this.read, this.size
-                ),
+                )),
             )));
         }
         this.md5.update(sub.filled());
@@ -120,6 +120,22 @@ impl<R: AsyncRead + Unpin> AsyncRead for Md5Reader<R> {
 pub struct BadDigest {
     pub sent: [u8; 16],
     pub computed: [u8; 16],
+}
+
+/// An error reading the client's request body (cut short, a chunk signature that does not
+/// verify): the client's fault, not the cluster's.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientBody(pub String);
+
+/// Whether a cluster error came from reading the client's body, and why.
+pub fn client_body(e: &shoal_actors::Error) -> Option<String> {
+    if let shoal_actors::Error::Io(io) = e
+        && let Some(b) = io.get_ref().and_then(|r| r.downcast_ref::<ClientBody>())
+    {
+        return Some(b.0.clone());
+    }
+    None
 }
 
 /// Whether a cluster error came from a reader's digest check, and which digests.
@@ -260,7 +276,7 @@ where
     E: std::fmt::Display,
 {
     use futures::TryStreamExt;
-    tokio_util::io::StreamReader::new(s.map_err(|e| io::Error::other(e.to_string())))
+    tokio_util::io::StreamReader::new(s.map_err(|e| io::Error::other(ClientBody(e.to_string()))))
 }
 
 #[cfg(test)]
