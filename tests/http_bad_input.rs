@@ -90,7 +90,7 @@ async fn absent(tc: &TestCluster, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_proper_errors_and_stores_nothing() {
-    let tc = TestCluster::start_http(1, 2, 1, FAST_CONFIG, None, &[]).await;
+    let tc = TestCluster::start_http(1, 2, 1, FAST_CONFIG, None, &["--s3-domain", "s3.test"]).await;
     let p = tc.http_url("proxy0");
     // Native object data goes to targets (a proxy redirects); ask one directly.
     let t = tc.http_url("target0");
@@ -98,6 +98,22 @@ async fn bad_input_gets_proper_errors_and_stores_nothing() {
         .put_bytes(BUCKET, "ten", b"0123456789")
         .await
         .unwrap();
+
+    // Virtual-host-style addressing (the bucket in the Host header), under /s3 and at the root.
+    for path in ["/s3/ten", "/ten"] {
+        let r = raw(
+            &p,
+            format!("GET {path} HTTP/1.1\r\nHost: data.s3.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            false,
+        );
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "0123456789"),
+            "{path}: {}",
+            r.head
+        );
+    }
 
     // Malformed XML: DeleteObjects and CompleteMultipartUpload.
     let r = raw(

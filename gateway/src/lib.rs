@@ -61,6 +61,9 @@ pub struct GatewayConfig {
     /// How other nodes' HTTP URLs are derived from their cluster-map address.
     pub peer_urls: PeerUrls,
     pub auth: AuthSettings,
+    /// S3 virtual-host-style addressing: `BUCKET.<s3_domain>` in the `Host` header names the
+    /// bucket. `None`: path style only.
+    pub s3_domain: Option<String>,
 }
 
 /// One node's HTTP front door. Cheap to share: serve every connection with the same `Arc`.
@@ -74,7 +77,7 @@ impl Gateway {
     pub fn new(cfg: GatewayConfig) -> Arc<Self> {
         let cluster = cluster::Cluster::new(&cfg.node_addr, cfg.role, cfg.peer_urls.clone());
         Arc::new_cyclic(|weak| Gateway {
-            s3: s3::S3Front::new(weak.clone(), &cfg.auth),
+            s3: s3::S3Front::new(weak.clone(), &cfg.auth, cfg.s3_domain.clone()),
             cluster,
             cfg,
         })

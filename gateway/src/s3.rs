@@ -61,9 +61,12 @@ pub struct S3Front {
 }
 
 impl S3Front {
-    pub(crate) fn new(gw: Weak<Gateway>, auth: &AuthSettings) -> Self {
+    pub(crate) fn new(gw: Weak<Gateway>, auth: &AuthSettings, domain: Option<String>) -> Self {
         let mut b = S3ServiceBuilder::new(ShoalS3 { gw });
         b.set_validation(ShoalNames);
+        if let Some(d) = domain.filter(|d| !d.is_empty()) {
+            b.set_host(VhostDomain(d.to_ascii_lowercase()));
+        }
         let inner = b.build();
         let mut o = S3ServiceBuilder::new(Unreachable);
         o.set_auth(KeysAuth(auth.keys.clone()));
@@ -280,6 +283,25 @@ struct Unreachable;
 #[async_trait::async_trait]
 impl S3 for Unreachable {}
 
+/// Virtual-host-style addressing: `BUCKET.DOMAIN[:port]` names the bucket; any other host
+/// (an IP address, the domain itself, `localhost`) means path style.
+struct VhostDomain(String);
+
+impl s3s::host::S3Host for VhostDomain {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        let vh = s3s::host::VirtualHost::new(name);
+        let lower = name.to_ascii_lowercase();
+        match lower
+            .strip_suffix(&self.0)
+            .and_then(|b| b.strip_suffix('.'))
+        {
+            Some(b) if !b.is_empty() => Ok(vh.with_bucket(b.to_string())),
+            _ => Ok(vh),
+        }
+    }
+}
+
 /// Shoal's bucket names (`[A-Za-z0-9._-]{1,64}`), so that S3 reaches every bucket the native
 /// API can create.
 struct ShoalNames;
@@ -449,6 +471,9 @@ async fn list_page(
         prefixes: Vec::new(),
         next_after: None,
     };
+    // A marker may name a common prefix (V1's NextMarker does): what rolls up into it or into
+    // an earlier one was listed already.
+    let floor = start_after.clone();
     let mut after = start_after;
     let delimiter = delimiter.filter(|d| !d.is_empty());
     loop {
@@ -463,7 +488,9 @@ async fn list_page(
                 })
             });
             if let Some(cp) = cp {
-                if out.prefixes.last() == Some(&cp) {
+                if out.prefixes.last() == Some(&cp)
+                    || floor.as_deref().is_some_and(|f| cp.as_str() <= f)
+                {
                     after = Some(e.name);
                     continue;
                 }
@@ -1400,6 +1427,23 @@ mod tests {
         assert_eq!(h.get(header::CONTENT_ENCODING).unwrap(), "gzip");
         assert_eq!(h.get(header::CONTENT_LENGTH).unwrap(), "100");
         assert!(!is_aws_chunked(&h));
+    }
+
+    #[test]
+    fn virtual_hosts() {
+        use s3s::host::S3Host;
+        let d = VhostDomain("s3.test".into());
+        let bucket = |h: &str| {
+            d.parse_host_header(h)
+                .unwrap()
+                .bucket()
+                .map(|b| b.to_string())
+        };
+        assert_eq!(bucket("data.s3.test:9080").as_deref(), Some("data"));
+        assert_eq!(bucket("My.Bucket.S3.test").as_deref(), Some("my.bucket"));
+        assert_eq!(bucket("s3.test:9080"), None);
+        assert_eq!(bucket("localhost:9080"), None);
+        assert_eq!(bucket("xs3.test"), None);
     }
 
     #[test]

@@ -50,6 +50,9 @@ struct Cli {
     /// S3 access keys (`ACCESS_KEY SECRET` lines) checked when auth is enabled
     #[arg(long, value_name = "FILE")]
     s3_keys: Option<PathBuf>,
+    /// S3 virtual-host-style addressing: BUCKET.DOMAIN in the Host header names the bucket
+    #[arg(long, value_name = "DOMAIN")]
+    s3_domain: Option<String>,
 }
 
 /// The port of `HOST:PORT`.
@@ -123,6 +126,7 @@ fn main() -> Result<()> {
         let handle = node::start(args).await?;
         let actor = handle.actor();
         let http_stop = tokio_util::sync::CancellationToken::new();
+        let s3_domain = cli.s3_domain;
         if let Some((addr, offset)) = http {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
@@ -139,6 +143,7 @@ fn main() -> Result<()> {
                     cluster: std::sync::Arc::new(move || ctx.meta().config.auth.clone()),
                     keys,
                 },
+                s3_domain,
             });
             tracing::info!(%addr, "serving HTTP (native /v1, S3 /s3)");
             tokio::spawn(shoal_gateway::serve(gw, listener, http_stop.clone()));

@@ -203,6 +203,11 @@ def run_boto3(endpoint, bucket):
     assert len(keys) == 13 and keys == sorted(keys), keys
     pages = s3.get_paginator("list_objects").paginate(Bucket=bucket, Prefix="tree/", PaginationConfig={"PageSize": 4})
     assert sum(len(p.get("Contents", [])) for p in pages) == 13
+    pages = s3.get_paginator("list_objects").paginate(
+        Bucket=bucket, Prefix="tree/", Delimiter="/", PaginationConfig={"PageSize": 2}
+    )
+    seen = [c["Prefix"] for p in pages for c in p.get("CommonPrefixes", [])]
+    assert seen == ["tree/d0/", "tree/d1/", "tree/d2/"], seen
     ok("list v2 with delimiter and continuation, list v1 paging")
     s3.delete_object(Bucket=bucket, Key="copy")
     r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"tree/d0/f{i:02}"} for i in (0, 3, 6, 9)]})
