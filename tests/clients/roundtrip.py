@@ -70,6 +70,9 @@ def run_aistore(endpoint, bucket):
     assert b.object("ranged").get_reader(byte_range="bytes=10-19").read_all() == d[10:20]
     assert b.object("ranged").get_reader(byte_range="bytes=-5").read_all() == d[-5:]
     ok("byte ranges")
+    # The SDK picks the owning target itself (HRW over the map's id_digest) and reads there.
+    assert b.object("ranged").get_reader(direct=True).read_all() == d
+    ok("get_reader(direct=True)")
     # "../x": requests/urllib3 remove dot segments from the URL path before sending, so the
     # SDK cannot address such a name (as with AIStore itself).
     for name in [n for n in NAMES if n != "../x"]:

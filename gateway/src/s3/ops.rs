@@ -1,324 +1,29 @@
-//! S3 under `/s3/` (DESIGN §13), on top of `s3s` for the protocol (routing, XML, SigV4).
-//!
-//! Two s3s services take part:
-//! - the *inner* one serves the operations ([`ShoalS3`]) on paths without the `/s3` prefix and
-//!   checks no signature;
-//! - with auth on, an *outer* one first verifies the request as the client signed it — over
-//!   `/s3/...`, the path the signature covers — including presigned URLs and `aws-chunked`
-//!   bodies, whose framing it removes; a catch-all route then hands the verified request to
-//!   the inner service.
-//!
-//! With auth off there is nothing to verify: the signature is dropped, `aws-chunked` framing is
-//! removed by [`crate::chunked`], and the inner service answers.
+//! The S3 operations, each onto the typed client.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, Method, Uri, header};
 use md5::{Digest, Md5};
 use s3s::dto::*;
-use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
-use serde::{Deserialize, Serialize};
 use shoal_actors::client::Client;
 use shoal_actors::store::ObjMeta;
 use shoal_actors::wire::ObjEntry;
 
 use crate::Gateway;
-use crate::auth::{AuthSettings, KeysAuth};
-use crate::body::{self, GwBody};
 use crate::error::Error;
 use crate::native::{self, HIDDEN_PREFIX, visible_page};
 use crate::stream;
 
-/// Query parameters that carry a signature (SigV4 and SigV2 presigned URLs).
-const SIG_PARAMS: &[&str] = &[
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
-    "X-Amz-Security-Token",
-    "AWSAccessKeyId",
-    "Signature",
-    "Expires",
-];
-/// Names listed per cluster request while building one S3 listing page.
-const LIST_BATCH: usize = 1000;
+use super::ActAs;
+use super::listing::*;
+use super::multipart::*;
 
-/// The token a request acts with on the cluster (auth on: signed by the gateway for the key
-/// that verified), carried from the outer to the inner service in the request's extensions.
-#[derive(Clone, Debug)]
-struct ActAs(Option<String>);
-
-pub struct S3Front {
-    inner: S3Service,
-    outer: S3Service,
-    auth: AuthSettings,
+pub(super) struct ShoalS3 {
+    pub(super) gw: Weak<Gateway>,
 }
 
-impl S3Front {
-    pub(crate) fn new(gw: Weak<Gateway>, auth: &AuthSettings, domain: Option<String>) -> Self {
-        let mut b = S3ServiceBuilder::new(ShoalS3 { gw });
-        b.set_validation(ShoalNames);
-        if let Some(d) = domain.filter(|d| !d.is_empty()) {
-            b.set_host(VhostDomain(d.to_ascii_lowercase()));
-        }
-        let inner = b.build();
-        let mut o = S3ServiceBuilder::new(Unreachable);
-        o.set_auth(KeysAuth(auth.keys.clone()));
-        o.set_validation(ShoalNames);
-        o.set_route(Forward {
-            inner: inner.clone(),
-            auth: auth.clone(),
-        });
-        S3Front {
-            inner,
-            outer: o.build(),
-            auth: auth.clone(),
-        }
-    }
-
-    /// Serves one S3 request; `prefixed`: its path starts with `/s3`.
-    pub async fn call(
-        &self,
-        req: http::Request<crate::body::ReqBody>,
-        prefixed: bool,
-    ) -> http::Response<GwBody> {
-        let mut req = req.map(to_s3s);
-        req.extensions_mut().insert(Prefixed(prefixed));
-        let res = if self.auth.enabled() {
-            self.outer.call(req).await
-        } else {
-            match unsigned(req) {
-                Ok(r) => self.inner.call(r).await,
-                Err(e) => return s3_error_response(e),
-            }
-        };
-        match res {
-            Ok(r) => r.map(body::from_s3s),
-            Err(e) => {
-                tracing::warn!(error = ?e, "s3 request failed");
-                s3_error_response(s3_error!(InternalError, "internal error"))
-            }
-        }
-    }
-}
-
-/// Our request body as s3s's (a plain function: keeps the generic conversion out of the
-/// connection future, whose `Send` proof trips over it otherwise).
-fn to_s3s(b: crate::body::ReqBody) -> s3s::Body {
-    s3s::Body::http_body_unsync(b)
-}
-
-fn s3_error_response(e: S3Error) -> http::Response<GwBody> {
-    match e.to_http_response() {
-        Ok(r) => r.map(body::from_s3s),
-        Err(_) => http::Response::builder()
-            .status(500)
-            .body(body::empty())
-            .expect("valid response"),
-    }
-}
-
-/// Whether a request came under `/s3` (else at the root).
-#[derive(Clone, Copy, Debug)]
-struct Prefixed(bool);
-
-/// `/s3/b/k?x` (or `/b/k?x` when not `prefixed`) → `/b/k?x` without signature parameters.
-fn strip_uri(uri: &Uri, prefixed: bool) -> S3Result<Uri> {
-    let path = uri.path();
-    let rest = if prefixed {
-        path.strip_prefix("/s3").unwrap_or(path)
-    } else {
-        path
-    };
-    let rest = if rest.is_empty() { "/" } else { rest };
-    let query: Vec<&str> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|kv| {
-            let k = kv.split('=').next().unwrap_or("");
-            !kv.is_empty() && !SIG_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(k))
-        })
-        .collect();
-    let pq = if query.is_empty() {
-        rest.to_string()
-    } else {
-        format!("{rest}?{}", query.join("&"))
-    };
-    pq.parse()
-        .map_err(|_| s3_error!(InvalidURI, "cannot rewrite the request URI"))
-}
-
-fn is_aws_chunked(h: &HeaderMap) -> bool {
-    h.get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("STREAMING-"))
-        || h.get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("aws-chunked"))
-}
-
-/// Removes what only the signature check needed, so the inner service sees a plain request.
-fn strip_headers(h: &mut HeaderMap, decoded_len: Option<HeaderValue>) {
-    h.remove(header::AUTHORIZATION);
-    h.remove("x-amz-content-sha256");
-    h.remove("x-amz-decoded-content-length");
-    h.remove("x-amz-trailer");
-    if let Some(ce) = h
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    {
-        let rest: Vec<&str> = ce
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && *e != "aws-chunked")
-            .collect();
-        if rest.is_empty() {
-            h.remove(header::CONTENT_ENCODING);
-        } else if let Ok(v) = HeaderValue::from_str(&rest.join(", ")) {
-            h.insert(header::CONTENT_ENCODING, v);
-        }
-    }
-    if let Some(len) = decoded_len {
-        h.insert(header::CONTENT_LENGTH, len);
-        h.remove(header::TRANSFER_ENCODING);
-    }
-}
-
-/// Auth off: accept any signature. Drops it, and decodes an `aws-chunked` body.
-fn unsigned(req: http::Request<s3s::Body>) -> S3Result<http::Request<s3s::Body>> {
-    let (mut parts, body) = req.into_parts();
-    let prefixed = parts.extensions.get::<Prefixed>().is_none_or(|p| p.0);
-    parts.uri = strip_uri(&parts.uri, prefixed)?;
-    let chunked = is_aws_chunked(&parts.headers);
-    let decoded_len = if chunked {
-        let v = parts
-            .headers
-            .get("x-amz-decoded-content-length")
-            .cloned()
-            .ok_or_else(|| {
-                s3_error!(
-                    MissingContentLength,
-                    "aws-chunked bodies need x-amz-decoded-content-length"
-                )
-            })?;
-        Some(v)
-    } else {
-        None
-    };
-    strip_headers(&mut parts.headers, decoded_len);
-    parts.extensions.insert(ActAs(None));
-    let body = if chunked {
-        let r = tokio::io::BufReader::new(stream::reader(body));
-        let decoded = crate::chunked::decode(r).map(|r| r.map(hyper::body::Frame::data));
-        s3s::Body::http_body_unsync(http_body_util::StreamBody::new(decoded))
-    } else {
-        body
-    };
-    Ok(http::Request::from_parts(parts, body))
-}
-
-/// The outer service's catch-all: every request, once its signature has been verified, goes to
-/// the inner service.
-struct Forward {
-    inner: S3Service,
-    auth: AuthSettings,
-}
-
-#[async_trait::async_trait]
-impl s3s::route::S3Route for Forward {
-    fn is_match(
-        &self,
-        _method: &Method,
-        _uri: &Uri,
-        _headers: &HeaderMap,
-        _ext: &mut http::Extensions,
-    ) -> bool {
-        true
-    }
-
-    async fn call(&self, req: S3Request<s3s::Body>) -> S3Result<S3Response<s3s::Body>> {
-        let access_key = req
-            .credentials
-            .as_ref()
-            .map(|c| c.access_key.clone())
-            .ok_or_else(|| s3_error!(AccessDenied, "Signature is required"))?;
-        let prefixed = req.extensions.get::<Prefixed>().is_none_or(|p| p.0);
-        let mut b = http::Request::builder()
-            .method(req.method.clone())
-            .uri(strip_uri(&req.uri, prefixed)?);
-        let mut headers = req.headers;
-        // s3s already set Content-Length to the decoded length of an aws-chunked body.
-        strip_headers(&mut headers, None);
-        if let Some(h) = b.headers_mut() {
-            *h = headers;
-        }
-        let mut fwd = b
-            .body(req.input)
-            .map_err(|e| s3_error!(InvalidRequest, "{e}"))?;
-        fwd.extensions_mut()
-            .insert(ActAs(self.auth.token_for_s3(&access_key)));
-        match self.inner.call(fwd).await {
-            Ok(r) => {
-                let (parts, body) = r.into_parts();
-                let mut out = S3Response::new(body);
-                out.status = Some(parts.status);
-                out.headers = parts.headers;
-                Ok(out)
-            }
-            Err(e) => Err(S3Error::with_source(S3ErrorCode::InternalError, e.into())),
-        }
-    }
-}
-
-/// The outer service routes everything to [`Forward`]; its own operations are never called.
-struct Unreachable;
-
-#[async_trait::async_trait]
-impl S3 for Unreachable {}
-
-/// Virtual-host-style addressing: `BUCKET.DOMAIN[:port]` names the bucket; any other host
-/// (an IP address, the domain itself, `localhost`) means path style.
-struct VhostDomain(String);
-
-impl s3s::host::S3Host for VhostDomain {
-    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
-        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        let vh = s3s::host::VirtualHost::new(name);
-        let lower = name.to_ascii_lowercase();
-        match lower
-            .strip_suffix(&self.0)
-            .and_then(|b| b.strip_suffix('.'))
-        {
-            Some(b) if !b.is_empty() => Ok(vh.with_bucket(b.to_string())),
-            _ => Ok(vh),
-        }
-    }
-}
-
-/// Shoal's bucket names (`[A-Za-z0-9._-]{1,64}`), so that S3 reaches every bucket the native
-/// API can create.
-struct ShoalNames;
-
-impl s3s::validation::NameValidation for ShoalNames {
-    fn validate_bucket_name(&self, name: &str) -> bool {
-        shoal_actors::store::validate_bucket(name).is_ok()
-    }
-}
-
-// ---- the operations -------------------------------------------------------------------------
-
-struct ShoalS3 {
-    gw: Weak<Gateway>,
-}
-
-fn token<T>(req: &S3Request<T>) -> Option<String> {
+pub(super) fn token<T>(req: &S3Request<T>) -> Option<String> {
     req.extensions.get::<ActAs>().and_then(|a| a.0.clone())
 }
 
@@ -330,22 +35,22 @@ impl ShoalS3 {
     }
 }
 
-fn s3err(e: Error) -> S3Error {
+pub(super) fn s3err(e: Error) -> S3Error {
     e.to_s3()
 }
 
-fn cl(e: shoal_actors::Error) -> S3Error {
+pub(super) fn cl(e: shoal_actors::Error) -> S3Error {
     Error::Cluster(e).to_s3()
 }
 
-fn no_such_bucket(b: &str) -> S3Error {
+pub(super) fn no_such_bucket(b: &str) -> S3Error {
     S3Error::with_message(
         S3ErrorCode::NoSuchBucket,
         format!("The specified bucket does not exist: {b}"),
     )
 }
 
-fn check_user_key(key: &str) -> S3Result<()> {
+pub(super) fn check_user_key(key: &str) -> S3Result<()> {
     if key.starts_with(HIDDEN_PREFIX) {
         return Err(s3_error!(
             InvalidArgument,
@@ -355,22 +60,22 @@ fn check_user_key(key: &str) -> S3Result<()> {
     shoal_actors::store::validate_object(key).map_err(|e| s3_error!(InvalidArgument, "{e}"))
 }
 
-fn timestamp_ms(ms: u64) -> Timestamp {
+pub(super) fn timestamp_ms(ms: u64) -> Timestamp {
     Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// Listing entries carry a write stamp in nanoseconds (their version), not an mtime.
 /// TODO(lead): ObjEntry needs mtime.
-fn entry_time(e: &ObjEntry) -> Timestamp {
+pub(super) fn entry_time(e: &ObjEntry) -> Timestamp {
     timestamp_ms(e.version / 1_000_000)
 }
 
-fn etag_of(meta: &ObjMeta) -> ETag {
+pub(super) fn etag_of(meta: &ObjMeta) -> ETag {
     ETag::Strong(native::stopgap_etag(&meta.checksum))
 }
 
 /// Checks `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`.
-fn preconditions(
+pub(super) fn preconditions(
     meta: &ObjMeta,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -406,281 +111,20 @@ fn preconditions(
 }
 
 /// Whether an `If-Match` / `If-None-Match` condition holds for `etag`.
-fn cond_matches(c: &ETagCondition, etag: &ETag) -> bool {
+pub(super) fn cond_matches(c: &ETagCondition, etag: &ETag) -> bool {
     match c {
         ETagCondition::Any => true,
         ETagCondition::ETag(e) => e.value() == etag.value(),
     }
 }
 
-async fn bucket_exists(c: &Client, bucket: &str) -> S3Result<()> {
+pub(super) async fn bucket_exists(c: &Client, bucket: &str) -> S3Result<()> {
     let names = c.list_buckets().await.map_err(cl)?;
     if names.iter().any(|n| n == bucket) {
         Ok(())
     } else {
         Err(no_such_bucket(bucket))
     }
-}
-
-/// Encodes a name for `encoding-type=url` listings: everything but unreserved characters and
-/// `/` percent-encoded.
-fn url_encode(s: &str) -> String {
-    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~')
-        .remove(b'/');
-    utf8_percent_encode(s, KEEP).to_string()
-}
-
-/// Continuation tokens are opaque to clients: the name to continue after, base64url.
-fn encode_token(after: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after)
-}
-
-fn decode_token(t: &str) -> S3Result<String> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(t)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| s3_error!(InvalidArgument, "bad continuation token"))
-}
-
-/// One S3 listing page: objects and common prefixes in name order, at most `max` of them
-/// together, and what to continue after when truncated.
-struct Listing {
-    objects: Vec<ObjEntry>,
-    prefixes: Vec<String>,
-    next_after: Option<String>,
-}
-
-async fn list_page(
-    c: &Client,
-    bucket: &str,
-    prefix: &str,
-    delimiter: Option<&str>,
-    start_after: Option<String>,
-    max: usize,
-) -> S3Result<Listing> {
-    let mut out = Listing {
-        objects: Vec::new(),
-        prefixes: Vec::new(),
-        next_after: None,
-    };
-    // A marker may name a common prefix (V1's NextMarker does): what rolls up into it or into
-    // an earlier one was listed already.
-    let floor = start_after.clone();
-    let mut after = start_after;
-    let delimiter = delimiter.filter(|d| !d.is_empty());
-    loop {
-        let (page, next) = visible_page(c, bucket, prefix, after.as_deref(), LIST_BATCH)
-            .await
-            .map_err(s3err)?;
-        for e in page {
-            let cp = delimiter.and_then(|d| {
-                e.name.get(prefix.len()..).and_then(|rest| {
-                    rest.find(d)
-                        .map(|i| e.name[..prefix.len() + i + d.len()].to_string())
-                })
-            });
-            if let Some(cp) = cp {
-                if out.prefixes.last() == Some(&cp)
-                    || floor.as_deref().is_some_and(|f| cp.as_str() <= f)
-                {
-                    after = Some(e.name);
-                    continue;
-                }
-                if out.objects.len() + out.prefixes.len() >= max {
-                    out.next_after = after;
-                    return Ok(out);
-                }
-                // Continue past everything under this prefix.
-                after = Some(format!("{cp}\u{10FFFF}"));
-                out.prefixes.push(cp);
-            } else {
-                if out.objects.len() + out.prefixes.len() >= max {
-                    out.next_after = after;
-                    return Ok(out);
-                }
-                after = Some(e.name.clone());
-                out.objects.push(e);
-            }
-        }
-        match next {
-            None => return Ok(out),
-            Some(n) => {
-                // Skip what a common prefix already covers.
-                after = Some(match after {
-                    Some(a) if a > n => a,
-                    _ => n,
-                });
-            }
-        }
-    }
-}
-
-fn s3_object(e: ObjEntry, url: bool) -> Object {
-    Object {
-        e_tag: Some(ETag::Strong(native::stopgap_etag(&e.checksum))),
-        last_modified: Some(entry_time(&e)),
-        size: Some(e.size as i64),
-        storage_class: Some(ObjectStorageClass::from_static(
-            ObjectStorageClass::STANDARD,
-        )),
-        key: Some(if url { url_encode(&e.name) } else { e.name }),
-        owner: Some(owner()),
-        ..Default::default()
-    }
-}
-
-fn owner() -> Owner {
-    Owner {
-        display_name: Some("shoal".into()),
-        id: Some("shoal".into()),
-    }
-}
-
-/// Reads a small object whole (multipart bookkeeping).
-async fn get_small(c: &Client, bucket: &str, object: &str) -> shoal_actors::Result<Vec<u8>> {
-    c.get_bytes(bucket, object).await
-}
-
-// ---- multipart bookkeeping ------------------------------------------------------------------
-//
-// An upload `U` of `bucket/key` lives in the same bucket under `.shoal-mpu/U/` (hidden from
-// listings): `meta` (the key and start time), each part's bytes as an immutable object
-// `d<part>.<nonce>`, and a small pointer `m<part>` naming the current bytes of that part with
-// their MD5 and size. A re-sent part gets new bytes and a new pointer, so the pointer and the
-// bytes it names always agree. Complete streams the parts into the final object and removes
-// the upload.
-
-#[derive(Serialize, Deserialize)]
-struct UploadMeta {
-    key: String,
-    initiated_ms: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct PartPtr {
-    data: String,
-    md5: String,
-    size: u64,
-    mtime_ms: u64,
-}
-
-fn upload_dir(upload_id: &str) -> String {
-    format!("{HIDDEN_PREFIX}{upload_id}/")
-}
-
-fn valid_upload_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-async fn upload_meta(c: &Client, bucket: &str, upload_id: &str) -> S3Result<UploadMeta> {
-    if !valid_upload_id(upload_id) {
-        return Err(s3_error!(NoSuchUpload));
-    }
-    match get_small(c, bucket, &format!("{}meta", upload_dir(upload_id))).await {
-        Ok(b) => serde_json::from_slice(&b).map_err(|_| s3_error!(NoSuchUpload)),
-        Err(shoal_actors::Error::NotFound(m)) if m.starts_with("bucket") => {
-            Err(no_such_bucket(bucket))
-        }
-        Err(shoal_actors::Error::NotFound(_)) => Err(s3_error!(NoSuchUpload)),
-        Err(e) => Err(cl(e)),
-    }
-}
-
-/// Every listed name under `prefix` (hidden ones included).
-async fn all_names(c: &Client, bucket: &str, prefix: &str) -> S3Result<Vec<ObjEntry>> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let (page, next) =
-            crate::cluster::list_objects_page(c, bucket, prefix, after.as_deref(), LIST_BATCH)
-                .await
-                .map_err(s3err)?;
-        out.extend(page);
-        match next {
-            None => return Ok(out),
-            n => after = n,
-        }
-    }
-}
-
-async fn part_ptrs(c: &Client, bucket: &str, upload_id: &str) -> S3Result<BTreeMap<i32, PartPtr>> {
-    let dir = upload_dir(upload_id);
-    let mut out = BTreeMap::new();
-    for e in all_names(c, bucket, &format!("{dir}m")).await? {
-        let Some(n) = e.name[dir.len() + 1..].parse::<i32>().ok() else {
-            continue;
-        };
-        match get_small(c, bucket, &e.name).await {
-            Ok(b) => {
-                if let Ok(p) = serde_json::from_slice::<PartPtr>(&b) {
-                    out.insert(n, p);
-                }
-            }
-            Err(shoal_actors::Error::NotFound(_)) => {}
-            Err(e) => return Err(cl(e)),
-        }
-    }
-    Ok(out)
-}
-
-async fn remove_upload(c: &Client, bucket: &str, upload_id: &str) -> S3Result<()> {
-    // The meta object last: an upload is listed until all of it is gone.
-    let dir = upload_dir(upload_id);
-    let meta = format!("{dir}meta");
-    for e in all_names(c, bucket, &dir).await? {
-        if e.name != meta {
-            match c.delete(bucket, &e.name).await {
-                Ok(()) | Err(shoal_actors::Error::NotFound(_)) => {}
-                Err(e) => return Err(cl(e)),
-            }
-        }
-    }
-    match c.delete(bucket, &meta).await {
-        Ok(()) | Err(shoal_actors::Error::NotFound(_)) => Ok(()),
-        Err(e) => Err(cl(e)),
-    }
-}
-
-fn random_id() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..24)
-        .map(|_| {
-            let i = rng.random_range(0..36u8);
-            (if i < 10 { b'0' + i } else { b'a' + i - 10 }) as char
-        })
-        .collect()
-}
-
-fn strip_quotes(s: &str) -> &str {
-    s.trim().trim_matches('"')
-}
-
-/// Streams `parts` (bucket-relative names, in order) into one reader, one at a time.
-fn concat_parts(
-    c: Client,
-    bucket: String,
-    parts: Vec<String>,
-) -> (
-    tokio::io::DuplexStream,
-    tokio::task::JoinHandle<shoal_actors::Result<()>>,
-) {
-    let (rd, mut wr) = tokio::io::duplex(1 << 20);
-    let task = tokio::spawn(async move {
-        for p in parts {
-            c.get(&bucket, &p, &mut wr, false).await?;
-        }
-        Ok(())
-    });
-    (rd, task)
 }
 
 #[async_trait::async_trait]
@@ -1381,79 +825,5 @@ impl S3 for ShoalS3 {
             uploads: Some(uploads),
             ..Default::default()
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_rewrite() {
-        let u: Uri = "/s3/b/k%20x?uploads&X-Amz-Signature=abc&x-amz-credential=z&prefix=a"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            strip_uri(&u, true).unwrap().to_string(),
-            "/b/k%20x?uploads&prefix=a"
-        );
-        let u: Uri = "/s3".parse().unwrap();
-        assert_eq!(strip_uri(&u, true).unwrap().to_string(), "/");
-        let u: Uri = "/s3/?X-Amz-Date=1".parse().unwrap();
-        assert_eq!(strip_uri(&u, true).unwrap().to_string(), "/");
-        let u: Uri = "/s3/k".parse().unwrap();
-        assert_eq!(strip_uri(&u, false).unwrap().to_string(), "/s3/k");
-    }
-
-    #[test]
-    fn header_stripping() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("AWS4-HMAC-SHA256 x"),
-        );
-        h.insert(
-            "x-amz-content-sha256",
-            HeaderValue::from_static("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
-        );
-        h.insert(
-            header::CONTENT_ENCODING,
-            HeaderValue::from_static("aws-chunked, gzip"),
-        );
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("200"));
-        assert!(is_aws_chunked(&h));
-        strip_headers(&mut h, Some(HeaderValue::from_static("100")));
-        assert!(h.get(header::AUTHORIZATION).is_none());
-        assert_eq!(h.get(header::CONTENT_ENCODING).unwrap(), "gzip");
-        assert_eq!(h.get(header::CONTENT_LENGTH).unwrap(), "100");
-        assert!(!is_aws_chunked(&h));
-    }
-
-    #[test]
-    fn virtual_hosts() {
-        use s3s::host::S3Host;
-        let d = VhostDomain("s3.test".into());
-        let bucket = |h: &str| {
-            d.parse_host_header(h)
-                .unwrap()
-                .bucket()
-                .map(|b| b.to_string())
-        };
-        assert_eq!(bucket("data.s3.test:9080").as_deref(), Some("data"));
-        assert_eq!(bucket("My.Bucket.S3.test").as_deref(), Some("my.bucket"));
-        assert_eq!(bucket("s3.test:9080"), None);
-        assert_eq!(bucket("localhost:9080"), None);
-        assert_eq!(bucket("xs3.test"), None);
-    }
-
-    #[test]
-    fn tokens_and_encoding() {
-        let t = encode_token("dir/a b&c");
-        assert_eq!(decode_token(&t).unwrap(), "dir/a b&c");
-        assert!(decode_token("!!!").is_err());
-        assert_eq!(url_encode("a b/c+d%é"), "a%20b/c%2Bd%25%C3%A9");
-        assert!(valid_upload_id("abc123"));
-        assert!(!valid_upload_id("../x"));
-        assert!(!valid_upload_id(""));
     }
 }
