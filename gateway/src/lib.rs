@@ -144,6 +144,25 @@ where
     }
 }
 
+/// For a node's own listener (one port for both protocols, DESIGN §13): looks at the first
+/// byte of a fresh connection without consuming it; an HTTP connection is served here (in a
+/// task of its own) and `None` returned; anything else comes back to the caller to be read as
+/// MessagePack frames. A listener that has already read bytes off the socket serves HTTP with
+/// [`serve_connection`] over a [`Rewind`] instead.
+pub async fn route_connection(
+    gw: &Arc<Gateway>,
+    stream: tokio::net::TcpStream,
+) -> std::io::Result<Option<tokio::net::TcpStream>> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    if n == 1 && sniff(first[0]) == Sniffed::Http {
+        tokio::spawn(serve_connection(gw.clone(), stream));
+        Ok(None)
+    } else {
+        Ok(Some(stream))
+    }
+}
+
 /// Accepts HTTP connections on `listener` until `shutdown` (`noded --http HOST:PORT`).
 pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: CancellationToken) {
     loop {
@@ -162,5 +181,76 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, shutdown: Cancellati
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn gateway() -> Arc<Gateway> {
+        Gateway::new(GatewayConfig {
+            // Nothing listens here: the requests below never reach the cluster.
+            node_addr: "127.0.0.1:9".into(),
+            role: Role::Proxy,
+            public_http: "http://127.0.0.1:9".into(),
+            peer_urls: PeerUrls::Listen,
+            auth: AuthSettings::disabled(),
+            s3_domain: None,
+        })
+    }
+
+    async fn get_health(mut c: tokio::net::TcpStream) -> String {
+        c.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// The listener's side: peek, serve HTTP, hand MessagePack back.
+    #[tokio::test]
+    async fn one_port_for_both_protocols() {
+        let gw = gateway();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut handed_back = 0;
+            for _ in 0..2 {
+                let (s, _) = l.accept().await.unwrap();
+                if let Some(mut s) = route_connection(&gw, s).await.unwrap() {
+                    // A MessagePack frame: its length prefix starts with 0, and is all there.
+                    let mut len = [0u8; 4];
+                    s.read_exact(&mut len).await.unwrap();
+                    assert_eq!(len, [0, 0, 0, 3]);
+                    handed_back += 1;
+                }
+            }
+            handed_back
+        });
+        let http = get_health(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+        assert!(http.starts_with("HTTP/1.1 200"), "{http}");
+        let mut m = tokio::net::TcpStream::connect(addr).await.unwrap();
+        m.write_all(&[0, 0, 0, 3, 1, 2, 3]).await.unwrap();
+        assert_eq!(server.await.unwrap(), 1);
+    }
+
+    /// A listener that already read the first bytes replays them through `Rewind`.
+    #[tokio::test]
+    async fn serves_a_rewound_connection() {
+        let gw = gateway();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut first = [0u8; 4];
+            s.read_exact(&mut first).await.unwrap();
+            assert_eq!(sniff(first[0]), Sniffed::Http);
+            serve_connection(gw, Rewind::new(first.to_vec(), s)).await;
+        });
+        let http = get_health(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+        assert!(http.starts_with("HTTP/1.1 200"), "{http}");
     }
 }
