@@ -106,6 +106,8 @@ impl Gateway {
                 .get(http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() == b"0");
         let req = req.map(|b| body::request_body(b, expect_continue));
+        let started = std::time::Instant::now();
+        let (method, logged_path) = (req.method().clone(), req.uri().path().to_string());
         let path = req.uri().path();
         let resp = if path == "/s3" || path.starts_with("/s3/") {
             self.s3.call(req, true).await
@@ -115,6 +117,15 @@ impl Gateway {
             // S3 at the root too, for clients whose endpoint cannot carry a path (minio, s3cmd).
             self.s3.call(req, false).await
         };
+        // One line per request at debug level (`SHOAL_LOG=shoal_gateway=debug`); errors of the
+        // cluster are logged where they happen.
+        tracing::debug!(
+            %method,
+            path = %logged_path,
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "http"
+        );
         let mut resp = resp;
         if close_after {
             resp.headers_mut().insert(
