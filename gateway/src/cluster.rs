@@ -49,6 +49,8 @@ impl PeerUrls {
 pub struct Cluster {
     role: Role,
     peer_urls: PeerUrls,
+    /// This node's own HTTP URL, as configured (other nodes' come from `peer_urls`).
+    public_http: String,
     /// A client of this very node: maps, config and status are answered by any node.
     own: Client,
     cache: Mutex<Cache>,
@@ -64,10 +66,11 @@ struct Cache {
 }
 
 impl Cluster {
-    pub fn new(node_addr: &str, role: Role, peer_urls: PeerUrls) -> Self {
+    pub fn new(node_addr: &str, role: Role, peer_urls: PeerUrls, public_http: &str) -> Self {
         Cluster {
             role,
             peer_urls,
+            public_http: public_http.trim_end_matches('/').to_string(),
             own: Client::new(node_addr).with_timeout(Duration::from_secs(30)),
             cache: Mutex::new(Cache::default()),
         }
@@ -78,6 +81,9 @@ impl Cluster {
     }
 
     pub fn http_url(&self, node: &Node) -> String {
+        if node.addr == self.own.endpoint && !self.public_http.is_empty() {
+            return self.public_http.clone();
+        }
         self.peer_urls.url_for(&node.addr)
     }
 

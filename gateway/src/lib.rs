@@ -75,7 +75,12 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(cfg: GatewayConfig) -> Arc<Self> {
-        let cluster = cluster::Cluster::new(&cfg.node_addr, cfg.role, cfg.peer_urls.clone());
+        let cluster = cluster::Cluster::new(
+            &cfg.node_addr,
+            cfg.role,
+            cfg.peer_urls.clone(),
+            &cfg.public_http,
+        );
         Arc::new_cyclic(|weak| Gateway {
             s3: s3::S3Front::new(weak.clone(), &cfg.auth, cfg.s3_domain.clone()),
             cluster,
