@@ -115,6 +115,21 @@ async fn bad_input_gets_proper_errors_and_stores_nothing() {
         );
     }
 
+    // A proxy redirects a native PUT without inviting its body: no `100 Continue`, so a client
+    // that waits for one (curl, and the body never sent here) goes to the target directly.
+    let r = raw(
+        &p,
+        &req(
+            "PUT",
+            "/v1/objects/data/big",
+            &[("Content-Length", "5000000"), ("Expect", "100-continue")],
+            b"",
+        ),
+        false,
+    );
+    assert_eq!(r.status, 307, "{}", r.head);
+    assert!(!r.head.contains("100 Continue"), "{}", r.head);
+
     // Malformed XML: DeleteObjects and CompleteMultipartUpload.
     let r = raw(
         &p,

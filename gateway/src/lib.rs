@@ -105,12 +105,19 @@ impl Gateway {
         // status line of this exchange for the next request on the connection (its
         // `response_class` is not reset when that one expects 100 too), which breaks it: such
         // a connection is closed after the answer. S3 itself always sends the 100.
+        // A proxy answers a native object PUT with a redirect: it must not invite the body
+        // (`curl -L -T` would send it here first), so that body is not read ahead.
+        let redirected_put = self.cfg.role == Role::Proxy
+            && req.method() == http::Method::PUT
+            && req.uri().path().starts_with("/v1/objects/");
+        let eager = expect_continue && !redirected_put;
         let close_after = expect_continue
-            && req
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() == b"0");
-        let req = req.map(|b| body::request_body(b, expect_continue));
+            && (redirected_put
+                || req
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() == b"0"));
+        let req = req.map(|b| body::request_body(b, eager));
         let started = std::time::Instant::now();
         let (method, logged_path) = (req.method().clone(), req.uri().path().to_string());
         let path = req.uri().path();
