@@ -49,22 +49,29 @@ impl Client {
     }
 
     fn build(endpoint: String, token: Option<String>, timeout: Duration) -> Self {
-        let t = token.clone();
         Client {
             endpoint,
             token,
             timeout,
-            // A body that stalls fails after the same timeout as a reply would.
+            // A body that stalls fails after the same timeout as a reply would. Each request
+            // carries this client's token (clones for other users share the connections).
             pool: Arc::new(
-                Pool::new(NodeId(CLIENT_ID.into()), Box::new(move || t.clone()))
-                    .with_io_timeout(timeout),
+                Pool::new(NodeId(CLIENT_ID.into()), Box::new(|| None)).with_io_timeout(timeout),
             ),
         }
     }
 
-    /// The same endpoint with another token (a new pool: connections carry their token).
-    pub fn with_token(self, token: Option<String>) -> Self {
-        Self::build(self.endpoint, token, self.timeout)
+    /// The same client acting with another token (connections are shared: each request
+    /// carries its own token).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    async fn exchange(&self, addr: &str, msg: Msg) -> Result<(Link, Msg)> {
+        self.pool
+            .exchange_as(addr, msg, self.timeout, self.token.clone())
+            .await
     }
 
     pub fn with_timeout(self, timeout: Duration) -> Self {
@@ -73,12 +80,14 @@ impl Client {
 
     /// One typed request to the endpoint.
     pub async fn rpc<R: Rpc>(&self, req: R) -> Result<R::Reply> {
-        self.pool.rpc(&self.endpoint, req, self.timeout).await
+        msg::expect::<R>(self.call(req.into_msg()).await?)
     }
 
     /// One raw request to the endpoint (tests of the protocol itself).
     pub async fn call(&self, msg: Msg) -> Result<Msg> {
-        self.pool.call(&self.endpoint, msg, self.timeout).await
+        let (link, reply) = self.exchange(&self.endpoint, msg).await?;
+        self.pool.release(link);
+        Ok(reply)
     }
 
     pub async fn smap(&self) -> Result<Smap> {
@@ -188,15 +197,12 @@ impl Client {
 
     /// A request to a target; one that cannot be reached is reported offline.
     async fn at_target(&self, node: &NodeId, addr: &str, msg: Msg) -> Result<(Link, Msg)> {
-        self.pool
-            .exchange(addr, msg, self.timeout)
-            .await
-            .map_err(|e| match e {
-                Error::Io(_) | Error::Timeout(_) => {
-                    Error::Offline(format!("target t[{node}] at {addr} is offline: {e}"))
-                }
-                other => other,
-            })
+        self.exchange(addr, msg).await.map_err(|e| match e {
+            Error::Io(_) | Error::Timeout(_) => {
+                Error::Offline(format!("target t[{node}] at {addr} is offline: {e}"))
+            }
+            other => other,
+        })
     }
 
     /// Sends `msg` to the owner of `key`, following redirects from targets that know a newer

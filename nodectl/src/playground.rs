@@ -41,6 +41,8 @@ pub struct LocalCluster {
     pub config: Option<PathBuf>,
     /// Token for the clients this harness makes (a cluster with auth on).
     pub token: Option<String>,
+    /// When set, every node also serves HTTP (`--http`) on its port plus this offset.
+    pub http_offset: Option<i32>,
 }
 
 /// Picks a free TCP port on loopback.
@@ -51,6 +53,27 @@ pub fn free_port() -> Result<u16> {
 
 fn port_free(p: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+}
+
+/// A free port `p` whose `p + offset` is free too (a node's `--listen` and `--http`).
+pub fn free_port_pair(offset: i32) -> Result<u16> {
+    for _ in 0..200 {
+        let p = free_port()?;
+        if let Ok(h) = u16::try_from(p as i32 + offset)
+            && h > 1024
+            && port_free(h)
+        {
+            return Ok(p);
+        }
+    }
+    bail!("no free port pair {{p, p{offset:+}}} on 127.0.0.1")
+}
+
+/// `http://127.0.0.1:PORT` of a node listening on `addr` when HTTP is `offset` ports away.
+pub fn http_url(addr: &str, offset: i32) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
+    let port: i32 = port.parse().unwrap_or(0);
+    format!("http://{host}:{}", port + offset)
 }
 
 /// Finds the `noded` binary next to the running executable, building it when run by cargo.
@@ -91,6 +114,7 @@ impl LocalCluster {
             kill_on_drop: true,
             config: None,
             token: None,
+            http_offset: None,
         }
     }
 
@@ -98,18 +122,21 @@ impl LocalCluster {
         Client::new(self.endpoint.clone()).with_token(self.token.clone())
     }
 
-    fn pick_port(base: &mut u16) -> Result<u16> {
+    /// The next free port from `base` (and its HTTP port `offset` away), or any free one.
+    fn pick_port(base: &mut u16, offset: i32) -> Result<u16> {
         if *base == 0 {
-            return free_port();
+            return free_port_pair(offset);
         }
         while *base < u16::MAX - 1 {
             let p = *base;
             *base += 1;
-            if port_free(p) {
+            let http_free =
+                u16::try_from(p as i32 + offset).is_ok_and(|h| offset == 0 || port_free(h));
+            if port_free(p) && http_free {
                 return Ok(p);
             }
         }
-        free_port()
+        free_port_pair(offset)
     }
 
     /// Adds a node definition and starts it.
@@ -165,6 +192,7 @@ impl LocalCluster {
         let noded = self.noded.clone();
         let config = self.config.clone();
         let kill_on_drop = self.kill_on_drop;
+        let http_offset = self.http_offset;
         let p = self
             .procs
             .get_mut(name)
@@ -184,6 +212,10 @@ impl LocalCluster {
         }
         if let Some(c) = &config {
             cmd.arg("--config").arg(c);
+        }
+        if let Some(off) = http_offset {
+            let url = http_url(&p.addr, off);
+            cmd.arg("--http").arg(url.trim_start_matches("http://"));
         }
         if p.addr == endpoint {
             cmd.arg("--primary");
@@ -373,6 +405,9 @@ impl Drop for LocalCluster {
     }
 }
 
+/// The playground's nodes serve HTTP this many ports above their `--listen` port (8080 → 9080).
+pub const HTTP_OFFSET: i32 = 1000;
+
 /// Loads `n` sample objects of mixed sizes into bucket `demo`.
 pub async fn load_samples(client: &Client, n: usize) -> Result<u64> {
     use rand::{Rng, SeedableRng};
@@ -420,9 +455,10 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
     std::fs::create_dir_all(&dir).map_err(anyhow::Error::from)?;
     let mut c = LocalCluster::new(noded, dir.clone());
     c.kill_on_drop = !a.detach;
+    c.http_offset = Some(HTTP_OFFSET);
     let mut base = a.base_port;
     for i in 0..a.proxies {
-        let port = LocalCluster::pick_port(&mut base)?;
+        let port = LocalCluster::pick_port(&mut base, HTTP_OFFSET)?;
         c.add(&format!("proxy{i}"), Role::Proxy, port, 0, &[])?;
         if i == 0 {
             // Others join through the primary: let it come up first.
@@ -430,7 +466,7 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
         }
     }
     for i in 0..a.targets {
-        let port = LocalCluster::pick_port(&mut base)?;
+        let port = LocalCluster::pick_port(&mut base, HTTP_OFFSET)?;
         c.add(&format!("target{i}"), Role::Target, port, a.mountpaths, &[])?;
     }
     c.wait_ready(Duration::from_secs(30)).await?;
@@ -454,6 +490,15 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
     println!(
         "Endpoint: {}   (export NODECTL_ENDPOINT={})",
         c.endpoint, c.endpoint
+    );
+    let http = http_url(&c.endpoint, HTTP_OFFSET);
+    println!("HTTP:     {http}/v1 (AIStore API: aistore.sdk.Client(\"{http}\"))");
+    println!("S3:       {http}/s3   (any access key and secret while auth is off), e.g.");
+    println!(
+        "  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x aws --endpoint-url {http}/s3 s3 ls s3://demo/"
+    );
+    println!(
+        "  python3 -c 'import boto3; s3 = boto3.client(\"s3\", endpoint_url=\"{http}/s3\", \\\n      aws_access_key_id=\"x\", aws_secret_access_key=\"x\", region_name=\"us-east-1\"); \\\n      print([o[\"Key\"] for o in s3.list_objects_v2(Bucket=\"demo\", MaxKeys=5)[\"Contents\"]])'"
     );
     println!("Data and logs: {}", dir.display());
     if a.detach {

@@ -46,6 +46,17 @@ struct Cli {
     /// in the data dir with mode 0600, never sent to other nodes)
     #[arg(long, env = "SHOAL_AUTH_SECRET_FILE")]
     auth_secret_file: Option<PathBuf>,
+    /// Also serve the HTTP front door (AIStore-native API and S3 under /s3) on HOST:PORT, as
+    /// well as on --listen. Every node of a cluster then uses the same port offset from
+    /// --listen, which is how a proxy finds a target's HTTP address for redirects
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<String>,
+    /// S3 access keys (`ACCESS_KEY SECRET` lines) checked when auth is enabled
+    #[arg(long, value_name = "FILE")]
+    s3_keys: Option<PathBuf>,
+    /// S3 virtual-host-style addressing: BUCKET.DOMAIN in the Host header names the bucket
+    #[arg(long, value_name = "DOMAIN")]
+    s3_domain: Option<String>,
 }
 
 /// The cluster secret from its file, else from the config file's `[cluster.auth] secret`.
@@ -59,6 +70,13 @@ fn secret(
         return Ok(Some(raw));
     }
     Ok((!cluster.auth.secret.is_empty()).then(|| cluster.auth.secret.clone()))
+}
+
+/// The port of `HOST:PORT`.
+fn port_of(addr: &str) -> Result<i32> {
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .with_context(|| format!("{addr}: expected HOST:PORT"))
 }
 
 fn main() -> Result<()> {
@@ -98,6 +116,14 @@ fn main() -> Result<()> {
     if role == Role::Proxy && !mountpaths.is_empty() {
         bail!("--mountpath is for targets; proxies store no objects");
     }
+    let http = match &cli.http {
+        Some(h) => Some((h.clone(), port_of(h)? - port_of(&listen)?)),
+        None => None,
+    };
+    let keys: std::sync::Arc<dyn shoal_gateway::AccessKeys> = match &cli.s3_keys {
+        Some(p) => std::sync::Arc::new(shoal_gateway::StaticKeys::load(p)?),
+        None => std::sync::Arc::new(shoal_gateway::StaticKeys::default()),
+    };
     let args = NodeArgs {
         role,
         listen,
@@ -118,8 +144,36 @@ fn main() -> Result<()> {
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let handle = node::start(args).await?;
+        // HTTP is served on the --listen port itself (and on --http if given).
+        let front = std::sync::Arc::new(shoal_gateway::NodeFront::default());
+        let handle = node::start_with(args, Some(front.clone())).await?;
         let actor = handle.actor();
+        let http_stop = tokio_util::sync::CancellationToken::new();
+        let peer_urls = match &http {
+            Some((_, offset)) => shoal_gateway::PeerUrls::PortOffset(*offset),
+            None => shoal_gateway::PeerUrls::Listen,
+        };
+        let (meta, secret) = (handle.meta.clone(), handle.secret.clone());
+        let gw = shoal_gateway::Gateway::new(shoal_gateway::GatewayConfig {
+            node_addr: handle.addr.clone(),
+            role,
+            public_http: peer_urls.url_for(&handle.addr),
+            peer_urls,
+            auth: shoal_gateway::AuthSettings {
+                // Live: the primary distributes the auth switch; the secret is this node's.
+                cluster: std::sync::Arc::new(move || node::auth_of(&meta, secret.as_ref())),
+                keys,
+            },
+            s3_domain: cli.s3_domain,
+        });
+        front.set(gw.clone());
+        if let Some((addr, _)) = http {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("binding --http {addr}"))?;
+            tracing::info!(%addr, "serving HTTP (native /v1, S3 /s3)");
+            tokio::spawn(shoal_gateway::serve(gw, listener, http_stop.clone()));
+        }
         // SIGTERM / Ctrl-C: graceful stop.
         tokio::spawn(async move {
             let mut term =
@@ -132,7 +186,9 @@ fn main() -> Result<()> {
             tracing::info!("stopping on signal");
             let _ = actor.cast(node::NodeMsg::Stop);
         });
-        match handle.wait().await {
+        let exit = handle.wait().await;
+        http_stop.cancel();
+        match exit {
             Some(exit) if exit.failure => {
                 tracing::error!(reason = %exit.reason, "node exited");
                 anyhow::bail!("node stopped: {}", exit.reason)

@@ -18,6 +18,8 @@ use shoal_nodectl::playground::{LocalCluster, free_port};
 #[allow(unused_imports)] // not every test binary compares statuses
 pub use shoal_actors::types::status::NodeState;
 
+pub mod clients;
+
 pub const BUCKET: &str = "data";
 
 /// Keepalive fast enough that "offline" shows within a second.
@@ -26,6 +28,15 @@ pub const FAST_CONFIG: &str = r#"
 interval_ms = 250
 num_retries = 3
 "#;
+
+/// HTTP tests: nodes serve HTTP this far from their `--listen` port — below the ephemeral range
+/// that `free_port` picks from, so an HTTP port never collides with another node's port.
+pub const HTTP_OFFSET: i32 = -30000;
+
+/// A `--listen` port whose HTTP port ([`HTTP_OFFSET`] away) is free too.
+pub fn lc_http_port() -> u16 {
+    shoal_nodectl::playground::free_port_pair(HTTP_OFFSET).expect("free port pair")
+}
 
 pub struct TestCluster {
     pub lc: LocalCluster,
@@ -48,7 +59,16 @@ impl TestCluster {
         config: &str,
         token: Option<String>,
     ) -> Self {
-        Self::start_with(proxies, targets, mountpaths, config, token, |_| Vec::new()).await
+        Self::launch(
+            proxies,
+            targets,
+            mountpaths,
+            config,
+            token,
+            None,
+            &|_| vec![],
+        )
+        .await
     }
 
     /// As [`start_with_token`](Self::start_with_token), with environment variables per node
@@ -61,6 +81,40 @@ impl TestCluster {
         token: Option<String>,
         env: impl Fn(&str) -> Vec<(String, String)>,
     ) -> Self {
+        Self::launch(proxies, targets, mountpaths, config, token, None, &env).await
+    }
+
+    /// As [`start_with_token`](Self::start_with_token), every node also serving HTTP
+    /// (`noded --http`, [`HTTP_OFFSET`] from its `--listen` port), with `extra` flags.
+    pub async fn start_http(
+        proxies: usize,
+        targets: usize,
+        mountpaths: usize,
+        config: &str,
+        token: Option<String>,
+        extra: &[&str],
+    ) -> Self {
+        Self::launch(
+            proxies,
+            targets,
+            mountpaths,
+            config,
+            token,
+            Some(extra),
+            &|_| vec![],
+        )
+        .await
+    }
+
+    async fn launch(
+        proxies: usize,
+        targets: usize,
+        mountpaths: usize,
+        config: &str,
+        token: Option<String>,
+        http: Option<&[&str]>,
+        env: &dyn Fn(&str) -> Vec<(String, String)>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("cluster.toml");
         std::fs::write(&cfg, config).expect("config");
@@ -70,11 +124,19 @@ impl TestCluster {
         );
         lc.config = Some(cfg);
         lc.token = token.clone();
+        let extra = http.unwrap_or(&[]);
+        let port = || match http {
+            Some(_) => lc_http_port(),
+            None => free_port().unwrap(),
+        };
+        if http.is_some() {
+            lc.http_offset = Some(HTTP_OFFSET);
+        }
         let add = |lc: &mut LocalCluster, name: String, role: Role, mps: usize| {
             let vars = env(&name);
             let vars: Vec<(&str, &str)> =
                 vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            lc.add_with_env(&name, role, free_port().unwrap(), mps, &[], &vars)
+            lc.add_with_env(&name, role, port(), mps, extra, &vars)
                 .unwrap();
         };
         for i in 0..proxies {
@@ -103,6 +165,16 @@ impl TestCluster {
 
     pub fn dir(&self) -> PathBuf {
         self.lc.dir.clone()
+    }
+
+    /// `http://127.0.0.1:PORT` of a node started with [`start_http`](Self::start_http).
+    pub fn http_url(&self, name: &str) -> String {
+        shoal_nodectl::playground::http_url(&self.lc.procs[name].addr, HTTP_OFFSET)
+    }
+
+    /// PID of a node's process.
+    pub fn pid(&self, name: &str) -> u32 {
+        self.lc.procs[name].child.as_ref().expect("running").id()
     }
 
     /// Runs the real `nodectl` against this cluster.

@@ -39,6 +39,12 @@ impl Secret {
         self.0.as_bytes()
     }
 
+    /// The secret itself, for an in-process component that signs or checks tokens (the HTTP
+    /// front door). Never for display.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     pub fn is_weak(&self) -> bool {
         self.0.len() < GOOD_SECRET_LEN
     }

@@ -80,6 +80,7 @@ pub fn node_row(
         status: node_state(n, offline, reachable),
         flags: n.flags.names().into_iter().map(String::from).collect(),
         addr: n.addr.clone(),
+        http_url: format!("http://{}", n.addr),
         reachable,
         migrating,
         safe_to_power_off: n.flags.contains(Flags::MAINT | Flags::MAINT_POST_REB)

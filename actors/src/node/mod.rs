@@ -192,6 +192,8 @@ pub struct NodeHandle {
     pub id: NodeId,
     pub addr: String,
     pub meta: MetaHandle,
+    /// The cluster secret provisioned on this node.
+    pub secret: Option<Secret>,
     actor: ActorRef<NodeMsg>,
     shutdown: CancellationToken,
     exit_reason: Arc<Mutex<Option<Exit>>>,
@@ -216,7 +218,22 @@ impl NodeHandle {
     pub fn actor(&self) -> ActorRef<NodeMsg> {
         self.actor.clone()
     }
+
+    /// The cluster's auth settings as this node applies them: the distributed switch, with
+    /// this node's own secret (which no stored or shared config carries).
+    pub fn auth(&self) -> crate::types::config::AuthConfig {
+        auth_of(&self.meta, self.secret.as_ref())
+    }
 }
+
+/// See [`NodeHandle::auth`] (a closure-friendly form).
+pub fn auth_of(meta: &MetaHandle, secret: Option<&Secret>) -> crate::types::config::AuthConfig {
+    let mut a = meta.get().config.auth.clone();
+    a.secret = secret.map(|s| s.expose().to_string()).unwrap_or_default();
+    a
+}
+
+impl NodeHandle {}
 
 /// Loads or creates this node's persistent ID.
 fn node_id(data_dir: &std::path::Path, role: Role, port: u16) -> Result<NodeId> {
@@ -308,7 +325,7 @@ pub async fn start_with(
         meta: meta.clone(),
         meta_tx: Arc::new(tx),
         pool: pool.clone(),
-        secret,
+        secret: secret.clone(),
         store,
         listener: Arc::new(listener),
         http,
@@ -329,6 +346,7 @@ pub async fn start_with(
         id: id.clone(),
         addr: addr.clone(),
         meta: meta.clone(),
+        secret,
         actor,
         shutdown,
         exit_reason,

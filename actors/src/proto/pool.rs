@@ -68,8 +68,21 @@ impl Pool {
         &self.me
     }
 
-    /// An idle connection to `addr` or a new one (`fresh`: never a pooled one).
+    /// An idle connection to `addr` or a new one (`fresh`: never a pooled one), carrying a
+    /// token from the pool's source.
     pub async fn link(&self, addr: &str, timeout: Duration, fresh: bool) -> Result<Link> {
+        self.link_as(addr, timeout, fresh, (self.token)()).await
+    }
+
+    /// As [`link`](Self::link), with `token` for this request (clients of one pool may act for
+    /// different users: a pooled connection never keeps the last one's token).
+    pub async fn link_as(
+        &self,
+        addr: &str,
+        timeout: Duration,
+        fresh: bool,
+        token: Option<String>,
+    ) -> Result<Link> {
         let pooled = if fresh {
             None
         } else {
@@ -83,7 +96,7 @@ impl Pool {
             Some(c) => (c, true),
             None => (Conn::connect(addr, self.me.clone(), timeout).await?, false),
         };
-        conn.token = (self.token)();
+        conn.token = token;
         conn.io_timeout = Some(self.io_timeout);
         Ok(Link {
             conn,
@@ -116,13 +129,24 @@ impl Pool {
     /// (the peer restarted and closed it) is replaced by a new connection once. A fresh link
     /// is never retried: the request may have been acted on.
     pub async fn exchange(&self, addr: &str, msg: Msg, timeout: Duration) -> Result<(Link, Msg)> {
-        let mut link = self.link(addr, timeout, false).await?;
+        self.exchange_as(addr, msg, timeout, (self.token)()).await
+    }
+
+    /// As [`exchange`](Self::exchange), with `token` for this request.
+    pub async fn exchange_as(
+        &self,
+        addr: &str,
+        msg: Msg,
+        timeout: Duration,
+        token: Option<String>,
+    ) -> Result<(Link, Msg)> {
+        let mut link = self.link_as(addr, timeout, false, token.clone()).await?;
         let first = tokio::time::timeout(timeout, link.conn.request(msg.clone())).await;
         let res = match first {
             Ok(Err(e)) if link.reused && is_transport(&e) => {
                 tracing::debug!(%addr, error = %e, "stale pooled connection, retrying");
                 self.forget(addr);
-                link = self.link(addr, timeout, true).await?;
+                link = self.link_as(addr, timeout, true, token).await?;
                 tokio::time::timeout(timeout, link.conn.request(msg)).await
             }
             other => other,

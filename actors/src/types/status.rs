@@ -228,6 +228,9 @@ pub struct NodeStatus {
     pub status: NodeState,
     pub flags: Vec<String>,
     pub addr: String,
+    /// Where the node's HTTP front door answers (the same port as `addr`).
+    #[serde(default)]
+    pub http_url: String,
     /// False when the node did not answer (its metrics are then zero and shown as `-`).
     pub reachable: bool,
     /// Maintenance or decommission whose rebalance still runs: red, do not power off.

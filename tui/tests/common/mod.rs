@@ -42,6 +42,7 @@ pub fn target(i: usize) -> NodeStatus {
         status: NodeState::Online,
         flags: vec![],
         addr: format!("10.0.0.{}:{}", 10 + i, 8100 + i),
+        http_url: format!("http://10.0.0.{}:{}", 10 + i, 8100 + i),
         reachable: true,
         migrating: false,
         safe_to_power_off: false,

@@ -1,0 +1,249 @@
+//! Who may do what over HTTP (DESIGN §10, §13).
+//!
+//! With `auth.enabled = false` (the default) everything is allowed: any or no bearer token on
+//! the native API, any SigV4 signature on S3 (AIStore's habit). With it on:
+//! - native: `Authorization: Bearer <jwt>` signed with the cluster secret; admin rights for
+//!   lifecycle operations and bucket create/destroy, any valid token for data;
+//! - S3: SigV4 (header, presigned, `aws-chunked`) checked by s3s against [`AccessKeys`]. A
+//!   verified key acts with a short-lived token the gateway signs for it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use shoal_actors::logic::auth::jwt;
+use shoal_actors::types::config::AuthConfig;
+
+use crate::error::{Error, Result};
+
+/// S3 access keys: the secret of an access key ID.
+///
+/// TODO(lead): a cluster-stored implementation behind `nodectl auth s3-key create|ls|rm`.
+pub trait AccessKeys: Send + Sync + 'static {
+    fn secret_for(&self, access_key: &str) -> Option<String>;
+}
+
+/// Access keys held in memory, from code or from a file of `ACCESS_KEY SECRET` lines.
+#[derive(Clone, Debug, Default)]
+pub struct StaticKeys(HashMap<String, String>);
+
+impl StaticKeys {
+    pub fn new<I, K, S>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, S)>,
+        K: Into<String>,
+        S: Into<String>,
+    {
+        StaticKeys(
+            pairs
+                .into_iter()
+                .map(|(k, s)| (k.into(), s.into()))
+                .collect(),
+        )
+    }
+
+    /// Reads `ACCESS_KEY SECRET` lines (blank lines and `#` comments skipped).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        Self::parse(&text)
+            .map_err(|e| Error::BadRequest(format!("access keys {}: {e}", path.display())))
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let mut keys = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut it = line.split_whitespace();
+            match (it.next(), it.next(), it.next()) {
+                (Some(k), Some(s), None) => {
+                    keys.insert(k.to_string(), s.to_string());
+                }
+                _ => return Err(format!("line {}: expected ACCESS_KEY SECRET", i + 1)),
+            }
+        }
+        Ok(StaticKeys(keys))
+    }
+}
+
+impl AccessKeys for StaticKeys {
+    fn secret_for(&self, access_key: &str) -> Option<String> {
+        self.0.get(access_key).cloned()
+    }
+}
+
+/// The cluster's auth section, read live (the primary may change it).
+pub type AuthSource = Arc<dyn Fn() -> AuthConfig + Send + Sync>;
+
+/// Where the gateway learns whether auth is on, the cluster secret and the S3 keys.
+#[derive(Clone)]
+pub struct AuthSettings {
+    pub cluster: AuthSource,
+    pub keys: Arc<dyn AccessKeys>,
+}
+
+impl AuthSettings {
+    /// Auth off, no keys.
+    pub fn disabled() -> Self {
+        AuthSettings {
+            cluster: Arc::new(AuthConfig::default),
+            keys: Arc::new(StaticKeys::default()),
+        }
+    }
+
+    /// A fixed auth section (tests; nodes pass their live config instead).
+    pub fn fixed(cfg: AuthConfig, keys: Arc<dyn AccessKeys>) -> Self {
+        AuthSettings {
+            cluster: Arc::new(move || cfg.clone()),
+            keys,
+        }
+    }
+
+    pub fn current(&self) -> AuthConfig {
+        (self.cluster)()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.current().enabled
+    }
+
+    /// Checks a native request's bearer token; returns the token to pass on to the cluster.
+    pub fn check_bearer(&self, header: Option<&str>, admin: bool) -> Result<Option<String>> {
+        let token = header
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_string());
+        let cfg = self.current();
+        if !cfg.enabled {
+            return Ok(token);
+        }
+        let Some(t) = token else {
+            return Err(Error::Unauthorized(
+                "this cluster needs a token: Authorization: Bearer <jwt>".into(),
+            ));
+        };
+        let claims = jwt::verify(&t, cfg.secret.as_bytes()).map_err(|e| match e {
+            shoal_actors::Error::Unauthorized(m) => Error::Unauthorized(m),
+            other => Error::Unauthorized(other.to_string()),
+        })?;
+        if admin && !claims.admin {
+            return Err(Error::Forbidden(format!(
+                "{} is not an admin: this operation needs admin rights",
+                claims.sub
+            )));
+        }
+        Ok(Some(t))
+    }
+
+    /// The token an S3 request verified for `access_key` acts with (auth on), short-lived.
+    pub fn token_for_s3(&self, access_key: &str) -> Option<String> {
+        let cfg = self.current();
+        if !cfg.enabled {
+            return None;
+        }
+        let claims = jwt::Claims {
+            sub: format!("s3:{access_key}"),
+            exp: shoal_actors::types::unix_secs() + 600,
+            admin: true,
+            iat: None,
+            cluster: None,
+        };
+        jwt::sign(&claims, cfg.secret.as_bytes()).ok()
+    }
+}
+
+/// s3s's view of our access keys.
+pub(crate) struct KeysAuth(pub Arc<dyn AccessKeys>);
+
+#[async_trait::async_trait]
+impl s3s::auth::S3Auth for KeysAuth {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<s3s::auth::SecretKey> {
+        self.0
+            .secret_for(access_key)
+            .map(s3s::auth::SecretKey::from)
+            .ok_or_else(|| {
+                s3s::S3Error::with_message(
+                    s3s::S3ErrorCode::InvalidAccessKeyId,
+                    "The AWS access key Id you provided does not exist in our records.",
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(secret: &str) -> AuthSettings {
+        AuthSettings::fixed(
+            AuthConfig {
+                enabled: true,
+                secret: secret.into(),
+            },
+            Arc::new(StaticKeys::default()),
+        )
+    }
+
+    fn token(secret: &str, admin: bool) -> String {
+        jwt::sign(
+            &jwt::Claims {
+                sub: "u".into(),
+                exp: shoal_actors::types::unix_secs() + 60,
+                admin,
+                iat: None,
+                cluster: None,
+            },
+            secret.as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn bearer_rules() {
+        let off = AuthSettings::disabled();
+        assert_eq!(off.check_bearer(None, true).unwrap(), None);
+        assert_eq!(
+            off.check_bearer(Some("Bearer junk"), true).unwrap(),
+            Some("junk".into())
+        );
+
+        let a = on("s3cret");
+        assert!(matches!(
+            a.check_bearer(None, false),
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(matches!(
+            a.check_bearer(Some("Bearer junk"), false),
+            Err(Error::Unauthorized(_))
+        ));
+        let user = format!("Bearer {}", token("s3cret", false));
+        assert!(a.check_bearer(Some(&user), false).is_ok());
+        assert!(matches!(
+            a.check_bearer(Some(&user), true),
+            Err(Error::Forbidden(_))
+        ));
+        let admin = format!("Bearer {}", token("s3cret", true));
+        assert!(a.check_bearer(Some(&admin), true).is_ok());
+        let other = format!("Bearer {}", token("other", true));
+        assert!(matches!(
+            a.check_bearer(Some(&other), true),
+            Err(Error::Unauthorized(_))
+        ));
+        assert!(a.token_for_s3("AK").is_some());
+        assert!(off.token_for_s3("AK").is_none());
+    }
+
+    #[test]
+    fn key_files() {
+        let k = StaticKeys::parse("# keys\n\nAK1 secret1\nAK2   secret2\n").unwrap();
+        assert_eq!(k.secret_for("AK1").as_deref(), Some("secret1"));
+        assert_eq!(k.secret_for("AK2").as_deref(), Some("secret2"));
+        assert_eq!(k.secret_for("AK3"), None);
+        assert!(StaticKeys::parse("only-one-field").is_err());
+        assert!(StaticKeys::parse("a b c").is_err());
+    }
+}

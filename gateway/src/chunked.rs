@@ -1,0 +1,164 @@
+//! Decoding of `aws-chunked` request bodies when auth is off.
+//!
+//! With auth on, s3s verifies and decodes these bodies (chunk signatures included). With auth
+//! off any signature is accepted (AIStore's habit), so nothing can be verified — but a client
+//! that signs its chunks still sends them framed (`<hex size>;chunk-signature=…\r\n<data>\r\n`,
+//! a zero-size chunk, optional trailers, an empty line), and the framing must come off before
+//! the bytes are stored. This decoder does only that; it never panics and bounds every line.
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+
+/// Longest chunk header or trailer line accepted.
+const MAX_LINE: u64 = 4096;
+/// Most trailer lines accepted.
+const MAX_TRAILERS: usize = 16;
+/// Largest piece handed on at once.
+const PIECE: usize = 64 * 1024;
+
+enum State {
+    /// Expecting a chunk header line.
+    Header,
+    /// Inside a chunk's data, with this many bytes left.
+    Data(u64),
+    Done,
+}
+
+fn bad(why: impl Into<String>) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("aws-chunked: {}", why.into()),
+    )
+}
+
+async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<String> {
+    let mut line = Vec::new();
+    (&mut *r)
+        .take(MAX_LINE)
+        .read_until(b'\n', &mut line)
+        .await?;
+    if line.last() != Some(&b'\n') {
+        return Err(if line.len() as u64 >= MAX_LINE {
+            bad("line too long")
+        } else {
+            bad("body ended inside a chunk header")
+        });
+    }
+    line.pop();
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line).map_err(|_| bad("chunk header is not UTF-8"))
+}
+
+/// Parses `<hex size>[;ext…]`.
+fn chunk_size(line: &str) -> io::Result<u64> {
+    let hex = line.split(';').next().unwrap_or("").trim();
+    if hex.is_empty() || hex.len() > 16 {
+        return Err(bad(format!("bad chunk size {hex:?}")));
+    }
+    u64::from_str_radix(hex, 16).map_err(|_| bad(format!("bad chunk size {hex:?}")))
+}
+
+/// The decoded bytes of an `aws-chunked` body read from `r`.
+pub fn decode<R>(r: R) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static
+where
+    R: AsyncBufRead + Unpin + Send + 'static,
+{
+    futures::stream::unfold((r, State::Header), |(mut r, st)| async move {
+        let mut st = st;
+        loop {
+            match st {
+                State::Done => return None,
+                State::Header => match read_line(&mut r).await.and_then(|l| chunk_size(&l)) {
+                    Err(e) => return Some((Err(e), (r, State::Done))),
+                    Ok(0) => {
+                        // Trailers (checksums) up to an empty line, or the end of the body.
+                        for _ in 0..=MAX_TRAILERS {
+                            match read_line(&mut r).await {
+                                Ok(l) if l.is_empty() => return None,
+                                Ok(_) => {}
+                                Err(_) => return None,
+                            }
+                        }
+                        return Some((Err(bad("too many trailers")), (r, State::Done)));
+                    }
+                    Ok(n) => st = State::Data(n),
+                },
+                State::Data(0) => match read_line(&mut r).await {
+                    Ok(l) if l.is_empty() => st = State::Header,
+                    Ok(_) => {
+                        return Some((Err(bad("chunk longer than its size")), (r, State::Done)));
+                    }
+                    Err(e) => return Some((Err(e), (r, State::Done))),
+                },
+                State::Data(left) => {
+                    let avail = match r.fill_buf().await {
+                        Ok(b) => b,
+                        Err(e) => return Some((Err(e), (r, State::Done))),
+                    };
+                    if avail.is_empty() {
+                        return Some((Err(bad("body ended inside a chunk")), (r, State::Done)));
+                    }
+                    let n = avail.len().min(PIECE).min(left as usize);
+                    let piece = BytesMut::from(&avail[..n]).freeze();
+                    r.consume(n);
+                    return Some((Ok(piece), (r, State::Data(left - n as u64))));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    async fn run(input: &'static [u8]) -> io::Result<Vec<u8>> {
+        let s = decode(tokio::io::BufReader::with_capacity(3, input));
+        futures::pin_mut!(s);
+        let mut out = Vec::new();
+        while let Some(b) = s.next().await {
+            out.extend_from_slice(&b?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn signed_chunks() {
+        let body = b"5;chunk-signature=abc\r\nhello\r\n6;chunk-signature=def\r\n world\r\n0;chunk-signature=0\r\n\r\n";
+        assert_eq!(run(body).await.unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn unsigned_with_trailer() {
+        let body = b"b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n";
+        assert_eq!(run(body).await.unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn empty_body() {
+        assert_eq!(run(b"0\r\n\r\n").await.unwrap(), b"");
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_an_error_not_a_panic() {
+        for body in [
+            &b"zz\r\nhello\r\n0\r\n\r\n"[..],
+            b"5\r\nhel",
+            b"3\r\nhello\r\n0\r\n\r\n",
+            b"ffffffffffffffffff\r\n",
+            b"5",
+            b"",
+        ] {
+            let leaked: &'static [u8] = Box::leak(body.to_vec().into_boxed_slice());
+            assert!(run(leaked).await.is_err(), "{body:?}");
+        }
+        let long: &'static [u8] = Box::leak(vec![b'1'; 10_000].into_boxed_slice());
+        assert!(run(long).await.is_err());
+    }
+}

@@ -1,0 +1,829 @@
+//! The S3 operations, each onto the typed client.
+
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use shoal_actors::client::Client;
+use shoal_actors::types::object::ObjEntry;
+use shoal_actors::types::object::ObjMeta;
+
+use crate::Gateway;
+use crate::error::Error;
+use crate::native::{self, HIDDEN_PREFIX, visible_page};
+use crate::stream;
+
+use super::ActAs;
+use super::listing::*;
+use super::multipart::*;
+
+pub(super) struct ShoalS3 {
+    pub(super) gw: Weak<Gateway>,
+}
+
+pub(super) fn token<T>(req: &S3Request<T>) -> Option<String> {
+    req.extensions.get::<ActAs>().and_then(|a| a.0.clone())
+}
+
+impl ShoalS3 {
+    fn gw(&self) -> S3Result<Arc<Gateway>> {
+        self.gw
+            .upgrade()
+            .ok_or_else(|| s3_error!(ServiceUnavailable, "the gateway is stopping"))
+    }
+}
+
+pub(super) fn s3err(e: Error) -> S3Error {
+    e.to_s3()
+}
+
+pub(super) fn cl(e: shoal_actors::Error) -> S3Error {
+    Error::Cluster(e).to_s3()
+}
+
+pub(super) fn no_such_bucket(b: &str) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::NoSuchBucket,
+        format!("The specified bucket does not exist: {b}"),
+    )
+}
+
+pub(super) fn check_user_key(key: &str) -> S3Result<()> {
+    if key.starts_with(HIDDEN_PREFIX) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "object names under {HIDDEN_PREFIX} are reserved"
+        ));
+    }
+    shoal_actors::logic::names::validate_object(key).map_err(|e| s3_error!(InvalidArgument, "{e}"))
+}
+
+pub(super) fn timestamp_ms(ms: u64) -> Timestamp {
+    Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
+/// Listing entries carry a write stamp in nanoseconds (their version), not an mtime.
+/// TODO(lead): ObjEntry needs mtime.
+pub(super) fn entry_time(e: &ObjEntry) -> Timestamp {
+    timestamp_ms(e.version / 1_000_000)
+}
+
+pub(super) fn etag_of(meta: &ObjMeta) -> ETag {
+    ETag::Strong(native::stopgap_etag(&meta.checksum))
+}
+
+/// Checks `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`.
+pub(super) fn preconditions(
+    meta: &ObjMeta,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let etag = etag_of(meta);
+    let secs = |t: &Timestamp| time::OffsetDateTime::from(t.clone()).unix_timestamp();
+    let mtime = (meta.mtime / 1000) as i64;
+    if let Some(c) = if_match
+        && !cond_matches(c, &etag)
+    {
+        return Err(s3_error!(PreconditionFailed));
+    }
+    if let Some(c) = if_none_match
+        && cond_matches(c, &etag)
+    {
+        return Err(S3Error::new(S3ErrorCode::NotModified));
+    }
+    if if_match.is_none()
+        && let Some(t) = if_unmodified_since
+        && mtime > secs(t)
+    {
+        return Err(s3_error!(PreconditionFailed));
+    }
+    if if_none_match.is_none()
+        && let Some(t) = if_modified_since
+        && mtime <= secs(t)
+    {
+        return Err(S3Error::new(S3ErrorCode::NotModified));
+    }
+    Ok(())
+}
+
+/// Whether an `If-Match` / `If-None-Match` condition holds for `etag`.
+pub(super) fn cond_matches(c: &ETagCondition, etag: &ETag) -> bool {
+    match c {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag.value(),
+    }
+}
+
+pub(super) async fn bucket_exists(c: &Client, bucket: &str) -> S3Result<()> {
+    let names = c.list_buckets().await.map_err(cl)?;
+    if names.iter().any(|n| n == bucket) {
+        Ok(())
+    } else {
+        Err(no_such_bucket(bucket))
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for ShoalS3 {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let gw = self.gw()?;
+        let names = gw
+            .cluster
+            .retry(token(&req), |c| async move { Ok(c.list_buckets().await?) })
+            .await
+            .map_err(s3err)?;
+        let now = Timestamp::from(std::time::SystemTime::now());
+        let buckets = names
+            .into_iter()
+            .filter(|n| req.input.prefix.as_deref().is_none_or(|p| n.starts_with(p)))
+            .map(|name| Bucket {
+                name: Some(name),
+                creation_date: Some(now.clone()),
+                bucket_region: None,
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner()),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let gw = self.gw()?;
+        let b = req.input.bucket.clone();
+        gw.cluster
+            .retry(token(&req), |c| {
+                let b = b.clone();
+                async move { Ok(c.create_bucket(&b).await?) }
+            })
+            .await
+            .map_err(s3err)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{b}")),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        bucket_exists(&c, &req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        bucket_exists(&c, &req.input.bucket).await?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let gw = self.gw()?;
+        let b = req.input.bucket.clone();
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        // S3 refuses to delete a bucket that still has objects; Shoal's destroy would not.
+        let (page, _) = visible_page(&c, &b, "", None, 1).await.map_err(s3err)?;
+        if !page.is_empty() {
+            return Err(s3_error!(BucketNotEmpty));
+        }
+        c.destroy_bucket(&b).await.map_err(cl)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let gw = self.gw()?;
+        let tok = token(&req);
+        let input = req.input;
+        check_user_key(&input.key)?;
+        let size = match input.content_length {
+            Some(n) if n >= 0 => n as u64,
+            _ => return Err(s3_error!(MissingContentLength)),
+        };
+        let expect = match &input.content_md5 {
+            Some(m) => Some(stream::content_md5(m).ok_or_else(|| s3_error!(InvalidDigest))?),
+            None => None,
+        };
+        let body = input.body.unwrap_or_else(|| {
+            s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
+        });
+        let (_, md5) = native::put_stream(&gw, tok, &input.bucket, &input.key, body, size, expect)
+            .await
+            .map_err(s3err)?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(stream::hex(&md5))),
+            size: Some(size as i64),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let gw = self.gw()?;
+        let tok = token(&req);
+        let i = &req.input;
+        let (b, k) = (i.bucket.clone(), i.key.clone());
+        let meta = gw
+            .cluster
+            .retry(tok.clone(), |c| {
+                let (b, k) = (b.clone(), k.clone());
+                async move { Ok(c.head(&b, &k).await?) }
+            })
+            .await
+            .map_err(s3err)?;
+        preconditions(
+            &meta,
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+            i.if_modified_since.as_ref(),
+            i.if_unmodified_since.as_ref(),
+        )?;
+        let range = match i.range {
+            Some(r) => Some(r.check(meta.size).map_err(|_| {
+                S3Error::with_message(
+                    S3ErrorCode::InvalidRange,
+                    format!(
+                        "The requested range is not satisfiable (object size {})",
+                        meta.size
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let span = range.clone().unwrap_or(0..meta.size);
+        let c = gw.cluster.client(tok).await.map_err(s3err)?;
+        let out = GetObjectOutput {
+            content_length: Some((span.end - span.start) as i64),
+            content_range: range.as_ref().map(|r| {
+                format!(
+                    "bytes {}-{}/{}",
+                    r.start,
+                    r.end.saturating_sub(1),
+                    meta.size
+                )
+            }),
+            e_tag: Some(etag_of(&meta)),
+            last_modified: Some(timestamp_ms(meta.mtime)),
+            accept_ranges: Some("bytes".into()),
+            content_type: Some(
+                "application/octet-stream"
+                    .parse()
+                    .map_err(|_| s3_error!(InternalError))?,
+            ),
+            body: Some(StreamingBlob::wrap(stream::get_body(c, b, k, span, meta))),
+            ..Default::default()
+        };
+        Ok(S3Response::new(out))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let gw = self.gw()?;
+        let i = &req.input;
+        let (b, k) = (i.bucket.clone(), i.key.clone());
+        let meta = gw
+            .cluster
+            .retry(token(&req), |c| {
+                let (b, k) = (b.clone(), k.clone());
+                async move { Ok(c.head(&b, &k).await?) }
+            })
+            .await
+            .map_err(s3err)?;
+        preconditions(
+            &meta,
+            i.if_match.as_ref(),
+            i.if_none_match.as_ref(),
+            i.if_modified_since.as_ref(),
+            i.if_unmodified_since.as_ref(),
+        )?;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(meta.size as i64),
+            e_tag: Some(etag_of(&meta)),
+            last_modified: Some(timestamp_ms(meta.mtime)),
+            accept_ranges: Some("bytes".into()),
+            content_type: Some(
+                "application/octet-stream"
+                    .parse()
+                    .map_err(|_| s3_error!(InternalError))?,
+            ),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let gw = self.gw()?;
+        let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
+        let res = gw
+            .cluster
+            .retry(token(&req), |c| {
+                let (b, k) = (b.clone(), k.clone());
+                async move { Ok(c.delete(&b, &k).await?) }
+            })
+            .await;
+        match res {
+            Ok(()) => {}
+            // Deleting a missing key succeeds in S3; a missing bucket does not.
+            Err(Error::Cluster(shoal_actors::Error::NotFound(m))) if !m.starts_with("bucket") => {}
+            Err(e) => return Err(s3err(e)),
+        }
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        let bucket = &req.input.bucket;
+        bucket_exists(&c, bucket).await?;
+        let quiet = req.input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for o in &req.input.delete.objects {
+            match c.delete(bucket, &o.key).await {
+                Ok(()) | Err(shoal_actors::Error::NotFound(_)) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(o.key.clone()),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let s = cl(e);
+                    errors.push(s3s::dto::Error {
+                        code: Some(s.code().as_str().to_string()),
+                        key: Some(o.key.clone()),
+                        message: s.message().map(str::to_string),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let gw = self.gw()?;
+        let tok = token(&req);
+        let i = &req.input;
+        check_user_key(&i.key)?;
+        let (sb, sk) = match &i.copy_source {
+            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+            _ => return Err(s3_error!(NotImplemented, "copy from an access point")),
+        };
+        let c = gw.cluster.client(tok.clone()).await.map_err(s3err)?;
+        let meta = c.head(&sb, &sk).await.map_err(cl)?;
+        if let Some(m) = &i.copy_source_if_match
+            && !cond_matches(m, &etag_of(&meta))
+        {
+            return Err(s3_error!(PreconditionFailed));
+        }
+        // The source streams into the destination through a bounded pipe.
+        let (rd, task) = concat_parts(c.clone(), sb.clone(), vec![sk.clone()]);
+        let body = tokio_util::io::ReaderStream::new(rd);
+        let put = native::put_stream(&gw, tok, &i.bucket, &i.key, body, meta.size, None).await;
+        let got = task
+            .await
+            .map_err(|e| s3_error!(InternalError, "copy task: {e}"))?;
+        got.map_err(cl)?;
+        let (_, md5) = put.map_err(s3err)?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(stream::hex(&md5))),
+                last_modified: Some(Timestamp::from(std::time::SystemTime::now())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let max = i.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let url = i
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
+        let l = list_page(
+            &c,
+            &i.bucket,
+            &prefix,
+            i.delimiter.as_deref(),
+            i.marker.clone().filter(|m| !m.is_empty()),
+            max,
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == &S3ErrorCode::NoSuchKey {
+                no_such_bucket(&i.bucket)
+            } else {
+                e
+            }
+        })?;
+        let enc = |s: String| if url { url_encode(&s) } else { s };
+        let truncated = l.next_after.is_some();
+        let next_marker = l
+            .next_after
+            .clone()
+            .map(|n| enc(n.trim_end_matches('\u{10FFFF}').to_string()));
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(i.bucket.clone()),
+            prefix: Some(enc(prefix)),
+            marker: i.marker.clone().map(enc),
+            max_keys: Some(max as i32),
+            is_truncated: Some(truncated),
+            contents: Some(l.objects.into_iter().map(|e| s3_object(e, url)).collect()),
+            common_prefixes: Some(
+                l.prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(p)),
+                    })
+                    .collect(),
+            ),
+            delimiter: i.delimiter.clone().map(enc),
+            next_marker: if truncated { next_marker } else { None },
+            encoding_type: i.encoding_type.clone(),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let max = i.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let url = i
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
+        let after = match i.continuation_token.as_deref().filter(|t| !t.is_empty()) {
+            Some(t) => Some(decode_token(t)?),
+            None => i.start_after.clone().filter(|s| !s.is_empty()),
+        };
+        let l = list_page(&c, &i.bucket, &prefix, i.delimiter.as_deref(), after, max).await?;
+        let enc = |s: String| if url { url_encode(&s) } else { s };
+        let key_count = (l.objects.len() + l.prefixes.len()) as i32;
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(i.bucket.clone()),
+            prefix: Some(enc(prefix)),
+            max_keys: Some(max as i32),
+            key_count: Some(key_count),
+            continuation_token: i.continuation_token.clone(),
+            is_truncated: Some(l.next_after.is_some()),
+            next_continuation_token: l.next_after.as_deref().map(encode_token),
+            contents: Some(l.objects.into_iter().map(|e| s3_object(e, url)).collect()),
+            common_prefixes: Some(
+                l.prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(p)),
+                    })
+                    .collect(),
+            ),
+            delimiter: i.delimiter.clone().map(enc),
+            encoding_type: i.encoding_type.clone(),
+            start_after: i.start_after.clone().map(enc),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        let i = req.input;
+        check_user_key(&i.key)?;
+        let id = random_id();
+        let meta = serde_json::to_vec(&UploadMeta {
+            key: i.key.clone(),
+            initiated_ms: shoal_actors::types::unix_secs() * 1000,
+        })
+        .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        c.put_bytes(&i.bucket, &format!("{}meta", upload_dir(&id)), &meta)
+            .await
+            .map_err(cl)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let gw = self.gw()?;
+        let tok = token(&req);
+        let c = gw.cluster.client(tok.clone()).await.map_err(s3err)?;
+        let i = req.input;
+        if !(1..=10_000).contains(&i.part_number) {
+            return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
+        }
+        let meta = upload_meta(&c, &i.bucket, &i.upload_id).await?;
+        if meta.key != i.key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        let size = match i.content_length {
+            Some(n) if n >= 0 => n as u64,
+            _ => return Err(s3_error!(MissingContentLength)),
+        };
+        let expect = match &i.content_md5 {
+            Some(m) => Some(stream::content_md5(m).ok_or_else(|| s3_error!(InvalidDigest))?),
+            None => None,
+        };
+        let dir = upload_dir(&i.upload_id);
+        let data = format!("{dir}d{:05}.{}", i.part_number, random_id());
+        let body = i.body.unwrap_or_else(|| {
+            s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
+        });
+        let (_, md5) = native::put_stream(&gw, tok, &i.bucket, &data, body, size, expect)
+            .await
+            .map_err(s3err)?;
+        let ptr = PartPtr {
+            data,
+            md5: stream::hex(&md5),
+            size,
+            mtime_ms: shoal_actors::types::unix_secs() * 1000,
+        };
+        let b = serde_json::to_vec(&ptr).map_err(|e| s3_error!(InternalError, "{e}"))?;
+        c.put_bytes(&i.bucket, &format!("{dir}m{:05}", i.part_number), &b)
+            .await
+            .map_err(cl)?;
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(ptr.md5)),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let gw = self.gw()?;
+        let tok = token(&req);
+        let c = gw.cluster.client(tok.clone()).await.map_err(s3err)?;
+        let i = req.input;
+        if !(1..=10_000).contains(&i.part_number) {
+            return Err(s3_error!(InvalidArgument, "part numbers are 1 to 10000"));
+        }
+        let meta = upload_meta(&c, &i.bucket, &i.upload_id).await?;
+        if meta.key != i.key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        let (sb, sk) = match &i.copy_source {
+            CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
+            _ => return Err(s3_error!(NotImplemented, "copy from an access point")),
+        };
+        let src = c.head(&sb, &sk).await.map_err(cl)?;
+        if let Some(m) = &i.copy_source_if_match
+            && !cond_matches(m, &etag_of(&src))
+        {
+            return Err(s3_error!(PreconditionFailed));
+        }
+        let span = match i.copy_source_range.as_deref() {
+            Some(r) => Range::parse(r)
+                .map_err(|_| s3_error!(InvalidArgument, "bad x-amz-copy-source-range"))?
+                .check(src.size)
+                .map_err(|_| s3_error!(InvalidRange))?,
+            None => 0..src.size,
+        };
+        let size = span.end - span.start;
+        let dir = upload_dir(&i.upload_id);
+        let data = format!("{dir}d{:05}.{}", i.part_number, random_id());
+        let body = Box::pin(stream::get_body(c.clone(), sb, sk, span, src));
+        let (_, md5) = native::put_stream(&gw, tok, &i.bucket, &data, body, size, None)
+            .await
+            .map_err(s3err)?;
+        let ptr = PartPtr {
+            data,
+            md5: stream::hex(&md5),
+            size,
+            mtime_ms: shoal_actors::types::unix_secs() * 1000,
+        };
+        let b = serde_json::to_vec(&ptr).map_err(|e| s3_error!(InternalError, "{e}"))?;
+        c.put_bytes(&i.bucket, &format!("{dir}m{:05}", i.part_number), &b)
+            .await
+            .map_err(cl)?;
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(ptr.md5)),
+                last_modified: Some(timestamp_ms(ptr.mtime_ms)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let gw = self.gw()?;
+        let tok = token(&req);
+        let c = gw.cluster.client(tok.clone()).await.map_err(s3err)?;
+        let i = req.input;
+        let meta = upload_meta(&c, &i.bucket, &i.upload_id).await?;
+        if meta.key != i.key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        let asked = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        if asked.is_empty() {
+            return Err(s3_error!(MalformedXML, "no parts to complete"));
+        }
+        let have = part_ptrs(&c, &i.bucket, &i.upload_id).await?;
+        let mut last = 0;
+        let mut md5s = Md5::new();
+        let mut names = Vec::new();
+        let mut total = 0u64;
+        for p in &asked {
+            let n = p.part_number.unwrap_or(0);
+            if n <= last {
+                return Err(s3_error!(InvalidPartOrder));
+            }
+            last = n;
+            let ptr = have
+                .get(&n)
+                .ok_or_else(|| s3_error!(InvalidPart, "part {n} was not uploaded"))?;
+            if let Some(e) = &p.e_tag
+                && strip_quotes(e.value()) != ptr.md5
+            {
+                return Err(s3_error!(InvalidPart, "part {n}: ETag does not match"));
+            }
+            md5s.update(stream::unhex16(&ptr.md5).unwrap_or_default());
+            names.push(ptr.data.clone());
+            total += ptr.size;
+        }
+        let etag = format!("{}-{}", stream::hex(&md5s.finalize()), asked.len());
+        let (rd, task) = concat_parts(c.clone(), i.bucket.clone(), names);
+        let body = tokio_util::io::ReaderStream::new(rd);
+        let put = native::put_stream(&gw, tok, &i.bucket, &i.key, body, total, None).await;
+        let got = task
+            .await
+            .map_err(|e| s3_error!(InternalError, "complete task: {e}"))?;
+        got.map_err(cl)?;
+        put.map_err(s3err)?;
+        remove_upload(&c, &i.bucket, &i.upload_id).await?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            e_tag: Some(ETag::Strong(etag)),
+            location: Some(format!("/{}/{}", i.bucket, i.key)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        let i = req.input;
+        let meta = upload_meta(&c, &i.bucket, &i.upload_id).await?;
+        if meta.key != i.key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        remove_upload(&c, &i.bucket, &i.upload_id).await?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        let i = req.input;
+        let meta = upload_meta(&c, &i.bucket, &i.upload_id).await?;
+        if meta.key != i.key {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        let max = i.max_parts.unwrap_or(1000).clamp(1, 1000) as usize;
+        let marker = i.part_number_marker.unwrap_or(0);
+        let have = part_ptrs(&c, &i.bucket, &i.upload_id).await?;
+        let mut rest = have.into_iter().filter(|(n, _)| *n > marker);
+        let parts: Vec<Part> = rest
+            .by_ref()
+            .take(max)
+            .map(|(n, p)| Part {
+                part_number: Some(n),
+                e_tag: Some(ETag::Strong(p.md5)),
+                size: Some(p.size as i64),
+                last_modified: Some(timestamp_ms(p.mtime_ms)),
+                ..Default::default()
+            })
+            .collect();
+        let truncated = rest.next().is_some();
+        let next = parts.last().and_then(|p| p.part_number);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(i.upload_id),
+            max_parts: Some(max as i32),
+            part_number_marker: i.part_number_marker,
+            next_part_number_marker: if truncated { next } else { None },
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            owner: Some(owner()),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let gw = self.gw()?;
+        let c = gw.cluster.client(token(&req)).await.map_err(s3err)?;
+        let i = req.input;
+        bucket_exists(&c, &i.bucket).await?;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let max = i.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
+        let mut uploads = Vec::new();
+        for e in all_names(&c, &i.bucket, HIDDEN_PREFIX).await? {
+            let Some(id) = e
+                .name
+                .strip_prefix(HIDDEN_PREFIX)
+                .and_then(|r| r.strip_suffix("/meta"))
+            else {
+                continue;
+            };
+            let Ok(m) = upload_meta(&c, &i.bucket, id).await else {
+                continue;
+            };
+            if m.key.starts_with(&prefix) {
+                uploads.push(MultipartUpload {
+                    key: Some(m.key),
+                    upload_id: Some(id.to_string()),
+                    initiated: Some(timestamp_ms(m.initiated_ms)),
+                    owner: Some(owner()),
+                    ..Default::default()
+                });
+            }
+        }
+        uploads.sort_by(|a, b| a.key.cmp(&b.key));
+        let truncated = uploads.len() > max;
+        uploads.truncate(max);
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(i.bucket),
+            prefix: i.prefix,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
+    }
+}
