@@ -110,6 +110,7 @@ async fn a_put_that_spans_a_map_change_is_never_stranded() {
     let put = Msg::from(PutObject {
         key: ObjKey::new(BUCKET, x.clone()),
         size: data.len() as u64,
+        attrs: Default::default(),
     });
     let corr = conn.start(put).await.unwrap();
     assert_eq!(conn.finish(corr).await.unwrap(), Msg::Reply(Reply::Ok));

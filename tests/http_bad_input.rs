@@ -545,3 +545,95 @@ async fn signatures_and_tokens_when_auth_is_on() {
     );
     expect_ais(&r, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_keys_kept_by_the_cluster_sign_requests_and_carry_their_rights() {
+    use shoal_actors::logic::auth::jwt;
+    let secret = "gateway-key-secret";
+    let cfg = format!("{FAST_CONFIG}\n[cluster.auth]\nenabled = true\nsecret = \"{secret}\"\n");
+    let admin = jwt::sign(
+        &jwt::Claims {
+            sub: "ops".into(),
+            exp: shoal_actors::types::unix_secs() + 600,
+            admin: true,
+            iat: None,
+            cluster: None,
+        },
+        secret.as_bytes(),
+    )
+    .unwrap();
+    let tc = TestCluster::start_http(1, 2, 1, &cfg, Some(admin.clone()), &[]).await;
+    let p = tc.http_url("proxy0");
+    let home = tempfile::tempdir().unwrap();
+    let key = |extra: &[&str]| {
+        let mut args = vec!["--token", admin.as_str(), "auth", "s3-key"];
+        args.extend(extra);
+        tc.nodectl_json(&args)
+    };
+    let made = key(&["create", "--admin"]);
+    let (ak, sk) = (
+        made["created"]["access_key"].as_str().unwrap().to_string(),
+        made["created"]["secret_key"].as_str().unwrap().to_string(),
+    );
+    let plain = key(&["create"]);
+    let (pk, ps) = (
+        plain["created"]["access_key"].as_str().unwrap().to_string(),
+        plain["created"]["secret_key"].as_str().unwrap().to_string(),
+    );
+    // Listed without secrets; the config shows none either.
+    let listed = key(&["ls"]);
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 2);
+    assert!(!listed.to_string().contains(&sk));
+    let shown = tc.nodectl_json(&["--token", &admin, "config", "cluster", "auth"]);
+    assert!(!shown.to_string().contains(&sk) && !shown.to_string().contains(&ps));
+    // The admin key does everything auth_s3.py checks (right, wrong and missing signatures).
+    let bin = clients::venv_bin();
+    run(
+        "auth_s3.py",
+        cmd(bin.join("python"), home.path())
+            .current_dir(home.path())
+            .arg(clients::root().join("tests/clients/auth_s3.py"))
+            .args([&p, &ak, &sk]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // A key without admin rights reads and writes data but creates no bucket.
+    let script = r#"
+import sys, boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+ep, ak, sk = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=ep + "/s3", aws_access_key_id=ak,
+                  aws_secret_access_key=sk, region_name="us-east-1",
+                  config=Config(retries={"max_attempts": 1}))
+s3.put_object(Bucket="authb", Key="by-plain", Body=b"plain")
+assert s3.get_object(Bucket="authb", Key="by-plain")["Body"].read() == b"plain"
+try:
+    s3.create_bucket(Bucket="notyours")
+    raise SystemExit("a non-admin key created a bucket")
+except ClientError as e:
+    print("refused", e.response["Error"]["Code"])
+"#;
+    let out = run(
+        "non-admin key",
+        cmd(bin.join("python"), home.path())
+            .arg("-c")
+            .arg(script)
+            .args([&p, &pk, &ps]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("refused"), "{out}");
+    // Removed: the key no longer signs anything.
+    key(&["rm", &pk]);
+    let out = run(
+        "removed key",
+        cmd(bin.join("python"), home.path())
+            .arg("-c")
+            .arg(script)
+            .args([&p, &pk, &ps]),
+    );
+    assert!(
+        out.as_ref()
+            .is_err_and(|e| e.contains("InvalidAccessKeyId")),
+        "{out:?}"
+    );
+}

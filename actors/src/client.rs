@@ -13,14 +13,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, Result};
 use crate::proto::msg::{
-    self, AdminJoin, CreateBucket, DeleteObject, DestroyBucket, GetClusterStatus, GetConfig,
-    GetObject, GetRebStatus, GetSmap, HeadObject, ListBuckets, ListObjects, Locate, Located, Msg,
-    PutObject, RemoveFromSmap, Reply, Rpc,
+    self, AdminJoin, ByteRange, CreateBucket, DeleteObject, DestroyBucket, GetClusterStatus,
+    GetConfig, GetObject, GetRebStatus, GetSmap, HeadObject, ListBuckets, ListObjects, Locate,
+    Located, Msg, PutObject, RemoveFromSmap, Reply, Rpc,
 };
 use crate::proto::pool::{Link, Pool};
 use crate::types::config::ClusterConfig;
 use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest};
-use crate::types::object::{MAX_PAGE, ObjEntry, ObjKey, ObjMeta, ObjPage};
+use crate::types::object::{MAX_PAGE, ObjAttrs, ObjEntry, ObjKey, ObjMeta, ObjPage};
 use crate::types::smap::{NodeId, Role, Smap};
 use crate::types::status::{ClusterStatus, RebalanceStatus};
 
@@ -125,6 +125,14 @@ impl Client {
     }
 
     pub async fn cluster_op(&self, op: ClusterOp) -> Result<()> {
+        self.rpc(op).await
+    }
+
+    /// S3 access keys: create (the answer has the secret, once), list, remove.
+    pub async fn s3_keys(
+        &self,
+        op: crate::proto::msg::S3KeyOp,
+    ) -> Result<crate::proto::msg::S3Keys> {
         self.rpc(op).await
     }
 
@@ -242,12 +250,27 @@ impl Client {
         src: &mut R,
         size: u64,
     ) -> Result<String> {
+        self.put_with(bucket, object, src, size, ObjAttrs::default())
+            .await
+    }
+
+    /// As [`put`](Self::put), with attributes kept with the object (MD5, content type, user
+    /// metadata).
+    pub async fn put_with<R: AsyncRead + Unpin>(
+        &self,
+        bucket: &str,
+        object: &str,
+        src: &mut R,
+        size: u64,
+        attrs: ObjAttrs,
+    ) -> Result<String> {
         let key = ObjKey::new(bucket, object);
         // Two phases: the target says go ahead (or redirects, if it knows a newer map) before
         // any byte of the body is sent, so a stale link is retried without losing the body.
         let put = Msg::from(PutObject {
             key: key.clone(),
             size,
+            attrs,
         });
         let (mut link, first) = self.to_owner(&key, put).await?;
         msg::expect_go_ahead(first)?;
@@ -265,18 +288,73 @@ impl Client {
         }
     }
 
+    /// Puts `data`; sent again (up to three times) if the cluster map changed while it was in
+    /// flight (nothing was stored then).
     pub async fn put_bytes(&self, bucket: &str, object: &str, data: &[u8]) -> Result<String> {
-        let mut r = data;
-        self.put(bucket, object, &mut r, data.len() as u64).await
+        let mut tries = 0;
+        loop {
+            let mut r = data;
+            match self.put(bucket, object, &mut r, data.len() as u64).await {
+                Err(Error::MapChanged(_)) if tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
+    /// Puts a file; sent again like [`put_bytes`](Self::put_bytes) after a map change.
     pub async fn put_file(&self, path: &Path, bucket: &str, object: &str) -> Result<String> {
-        let mut f = tokio::fs::File::open(path).await?;
-        let size = f.metadata().await?.len();
-        self.put(bucket, object, &mut f, size).await
+        let mut tries = 0;
+        loop {
+            let mut f = tokio::fs::File::open(path).await?;
+            let size = f.metadata().await?.len();
+            match self.put(bucket, object, &mut f, size).await {
+                Err(Error::MapChanged(_)) if tries < 3 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
-    /// Streams `bucket/object` into `dst`; returns its metadata.
+    /// Opens `bucket/object` for reading (all of it, or `range`): its metadata at once, its
+    /// body as it is read. Memory stays at one chunk whatever the size.
+    pub async fn open(
+        &self,
+        bucket: &str,
+        object: &str,
+        range: Option<ByteRange>,
+    ) -> Result<(ObjMeta, Body)> {
+        let key = ObjKey::new(bucket, object);
+        let get = Msg::from(GetObject {
+            key: key.clone(),
+            verify: false,
+            local: false,
+            range,
+        });
+        let (link, reply) = self.to_owner(&key, get).await?;
+        let meta = match reply {
+            Msg::Reply(Reply::Object(m)) => m,
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected {} in reply to a get",
+                    other.name()
+                )));
+            }
+        };
+        let left = match range {
+            None => meta.size,
+            Some(r) => r.within(meta.size).map(|(_, l)| l).unwrap_or(0),
+        };
+        let body = Body {
+            link: Some(link),
+            left,
+            pool: self.pool.clone(),
+            hash: range.is_none().then(xxhash_rust::xxh3::Xxh3::new),
+            checksum: meta.checksum.clone(),
+        };
+        Ok((meta, body))
+    }
+
+    /// Streams `bucket/object` into `dst`; returns its metadata. The content is checked
+    /// against the stored checksum.
     pub async fn get<W: AsyncWrite + Unpin>(
         &self,
         bucket: &str,
@@ -289,8 +367,9 @@ impl Client {
             key: key.clone(),
             verify,
             local: false,
+            range: None,
         });
-        let (mut link, reply) = self.to_owner(&key, get).await?;
+        let (link, reply) = self.to_owner(&key, get).await?;
         let meta = match reply {
             Msg::Reply(Reply::Object(m)) => m,
             other => {
@@ -300,15 +379,15 @@ impl Client {
                 )));
             }
         };
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        link.conn.recv_body(dst, meta.size, |d| h.update(d)).await?;
-        self.pool.release(link);
-        let sum = format!("{:016x}", h.digest());
-        if sum != meta.checksum {
-            return Err(Error::Checksum(format!(
-                "{bucket}/{object}: received {sum}, stored {}",
-                meta.checksum
-            )));
+        let mut body = Body {
+            link: Some(link),
+            left: meta.size,
+            pool: self.pool.clone(),
+            hash: Some(xxhash_rust::xxh3::Xxh3::new()),
+            checksum: meta.checksum.clone(),
+        };
+        while let Some(chunk) = body.next().await? {
+            tokio::io::AsyncWriteExt::write_all(dst, &chunk).await?;
         }
         Ok(meta)
     }
@@ -342,6 +421,68 @@ impl Client {
     pub async fn locate(&self, bucket: &str, object: &str) -> Result<Location> {
         let key = ObjKey::new(bucket, object);
         self.owner_rpc(&key, Locate { key: key.clone() }).await
+    }
+}
+
+/// An object body being read: chunks as they arrive. A whole body is checked against the
+/// stored checksum at its end; the connection goes back to the pool once it is all read.
+pub struct Body {
+    link: Option<Link>,
+    left: u64,
+    pool: Arc<Pool>,
+    hash: Option<xxhash_rust::xxh3::Xxh3>,
+    checksum: String,
+}
+
+impl Body {
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> u64 {
+        self.left
+    }
+
+    /// The next chunk, `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.left == 0 {
+            if let Some(link) = self.link.take() {
+                if let Some(h) = self.hash.take() {
+                    let sum = format!("{:016x}", h.digest());
+                    if sum != self.checksum {
+                        return Err(Error::Checksum(format!(
+                            "received {sum}, stored {}",
+                            self.checksum
+                        )));
+                    }
+                }
+                self.pool.release(link);
+            }
+            return Ok(None);
+        }
+        let Some(link) = self.link.as_mut() else {
+            return Ok(None);
+        };
+        let env = match link.conn.io_timeout {
+            Some(t) => tokio::time::timeout(t, link.conn.recv_reply())
+                .await
+                .map_err(|_| Error::Timeout("the object body stalled".into()))??,
+            None => link.conn.recv_reply().await?,
+        };
+        match env.body {
+            Msg::Chunk(d) => {
+                if d.len() as u64 > self.left {
+                    return Err(Error::Protocol("body overruns its declared size".into()));
+                }
+                self.left -= d.len() as u64;
+                if let Some(h) = self.hash.as_mut() {
+                    h.update(&d);
+                }
+                Ok(Some(d))
+            }
+            Msg::Error(w) => Err(w.into()),
+            other => Err(Error::Protocol(format!(
+                "expected a body chunk, got {}",
+                other.name()
+            ))),
+        }
     }
 }
 

@@ -21,6 +21,42 @@ use crate::error::{Error, Result};
 /// TODO(lead): a cluster-stored implementation behind `nodectl auth s3-key create|ls|rm`.
 pub trait AccessKeys: Send + Sync + 'static {
     fn secret_for(&self, access_key: &str) -> Option<String>;
+    /// Whether requests signed with this key act as an admin (bucket create and destroy).
+    fn is_admin(&self, _access_key: &str) -> bool {
+        true
+    }
+}
+
+/// The S3 keys the cluster keeps (`nodectl auth s3-key create`), read from the live config and
+/// opened with this node's secret, and any static ones besides.
+pub struct ClusterKeys {
+    pub auth: AuthSource,
+    pub fixed: StaticKeys,
+}
+
+impl ClusterKeys {
+    fn find(&self, access_key: &str) -> Option<(String, bool)> {
+        let cfg = (self.auth)();
+        let k = cfg.s3_keys.iter().find(|k| k.access_key == access_key)?;
+        let secret = shoal_actors::logic::auth::Secret::new(&cfg.secret).ok()?;
+        let plain = shoal_actors::logic::auth::unseal(&secret, &k.secret_sealed).ok()?;
+        Some((plain, k.admin))
+    }
+}
+
+impl AccessKeys for ClusterKeys {
+    fn secret_for(&self, access_key: &str) -> Option<String> {
+        self.find(access_key)
+            .map(|(s, _)| s)
+            .or_else(|| self.fixed.secret_for(access_key))
+    }
+
+    fn is_admin(&self, access_key: &str) -> bool {
+        match self.find(access_key) {
+            Some((_, admin)) => admin,
+            None => self.fixed.is_admin(access_key),
+        }
+    }
 }
 
 /// Access keys held in memory, from code or from a file of `ACCESS_KEY SECRET` lines.
@@ -148,7 +184,7 @@ impl AuthSettings {
         let claims = jwt::Claims {
             sub: format!("s3:{access_key}"),
             exp: shoal_actors::types::unix_secs() + 600,
-            admin: true,
+            admin: self.keys.is_admin(access_key),
             iat: None,
             cluster: None,
         };
@@ -183,6 +219,7 @@ mod tests {
             AuthConfig {
                 enabled: true,
                 secret: secret.into(),
+                ..Default::default()
             },
             Arc::new(StaticKeys::default()),
         )

@@ -36,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{AccessKeys, AuthSettings, StaticKeys};
+pub use auth::{AccessKeys, AuthSettings, ClusterKeys, StaticKeys};
 pub use body::GwBody;
 pub use cluster::PeerUrls;
 pub use error::{Error, Result};

@@ -271,6 +271,23 @@ pub enum AuthCmd {
         #[arg(long, default_value = "nodectl")]
         sub: String,
     },
+    /// S3 access keys for the HTTP front door (SigV4, checked when auth is on)
+    #[command(name = "s3-key", subcommand)]
+    S3Key(S3KeyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum S3KeyCmd {
+    /// Create a key; its secret is printed once
+    Create {
+        /// The key may also create and destroy buckets
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List the keys (never their secrets)
+    Ls,
+    /// Remove a key
+    Rm { access_key: String },
 }
 
 /// --endpoint, then $NODECTL_ENDPOINT, then the config file, then the default.

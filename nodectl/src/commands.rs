@@ -76,6 +76,7 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
         }) => wait_node(env, &node, &status, timeout).await,
         Command::Bucket(b) => bucket(env, b).await,
         Command::Object(o) => object(env, o).await,
+        Command::Auth(AuthCmd::S3Key(k)) => s3_key(env, k).await,
         Command::Auth(AuthCmd::Token {
             secret_file,
             admin,
@@ -109,6 +110,48 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
             Ok(())
         }
     }
+}
+
+/// `nodectl auth s3-key create|ls|rm` (admin).
+async fn s3_key(env: &Env, k: crate::cli::S3KeyCmd) -> CmdResult {
+    use crate::cli::S3KeyCmd;
+    use shoal_actors::proto::msg::S3KeyOp;
+    let op = match k {
+        S3KeyCmd::Create { admin } => S3KeyOp::Create { admin },
+        S3KeyCmd::Ls => S3KeyOp::List,
+        S3KeyCmd::Rm { access_key } => S3KeyOp::Remove { access_key },
+    };
+    let removing = matches!(op, S3KeyOp::Remove { .. });
+    let res = env.client.s3_keys(op).await?;
+    if env.json {
+        let created = res
+            .created
+            .as_ref()
+            .map(|(a, s)| json!({"access_key": a, "secret_key": s}));
+        println!(
+            "{}",
+            json!({"keys": res.keys.iter().map(|k| json!({"access_key": k.access_key, "admin": k.admin, "created": k.created})).collect::<Vec<_>>(), "created": created})
+        );
+        return Ok(());
+    }
+    if let Some((a, s)) = &res.created {
+        println!("access key: {a}");
+        println!("secret key: {s}");
+        println!("(the secret is shown this once; keep it)");
+    } else if removing {
+        println!("S3 key removed.");
+    } else {
+        let mut t = Table::new(&["ACCESS KEY", "ADMIN", "CREATED"]);
+        for k in &res.keys {
+            t.plain(vec![
+                k.access_key.clone(),
+                if k.admin { "yes" } else { "no" }.into(),
+                format::clock(Some(k.created)),
+            ]);
+        }
+        print!("{}", t.render(false));
+    }
+    Ok(())
 }
 
 fn done(env: &Env, doc: serde_json::Value, human: &str) -> CmdResult {

@@ -120,9 +120,9 @@ fn main() -> Result<()> {
         Some(h) => Some((h.clone(), port_of(h)? - port_of(&listen)?)),
         None => None,
     };
-    let keys: std::sync::Arc<dyn shoal_gateway::AccessKeys> = match &cli.s3_keys {
-        Some(p) => std::sync::Arc::new(shoal_gateway::StaticKeys::load(p)?),
-        None => std::sync::Arc::new(shoal_gateway::StaticKeys::default()),
+    let keys = match &cli.s3_keys {
+        Some(p) => shoal_gateway::StaticKeys::load(p)?,
+        None => shoal_gateway::StaticKeys::default(),
     };
     let args = NodeArgs {
         role,
@@ -154,6 +154,8 @@ fn main() -> Result<()> {
             None => shoal_gateway::PeerUrls::Listen,
         };
         let (meta, secret) = (handle.meta.clone(), handle.secret.clone());
+        let auth_src: shoal_gateway::auth::AuthSource =
+            std::sync::Arc::new(move || node::auth_of(&meta, secret.as_ref()));
         let gw = shoal_gateway::Gateway::new(shoal_gateway::GatewayConfig {
             node_addr: handle.addr.clone(),
             role,
@@ -161,8 +163,11 @@ fn main() -> Result<()> {
             peer_urls,
             auth: shoal_gateway::AuthSettings {
                 // Live: the primary distributes the auth switch; the secret is this node's.
-                cluster: std::sync::Arc::new(move || node::auth_of(&meta, secret.as_ref())),
-                keys,
+                cluster: auth_src.clone(),
+                keys: std::sync::Arc::new(shoal_gateway::ClusterKeys {
+                    auth: auth_src,
+                    fixed: keys,
+                }),
             },
             s3_domain: cli.s3_domain,
         });

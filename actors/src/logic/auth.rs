@@ -56,6 +56,49 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Seals `plain` (an S3 secret key) for the cluster config: ChaCha20-Poly1305 under a key
+/// derived from the cluster secret, with a random nonce; base64url of nonce and ciphertext.
+pub fn seal(secret: &Secret, plain: &str) -> Result<String> {
+    use base64::Engine;
+    use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new(&sealing_key(secret));
+    let nonce = chacha20poly1305::ChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let ct = cipher
+        .encrypt(&nonce, plain.as_bytes())
+        .map_err(|_| Error::Encode("sealing failed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend(ct);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Opens what [`seal`] made (with the same cluster secret).
+pub fn unseal(secret: &Secret, sealed: &str) -> Result<String> {
+    use base64::Engine;
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let bad = || Error::Unauthorized("a sealed key does not open with this node's secret".into());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sealed)
+        .map_err(|_| bad())?;
+    if raw.len() < 12 {
+        return Err(bad());
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new(&sealing_key(secret));
+    let plain = cipher
+        .decrypt(chacha20poly1305::Nonce::from_slice(nonce), ct)
+        .map_err(|_| bad())?;
+    String::from_utf8(plain).map_err(|_| bad())
+}
+
+fn sealing_key(secret: &Secret) -> chacha20poly1305::Key {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.bytes())
+        .expect("HMAC takes any key length");
+    mac.update(b"shoal/s3-keys/v1");
+    let k = mac.finalize().into_bytes();
+    *chacha20poly1305::Key::from_slice(&k)
+}
+
 /// Subject of the tokens nodes sign their requests with.
 pub fn node_subject(id: &NodeId) -> String {
     format!("node:{id}")
@@ -355,6 +398,24 @@ pub mod jwt {
 mod tests {
     use super::*;
     use crate::types::smap::{Node, Role, Smap};
+
+    #[test]
+    fn sealed_keys_open_only_with_the_cluster_secret() {
+        let s = Secret::new("cluster-secret-for-tests").unwrap();
+        let sealed = seal(&s, "AWS-SECRET-KEY").unwrap();
+        assert!(!sealed.contains("AWS-SECRET-KEY"));
+        assert_ne!(
+            sealed,
+            seal(&s, "AWS-SECRET-KEY").unwrap(),
+            "a fresh nonce each time"
+        );
+        assert_eq!(unseal(&s, &sealed).unwrap(), "AWS-SECRET-KEY");
+        let other = Secret::new("another-secret").unwrap();
+        assert!(unseal(&other, &sealed).is_err());
+        for junk in ["", "!!", "AAAA", &sealed[..10]] {
+            assert!(unseal(&s, junk).is_err(), "{junk:?}");
+        }
+    }
 
     #[test]
     fn secrets_are_trimmed_and_never_empty() {

@@ -364,6 +364,7 @@ async fn spawn_child(
                 me: kit.me.clone(),
                 meta: kit.meta.clone(),
                 pool: kit.pool.clone(),
+                secret: kit.secret.clone(),
             };
             Actor::spawn_linked(name, super::primary::PrimaryActor, args, sup)
                 .await?

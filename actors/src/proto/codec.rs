@@ -281,6 +281,7 @@ mod tests {
             body: Msg::from(crate::proto::msg::PutObject {
                 key: crate::types::object::ObjKey::new("b", "o/1"),
                 size: 42,
+                attrs: Default::default(),
             }),
         }
     }

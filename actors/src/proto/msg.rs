@@ -11,7 +11,7 @@ use crate::error::{Error, Result, WireError};
 use crate::types::config::ClusterConfig;
 use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove};
 use crate::types::meta::MetaUpdate;
-use crate::types::object::{ObjKey, ObjMeta, ObjPage, Stamp, Tomb};
+use crate::types::object::{ObjAttrs, ObjKey, ObjMeta, ObjPage, Stamp, Tomb};
 use crate::types::smap::{Bmd, Node, NodeId, Rmd, Role, Smap};
 use crate::types::status::{ClusterStatus, NodeStats, RebalanceStatus, Stage, TargetRebStatus};
 
@@ -109,6 +109,8 @@ pub enum Control {
     Join(JoinRequest),
     Keepalive(Heartbeat),
     RebReport(Box<TargetRebStatus>),
+    /// S3 access keys: create, list, remove (admin).
+    S3Keys(S3KeyOp),
 }
 
 impl Control {
@@ -125,6 +127,7 @@ impl Control {
             Control::Join(_) => "join",
             Control::Keepalive(_) => "keepalive",
             Control::RebReport(_) => "reb-report",
+            Control::S3Keys(_) => "s3-keys",
         }
     }
 
@@ -138,6 +141,7 @@ impl Control {
                 | Control::Cluster(_)
                 | Control::CreateBucket(_)
                 | Control::DestroyBucket(_)
+                | Control::S3Keys(_)
         )
     }
 
@@ -152,6 +156,33 @@ impl Control {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetClusterStatus;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum S3KeyOp {
+    /// A new key; its secret is in the answer, once.
+    Create {
+        admin: bool,
+    },
+    List,
+    Remove {
+        access_key: String,
+    },
+}
+
+/// One S3 access key as listed (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3KeyInfo {
+    pub access_key: String,
+    pub admin: bool,
+    pub created: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Keys {
+    pub keys: Vec<S3KeyInfo>,
+    /// After a create: the new key and its secret (shown this once).
+    pub created: Option<(String, String)>,
+}
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetRebStatus;
 
@@ -258,6 +289,9 @@ pub struct ListObjects {
 pub struct PutObject {
     pub key: ObjKey,
     pub size: u64,
+    /// What the writer attaches (MD5, content type, user metadata).
+    #[serde(default)]
+    pub attrs: ObjAttrs,
 }
 
 /// `local`: answer from this target's disks only (get-from-neighbor), no redirect.
@@ -266,6 +300,25 @@ pub struct GetObject {
     pub key: ObjKey,
     pub verify: bool,
     pub local: bool,
+    /// Only these bytes of the body (the reply's metadata still describes the whole object).
+    #[serde(default)]
+    pub range: Option<ByteRange>,
+}
+
+/// `len` bytes from `offset` (clamped to the object's end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl ByteRange {
+    /// The bytes of an object of `size` this range covers, as (offset, len); `None` when it
+    /// starts past the end.
+    pub fn within(self, size: u64) -> Option<(u64, u64)> {
+        (self.offset < size || (size == 0 && self.offset == 0))
+            .then(|| (self.offset, self.len.min(size - self.offset.min(size))))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,6 +410,7 @@ pub enum Reply {
     RebAck(RebAck),
     PlanMoves(Vec<PlanMove>),
     Stamp(Option<Stamp>),
+    S3Keys(S3Keys),
 }
 
 /// Everything a node needs after joining.
@@ -525,6 +579,7 @@ rpc!(Locate, Data::Locate, Located, Reply::Located);
 rpc!(PlanMoves, Reb::PlanMoves, Vec<PlanMove>, Reply::PlanMoves);
 rpc!(RebTomb, Reb::Tomb, RebAck, Reply::RebAck);
 rpc!(StampQuery, Data::Stamp, Option<Stamp>, Reply::Stamp);
+rpc!(S3KeyOp, Control::S3Keys, S3Keys, Reply::S3Keys);
 
 /// Message forms of the requests whose replies are streamed (no [`Rpc`] pairing).
 impl From<PutObject> for Msg {

@@ -422,6 +422,7 @@ mod tests {
             checksum: w.checksum(),
             version,
             mtime: 0,
+            attrs: Default::default(),
         };
         let tmp = w.finish(&meta).await.unwrap();
         ls.install(&meta, tmp, mp).await.unwrap()

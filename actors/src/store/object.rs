@@ -354,6 +354,7 @@ mod tests {
             checksum: w.checksum(),
             version: next_version(),
             mtime: crate::types::unix_ms(),
+            attrs: Default::default(),
         };
         let tmp = w.finish(&meta).await.unwrap();
         let dest = object_path(mp, "b", "o/1");

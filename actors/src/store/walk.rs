@@ -58,15 +58,7 @@ impl LocalStore {
                     match best.get(&m.object) {
                         Some(cur) if cur.version >= m.version => {}
                         _ => {
-                            best.insert(
-                                m.object.clone(),
-                                ObjEntry {
-                                    name: m.object,
-                                    size: m.size,
-                                    checksum: m.checksum,
-                                    version: m.version,
-                                },
-                            );
+                            best.insert(m.object.clone(), ObjEntry::of(&m));
                         }
                     }
                     if best.len() > limit {

@@ -111,6 +111,22 @@ pub struct AuthConfig {
     /// Only as read from a node's own config file (`[cluster.auth] secret`) or shown masked:
     /// the secret itself is node-local and is blanked before this config is stored or sent.
     pub secret: String,
+    /// S3 access keys (SigV4 needs each key's secret on every node): the secrets travel
+    /// sealed with a key derived from the cluster secret, which only nodes have.
+    pub s3_keys: Vec<S3Key>,
+}
+
+/// One S3 access key as the cluster config carries it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct S3Key {
+    pub access_key: String,
+    /// The secret key, sealed (`logic::auth::seal`); `**********` when shown.
+    pub secret_sealed: String,
+    /// Admin keys may also create and destroy buckets; others read and write data.
+    pub admin: bool,
+    /// Unix seconds.
+    pub created: u64,
 }
 
 /// The cluster-wide configuration, versioned and distributed by the primary.
@@ -135,11 +151,15 @@ impl ClusterConfig {
         c
     }
 
-    /// A copy safe to print: the secret shown only as provisioned (`**********`) or not.
+    /// A copy safe to print: the secret shown only as provisioned (`**********`) or not, and
+    /// no sealed key material.
     pub fn masked(&self, secret_provisioned: bool) -> ClusterConfig {
         let mut c = self.shareable();
         if secret_provisioned {
             c.auth.secret = "**********".into();
+        }
+        for k in &mut c.auth.s3_keys {
+            k.secret_sealed = "**********".into();
         }
         c
     }

@@ -24,8 +24,22 @@ impl std::fmt::Display for ObjKey {
     }
 }
 
+/// What a client may attach to an object when it writes it (S3 and AIStore clients do): kept
+/// with the object and returned with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ObjAttrs {
+    /// MD5 of the content, lower-case hex (S3's ETag for a single PUT).
+    pub md5: Option<String>,
+    /// The ETag when it is not the MD5 (a multipart upload's `md5-of-md5s-N`).
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    /// User metadata (S3 `x-amz-meta-*`), by lower-case name.
+    pub user_meta: std::collections::BTreeMap<String, String>,
+}
+
 /// Metadata stored with every object (in its file's trailer).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjMeta {
     pub bucket: String,
     pub object: String,
@@ -37,6 +51,9 @@ pub struct ObjMeta {
     pub version: u64,
     /// Unix milliseconds of the write.
     pub mtime: u64,
+    /// What the writer attached (absent in files written before attributes existed).
+    #[serde(default)]
+    pub attrs: ObjAttrs,
 }
 
 impl ObjMeta {
@@ -52,6 +69,25 @@ pub struct ObjEntry {
     pub size: u64,
     pub checksum: String,
     pub version: u64,
+    /// Unix milliseconds of the write.
+    #[serde(default)]
+    pub mtime: u64,
+    /// The S3 ETag (the MD5, or a multipart upload's), when the writer gave one.
+    #[serde(default)]
+    pub etag: Option<String>,
+}
+
+impl ObjEntry {
+    pub fn of(m: &ObjMeta) -> Self {
+        ObjEntry {
+            name: m.object.clone(),
+            size: m.size,
+            checksum: m.checksum.clone(),
+            version: m.version,
+            mtime: m.mtime,
+            etag: m.attrs.etag.clone().or_else(|| m.attrs.md5.clone()),
+        }
+    }
 }
 
 /// One page of a listing, in name order. `next` is where the following page starts (pass it as

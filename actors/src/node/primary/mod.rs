@@ -42,6 +42,8 @@ pub struct PrimaryArgs {
     pub me: Node,
     pub meta: MetaHandle,
     pub pool: Arc<Pool>,
+    /// The cluster secret (it seals S3 keys in the cluster config).
+    pub secret: Option<crate::logic::auth::Secret>,
 }
 
 /// Where a control request's answer goes.
@@ -260,6 +262,7 @@ async fn control(state: &mut PrimaryState, c: Control, reply: ReplyTo) {
         Control::Cluster(op) => ops::cluster_op(state, op, reply),
         Control::CreateBucket(b) => ops::bucket_op(state, b.bucket, true, reply).await,
         Control::DestroyBucket(b) => ops::bucket_op(state, b.bucket, false, reply).await,
+        Control::S3Keys(op) => ops::s3_keys(state, op, reply).await,
         Control::GetClusterStatus(_) => {
             // Answered by the server with a snapshot and a stats fan-out.
             let _ = reply.send(Err(Error::BadRequest(

@@ -9,8 +9,12 @@ use super::generations::{self, busy};
 use super::push::{self, METASYNC_TIMEOUT};
 use super::{PrimaryMsg, PrimaryState, ReplyTo};
 use crate::error::{Error, Result};
+use crate::logic::auth;
 use crate::logic::{admission, names, plan};
-use crate::proto::msg::{CreateBucket, GetNodeStats, PlanMoves, Reply, Rpc};
+use crate::proto::msg::{
+    CreateBucket, GetNodeStats, PlanMoves, Reply, Rpc, S3KeyInfo, S3KeyOp, S3Keys,
+};
+use crate::types::config::S3Key;
 use crate::types::lifecycle::{
     ClusterOp, LifecycleOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove,
 };
@@ -273,4 +277,85 @@ async fn ask_moves(
         }
     }
     (moves, warnings)
+}
+
+/// S3 access keys in the cluster config: created with a random secret sealed under the
+/// cluster secret, listed without secrets, removed.
+pub async fn s3_keys(state: &mut PrimaryState, op: S3KeyOp, reply: ReplyTo) {
+    let res = async {
+        let mut cfg = state.a.meta.get().config.clone();
+        let mut created = None;
+        let changes = !matches!(op, S3KeyOp::List);
+        match op {
+            S3KeyOp::List => {}
+            S3KeyOp::Create { admin } => {
+                let secret = state.a.secret.as_ref().ok_or_else(|| {
+                    Error::BadRequest(
+                        "S3 keys are sealed with the cluster secret: provision it on the nodes first"
+                            .into(),
+                    )
+                })?;
+                let (access, key) = (random_text(20, true), random_text(40, false));
+                cfg.auth.s3_keys.push(S3Key {
+                    access_key: access.clone(),
+                    secret_sealed: auth::seal(secret, &key)?,
+                    admin,
+                    created: crate::types::unix_secs(),
+                });
+                created = Some((access, key));
+            }
+            S3KeyOp::Remove { access_key } => {
+                let before = cfg.auth.s3_keys.len();
+                cfg.auth.s3_keys.retain(|k| k.access_key != access_key);
+                if cfg.auth.s3_keys.len() == before {
+                    return Err(Error::NotFound(format!("no S3 key {access_key:?}")));
+                }
+            }
+        }
+        let keys = cfg
+            .auth
+            .s3_keys
+            .iter()
+            .map(|k| S3KeyInfo {
+                access_key: k.access_key.clone(),
+                admin: k.admin,
+                created: k.created,
+            })
+            .collect();
+        let value = S3KeyOp::reply(S3Keys { keys, created });
+        if !changes {
+            return Ok((None, value));
+        }
+        cfg.version += 1;
+        let upd = MetaUpdate {
+            config: Some(Box::new(cfg)),
+            ..Default::default()
+        };
+        Ok((Some(push::commit(state, upd).await?), value))
+    }
+    .await;
+    match res {
+        Ok((Some(push), value)) => push.spawn_then(move || {
+            let _ = reply.send(Ok(value));
+        }),
+        Ok((None, value)) => {
+            let _ = reply.send(Ok(value));
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+/// Random text for keys: upper-case letters and digits (access keys), or letters, digits and
+/// `+/` (secrets), as AWS makes them.
+fn random_text(n: usize, access: bool) -> String {
+    use rand::Rng;
+    const ACCESS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let set = if access { ACCESS } else { SECRET };
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| set[rng.random_range(0..set.len())] as char)
+        .collect()
 }

@@ -271,10 +271,8 @@ impl Walk {
             let probe = ObjMeta {
                 bucket: tomb.bucket.clone(),
                 object: tomb.object.clone(),
-                size: 0,
-                checksum: String::new(),
                 version: tomb.version,
-                mtime: 0,
+                ..Default::default()
             };
             let res = match self.destination(&probe) {
                 Dest::Stay => {

@@ -15,6 +15,7 @@ use super::meta::MetaHandle;
 use crate::error::{Error, Result};
 use crate::logic::{names, placement};
 use crate::proto::codec::Conn;
+use crate::proto::msg::ByteRange;
 use crate::proto::msg::{
     Data, DeleteObject, GetObject, HeadObject, Locate, Located, Msg, PutDone, PutObject, Reply,
     Rpc, StampQuery,
@@ -22,7 +23,7 @@ use crate::proto::msg::{
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
 use crate::store::object::{self as store, ObjectWriter};
-use crate::types::object::{ObjKey, ObjMeta, Tomb};
+use crate::types::object::{ObjAttrs, ObjKey, ObjMeta, Tomb};
 use crate::types::smap::NodeId;
 
 /// What serving one data request needs.
@@ -31,6 +32,45 @@ pub struct DataPath<'a> {
     pub meta: &'a MetaHandle,
     pub pool: &'a Arc<Pool>,
     pub store: &'a Arc<LocalStore>,
+}
+
+/// How a GET reads: verify the checksum first, and which bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Read {
+    pub verify: bool,
+    pub range: Option<ByteRange>,
+}
+
+impl Read {
+    /// The (offset, len) of `meta`'s body to send.
+    pub fn span(&self, meta: &ObjMeta) -> Result<(u64, u64)> {
+        match self.range {
+            None => Ok((0, meta.size)),
+            Some(r) => r.within(meta.size).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "range not satisfiable: {}/{} has {} bytes, the range starts at {}",
+                    meta.bucket, meta.object, meta.size, r.offset
+                ))
+            }),
+        }
+    }
+}
+
+/// Bounds what a writer may attach: it lives in every object file's trailer.
+fn check_attrs(a: &ObjAttrs) -> Result<()> {
+    let size: usize = a.md5.as_ref().map_or(0, |s| s.len())
+        + a.etag.as_ref().map_or(0, |s| s.len())
+        + a.content_type.as_ref().map_or(0, |s| s.len())
+        + a.user_meta
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    if size > 16 * 1024 {
+        return Err(Error::BadRequest(format!(
+            "object attributes of {size} bytes: at most 16 KiB (user metadata, content type, ETag)"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn not_found(key: &ObjKey) -> Error {
@@ -79,19 +119,26 @@ impl DataPath<'_> {
                 };
                 Ok(Some(Msg::Reply(Locate::reply(at))))
             }
-            Data::Put(PutObject { key, size }) => {
+            Data::Put(PutObject { key, size, attrs }) => {
                 self.check_key(&key)?;
+                check_attrs(&attrs)?;
                 if let Some(r) = self.redirect_if_not_owner(&key) {
                     return Ok(Some(r));
                 }
-                self.put(conn, corr, key, size).await.map(Some)
+                self.put(conn, corr, key, size, attrs).await.map(Some)
             }
-            Data::Get(GetObject { key, verify, local }) => {
+            Data::Get(GetObject {
+                key,
+                verify,
+                local,
+                range,
+            }) => {
                 self.check_key(&key)?;
                 if !local && let Some(r) = self.redirect_if_not_owner(&key) {
                     return Ok(Some(r));
                 }
-                self.get(conn, corr, &key, verify, local).await?;
+                let read = Read { verify, range };
+                self.get(conn, corr, &key, read, local).await?;
                 Ok(None)
             }
             Data::Head(HeadObject { key, local }) => {
@@ -162,7 +209,14 @@ impl DataPath<'_> {
         Ok(w)
     }
 
-    async fn put(&self, conn: &mut Conn, corr: u64, key: ObjKey, size: u64) -> Result<Msg> {
+    async fn put(
+        &self,
+        conn: &mut Conn,
+        corr: u64,
+        key: ObjKey,
+        size: u64,
+        attrs: ObjAttrs,
+    ) -> Result<Msg> {
         let mp = self.store.mountpath_for(&key.bucket, &key.object);
         let w = self.receive_body(conn, corr, mp, size).await?;
         // Ownership is checked again at install time, under the install barrier: a map that
@@ -185,6 +239,7 @@ impl DataPath<'_> {
             checksum: w.checksum(),
             version: store::next_version().max(existing.saturating_add(1)),
             mtime: crate::types::unix_ms(),
+            attrs,
         };
         let tmp = w.finish(&meta).await?;
         if self.store.install(&meta, tmp, mp).await? == crate::store::Install::Superseded {
@@ -205,11 +260,11 @@ impl DataPath<'_> {
         conn: &mut Conn,
         corr: u64,
         key: &ObjKey,
-        verify: bool,
+        read: Read,
         local: bool,
     ) -> Result<()> {
         if local {
-            return match self.serve_local(conn, corr, key, verify).await? {
+            return match self.serve_local(conn, corr, key, read).await? {
                 true => Ok(()),
                 false => Err(not_found(key)),
             };
@@ -219,11 +274,11 @@ impl DataPath<'_> {
         for round in 0..2 {
             match self.newest(key).await? {
                 Newest::Here => {
-                    if self.serve_local(conn, corr, key, verify).await? {
+                    if self.serve_local(conn, corr, key, read).await? {
                         return Ok(());
                     }
                 }
-                Newest::At(addr) => match self.relay_from(&addr, conn, corr, key, verify).await {
+                Newest::At(addr) => match self.relay_from(&addr, conn, corr, key, read).await {
                     Err(Error::NotFound(_)) => {}
                     other => return other,
                 },
@@ -241,12 +296,12 @@ impl DataPath<'_> {
         conn: &mut Conn,
         corr: u64,
         key: &ObjKey,
-        verify: bool,
+        read: Read,
     ) -> Result<bool> {
         let Some((_, path, _)) = self.store.find(&key.bucket, &key.object) else {
             return Ok(false);
         };
-        if verify {
+        if read.verify {
             let p = path.clone();
             tokio::task::spawn_blocking(move || store::verify(&p))
                 .await
@@ -254,9 +309,14 @@ impl DataPath<'_> {
         }
         match store::open_object(&path).await {
             Ok((mut f, meta)) => {
+                let (offset, len) = read.span(&meta)?;
+                if offset > 0 {
+                    use tokio::io::AsyncSeekExt;
+                    f.seek(std::io::SeekFrom::Start(offset)).await?;
+                }
                 conn.send(corr, Msg::Reply(Reply::Object(meta.clone())))
                     .await?;
-                conn.send_body(corr, &mut f, meta.size).await?;
+                conn.send_body(corr, &mut f, len).await?;
                 Ok(true)
             }
             // Moved away between the lookup and the open.
