@@ -94,6 +94,33 @@ impl Client {
         self.rpc(GetSmap).await
     }
 
+    /// One typed request to a given node (a target's storage requests go to the target).
+    pub async fn rpc_at<R: Rpc>(&self, addr: &str, req: R) -> Result<R::Reply> {
+        let (link, reply) = self.exchange(addr, req.into_msg()).await?;
+        self.pool.release(link);
+        msg::expect::<R>(reply)
+    }
+
+    /// The targets of the map, or the one named (bare ID or `t[ID]`): `(id, addr)`.
+    pub async fn targets(&self, only: Option<&str>) -> Result<Vec<(NodeId, String)>> {
+        let smap = self.smap().await?;
+        let want = only.map(NodeId::parse_display);
+        if let Some(w) = &want
+            && !smap.targets.contains_key(w)
+        {
+            return Err(match smap.proxies.contains_key(w) {
+                true => Error::BadRequest(format!("{w} is a proxy: give a target")),
+                false => Error::NotFound(format!("node {w} is not in the cluster map")),
+            });
+        }
+        Ok(smap
+            .targets
+            .values()
+            .filter(|t| want.as_ref().is_none_or(|w| &t.id == w))
+            .map(|t| (t.id.clone(), t.addr.clone()))
+            .collect())
+    }
+
     pub async fn cluster_status(&self) -> Result<ClusterStatus> {
         self.rpc(GetClusterStatus).await.map(|b| *b)
     }

@@ -88,7 +88,7 @@ impl Error {
     }
 
     /// The message without the variant's prefix, so it does not double up after a round trip.
-    fn bare_message(&self) -> String {
+    pub fn bare_message(&self) -> String {
         match self {
             Error::Io(e) => e.to_string(),
             Error::Decode(m)

@@ -66,6 +66,42 @@ pub enum Command {
     /// Tokens for privileged operations
     #[command(subcommand)]
     Auth(AuthCmd),
+    /// A target's disks (mountpaths)
+    #[command(subcommand)]
+    Storage(StorageCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageCmd {
+    /// Attach, detach, enable or disable a mountpath of a target (each starts a resilver)
+    #[command(subcommand)]
+    Mountpath(MountpathCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MountpathCmd {
+    /// Add a directory (a mounted disk) as a mountpath; its share of objects moves onto it
+    Attach(MountpathArgs),
+    /// Move a mountpath's objects to the others, then forget it (the disk can be pulled after)
+    Detach(MountpathArgs),
+    /// Use a disabled mountpath again; its share of objects moves back onto it
+    Enable(MountpathArgs),
+    /// Stop placing objects on a mountpath at once; its objects move off while it is readable
+    Disable(MountpathArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MountpathArgs {
+    /// Target: bare ID or t[ID]
+    pub node: String,
+    /// The mountpath's directory on that target (absolute)
+    pub path: String,
+    /// Print what would move, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -119,6 +155,24 @@ pub enum ShowCmd {
     },
     /// Progress of the global rebalance
     Rebalance {
+        #[arg(long, value_name = "SECS")]
+        refresh: Option<f64>,
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Mountpaths of every target (or one): filesystem, used %, available, objects, state
+    Storage {
+        /// Target: bare ID or t[ID]
+        node: Option<String>,
+        #[arg(long, value_name = "SECS")]
+        refresh: Option<f64>,
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Progress of the targets' resilvers (the local rebalance between mountpaths)
+    Resilver {
+        /// Target: bare ID or t[ID]
+        node: Option<String>,
         #[arg(long, value_name = "SECS")]
         refresh: Option<f64>,
         #[arg(long)]
@@ -207,6 +261,13 @@ pub enum ConfigCmd {
 pub enum WaitCmd {
     /// Until the current rebalance finishes
     Rebalance {
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+    /// Until no target (or NODE) runs a resilver
+    Resilver {
+        /// Target: bare ID or t[ID]
+        node: Option<String>,
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
     },

@@ -25,6 +25,30 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
         Command::Show(ShowCmd::Rebalance { refresh, count }) => {
             repeat(refresh, count, || show_rebalance(env)).await
         }
+        Command::Show(ShowCmd::Storage {
+            node,
+            refresh,
+            count,
+        }) => {
+            repeat(refresh, count, || {
+                crate::storage::show_storage(env, node.as_deref())
+            })
+            .await
+        }
+        Command::Show(ShowCmd::Resilver {
+            node,
+            refresh,
+            count,
+        }) => {
+            repeat(refresh, count, || {
+                crate::storage::show_resilver(env, node.as_deref())
+            })
+            .await
+        }
+        Command::Wait(WaitCmd::Resilver { node, timeout }) => {
+            crate::storage::wait_resilver(env, node.as_deref(), timeout).await
+        }
+        Command::Storage(StorageCmd::Mountpath(m)) => crate::storage::mountpath(env, m).await,
         Command::Cluster(ClusterCmd::AddRemoveNodes(m)) => membership(env, m).await,
         Command::Cluster(ClusterCmd::Decommission { rm_user_data, yes }) => {
             confirm(
@@ -154,7 +178,7 @@ async fn s3_key(env: &Env, k: crate::cli::S3KeyCmd) -> CmdResult {
     Ok(())
 }
 
-fn done(env: &Env, doc: serde_json::Value, human: &str) -> CmdResult {
+pub(crate) fn done(env: &Env, doc: serde_json::Value, human: &str) -> CmdResult {
     if env.json {
         println!("{doc}");
     } else {
@@ -165,7 +189,7 @@ fn done(env: &Env, doc: serde_json::Value, human: &str) -> CmdResult {
 }
 
 /// Asks on the terminal unless `--yes`. Without a terminal, `--yes` is required.
-fn confirm(yes: bool, question: &str) -> CmdResult {
+pub(crate) fn confirm(yes: bool, question: &str) -> CmdResult {
     if yes {
         return Ok(());
     }
@@ -672,7 +696,7 @@ async fn join(env: &Env, addr: &str, role: Option<&str>) -> CmdResult {
 // wait
 // ---------------------------------------------------------------------------------------------
 
-fn deadline(timeout: Option<f64>) -> Result<Option<Instant>, Failure> {
+pub(crate) fn deadline(timeout: Option<f64>) -> Result<Option<Instant>, Failure> {
     match timeout {
         None => Ok(None),
         Some(t) if t > 0.0 => Ok(Some(Instant::now() + Duration::from_secs_f64(t))),

@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 pub mod format;
 pub mod playground;
+mod storage;
 
 use std::io::IsTerminal;
 use std::time::Duration;

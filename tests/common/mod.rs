@@ -117,6 +117,12 @@ impl TestCluster {
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("cluster.toml");
+        // Test clusters share the host's disk: how full it is must not decide their outcome
+        // (the high-water mark is tested through its fault switch).
+        let config = match config.contains("[cluster.storage]") {
+            true => config.to_string(),
+            false => format!("{config}\n[cluster.storage]\nhigh_water_pct = 100\n"),
+        };
         std::fs::write(&cfg, config).expect("config");
         let mut lc = LocalCluster::new(
             PathBuf::from(env!("CARGO_BIN_EXE_noded")),

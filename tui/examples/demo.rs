@@ -49,6 +49,8 @@ fn node(id: &str, role: Role, i: u64) -> NodeStatus {
                 objects: 5000 + i,
                 object_bytes: 300 << 30,
                 enabled: true,
+                fs: format!("ext4 /dev/sd{}1", (b'a' + k as u8) as char),
+                ..Default::default()
             })
             .collect(),
         ..Default::default()

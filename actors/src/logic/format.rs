@@ -147,6 +147,32 @@ pub fn ellipsize_left(s: &str, width: usize) -> String {
         .collect()
 }
 
+/// One line for a resilver, the same in `nodectl` and the console:
+/// `r3 t[abc]: 120 of 500 objects, 1.20MiB of 5.00MiB moved, 30.0MiB/s, ETA 4s (attach /data/mp3)`.
+pub fn resilver_line(r: &crate::types::status::ResilverStatus) -> String {
+    use crate::types::status::RebState;
+    let tail = match (r.state, r.eta_secs, &r.blocked_by) {
+        (RebState::Running, _, Some(b)) => format!("blocked: {b}"),
+        (RebState::Running, Some(s), None) => format!("ETA {}", eta(s)),
+        (RebState::Running, None, None) => "ETA calculating".into(),
+        (RebState::Finished, ..) if r.errors > 0 => format!("finished with {} errors", r.errors),
+        (RebState::Finished, ..) => "done".into(),
+        (RebState::Aborted, ..) => "aborted".into(),
+    };
+    format!(
+        "{} t[{}]: {} of {} objects, {} of {} moved, {}, {} ({})",
+        r.id,
+        r.target,
+        r.objs_moved,
+        r.objs_total,
+        iec(r.bytes_moved),
+        iec(r.bytes_total),
+        rate(r.rate_bytes_per_sec),
+        tail,
+        r.reason
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,12 @@ pub fn mountpath_index(mountpaths: &[MountpathKey], obj_digest: u64) -> Option<u
     argmax(indexed.iter().map(|(i, d)| (i, *d)), obj_digest).copied()
 }
 
+/// The best of `candidates` — `(index, path digest)` pairs, as a target's usable mountpaths —
+/// for an object: the same choice as [`mountpath_index`] over the same paths.
+pub fn best_mountpath(candidates: &[(usize, u64)], obj_digest: u64) -> Option<usize> {
+    argmax(candidates.iter().map(|(i, d)| (i, *d)), obj_digest).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,25 @@ impl Router {
                     }
                 }
             }
+            Msg::Storage(s) => {
+                match &s {
+                    crate::proto::msg::Storage::Mountpath(_) => ck.admin(token)?,
+                    _ => ck.user(&from, token)?,
+                }
+                let store = self.store.as_ref().ok_or_else(|| {
+                    Error::BadRequest(format!(
+                        "{} is a proxy: storage requests go to a target",
+                        self.me.id
+                    ))
+                })?;
+                let rows = match &s {
+                    crate::proto::msg::Storage::Show(_) => self.node_stats().await?.mountpaths,
+                    _ => Vec::new(),
+                };
+                super::storage::serve(&self.me.id, store, rows, s)
+                    .await
+                    .map(Some)
+            }
             other => Err(Error::BadRequest(format!(
                 "unexpected {} for a {}",
                 other.name(),
@@ -165,13 +184,7 @@ impl Router {
         s.uptime_secs = self.started.elapsed().as_secs();
         s.restarts = self.restarts.snapshot();
         if let Some(store) = &self.store {
-            for (i, mp) in store.mountpaths.iter().enumerate() {
-                if let Some(m) = s.mountpaths.get_mut(i) {
-                    m.objects = mp.objects();
-                    m.object_bytes = mp.bytes();
-                    m.enabled = m.enabled && mp.enabled.load(std::sync::atomic::Ordering::Relaxed);
-                }
-            }
+            s.mountpaths = super::storage::mountpath_rows(store, &s.mountpaths);
             (s.object_count, s.object_bytes) = store.totals();
         }
         Ok(s)

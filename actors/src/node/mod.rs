@@ -18,6 +18,7 @@ pub mod primary;
 pub mod rebalance;
 pub mod server;
 pub mod stats;
+pub mod storage;
 pub mod supervisor;
 pub mod target;
 
@@ -287,6 +288,7 @@ pub async fn start_with(
         tracing::warn!("the cluster secret is short: use at least 16 random bytes");
     }
     let rmd_at_start = persisted.rmd.version;
+    let persisted_uuid = persisted.smap.as_ref().map(|s| s.uuid.clone());
     let (tx, rx) = watch::channel(Arc::new(persisted));
     let meta = MetaHandle::new(rx.clone(), &id);
     // With auth on, node-to-node requests carry a token minted per request for this node and
@@ -305,10 +307,18 @@ pub async fn start_with(
     let store = match args.role {
         Role::Target => {
             let mut paths = args.mountpaths.clone();
-            if paths.is_empty() {
+            if paths.is_empty() && !args.data_dir.join(store::mpset::RECORD).exists() {
                 paths.push(args.data_dir.join("mp0"));
             }
-            Some(Arc::new(LocalStore::open(&paths)?))
+            let identity = store::Identity {
+                target: id.clone(),
+                cluster: persisted_uuid.clone(),
+            };
+            Some(Arc::new(LocalStore::open_target(
+                &paths,
+                &args.data_dir,
+                identity,
+            )?))
         }
         Role::Proxy => None,
     };

@@ -72,6 +72,8 @@ pub enum NodeMsg {
     Restart(Child),
     /// Final step of a lifecycle operation, sent by the primary.
     Action(NodeAction),
+    /// The target's mountpaths changed: start the actors of new or re-enabled ones.
+    MountpathsChanged,
     /// Stop the node (SIGTERM, tests).
     Stop,
 }
@@ -113,11 +115,33 @@ impl Actor for NodeActor {
         }
         let mut rest = vec![Child::Stats, Child::Keepalive];
         if let Some(store) = &kit.store {
-            rest.extend((0..store.mountpaths.len()).map(Child::Mountpath));
+            rest.extend(
+                store
+                    .mps
+                    .all()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.state() != crate::store::MpState::Detached)
+                    .map(|(i, _)| Child::Mountpath(i)),
+            );
             rest.push(Child::Rebalance);
         }
         for c in rest {
             start_or_retry(&myself, &mut state, c).await;
+        }
+        if let Some(store) = &kit.store {
+            let mut rx = store.mps.subscribe();
+            let (me, stop) = (myself.clone(), kit.shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = rx.changed() => if r.is_err() || me.cast(NodeMsg::MountpathsChanged).is_err() {
+                            return;
+                        },
+                    }
+                }
+            });
         }
         // Follow the metadata: a forwarding task wakes this actor on every change.
         let mut rx = kit.meta.subscribe();
@@ -175,6 +199,7 @@ impl Actor for NodeActor {
                     }
                 }
             }
+            NodeMsg::MountpathsChanged => follow_mountpaths(&myself, state).await,
             NodeMsg::Stop => stop_node(&myself, state).await,
         }
         Ok(())
@@ -199,6 +224,13 @@ impl Actor for NodeActor {
                     .get(&c)
                     .is_none_or(|x| x.get_id() != cell.get_id())
                 {
+                    return Ok(());
+                }
+                // The actor of a detached mountpath ends with it.
+                if matches!(c, Child::Mountpath(_))
+                    && reason.as_deref() == Some(super::mountpath::DETACHED)
+                {
+                    state.children.remove(&c);
                     return Ok(());
                 }
                 (cell, format!("stopped: {}", reason.unwrap_or_default()))
@@ -262,10 +294,14 @@ fn give_up(myself: &ActorRef<NodeMsg>, state: &mut NodeState, c: Child, failures
     state.given_up.push(c);
     match c {
         Child::Mountpath(i) => {
-            if let Some(mp) = state.kit.store.as_ref().and_then(|s| s.mountpaths.get(i)) {
-                mp.enabled
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(mountpath = %mp.path.display(), failures, "mountpath keeps failing: disabled");
+            if let Some(store) = state.kit.store.as_ref()
+                && let Some(mp) = store.mps.get(i)
+            {
+                tracing::error!(mountpath = %mp.path.display(), failures, "mountpath actor keeps failing: mountpath failed");
+                let why = format!("its actor failed {failures} times within {FAILURE_WINDOW:?}");
+                let _ = store
+                    .mps
+                    .set_state(i, crate::store::MpState::Failed, Some(why), false);
             }
         }
         _ => {
@@ -335,9 +371,22 @@ async fn spawn_child(
                 .get_cell()
         }
         Child::Stats => {
-            let mountpaths = match &kit.store {
-                Some(s) => s.mountpaths.iter().map(|m| m.path.clone()).collect(),
-                None => vec![kit.data_dir.clone()],
+            let mountpaths: super::stats::Dirs = match &kit.store {
+                Some(s) => {
+                    let s = s.clone();
+                    Box::new(move || {
+                        s.mps
+                            .all()
+                            .iter()
+                            .filter(|m| m.state() != crate::store::MpState::Detached)
+                            .map(|m| m.path.clone())
+                            .collect()
+                    })
+                }
+                None => {
+                    let d = kit.data_dir.clone();
+                    Box::new(move || vec![d.clone()])
+                }
             };
             let args = super::stats::StatsArgs { mountpaths };
             Actor::spawn_linked(name, super::stats::StatsActor, args, sup)
@@ -387,9 +436,13 @@ async fn spawn_child(
                 .0
                 .get_cell()
         }
-        Child::Mountpath(i) => {
-            let mp = kit.store.as_ref().expect("targets only").mountpaths[i].clone();
-            Actor::spawn_linked(name, super::mountpath::MountpathActor, (i, mp), sup)
+        Child::Mountpath(index) => {
+            let args = super::mountpath::MountpathArgs {
+                index,
+                store: kit.store.clone().expect("targets only"),
+                meta: kit.meta.clone(),
+            };
+            Actor::spawn_linked(name, super::mountpath::MountpathActor, args, sup)
                 .await?
                 .0
                 .get_cell()
@@ -418,6 +471,27 @@ async fn follow_meta(myself: &ActorRef<NodeMsg>, state: &mut NodeState) {
         state.bmd_seen = meta.bmd.version;
         let (store, known) = (store.clone(), meta.bmd.buckets.clone());
         tokio::spawn(async move { store.drop_unknown_buckets(&known).await });
+    }
+}
+
+/// Every mountpath that is in use (not detached, not failed) has a running actor: one attached
+/// or enabled again by an operator gets one (even if its old actor had been given up on).
+async fn follow_mountpaths(myself: &ActorRef<NodeMsg>, state: &mut NodeState) {
+    let Some(store) = state.kit.store.clone() else {
+        return;
+    };
+    for (i, m) in store.mps.all().iter().enumerate() {
+        use crate::store::MpState;
+        let c = Child::Mountpath(i);
+        if matches!(m.state(), MpState::Detached | MpState::Failed)
+            || state.children.contains_key(&c)
+            || state.kit.shutdown.is_cancelled()
+        {
+            continue;
+        }
+        state.given_up.retain(|g| *g != c);
+        state.failures.remove(&c);
+        start_or_retry(myself, state, c).await;
     }
 }
 
@@ -475,7 +549,7 @@ async fn decommission_wipe(kit: &Kit, rm_user_data: bool) -> crate::error::Resul
         }
     }
     if rm_user_data && let Some(s) = &kit.store {
-        for mp in &s.mountpaths {
+        for mp in s.mps.all() {
             let _ = std::fs::remove_dir_all(mp.path.join("objs"));
             let _ = std::fs::remove_dir_all(crate::store::object::tmp_dir(&mp.path));
         }

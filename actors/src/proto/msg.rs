@@ -13,7 +13,11 @@ use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest, NodeA
 use crate::types::meta::MetaUpdate;
 use crate::types::object::{ObjAttrs, ObjKey, ObjMeta, ObjPage, Stamp, Tomb};
 use crate::types::smap::{Bmd, Node, NodeId, Rmd, Role, Smap};
-use crate::types::status::{ClusterStatus, NodeStats, RebalanceStatus, Stage, TargetRebStatus};
+use crate::types::status::{
+    ClusterStatus, NodeStats, RebalanceStatus, ResilverStatus, Stage, StorageStatus,
+    TargetRebStatus,
+};
+use crate::types::storage::{MountpathReply, MpAction};
 
 /// Every frame's body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +36,7 @@ pub enum Msg {
     Data(Data),
     Reb(Reb),
     Reply(Reply),
+    Storage(Storage),
 }
 
 impl Msg {
@@ -62,6 +67,11 @@ impl Msg {
             Msg::Reb(Reb::PlanMoves(_)) => "plan-moves",
             Msg::Reb(Reb::Tomb(_)) => "reb-tomb",
             Msg::Reply(_) => "reply",
+            Msg::Storage(s) => match s {
+                Storage::Show(_) => "show-storage",
+                Storage::Mountpath(_) => "mountpath-op",
+                Storage::Resilver(_) => "resilver-status",
+            },
         }
     }
 }
@@ -382,6 +392,28 @@ pub struct RebTomb {
     pub bmd_version: u64,
 }
 
+/// Asked of one target directly (DESIGN §14): its mountpaths, changes to them, its resilver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Storage {
+    Show(GetStorage),
+    /// Admin.
+    Mountpath(MountpathOp),
+    Resilver(GetResilver),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetStorage;
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetResilver;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountpathOp {
+    pub action: MpAction,
+    pub path: String,
+    /// Say what would move, change nothing.
+    pub dry_run: bool,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replies
 // ---------------------------------------------------------------------------------------------
@@ -411,6 +443,9 @@ pub enum Reply {
     PlanMoves(Vec<PlanMove>),
     Stamp(Option<Stamp>),
     S3Keys(S3Keys),
+    Storage(Box<StorageStatus>),
+    Mountpath(Box<MountpathReply>),
+    Resilver(Option<Box<ResilverStatus>>),
 }
 
 /// Everything a node needs after joining.
@@ -580,6 +615,24 @@ rpc!(PlanMoves, Reb::PlanMoves, Vec<PlanMove>, Reply::PlanMoves);
 rpc!(RebTomb, Reb::Tomb, RebAck, Reply::RebAck);
 rpc!(StampQuery, Data::Stamp, Option<Stamp>, Reply::Stamp);
 rpc!(S3KeyOp, Control::S3Keys, S3Keys, Reply::S3Keys);
+rpc!(
+    GetStorage,
+    Storage::Show,
+    Box<StorageStatus>,
+    Reply::Storage
+);
+rpc!(
+    MountpathOp,
+    Storage::Mountpath,
+    Box<MountpathReply>,
+    Reply::Mountpath
+);
+rpc!(
+    GetResilver,
+    Storage::Resilver,
+    Option<Box<ResilverStatus>>,
+    Reply::Resilver
+);
 
 /// Message forms of the requests whose replies are streamed (no [`Rpc`] pairing).
 impl From<PutObject> for Msg {

@@ -4,14 +4,13 @@
 //! build on it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::mountpath::Mountpath;
+use super::mpset::{Identity, MountpathSet};
 use super::object::{self as store, ObjLocks, TempObject};
 use crate::error::{Error, Result};
 use crate::logic::names::Encoded;
-use crate::logic::placement::{self, MountpathKey};
+use crate::logic::placement;
 use crate::types::object::{ObjMeta, Stamp, Tomb};
 
 /// What became of an object offered to [`LocalStore::install`].
@@ -27,8 +26,8 @@ pub enum Install {
 pub const NAME_SLOTS: usize = 16;
 
 pub struct LocalStore {
-    pub mountpaths: Vec<Arc<Mountpath>>,
-    keys: Vec<MountpathKey>,
+    /// The mountpaths, their states, and where objects belong among them.
+    pub mps: MountpathSet,
     /// Hash of names too long for a file name (tests make every one collide).
     long_hash: fn(&[u8]) -> u64,
     locks: ObjLocks,
@@ -43,52 +42,94 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// Opens (creating) the mountpaths. Half-written objects of a crashed run are garbage: their
-    /// writers never acknowledged them.
+    /// Opens (creating) plain mountpaths: no record, no identity markers (tests, tools).
     pub fn open(paths: &[PathBuf]) -> Result<Self> {
         Self::open_with_hash(paths, xxhash_rust::xxh3::xxh3_64)
     }
 
     /// As [`open`](Self::open), with another hash for long names.
     pub fn open_with_hash(paths: &[PathBuf], long_hash: fn(&[u8]) -> u64) -> Result<Self> {
-        let mut mountpaths = Vec::new();
-        for p in paths {
-            std::fs::create_dir_all(p)?;
-            let p = p.canonicalize()?;
-            let _ = std::fs::remove_dir_all(store::tmp_dir(&p));
-            std::fs::create_dir_all(store::tmp_dir(&p))?;
-            mountpaths.push(Arc::new(Mountpath::new(p)));
-        }
-        let keys = mountpaths.iter().map(|m| m.key.clone()).collect();
-        Ok(LocalStore {
-            mountpaths,
-            keys,
+        Ok(Self::with(MountpathSet::plain(paths)?, long_hash))
+    }
+
+    /// A target's store: its configured and recorded mountpaths, each checked against its
+    /// identity marker (DESIGN §14).
+    pub fn open_target(paths: &[PathBuf], data_dir: &Path, identity: Identity) -> Result<Self> {
+        let mps = MountpathSet::open(paths, data_dir, identity)?;
+        Ok(Self::with(mps, xxhash_rust::xxh3::xxh3_64))
+    }
+
+    fn with(mps: MountpathSet, long_hash: fn(&[u8]) -> u64) -> Self {
+        LocalStore {
+            mps,
             long_hash,
             installs: tokio::sync::RwLock::new(()),
             locks: Default::default(),
             settling: AtomicBool::new(false),
+        }
+    }
+
+    fn digest(bucket: &str, object: &str) -> u64 {
+        placement::digest(&placement::uname(bucket, object))
+    }
+
+    /// The mountpath `bucket/object` belongs on (`None` when no mountpath is enabled).
+    pub fn proper(&self, bucket: &str, object: &str) -> Option<usize> {
+        self.mps.proper(Self::digest(bucket, object))
+    }
+
+    /// The mountpath a new copy of `bucket/object` goes to (its proper one unless that is past
+    /// its high-water mark); an error when no mountpath may take it.
+    pub fn mountpath_for(&self, bucket: &str, object: &str) -> Result<usize> {
+        self.mps.for_write(Self::digest(bucket, object))
+    }
+
+    /// Where an object found on mountpath `at` should move locally, if anywhere.
+    pub fn local_dest(&self, at: usize, bucket: &str, object: &str) -> Option<usize> {
+        self.mps.local_dest(at, Self::digest(bucket, object))
+    }
+
+    pub fn path_of(&self, mp: usize) -> PathBuf {
+        self.mps.get(mp).map(|m| m.path.clone()).unwrap_or_default()
+    }
+
+    /// Indices of the mountpaths that may be read.
+    fn readable(&self) -> Vec<usize> {
+        self.mps.readable().into_iter().map(|(i, _)| i).collect()
+    }
+
+    fn counted(&self, mp: usize, added: Option<u64>, removed: Option<u64>) {
+        if let Some(m) = self.mps.get(mp) {
+            if let Some(n) = added {
+                m.added(n);
+            }
+            if let Some(n) = removed {
+                m.removed(n);
+            }
+        }
+    }
+
+    /// Why an object that is not here may still exist: a mountpath that failed held it.
+    pub fn failed_note(&self) -> Option<String> {
+        let failed = self.mps.failed();
+        (!failed.is_empty()).then(|| {
+            failed
+                .iter()
+                .map(|(p, why)| format!("mountpath {} failed ({why})", p.display()))
+                .collect::<Vec<_>>()
+                .join("; ")
         })
-    }
-
-    /// Index of the mountpath that should hold `bucket/object`.
-    pub fn mountpath_for(&self, bucket: &str, object: &str) -> usize {
-        let d = placement::digest(&placement::uname(bucket, object));
-        placement::mountpath_index(&self.keys, d).unwrap_or(0)
-    }
-
-    pub fn path_of(&self, mp: usize) -> &Path {
-        &self.mountpaths[mp].path
     }
 
     /// The files `bucket/object` may be in on mountpath `mp` (objects, or with `tombs` its
     /// delete records): its encoded name, or — for a name too long to encode, which becomes a
     /// hash — every slot of that hash.
     fn candidates_in(&self, tombs: bool, mp: usize, bucket: &str, object: &str) -> Vec<PathBuf> {
-        let root = &self.mountpaths[mp].path;
+        let root = self.path_of(mp);
         let dir = if tombs {
-            store::tomb_dir(root, bucket)
+            store::tomb_dir(&root, bucket)
         } else {
-            store::bucket_dir(root, bucket)
+            store::bucket_dir(&root, bucket)
         };
         match crate::logic::names::encode_name_with(object, self.long_hash) {
             Encoded::Plain(n) => vec![dir.join(n)],
@@ -108,13 +149,20 @@ impl LocalStore {
     }
 
     fn locate_on(&self, mp: usize, bucket: &str, object: &str) -> Option<(PathBuf, ObjMeta)> {
+        let m = self.mps.get(mp)?;
+        if m.io_fault() {
+            m.note_io_error(&"injected I/O failure (fault fail_io)");
+            return None;
+        }
         self.candidates(mp, bucket, object)
             .into_iter()
-            .find_map(|p| {
-                store::read_meta(&p)
-                    .ok()
-                    .filter(|m| m.bucket == bucket && m.object == object)
-                    .map(|m| (p, m))
+            .find_map(|p| match store::read_meta(&p) {
+                Ok(meta) => (meta.bucket == bucket && meta.object == object).then_some((p, meta)),
+                Err(Error::Io(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+                    m.note_io_error(&e);
+                    None
+                }
+                Err(_) => None,
             })
     }
 
@@ -136,9 +184,10 @@ impl LocalStore {
 
     /// Finds a local copy: the proper mountpath first, then the others (not yet resilvered).
     pub fn find(&self, bucket: &str, object: &str) -> Option<(usize, PathBuf, ObjMeta)> {
-        let first = self.mountpath_for(bucket, object);
-        let order =
-            std::iter::once(first).chain((0..self.mountpaths.len()).filter(|&i| i != first));
+        let first = self.proper(bucket, object);
+        let order = first
+            .into_iter()
+            .chain(self.readable().into_iter().filter(|&i| Some(i) != first));
         for i in order {
             if let Some((p, m)) = self.locate_on(i, bucket, object) {
                 return Some((i, p, m));
@@ -150,7 +199,7 @@ impl LocalStore {
     /// The delete records of `bucket/object` here (normally one, on its proper mountpath).
     fn tombs_of(&self, bucket: &str, object: &str) -> Vec<(usize, PathBuf, Tomb)> {
         let mut out = Vec::new();
-        for mp in 0..self.mountpaths.len() {
+        for mp in self.readable() {
             for p in self.candidates_in(true, mp, bucket, object) {
                 if let Ok(t) = store::read_tomb(&p)
                     && t.bucket == bucket
@@ -195,7 +244,11 @@ impl LocalStore {
     /// Writes `tomb` durably on its proper mountpath and removes older records of the name.
     /// Caller holds the object's lock.
     fn write_tomb(&self, tomb: &Tomb) -> Result<()> {
-        let mp = self.mountpath_for(&tomb.bucket, &tomb.object);
+        // Records are tiny: one goes to its proper mountpath even past the high-water mark.
+        let mp = match self.proper(&tomb.bucket, &tomb.object) {
+            Some(mp) => mp,
+            None => self.mountpath_for(&tomb.bucket, &tomb.object)?,
+        };
         let olds = self.tombs_of(&tomb.bucket, &tomb.object);
         let dest = match olds.iter().find(|(m, _, _)| *m == mp) {
             Some((_, p, _)) => p.clone(),
@@ -240,7 +293,7 @@ impl LocalStore {
             return Ok(Install::Superseded);
         }
         let mut olds = Vec::new();
-        for i in 0..self.mountpaths.len() {
+        for i in self.readable() {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object) {
                 if m.version >= meta.version {
                     return Ok(Install::Superseded);
@@ -250,12 +303,12 @@ impl LocalStore {
         }
         let dest = self.dest_on(dest_mp, &meta.bucket, &meta.object)?;
         tmp.commit(&dest)?;
-        self.mountpaths[dest_mp].added(meta.size);
+        self.counted(dest_mp, Some(meta.size), None);
         for (i, p, size) in olds {
             if p != dest {
                 let _ = std::fs::remove_file(&p);
             }
-            self.mountpaths[i].removed(size);
+            self.counted(i, None, Some(size));
         }
         if tomb.is_some() {
             self.clear_tombs(&meta.bucket, &meta.object);
@@ -266,12 +319,12 @@ impl LocalStore {
     /// Removes the local copy of `meta` if it is still that version (after a peer acked it).
     pub async fn remove_if_version(&self, meta: &ObjMeta) -> Result<bool> {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
-        for i in 0..self.mountpaths.len() {
+        for i in self.readable() {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object)
                 && m.version == meta.version
             {
                 std::fs::remove_file(&p)?;
-                self.mountpaths[i].removed(m.size);
+                self.counted(i, None, Some(m.size));
                 return Ok(true);
             }
         }
@@ -289,36 +342,22 @@ impl LocalStore {
             return Ok(());
         }
         let dest = self.dest_on(to_mp, &meta.bucket, &meta.object)?;
-        let dir = dest
-            .parent()
-            .ok_or_else(|| Error::BadRequest("object path without a parent".into()))?;
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            if let Some(up) = dir.parent() {
-                super::files::sync_dir(up)?;
-            }
-        }
-        if std::fs::rename(from, &dest).is_err() {
-            // Different filesystems: copy to a temp file on the destination, make it and its
-            // rename durable, and only then remove the source.
-            let tmp = store::tmp_dir(&self.mountpaths[to_mp].path)
-                .join(format!("mv.{}", store::next_version()));
-            std::fs::copy(from, &tmp)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &dest)?;
-            super::files::sync_dir(dir)?;
-            std::fs::remove_file(from)?;
-        } else {
-            super::files::sync_dir(dir)?;
-        }
+        let tmp =
+            store::tmp_dir(&self.path_of(to_mp)).join(format!("mv.{}", store::next_version()));
+        let from_owned = from.to_path_buf();
+        // File I/O off the async workers (the object's lock is held meanwhile).
+        tokio::task::spawn_blocking(move || move_file(&from_owned, &dest, &tmp))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         if let Some(i) = self
-            .mountpaths
+            .mps
+            .all()
             .iter()
             .position(|m| from.starts_with(&m.path))
         {
-            self.mountpaths[i].removed(meta.size);
+            self.counted(i, None, Some(meta.size));
         }
-        self.mountpaths[to_mp].added(meta.size);
+        self.counted(to_mp, Some(meta.size), None);
         Ok(())
     }
 
@@ -345,7 +384,7 @@ impl LocalStore {
     /// Removes local copies stamped up to `version`, durably. Caller holds the object's lock.
     fn remove_copies_upto(&self, bucket: &str, object: &str, version: u64) -> Result<bool> {
         let mut found = false;
-        for i in 0..self.mountpaths.len() {
+        for i in self.readable() {
             if let Some((p, m)) = self.locate_on(i, bucket, object)
                 && m.version <= version
             {
@@ -353,7 +392,7 @@ impl LocalStore {
                 if let Some(dir) = p.parent() {
                     super::files::sync_dir(dir)?;
                 }
-                self.mountpaths[i].removed(m.size);
+                self.counted(i, None, Some(m.size));
                 found = true;
             }
         }
@@ -394,6 +433,30 @@ impl LocalStore {
     }
 }
 
+/// Moves an object file durably: a rename on one filesystem; across filesystems a copy to a
+/// temp file on the destination, made durable with its rename, and only then the source removed.
+fn move_file(from: &Path, dest: &Path, tmp: &Path) -> Result<()> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| Error::BadRequest("object path without a parent".into()))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        if let Some(up) = dir.parent() {
+            super::files::sync_dir(up)?;
+        }
+    }
+    if std::fs::rename(from, dest).is_err() {
+        std::fs::copy(from, tmp)?;
+        std::fs::File::open(tmp)?.sync_all()?;
+        std::fs::rename(tmp, dest)?;
+        super::files::sync_dir(dir)?;
+        std::fs::remove_file(from)?;
+    } else {
+        super::files::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,8 +473,8 @@ mod tests {
     }
 
     async fn write(ls: &LocalStore, name: &str, version: u64) -> Install {
-        let mp = ls.mountpath_for("b", name);
-        let mut w = ObjectWriter::create(ls.path_of(mp)).await.unwrap();
+        let mp = ls.mountpath_for("b", name).unwrap();
+        let mut w = ObjectWriter::create(&ls.path_of(mp)).await.unwrap();
         let data = name.as_bytes();
         w.observe(data);
         w.file().write_all(data).await.unwrap();

@@ -4,9 +4,11 @@
 pub mod files;
 pub mod local;
 pub mod mountpath;
+pub mod mpset;
 pub mod object;
 pub mod walk;
 
 pub use files::{load, persist, write_atomic};
 pub use local::{Install, LocalStore};
-pub use mountpath::Mountpath;
+pub use mountpath::{Mountpath, MpState};
+pub use mpset::{Identity, MountpathSet};

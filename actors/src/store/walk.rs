@@ -23,9 +23,10 @@ impl LocalStore {
         limit: usize,
     ) -> Result<ObjPage> {
         let dirs: Vec<PathBuf> = self
-            .mountpaths
+            .mps
+            .readable()
             .iter()
-            .map(|m| store::bucket_dir(&m.path, bucket))
+            .map(|(_, m)| store::bucket_dir(&m.path, bucket))
             .collect();
         let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
         let after = start_after.map(str::to_string);
@@ -80,7 +81,12 @@ impl LocalStore {
     /// Dry run: objects and bytes this target (`me`) would send to each destination under
     /// `smap`.
     pub async fn plan_moves(&self, me: &NodeId, smap: &Smap) -> Result<Vec<PlanMove>> {
-        let paths: Vec<PathBuf> = self.mountpaths.iter().map(|m| m.path.clone()).collect();
+        let paths: Vec<PathBuf> = self
+            .mps
+            .readable()
+            .iter()
+            .map(|(_, m)| m.path.clone())
+            .collect();
         let smap = smap.clone();
         let me = me.clone();
         tokio::task::spawn_blocking(move || {
@@ -113,7 +119,7 @@ impl LocalStore {
 
     /// Removes a destroyed bucket's objects from every mountpath.
     pub async fn remove_bucket(&self, bucket: &str) {
-        for mp in &self.mountpaths {
+        for (_, mp) in self.mps.readable() {
             let _ = tokio::fs::remove_dir_all(store::bucket_dir(&mp.path, bucket)).await;
             let _ = tokio::fs::remove_dir_all(store::tomb_dir(&mp.path, bucket)).await;
         }
@@ -125,9 +131,10 @@ impl LocalStore {
     pub async fn drop_unknown_buckets(&self, known: &BTreeSet<String>) {
         let mut stale = BTreeSet::new();
         for dir in self
-            .mountpaths
+            .mps
+            .readable()
             .iter()
-            .flat_map(|mp| [mp.path.join("objs"), mp.path.join("tombs")])
+            .flat_map(|(_, mp)| [mp.path.join("objs"), mp.path.join("tombs")])
         {
             if let Ok(rd) = std::fs::read_dir(dir) {
                 for e in rd.flatten() {
@@ -146,16 +153,16 @@ impl LocalStore {
 
     /// Recounts every mountpath from disk.
     pub async fn recount(&self) {
-        for mp in &self.mountpaths {
-            let m = mp.clone();
+        for (_, m) in self.mps.readable() {
             let _ = tokio::task::spawn_blocking(move || m.recount()).await;
         }
     }
 
     /// Objects and bytes over all mountpaths.
     pub fn totals(&self) -> (u64, u64) {
-        self.mountpaths
+        self.mps
+            .readable()
             .iter()
-            .fold((0, 0), |(o, b), m| (o + m.objects(), b + m.bytes()))
+            .fold((0, 0), |(o, b), (_, m)| (o + m.objects(), b + m.bytes()))
     }
 }

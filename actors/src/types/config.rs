@@ -94,6 +94,27 @@ impl LimitsConfig {
     }
 }
 
+/// How targets treat their mountpaths.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// A mountpath whose filesystem is used past this share (as `df` counts it) takes no new
+    /// objects and keeps what it holds, percent. AIStore's "out of space" mark.
+    pub high_water_pct: u8,
+    /// How often each mountpath is probed (a small write, sync and remove), ms. An I/O error
+    /// in the data path probes at once.
+    pub probe_interval_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            high_water_pct: 95,
+            probe_interval_ms: 10_000,
+        }
+    }
+}
+
 /// `proxy` section, as `nodectl config cluster proxy --json` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -139,6 +160,7 @@ pub struct ClusterConfig {
     pub proxy: ProxyConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub storage: StorageConfig,
     /// Largest frame accepted on the wire, bytes.
     pub max_frame: usize,
 }
@@ -173,7 +195,7 @@ impl ClusterConfig {
             Some(s) => {
                 let v = all.get(s).cloned().ok_or_else(|| {
                     Error::BadRequest(format!(
-                        "unknown config section {s:?} (sections: keepalive, rebalance, proxy, auth, limits)"
+                        "unknown config section {s:?} (sections: keepalive, rebalance, proxy, auth, limits, storage)"
                     ))
                 })?;
                 Ok(serde_json::json!({ s: v }))

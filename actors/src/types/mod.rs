@@ -8,6 +8,7 @@ pub mod meta;
 pub mod object;
 pub mod smap;
 pub mod status;
+pub mod storage;
 
 /// Unix milliseconds now.
 pub fn unix_ms() -> u64 {

@@ -176,6 +176,42 @@ impl RebalanceStatus {
     }
 }
 
+/// A mountpath's state (DESIGN §14), as `show storage` shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MpState {
+    /// In placement: takes new objects, holds its share.
+    #[default]
+    Enabled,
+    /// Out of placement; its objects move off while it is still readable (an operator's
+    /// decision, or a missing or foreign marker at start).
+    Disabled,
+    /// Leaving: its objects move off, then it is forgotten.
+    Detaching,
+    /// Forgotten (kept only so that indices stay stable).
+    Detached,
+    /// Its I/O keeps failing: out of placement and not read.
+    Failed,
+}
+
+impl MpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MpState::Enabled => "enabled",
+            MpState::Disabled => "disabled",
+            MpState::Detaching => "detaching",
+            MpState::Detached => "detached",
+            MpState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for MpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One mountpath of a target, as reported.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MountpathStats {
@@ -187,7 +223,86 @@ pub struct MountpathStats {
     pub objects: u64,
     /// Bytes of object data stored on it.
     pub object_bytes: u64,
+    /// In placement (state `enabled`).
     pub enabled: bool,
+    #[serde(default)]
+    pub state: MpState,
+    /// Why it is not enabled, or why it takes no new objects.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Past the high-water mark: holds what it has, takes nothing new.
+    #[serde(default)]
+    pub full: bool,
+    /// The filesystem under it: type and device (`ext4 /dev/sdb1`).
+    #[serde(default)]
+    pub fs: String,
+}
+
+impl MountpathStats {
+    /// As `df` shows it (blocks reserved for root count neither way).
+    pub fn used_pct(&self) -> f64 {
+        let all = self.used.saturating_add(self.avail);
+        if all == 0 {
+            0.0
+        } else {
+            100.0 * self.used as f64 / all as f64
+        }
+    }
+}
+
+/// One target's mountpaths, as `nodectl show storage` prints them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageStatus {
+    pub target: String,
+    pub mountpaths: Vec<MountpathStats>,
+    /// The target's resilver, if one ran since it started.
+    pub resilver: Option<ResilverStatus>,
+}
+
+/// A resilver — the local rebalance between one target's mountpaths (DESIGN §14) — with the
+/// progress model of a rebalance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResilverStatus {
+    pub target: String,
+    /// `r<N>`.
+    pub id: String,
+    pub state: RebState,
+    pub stage: Stage,
+    /// What started it (`attach /data/mp3`, `disable /data/mp1`, `restart`…).
+    pub reason: String,
+    pub objs_total: u64,
+    pub bytes_total: u64,
+    /// True once the counting walk finished, so the totals are final.
+    pub counted: bool,
+    pub objs_moved: u64,
+    pub bytes_moved: u64,
+    pub rate_bytes_per_sec: f64,
+    pub eta_secs: Option<u64>,
+    pub errors: u64,
+    pub blocked_by: Option<String>,
+    /// Unix seconds.
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+}
+
+impl ResilverStatus {
+    pub fn is_running(&self) -> bool {
+        self.state == RebState::Running
+    }
+
+    /// Fraction done in 0..=1.
+    pub fn fraction(&self) -> f64 {
+        let f = if self.bytes_total > 0 {
+            self.bytes_moved as f64 / self.bytes_total as f64
+        } else if self.objs_total > 0 {
+            self.objs_moved as f64 / self.objs_total as f64
+        } else if self.is_running() {
+            0.0
+        } else {
+            1.0
+        };
+        f.clamp(0.0, 1.0)
+    }
 }
 
 /// What one node reports about itself.

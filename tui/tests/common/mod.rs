@@ -58,6 +58,8 @@ pub fn target(i: usize) -> NodeStatus {
                 objects: 600,
                 object_bytes: 300 << 30,
                 enabled: true,
+                fs: "ext4 /dev/sdb1".into(),
+                ..Default::default()
             },
             MountpathStats {
                 path: format!("/data/{}/mp2", tid(i)),
@@ -67,6 +69,8 @@ pub fn target(i: usize) -> NodeStatus {
                 objects: 400 + i as u64,
                 object_bytes: 200 << 30,
                 enabled: true,
+                fs: "ext4 /dev/sdc1".into(),
+                ..Default::default()
             },
         ],
         restarts: 0,

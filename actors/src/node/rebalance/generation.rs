@@ -75,16 +75,22 @@ impl Actor for GenerationActor {
         crate::store::write_atomic(&args.data_dir.join(MARKER), g.to_string().as_bytes())?;
         tracing::info!(generation = %format!("g{g}"), "rebalance started");
         args.counters.set_stage(Stage::Traverse);
-        let n = args.store.mountpaths.len();
+        // One jogger per readable mountpath (a failed or detached one holds nothing to read).
+        let walk: Vec<usize> = args.store.mps.readable().iter().map(|(i, _)| *i).collect();
+        let n = args.store.mps.len();
         let args = Arc::new(args);
         let mut state = GenState {
             args: args.clone(),
-            left: (0..n).collect(),
+            left: walk.clone(),
             joggers: vec![None; n],
             jogger_failures: 0,
             _cancel: args.cancel.clone().drop_guard(),
         };
-        for i in 0..n {
+        if walk.is_empty() {
+            args.counters.set_stage(Stage::PostTraverse);
+            wait_for_peers(args.clone(), myself.clone());
+        }
+        for i in walk {
             spawn_jogger(&myself, &mut state, i).await?;
         }
         spawn_reporter(args);

@@ -108,7 +108,7 @@ impl Actor for JoggerActor {
 
 /// Streams `(path, meta)` of every object on a mountpath from a blocking thread through a
 /// bounded channel: memory stays flat whatever the object count.
-fn stream_objects(
+pub(super) fn stream_objects(
     root: PathBuf,
     cancel: CancellationToken,
 ) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
@@ -159,19 +159,15 @@ impl Walk {
         match placement::owner(smap, &m.bucket, &m.object) {
             None => Dest::Stay, // no active target at all: nowhere to go
             Some(o) if o.id != self.me => Dest::Remote(o.clone()),
-            Some(_) => {
-                let want = self.store.mountpath_for(&m.bucket, &m.object);
-                if want == self.mp {
-                    Dest::Stay
-                } else {
-                    Dest::Local(want)
-                }
-            }
+            Some(_) => match self.store.local_dest(self.mp, &m.bucket, &m.object) {
+                Some(to) => Dest::Local(to),
+                None => Dest::Stay,
+            },
         }
     }
 
     async fn walk(&self) -> Result<()> {
-        let root = self.store.path_of(self.mp).to_path_buf();
+        let root = self.store.path_of(self.mp);
         let c = &self.c;
 
         // Pass 1: count, so progress has totals (and ETA) before the first byte moves.

@@ -11,10 +11,15 @@
 //! counters and marker, and releases them however it ends, so an aborted generation never
 //! breaks the next one (AIStore issue #288). After a restart of this actor, a generation whose
 //! marker is still on disk runs again (the walk is idempotent).
+//!
+//! The same actor runs the target's resilver (`r<N>`, see [`resilver`]), so that the rule
+//! between the two lives in one place: a global generation preempts a resilver, which walks
+//! again once the generation ends; a resilver asked for meanwhile waits.
 
 mod counters;
 pub mod generation;
 pub mod jogger;
+pub mod resilver;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,11 +36,16 @@ use super::meta::MetaHandle;
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
 use crate::types::smap::NodeId;
-use crate::types::status::TargetRebStatus;
+use crate::types::status::{ResilverStatus, Stage, TargetRebStatus};
+use resilver::Resilver;
 
 /// Marker file in the data dir while a generation runs (its number inside): present at boot =
 /// interrupted.
 pub const MARKER: &str = "rebalance.marker";
+/// Present while a resilver has not finished cleanly: at start, one runs again.
+pub const RESILVER_MARKER: &str = "resilver.marker";
+/// The number of the last resilver (`r<N>`), so IDs keep growing across restarts.
+const RESILVER_ID: &str = "resilver.id";
 
 pub struct RebalanceActor;
 
@@ -66,6 +76,15 @@ pub enum RebMsg {
     Status(RpcReplyPort<Option<TargetRebStatus>>),
     /// Test builds: a chance for an injected fault.
     FaultCheck,
+    /// Run a resilver (the mountpaths changed); answers its ID.
+    Resilver {
+        reason: String,
+        reply: RpcReplyPort<String>,
+    },
+    /// The latest resilver, if any ran since the node started.
+    ResilverStatus(RpcReplyPort<Option<ResilverStatus>>),
+    /// A resilver's walk ended: `completed` unless it was cancelled.
+    ResilverEnded { id: u64, completed: bool },
 }
 
 struct Running {
@@ -80,6 +99,8 @@ struct Running {
 pub struct RebState {
     args: Arc<RebArgs>,
     current: Option<Running>,
+    resilver: Option<Resilver>,
+    last_resilver: u64,
     /// Cancels the metadata follower when this actor ends.
     _follow: DropGuard,
 }
@@ -122,9 +143,15 @@ impl Actor for RebalanceActor {
             myself.send_interval(Duration::from_millis(200), || RebMsg::FaultCheck);
         }
         let args = Arc::new(args);
+        let last_resilver = std::fs::read_to_string(args.data_dir.join(RESILVER_ID))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
         let mut state = RebState {
             args: args.clone(),
             current: None,
+            resilver: None,
+            last_resilver,
             _follow: stop.drop_guard(),
         };
         // What to run now: a generation learned since the process started, or — after a
@@ -134,6 +161,16 @@ impl Actor for RebalanceActor {
         let marker = marker_generation(&args.data_dir);
         if rmd.version > args.rmd_at_start || (restarted && marker == Some(rmd.version)) {
             follow(&myself, &mut state).await;
+        }
+        // A resilver that did not finish, or a detach that did not, goes on.
+        let detaching = args
+            .store
+            .mps
+            .all()
+            .iter()
+            .any(|m| m.state() == crate::store::MpState::Detaching);
+        if args.data_dir.join(RESILVER_MARKER).exists() || detaching {
+            request_resilver(&myself, &mut state, "interrupted: running again".into());
         }
         Ok(state)
     }
@@ -173,12 +210,24 @@ impl Actor for RebalanceActor {
                 {
                     r.actor = None;
                 }
+                resume_resilver(&myself, state);
             }
             RebMsg::Stop => {
                 if let Some(r) = state.current.as_mut() {
                     abort(r).await;
                 }
+                // The node leaves the cluster; its disks are still its own business.
+                resume_resilver(&myself, state);
             }
+            RebMsg::Resilver { reason, reply } => {
+                let id = request_resilver(&myself, state, reason);
+                let _ = reply.send(id);
+            }
+            RebMsg::ResilverStatus(reply) => {
+                let me = state.args.me.as_str();
+                let _ = reply.send(state.resilver.as_ref().map(|r| r.status(me)));
+            }
+            RebMsg::ResilverEnded { id, completed } => resilver_ended(state, id, completed),
             RebMsg::Status(reply) => {
                 let s = state
                     .current
@@ -223,9 +272,12 @@ impl Actor for RebalanceActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        // Whatever the outcome, nothing of a generation keeps running.
+        // Whatever the outcome, nothing of a generation or a resilver keeps running.
         if let Some(r) = state.current.as_mut() {
             abort(r).await;
+        }
+        if let Some(r) = &state.resilver {
+            r.cancel.cancel();
         }
         Ok(())
     }
@@ -258,12 +310,131 @@ async fn follow(myself: &ActorRef<RebMsg>, state: &mut RebState) {
         tracing::info!(old = old.generation, new = want, "preempting rebalance");
         abort(&mut old).await;
     }
+    // The generation's walk moves objects between mountpaths too: a resilver waits for it.
+    if let Some(r) = state.resilver.as_mut().filter(|r| r.running()) {
+        if r.waiting_for.is_none() {
+            tracing::info!(resilver = %format!("r{}", r.id), generation = want, "global rebalance preempts the resilver; it walks again afterwards");
+            r.cancel.cancel();
+            r.counters.set_stage(Stage::Init);
+        }
+        r.waiting_for = Some(want);
+    }
     start(myself, state, want).await;
+}
+
+/// The running global generation, if one is walking or finishing here.
+fn generation_running(state: &RebState) -> Option<u64> {
+    state
+        .current
+        .as_ref()
+        .filter(|r| r.actor.is_some())
+        .map(|r| r.generation)
+}
+
+/// Starts a resilver (or queues it behind a running generation); a running one is replaced:
+/// its walk saw the mountpaths as they were.
+fn request_resilver(myself: &ActorRef<RebMsg>, state: &mut RebState, reason: String) -> String {
+    if let Some(old) = state.resilver.as_mut().filter(|r| r.running()) {
+        old.cancel.cancel();
+        old.counters
+            .set_blocked(Some(format!("superseded by r{}", state.last_resilver + 1)));
+        old.counters.set_stage(Stage::Aborted);
+    }
+    state.last_resilver += 1;
+    let id = state.last_resilver;
+    let dir = &state.args.data_dir;
+    for (file, what) in [
+        (RESILVER_ID, id.to_string()),
+        (RESILVER_MARKER, reason.clone()),
+    ] {
+        if let Err(e) = crate::store::write_atomic(&dir.join(file), what.as_bytes()) {
+            tracing::error!(error = %e, file, "cannot record the resilver");
+        }
+    }
+    let n = state.args.store.mps.readable().len();
+    let mut r = Resilver::new(id, reason, n);
+    tracing::info!(resilver = %format!("r{id}"), reason = %r.reason, "resilver requested");
+    match generation_running(state) {
+        Some(g) => r.waiting_for = Some(g),
+        None => launch(myself, &mut r, &state.args),
+    }
+    state.resilver = Some(r);
+    format!("r{id}")
+}
+
+/// Starts (or starts again) a resilver's walk with fresh counters.
+fn launch(myself: &ActorRef<RebMsg>, r: &mut Resilver, args: &RebArgs) {
+    r.waiting_for = None;
+    r.cancel = args.shutdown.child_token();
+    r.counters = Arc::new(Counters::new(r.id, args.store.mps.readable().len()));
+    let (store, c, cancel, me, id) = (
+        args.store.clone(),
+        r.counters.clone(),
+        r.cancel.clone(),
+        myself.clone(),
+        r.id,
+    );
+    tokio::spawn(async move {
+        let completed = resilver::run(store, c, cancel).await.is_ok();
+        let _ = me.cast(RebMsg::ResilverEnded { id, completed });
+    });
+}
+
+/// A waiting resilver walks once no generation runs.
+fn resume_resilver(myself: &ActorRef<RebMsg>, state: &mut RebState) {
+    if generation_running(state).is_some() {
+        return;
+    }
+    let args = state.args.clone();
+    if let Some(r) = state
+        .resilver
+        .as_mut()
+        .filter(|r| r.running() && r.waiting_for.is_some())
+    {
+        tracing::info!(resilver = %format!("r{}", r.id), "resilver walks again after the global rebalance");
+        launch(myself, r, &args);
+    }
+}
+
+/// The end of a resilver's walk: detaching mountpaths that hold nothing any more are
+/// forgotten, and a clean run clears the marker.
+fn resilver_ended(state: &mut RebState, id: u64, completed: bool) {
+    let Some(r) = state.resilver.as_mut().filter(|r| r.id == id) else {
+        return;
+    };
+    if !completed || r.waiting_for.is_some() {
+        return; // cancelled: preempted (walks again later) or replaced
+    }
+    let c = &r.counters;
+    let store = &state.args.store;
+    if c.errors() == 0 {
+        match store.mps.finish_detach() {
+            Ok(gone) => {
+                for p in gone {
+                    tracing::info!(mountpath = %p.display(), "mountpath detached");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a detach");
+                Counters::add(&c.errors, 1);
+            }
+        }
+    }
+    if c.errors() == 0 {
+        let _ = std::fs::remove_file(state.args.data_dir.join(RESILVER_MARKER));
+    }
+    c.set_stage(Stage::Done);
+    tracing::info!(
+        resilver = %format!("r{id}"),
+        moved = c.local_objs.load(std::sync::atomic::Ordering::Relaxed),
+        errors = c.errors(),
+        "resilver done"
+    );
 }
 
 async fn start(myself: &ActorRef<RebMsg>, state: &mut RebState, generation: u64) {
     let a = &state.args;
-    let counters = Arc::new(Counters::new(generation, a.store.mountpaths.len()));
+    let counters = Arc::new(Counters::new(generation, a.store.mps.readable().len()));
     let cancel = a.shutdown.child_token();
     let args = GenArgs {
         me: a.me.clone(),

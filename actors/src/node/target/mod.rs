@@ -112,7 +112,9 @@ impl DataPath<'_> {
                 if let Some(r) = self.redirect_if_not_owner(&key) {
                     return Ok(Some(r));
                 }
-                let i = self.store.mountpath_for(&key.bucket, &key.object);
+                let i = self.store.proper(&key.bucket, &key.object).ok_or_else(|| {
+                    Error::NoSpace(format!("t[{}] has no enabled mountpath", self.me))
+                })?;
                 let at = Located {
                     target: self.me.0.clone(),
                     mountpath: self.store.path_of(i).display().to_string(),
@@ -181,7 +183,14 @@ impl DataPath<'_> {
         size: u64,
     ) -> Result<ObjectWriter> {
         let path = self.store.path_of(mp);
-        if let Some(c) = super::stats::capacity(path)
+        if let Some(m) = self.store.mps.get(mp)
+            && m.io_fault()
+        {
+            let e = std::io::Error::other("injected I/O failure (fault fail_io)");
+            m.note_io_error(&e);
+            return Err(e.into());
+        }
+        if let Some(c) = super::stats::capacity(&path)
             && c.avail < size.saturating_add(1 << 20)
         {
             return Err(Error::NoSpace(format!(
@@ -190,7 +199,19 @@ impl DataPath<'_> {
                 c.avail
             )));
         }
-        let mut w = ObjectWriter::create(path).await?;
+        let mut w = match ObjectWriter::create(&path).await {
+            Ok(w) => w,
+            Err(Error::Io(e)) => {
+                // A full disk is not a failing one.
+                if e.raw_os_error() != Some(28)
+                    && let Some(m) = self.store.mps.get(mp)
+                {
+                    m.note_io_error(&e);
+                }
+                return Err(store::no_space(Error::Io(e)));
+            }
+            Err(e) => return Err(e),
+        };
         // Go ahead: the body is sent only now, so a refusal costs no transfer.
         if let Err(e) = conn.send(corr, Msg::Reply(Reply::Ok)).await {
             w.abort().await;
@@ -217,7 +238,7 @@ impl DataPath<'_> {
         size: u64,
         attrs: ObjAttrs,
     ) -> Result<Msg> {
-        let mp = self.store.mountpath_for(&key.bucket, &key.object);
+        let mp = self.store.mountpath_for(&key.bucket, &key.object)?;
         let w = self.receive_body(conn, corr, mp, size).await?;
         // Ownership is checked again at install time, under the install barrier: a map that
         // changed while the body travelled sends the client to the new owner, and nothing is
@@ -284,10 +305,21 @@ impl DataPath<'_> {
                 },
                 Newest::Deleted => return Err(not_found(key)),
                 Newest::Nowhere if round == 0 => {}
-                Newest::Nowhere => return Err(not_found(key)),
+                Newest::Nowhere => return Err(self.missing(key)),
             }
         }
-        Err(not_found(key))
+        Err(self.missing(key))
+    }
+
+    /// An object found nowhere: not found — unless a mountpath of this target failed, which may
+    /// have held it; then say so rather than claim it never existed.
+    fn missing(&self, key: &ObjKey) -> Error {
+        match self.store.failed_note() {
+            Some(note) => Error::Unavailable(format!(
+                "{key} cannot be read: not on this target's working mountpaths, and {note}"
+            )),
+            None => not_found(key),
+        }
     }
 
     /// Streams the local copy if there is one; `Ok(false)` when there is none.
@@ -354,10 +386,10 @@ impl DataPath<'_> {
                 }
                 Newest::Deleted => return Err(not_found(key)),
                 Newest::Nowhere if round == 0 => {}
-                Newest::Nowhere => return Err(not_found(key)),
+                Newest::Nowhere => return Err(self.missing(key)),
             }
         }
-        Err(not_found(key))
+        Err(self.missing(key))
     }
 
     /// A delete. The owner records it durably (and stamps it above any copy it knows, so a
