@@ -61,7 +61,7 @@ fn counter(event: &'static str) -> &'static std::sync::atomic::AtomicU64 {
 
 /// Is switch `name` on? Switches are files in the directory named by `SHOAL_FAULT_DIR`: a test
 /// turns a fault on and off at run time by creating and removing `<dir>/<name>` (for example
-/// `disk_full`).
+/// `disk_full`; for mountpaths `fail_io_<dir name>`, `full_<dir name>` and `slow_resilver`).
 #[cfg(feature = "fault-injection")]
 pub fn switch(name: &str) -> bool {
     use std::sync::OnceLock;

@@ -281,14 +281,14 @@ pub async fn mountpath(env: &Env, m: MountpathCmd) -> CmdResult {
         MpAction::Enable => "it takes its share of objects again",
         MpAction::Disable => "it takes no new objects and its objects move off",
     };
+    // The path comes from the target: printed safely.
+    let path = format::safe(&plan.path);
     confirm(
         a.yes,
-        &format::safe(&format!(
-            "About to {action} mountpath {} of t[{id}]: {what} ({moves}).\nCan be undone: 'nodectl storage mountpath {} {id} {}'.",
-            plan.path,
+        &format!(
+            "About to {action} mountpath {path} of t[{id}]: {what} ({moves}).\nCan be undone: 'nodectl storage mountpath {} {id} {path}'.",
             action.undo(),
-            plan.path
-        )),
+        ),
     )?;
     let r = env.client.rpc_at(&addr, op(false)).await?;
     let doc = serde_json::to_value(&*r).expect("json");

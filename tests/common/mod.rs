@@ -296,14 +296,42 @@ impl TestCluster {
         }
     }
 
-    /// Every object file on every target's mountpaths: name → [(target name, mountpath index)].
+    /// A target's mountpaths — the configured ones, then any attached later — each with whether
+    /// placement uses it, as the target recorded it.
+    pub fn mountpaths_of(&self, name: &str) -> Vec<(PathBuf, bool)> {
+        let p = &self.lc.procs[name];
+        let rec = shoal_actors::store::mpset::recorded(&p.data_dir).unwrap_or_default();
+        let enabled = |path: &PathBuf| {
+            rec.iter()
+                .find(|r| &r.path == path)
+                .is_none_or(|r| r.state == shoal_actors::store::MpState::Enabled)
+        };
+        let mut out: Vec<(PathBuf, bool)> = p
+            .mountpaths
+            .iter()
+            .map(|m| {
+                let c = m.canonicalize().unwrap_or(m.clone());
+                let e = enabled(&c);
+                (c, e)
+            })
+            .collect();
+        for r in rec {
+            if !out.iter().any(|(p, _)| *p == r.path) {
+                out.push((r.path, r.state == shoal_actors::store::MpState::Enabled));
+            }
+        }
+        out
+    }
+
+    /// Every object file on every target's mountpaths: name → [(target name, mountpath index
+    /// in [`mountpaths_of`](Self::mountpaths_of))].
     pub fn object_files(&self) -> BTreeMap<String, Vec<(String, usize, store::ObjMeta)>> {
         let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for (name, p) in &self.lc.procs {
             if p.role != Role::Target {
                 continue;
             }
-            for (i, mp) in p.mountpaths.iter().enumerate() {
+            for (i, (mp, _)) in self.mountpaths_of(name).iter().enumerate() {
                 let _ = store::walk_objects(mp, |path, _| {
                     if let Ok(m) = store::read_meta(path) {
                         out.entry(format!("{}/{}", m.bucket, m.object))
@@ -349,9 +377,15 @@ impl TestCluster {
                 "{name} is on {tname}, owner is {}",
                 owner.id
             );
-            let keys = mountpath_keys(&self.lc.procs[tname].mountpaths);
-            let want = placement::mountpath_index(
-                &keys,
+            let enabled: Vec<(usize, u64)> = self
+                .mountpaths_of(tname)
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, on))| *on)
+                .map(|(i, (p, _))| (i, MountpathKey::new(p.display().to_string()).digest))
+                .collect();
+            let want = placement::best_mountpath(
+                &enabled,
                 placement::digest(&placement::uname(BUCKET, name)),
             )
             .unwrap();

@@ -24,9 +24,14 @@ pub const RECORD: &str = "mountpaths";
 /// What the operator decided for one mountpath (its runtime state may be worse: failed, or
 /// disabled for a missing marker).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Entry {
-    path: PathBuf,
-    state: MpState,
+pub struct Entry {
+    pub path: PathBuf,
+    pub state: MpState,
+}
+
+/// The mountpaths a target recorded in `data_dir`, as the operator left them.
+pub fn recorded(data_dir: &Path) -> Result<Vec<Entry>> {
+    Ok(super::files::load(&data_dir.join(RECORD))?.unwrap_or_default())
 }
 
 /// Whose disks these are: written into markers and checked against them.

@@ -135,6 +135,10 @@ async fn walk(store: &LocalStore, mp: usize, c: &Counters, cancel: &Cancellation
             if cancel.is_cancelled() {
                 return;
             }
+            // Test hook: a resilver slow enough to watch reads and writes go on during it.
+            if crate::fault::switch("slow_resilver") {
+                tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            }
             let Some(to) = store.local_dest(mp, &m.bucket, &m.object) else {
                 if leaving && store.proper(&m.bucket, &m.object).is_some() {
                     // Leaving, and nowhere with room: it stays, and the operator is told.
