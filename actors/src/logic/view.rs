@@ -91,6 +91,7 @@ pub fn node_row(
         mountpaths: s.mountpaths,
         restarts: s.restarts.values().sum(),
         restarts_by_child: s.restarts,
+        resilver: s.resilver,
     }
 }
 

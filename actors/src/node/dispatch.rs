@@ -185,6 +185,10 @@ impl Router {
         s.restarts = self.restarts.snapshot();
         if let Some(store) = &self.store {
             s.mountpaths = super::storage::mountpath_rows(store, &s.mountpaths);
+            s.resilver = super::storage::resilver_status(&self.me.id)
+                .await
+                .ok()
+                .flatten();
             (s.object_count, s.object_bytes) = store.totals();
         }
         Ok(s)

@@ -78,7 +78,7 @@ pub async fn serve(
     }
 }
 
-async fn resilver_status(me: &NodeId) -> Result<Option<ResilverStatus>> {
+pub async fn resilver_status(me: &NodeId) -> Result<Option<ResilverStatus>> {
     let reb = names::lookup::<RebMsg>(&names::rebalance(me))
         .ok_or_else(|| Error::Unavailable("the rebalance actor is not running".into()))?;
     ractor::call_t!(reb, RebMsg::ResilverStatus, 5000)

@@ -325,6 +325,9 @@ pub struct NodeStats {
     /// `keepalive`, `mp0`…): a crash that was repaired still shows here.
     #[serde(default)]
     pub restarts: BTreeMap<String, u64>,
+    /// A target's latest resilver, if one ran since it started.
+    #[serde(default)]
+    pub resilver: Option<ResilverStatus>,
 }
 
 /// One row of `show cluster`: map facts, health and the node's last stats.
@@ -362,6 +365,9 @@ pub struct NodeStatus {
     /// The same, by child.
     #[serde(default)]
     pub restarts_by_child: BTreeMap<String, u64>,
+    /// A target's latest resilver (the local rebalance between its mountpaths).
+    #[serde(default)]
+    pub resilver: Option<ResilverStatus>,
 }
 
 /// The answer to `show cluster`.

@@ -75,6 +75,7 @@ pub fn target(i: usize) -> NodeStatus {
         ],
         restarts: 0,
         restarts_by_child: Default::default(),
+        resilver: None,
     }
 }
 
