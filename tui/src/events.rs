@@ -1,13 +1,14 @@
-//! Lifecycle and rebalance events, derived by diffing two successive snapshots. The cluster
-//! reports state, not history, so the console reconstructs "what just happened" itself.
+//! Lifecycle, rebalance, resilver and mountpath events, derived by diffing two successive
+//! snapshots. The cluster reports state, not history, so the console reconstructs "what just
+//! happened" itself.
 
 use std::collections::HashMap;
 
-use shoal_actors::types::status::{ClusterStatus, NodeStatus};
-use shoal_actors::types::status::{NodeState, RebState, RebalanceStatus};
+use shoal_actors::types::status::{ClusterStatus, NodeStatus, ResilverStatus};
+use shoal_actors::types::status::{MountpathStats, MpState, NodeState, RebState, RebalanceStatus};
 
 use crate::format;
-use crate::model::{Severity, label};
+use crate::model::{Severity, label, mp_state_word};
 
 /// What changed between `prev` and `next`, oldest-first, ready for the event log.
 pub fn diff(
@@ -28,6 +29,23 @@ pub fn diff(
                 next.primary
             ),
         ));
+        for n in &next.targets {
+            if let Some(r) = n.resilver.as_ref().filter(|r| r.is_running()) {
+                out.push((
+                    Severity::Notice,
+                    format!(
+                        "resilver {} on {} is running ({})",
+                        r.id,
+                        label(n),
+                        r.reason
+                    ),
+                ));
+            }
+            // A disk that is out already when the console starts is worth a line too.
+            for mp in n.mountpaths.iter().filter(|mp| mp.state == MpState::Failed) {
+                out.push((Severity::Error, mp_line(n, mp, "failed".into())));
+            }
+        }
         if let Some(r) = next_reb.filter(|r| r.is_running()) {
             out.push((Severity::Notice, format!("rebalance {} is running", r.id)));
             // Already stuck when the console started: say why, as a later block would be.
@@ -114,6 +132,98 @@ fn node_changes(old: &NodeStatus, new: &NodeStatus, out: &mut Vec<(Severity, Str
         } else {
             out.push((Severity::Warn, format!("{l} stopped answering")));
         }
+    }
+    // A node that does not answer reports no mountpaths: that is not every disk detached.
+    // Nor does it report its resilver: compare only what both snapshots know.
+    if old.reachable && new.reachable {
+        if !old.mountpaths.is_empty() && !new.mountpaths.is_empty() {
+            mountpath_changes(old, new, out);
+        }
+        resilver_changes(new, old.resilver.as_ref(), new.resilver.as_ref(), out);
+    }
+}
+
+/// `t[ID] mountpath /p: WHAT (reason)`.
+fn mp_line(n: &NodeStatus, mp: &MountpathStats, what: String) -> String {
+    let mut text = format!("{} mountpath {}: {what}", label(n), mp.path);
+    if let Some(r) = &mp.reason {
+        text.push_str(&format!(" ({r})"));
+    }
+    text
+}
+
+/// Mountpaths that appeared, went, or changed state (`enabled → failed (I/O failing: …)`).
+fn mountpath_changes(old: &NodeStatus, new: &NodeStatus, out: &mut Vec<(Severity, String)>) {
+    let l = label(new);
+    for mp in &new.mountpaths {
+        let now = mp_state_word(mp);
+        let sev = match mp.state {
+            MpState::Failed => Severity::Error,
+            MpState::Enabled if !mp.full => Severity::Notice,
+            _ => Severity::Warn,
+        };
+        match old.mountpaths.iter().find(|o| o.path == mp.path) {
+            None => out.push((sev, mp_line(new, mp, format!("attached ({now})")))),
+            Some(o) => {
+                let before = mp_state_word(o);
+                if before != now {
+                    out.push((sev, mp_line(new, mp, format!("{before} → {now}"))));
+                }
+            }
+        }
+    }
+    for o in &old.mountpaths {
+        if !new.mountpaths.iter().any(|mp| mp.path == o.path) {
+            out.push((
+                Severity::Notice,
+                format!("{l} mountpath {}: detached", o.path),
+            ));
+        }
+    }
+}
+
+/// A resilver that started, finished (with its errors) or got blocked on a target.
+fn resilver_changes(
+    n: &NodeStatus,
+    prev: Option<&ResilverStatus>,
+    next: Option<&ResilverStatus>,
+    out: &mut Vec<(Severity, String)>,
+) {
+    let Some(next) = next else { return };
+    let l = label(n);
+    let same = prev.is_some_and(|p| p.id == next.id);
+    if !same {
+        out.push((
+            Severity::Notice,
+            format!("resilver {} on {l} started ({})", next.id, next.reason),
+        ));
+    }
+    let was_running = prev.filter(|_| same).is_none_or(|p| p.is_running());
+    if was_running && !next.is_running() {
+        let sev = if next.state == RebState::Aborted || next.errors > 0 {
+            Severity::Warn
+        } else {
+            Severity::Notice
+        };
+        out.push((
+            sev,
+            format!(
+                "resilver {} on {l} {}: {} objects, {} moved, {} errors ({})",
+                next.id,
+                next.state,
+                format::count(next.objs_moved),
+                format::iec(next.bytes_moved),
+                next.errors,
+                next.reason
+            ),
+        ));
+    }
+    let old_blocked = prev.filter(|_| same).and_then(|p| p.blocked_by.as_ref());
+    if let Some(b) = next.blocked_by.as_ref().filter(|b| Some(*b) != old_blocked) {
+        out.push((
+            Severity::Warn,
+            format!("resilver {} on {l} waits: {b}", next.id),
+        ));
     }
 }
 

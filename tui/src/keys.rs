@@ -3,7 +3,9 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::model::Model;
+use shoal_actors::types::storage::MpAction;
+
+use crate::model::{Model, MpStep};
 use crate::update::{Action, LifecycleKey};
 
 /// The action for `key`, or `None` when the key means nothing in the current mode.
@@ -15,6 +17,14 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && matches!(key.code, KeyCode::Char('c')) {
         return Some(Action::Quit);
+    }
+    // Ctrl-U clears a typed field, as in a shell.
+    let typing = m.dialog.as_ref().is_some_and(|d| d.expect_typed.is_some())
+        || m.mp_dialog
+            .as_ref()
+            .is_some_and(|d| d.step == MpStep::EnterPath);
+    if ctrl && typing && !m.help && matches!(key.code, KeyCode::Char('u')) {
+        return Some(Action::DialogClear);
     }
     if ctrl {
         return None;
@@ -40,6 +50,23 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
             KeyCode::Esc | KeyCode::Char('q') => Some(Action::Back),
             KeyCode::Enter | KeyCode::Char('y') => Some(Action::Confirm),
             KeyCode::Char('n') if !m.readonly => Some(Action::ToggleNoRebalance),
+            _ => None,
+        };
+    }
+    if let Some(d) = &m.mp_dialog {
+        if d.step == MpStep::EnterPath {
+            // Every printable key is part of the path being typed.
+            return match key.code {
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Enter => Some(Action::Confirm),
+                KeyCode::Backspace => Some(Action::DialogBackspace),
+                KeyCode::Char(c) => Some(Action::DialogInput(c)),
+                _ => None,
+            };
+        }
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => Some(Action::Back),
+            KeyCode::Enter | KeyCode::Char('y') => Some(Action::Confirm),
             _ => None,
         };
     }
@@ -75,6 +102,14 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('m') => Action::Lifecycle(LifecycleKey::ToggleMaintenance),
         KeyCode::Char('s') => Action::Lifecycle(LifecycleKey::Shutdown),
         KeyCode::Char('D') => Action::Lifecycle(LifecycleKey::Decommission),
+        // Mountpath keys mean something only in a target's detail view.
+        KeyCode::Char(c) if m.detail_target().is_some() => match c {
+            'a' => Action::Mountpath(MpAction::Attach),
+            'd' => Action::Mountpath(MpAction::Detach),
+            'e' => Action::Mountpath(MpAction::Enable),
+            'x' => Action::Mountpath(MpAction::Disable),
+            _ => return None,
+        },
         _ => return None,
     };
     Some(action)

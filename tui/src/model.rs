@@ -4,8 +4,12 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest, Plan};
-use shoal_actors::types::status::RebalanceStatus;
+use shoal_actors::types::smap::Role;
 use shoal_actors::types::status::{ClusterStatus, NodeStatus};
+use shoal_actors::types::status::{MountpathStats, MpState, RebalanceStatus};
+use shoal_actors::types::storage::{MountpathReply, MpAction};
+
+use crate::update::{CmdError, MpRequest};
 
 /// How many event-log entries are kept; older ones scroll away.
 pub const EVENT_LOG_CAP: usize = 500;
@@ -126,6 +130,96 @@ impl Dialog {
     }
 }
 
+/// Where a mountpath dialog is: typing the directory (attach only), then the dry run's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MpStep {
+    /// `a`: the operator types the directory to attach; Enter asks for the dry run.
+    EnterPath,
+    /// Dry run sent, no answer yet; confirming waits for it.
+    Loading,
+    /// The target checked the request: what would move (objects, bytes) and the canonical path.
+    Ready(MountpathReply),
+    /// The target said no (foreign disk, only enabled mountpath, unauthorized…): nothing can be
+    /// confirmed, only cancelled.
+    Refused(CmdError),
+}
+
+/// A pending mountpath operation (attach, detach, enable, disable) on one target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MpDialog {
+    /// The request sent on confirm (`dry_run` false); while typing, `op.path` is the input.
+    pub req: MpRequest,
+    pub step: MpStep,
+}
+
+impl MpDialog {
+    /// `t[ID]`, the form `nodectl` accepts and prints.
+    pub fn target_label(&self) -> String {
+        format!("t[{}]", self.req.target)
+    }
+
+    /// The `nodectl` command that does the same thing.
+    pub fn nodectl_command(&self) -> String {
+        let path = if self.req.op.path.is_empty() {
+            "PATH".to_string()
+        } else {
+            sh_quote(&self.req.op.path)
+        };
+        format!(
+            "nodectl storage mountpath {} {} {path} --yes",
+            self.req.op.action,
+            self.target_label()
+        )
+    }
+
+    /// How the step is undone: every mountpath action has an inverse.
+    pub fn undo_text(&self) -> String {
+        let action = self.req.op.action;
+        let how = match action {
+            MpAction::Attach => "its objects move back to the other mountpaths",
+            MpAction::Detach => "it takes its share of objects again",
+            MpAction::Enable => "its objects move off again",
+            MpAction::Disable => "its share of objects moves back",
+        };
+        format!(
+            "can be undone with {} (key {}): {how}",
+            action.undo(),
+            mp_key(MpAction::parse(action.undo()).unwrap_or(action))
+        )
+    }
+}
+
+/// The console key of a mountpath action (target detail view).
+pub fn mp_key(a: MpAction) -> char {
+    match a {
+        MpAction::Attach => 'a',
+        MpAction::Detach => 'd',
+        MpAction::Enable => 'e',
+        MpAction::Disable => 'x',
+    }
+}
+
+/// `s` as one `sh` word: unchanged when it is plain, else single-quoted.
+fn sh_quote(s: &str) -> String {
+    let plain = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// A mountpath's state as one word, the way `nodectl show storage` prints it.
+pub fn mp_state_word(mp: &MountpathStats) -> String {
+    if mp.full && mp.state == MpState::Enabled {
+        "enabled (full)".to_string()
+    } else {
+        mp.state.to_string()
+    }
+}
+
 /// Everything the console knows and shows.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -167,6 +261,10 @@ pub struct Model {
     pub help: bool,
     /// The node detail view (Enter) is open for the selected node.
     pub detail: bool,
+    /// Cursor row among the mountpaths of the target whose detail is open.
+    pub mp_sel: usize,
+    /// The mountpath dialog (keys `a`, `d`, `e`, `x` in a target's detail), when one is open.
+    pub mp_dialog: Option<MpDialog>,
     /// Set by quit keys; the runner leaves its loop when it sees it.
     pub quit: bool,
 }
@@ -193,6 +291,8 @@ impl Model {
             status: None,
             help: false,
             detail: false,
+            mp_sel: 0,
+            mp_dialog: None,
             quit: false,
         }
     }
@@ -225,6 +325,17 @@ impl Model {
             Focus::Targets => self.visible_targets().get(self.target_sel).copied(),
             Focus::Proxies => self.visible_proxies().get(self.proxy_sel).copied(),
         }
+    }
+
+    /// The target whose detail view is open (`None` when it is closed or shows a proxy).
+    pub fn detail_target(&self) -> Option<&NodeStatus> {
+        self.selected()
+            .filter(|n| self.detail && n.role == Role::Target)
+    }
+
+    /// The mountpath under the cursor in the open target detail.
+    pub fn selected_mountpath(&self) -> Option<&MountpathStats> {
+        self.detail_target()?.mountpaths.get(self.mp_sel)
     }
 
     /// Looks a node up by ID among targets and proxies.

@@ -229,6 +229,29 @@ fn execute(cmd: Command, client: &Client, tx: &mpsc::Sender<Action>, refresh_now
                 let _ = tx.send(Action::LifecycleDone { req, result }).await;
             });
         }
+        // Storage requests go to the target itself, with the console's token.
+        Command::MountpathDryRun(mut req) => {
+            tokio::spawn(async move {
+                let result = client
+                    .rpc_at(&req.addr, req.op.clone())
+                    .await
+                    .map(|r| *r)
+                    .map_err(|e| CmdError::from(&e));
+                // Matched against the dialog's request, which has `dry_run` off.
+                req.op.dry_run = false;
+                let _ = tx.send(Action::MpDryRunDone { req, result }).await;
+            });
+        }
+        Command::Mountpath(req) => {
+            tokio::spawn(async move {
+                let result = client
+                    .rpc_at(&req.addr, req.op.clone())
+                    .await
+                    .map(|r| *r)
+                    .map_err(|e| CmdError::from(&e));
+                let _ = tx.send(Action::MountpathDone { req, result }).await;
+            });
+        }
     }
 }
 
@@ -275,15 +298,17 @@ mod tests {
 
     use super::*;
     use shoal_actors::Error;
-    use shoal_actors::proto::msg::{Control, Reply};
+    use shoal_actors::proto::msg::{Control, MountpathOp, Reply, Storage};
     use shoal_actors::proto::{Conn, DEFAULT_MAX_FRAME, Msg};
     use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, Plan};
     use shoal_actors::types::smap::NodeId;
     use shoal_actors::types::status::ClusterStatus;
+    use shoal_actors::types::storage::{MountpathReply, MpAction};
     use tokio::net::TcpListener;
 
     /// Answers cluster-status, rebalance-status and lifecycle requests; lifecycle non-dry-runs
-    /// are refused as busy, as a primary does while a rebalance runs.
+    /// are refused as busy, as a primary does while a rebalance runs. Also plays a target with
+    /// auth on for mountpath operations: dry runs answer, the real thing needs an admin.
     async fn fake_proxy() -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -315,6 +340,18 @@ mod tests {
                             }
                             Msg::Control(Control::Lifecycle(_)) => {
                                 Error::Busy("rebalance g3 is running".into()).into()
+                            }
+                            Msg::Storage(Storage::Mountpath(op)) if op.dry_run => {
+                                Msg::Reply(Reply::Mountpath(Box::new(MountpathReply {
+                                    target: "fakt8083".into(),
+                                    path: op.path,
+                                    dry_run: true,
+                                    objs: 7,
+                                    ..Default::default()
+                                })))
+                            }
+                            Msg::Storage(Storage::Mountpath(_)) => {
+                                Error::Unauthorized("admin token required".into()).into()
                             }
                             _ => Error::BadRequest("unexpected".into()).into(),
                         };
@@ -407,6 +444,41 @@ mod tests {
         match rx.recv().await {
             Some(Action::LifecycleDone { result: Err(e), .. }) => {
                 assert!(e.refusal && e.kind == "busy", "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn mountpath_commands_go_to_the_target_and_come_back_matched() {
+        let addr = fake_proxy().await;
+        // The console's endpoint is elsewhere: storage requests must use the target's address.
+        let client = Client::new("127.0.0.1:1").with_timeout(Duration::from_secs(5));
+        let (tx, mut rx) = mpsc::channel(4);
+        let notify = Notify::new();
+        let req = crate::update::MpRequest {
+            target: "fakt8083".into(),
+            addr,
+            op: MountpathOp {
+                action: MpAction::Attach,
+                path: "/mnt/new".into(),
+                dry_run: true,
+            },
+        };
+        execute(Command::MountpathDryRun(req.clone()), &client, &tx, &notify);
+        let mut real = req.clone();
+        real.op.dry_run = false;
+        match rx.recv().await {
+            Some(Action::MpDryRunDone { req: r, result }) => {
+                assert_eq!(r, real, "matched against the dialog's request");
+                assert_eq!(result.unwrap().objs, 7);
+            }
+            other => panic!("{other:?}"),
+        }
+        execute(Command::Mountpath(real), &client, &tx, &notify);
+        match rx.recv().await {
+            Some(Action::MountpathDone { result: Err(e), .. }) => {
+                assert!(e.refusal && e.kind == "unauthorized", "{e:?}");
             }
             other => panic!("{other:?}"),
         }

@@ -2,14 +2,18 @@
 //! synchronous. Side effects (talking to the cluster) come back out as a [`Command`] for the
 //! runner to execute; their results come back in as actions.
 
+use shoal_actors::proto::msg::MountpathOp;
 use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
 use shoal_actors::types::smap::NodeId;
 use shoal_actors::types::status::ClusterStatus;
 use shoal_actors::types::status::{NodeState, RebalanceStatus};
+use shoal_actors::types::storage::{MountpathReply, MpAction};
 
 use crate::events;
 use crate::format;
-use crate::model::{Connection, Dialog, Focus, Model, PlanState, Severity, label};
+use crate::model::{
+    Connection, Dialog, Focus, Model, MpDialog, MpStep, PlanState, Severity, label,
+};
 
 /// What the cluster said no with, cloned out of `shoal_actors::Error` (which is not `Clone`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +32,42 @@ impl From<&shoal_actors::Error> for CmdError {
             message: e.to_string(),
             refusal: e.is_refusal(),
         }
+    }
+}
+
+impl CmdError {
+    /// How loud the "no" is: a refusal or a request the target rejected as wrong (foreign
+    /// disk, not a mountpath…) is an expected answer; anything else (timeout, I/O) is a fault.
+    pub fn severity(&self) -> Severity {
+        if self.refusal || matches!(self.kind.as_str(), "bad_request" | "not_found") {
+            Severity::Warn
+        } else {
+            Severity::Error
+        }
+    }
+}
+
+/// A mountpath operation on one target. Storage requests go to the target itself, not through
+/// the proxy (DESIGN §14), so the request carries the target's address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MpRequest {
+    /// The target's ID, for labels and to match answers to the dialog.
+    pub target: String,
+    /// Where the target listens (`NodeStatus.addr`).
+    pub addr: String,
+    pub op: MountpathOp,
+}
+
+impl MpRequest {
+    /// `attach t[ID] /data/mp3`, in `nodectl`'s order, for the status line and the log.
+    pub fn describe(&self) -> String {
+        format!("{} t[{}] {}", self.op.action, self.target, self.op.path)
+    }
+
+    fn dry(&self, dry_run: bool) -> MpRequest {
+        let mut r = self.clone();
+        r.op.dry_run = dry_run;
+        r
     }
 }
 
@@ -64,9 +104,14 @@ pub enum Action {
     /// `n`: arm/disarm `--no-rebalance` for the next action.
     ToggleNoRebalance,
     Lifecycle(LifecycleKey),
-    /// Typed character inside a confirm dialog that asks for the node ID.
+    /// `a` / `d` / `e` / `x` in a target's detail: attach (asks for the path), detach, enable
+    /// or disable the selected mountpath.
+    Mountpath(MpAction),
+    /// Typed character inside a dialog that asks for text (a node ID, a mountpath).
     DialogInput(char),
     DialogBackspace,
+    /// Ctrl-U: clear what was typed.
+    DialogClear,
     /// Enter / `y` in a dialog.
     Confirm,
     /// Esc: close the innermost thing open (dialog, help, detail, filter); quit when none is.
@@ -99,6 +144,16 @@ pub enum Action {
         req: LifecycleRequest,
         result: Result<LifecycleReply, CmdError>,
     },
+    /// The dry run of a mountpath operation finished; `req` has `dry_run` off, as the dialog's.
+    MpDryRunDone {
+        req: MpRequest,
+        result: Result<MountpathReply, CmdError>,
+    },
+    /// A confirmed mountpath operation finished.
+    MountpathDone {
+        req: MpRequest,
+        result: Result<MountpathReply, CmdError>,
+    },
     /// Redraw tick: advances the clock used for "updated Ns ago".
     Tick {
         now: u64,
@@ -112,6 +167,10 @@ pub enum Command {
     DryRun(LifecycleRequest),
     /// Do it; `req.dry_run` is false.
     Lifecycle(LifecycleRequest),
+    /// Ask the target what a mountpath operation would do; `req.op.dry_run` is true.
+    MountpathDryRun(MpRequest),
+    /// Do it; `req.op.dry_run` is false.
+    Mountpath(MpRequest),
     /// Poll the cluster now rather than at the next refresh.
     Refresh,
 }
@@ -147,21 +206,28 @@ pub fn update(m: &mut Model, action: Action) -> Option<Command> {
         Action::ToggleMark => toggle_mark(m),
         Action::ToggleNoRebalance => return toggle_no_rebalance(m),
         Action::Lifecycle(key) => return begin_lifecycle(m, key),
+        Action::Mountpath(action) => return begin_mountpath(m, action),
         Action::DialogInput(c) => {
-            if let Some(d) = &mut m.dialog {
-                d.typed.push(c);
+            if let Some(text) = typed_text(m) {
+                text.push(c);
             }
         }
         Action::DialogBackspace => {
-            if let Some(d) = &mut m.dialog {
-                d.typed.pop();
+            if let Some(text) = typed_text(m) {
+                text.pop();
+            }
+        }
+        Action::DialogClear => {
+            if let Some(text) = typed_text(m) {
+                text.clear();
             }
         }
         Action::Confirm => return confirm(m),
         Action::Back => back(m),
         Action::OpenDetail => {
-            if m.selected().is_some() {
+            if m.selected().is_some() && !m.detail {
                 m.detail = true;
+                m.mp_sel = 0;
             }
         }
         Action::ToggleHelp => m.help = !m.help,
@@ -195,6 +261,8 @@ pub fn update(m: &mut Model, action: Action) -> Option<Command> {
             // Otherwise the dialog was cancelled or changed meanwhile: the answer is stale.
         }
         Action::LifecycleDone { req, result } => return lifecycle_done(m, req, result),
+        Action::MpDryRunDone { req, result } => mp_dry_run_done(m, req, result),
+        Action::MountpathDone { req, result } => return mountpath_done(m, req, result),
         Action::Tick { now } => m.now = now,
     }
     None
@@ -208,6 +276,12 @@ fn visible_len(m: &Model) -> usize {
 }
 
 fn move_sel(m: &mut Model, f: impl Fn(usize, usize) -> usize) {
+    // In a target's detail the cursor keys pick a mountpath, for `d`, `e` and `x`.
+    if let Some(t) = m.detail_target() {
+        let n = t.mountpaths.len();
+        m.mp_sel = f(m.mp_sel, n);
+        return;
+    }
     let n = visible_len(m);
     let sel = match m.focus {
         Focus::Targets => &mut m.target_sel,
@@ -225,7 +299,7 @@ fn clamp_selection(m: &mut Model) {
 fn back(m: &mut Model) {
     if m.help {
         m.help = false;
-    } else if m.dialog.take().is_some() {
+    } else if m.dialog.take().is_some() || m.mp_dialog.take().is_some() {
         m.set_status(Severity::Info, "cancelled: nothing was sent");
     } else if m.detail {
         m.detail = false;
@@ -292,7 +366,7 @@ fn begin_lifecycle(m: &mut Model, key: LifecycleKey) -> Option<Command> {
         LifecycleKey::Shutdown => ("shutdown", "shut down"),
         LifecycleKey::Decommission => ("decommission", "decommissioned"),
     };
-    if refuse_readonly(m, what) || m.dialog.is_some() {
+    if refuse_readonly(m, what) || m.dialog.is_some() || m.mp_dialog.is_some() {
         return None;
     }
     let nodes = m.action_nodes();
@@ -355,7 +429,24 @@ fn begin_lifecycle(m: &mut Model, key: LifecycleKey) -> Option<Command> {
     }))
 }
 
+/// The text a dialog is capturing: the node ID typed to confirm, or the path to attach.
+fn typed_text(m: &mut Model) -> Option<&mut String> {
+    if let Some(d) = &mut m.dialog {
+        return d.expect_typed.is_some().then_some(&mut d.typed);
+    }
+    match &mut m.mp_dialog {
+        Some(MpDialog {
+            req,
+            step: MpStep::EnterPath,
+        }) => Some(&mut req.op.path),
+        _ => None,
+    }
+}
+
 fn confirm(m: &mut Model) -> Option<Command> {
+    if m.dialog.is_none() {
+        return confirm_mountpath(m);
+    }
     let d = m.dialog.as_ref()?;
     if m.readonly {
         // Unreachable by keys; kept so a read-only console can never send.
@@ -431,6 +522,160 @@ fn lifecycle_done(
     Some(Command::Refresh)
 }
 
+/// `a`/`d`/`e`/`x`: opens the mountpath dialog. Attach first asks for the directory; the
+/// others act on the selected mountpath and ask the target for a dry run at once.
+fn begin_mountpath(m: &mut Model, action: MpAction) -> Option<Command> {
+    if refuse_readonly(m, &format!("mountpath {action}"))
+        || m.dialog.is_some()
+        || m.mp_dialog.is_some()
+    {
+        return None;
+    }
+    let Some(t) = m.detail_target() else {
+        m.set_status(
+            Severity::Warn,
+            "mountpaths are a target's: open a target's detail (Enter) first",
+        );
+        return None;
+    };
+    let (target, addr) = (t.id.clone(), t.addr.clone());
+    let path = match action {
+        // Starts in the directory of the selected mountpath: new disks usually go next to it.
+        MpAction::Attach => m
+            .selected_mountpath()
+            .and_then(|mp| std::path::Path::new(&mp.path).parent())
+            .map(|p| {
+                let p = p.display().to_string();
+                if p.ends_with('/') { p } else { p + "/" }
+            })
+            .unwrap_or_else(|| "/".to_string()),
+        _ => match m.selected_mountpath() {
+            Some(mp) => mp.path.clone(),
+            None => {
+                m.set_status(Severity::Warn, "no mountpath selected");
+                return None;
+            }
+        },
+    };
+    let req = MpRequest {
+        target,
+        addr,
+        op: MountpathOp {
+            action,
+            path,
+            dry_run: false,
+        },
+    };
+    if action == MpAction::Attach {
+        m.mp_dialog = Some(MpDialog {
+            req,
+            step: MpStep::EnterPath,
+        });
+        return None;
+    }
+    let dry = req.dry(true);
+    m.mp_dialog = Some(MpDialog {
+        req,
+        step: MpStep::Loading,
+    });
+    Some(Command::MountpathDryRun(dry))
+}
+
+/// Enter / `y` in the mountpath dialog: submits the typed path for a dry run, or sends the
+/// operation once the dry run said yes.
+fn confirm_mountpath(m: &mut Model) -> Option<Command> {
+    let d = m.mp_dialog.as_mut()?;
+    if m.readonly {
+        // Unreachable by keys; kept so a read-only console can never send.
+        m.mp_dialog = None;
+        return None;
+    }
+    match &d.step {
+        MpStep::EnterPath => {
+            let path = d.req.op.path.trim().to_string();
+            if path.is_empty() {
+                m.set_status(Severity::Warn, "type the directory to attach (Esc cancels)");
+                return None;
+            }
+            d.req.op.path = path;
+            d.step = MpStep::Loading;
+            Some(Command::MountpathDryRun(d.req.dry(true)))
+        }
+        MpStep::Loading => {
+            m.set_status(Severity::Info, "waiting for the dry run…");
+            None
+        }
+        MpStep::Refused(_) => {
+            m.set_status(
+                Severity::Warn,
+                "the dry run said no: nothing to confirm (Esc closes)",
+            );
+            None
+        }
+        MpStep::Ready(_) => {
+            let d = m.mp_dialog.take()?;
+            m.log(Severity::Info, format!("sent: {}", d.nodectl_command()));
+            m.set_status(
+                Severity::Info,
+                format!("{} sent, waiting for the target…", d.req.describe()),
+            );
+            Some(Command::Mountpath(d.req))
+        }
+    }
+}
+
+fn mp_dry_run_done(m: &mut Model, req: MpRequest, result: Result<MountpathReply, CmdError>) {
+    // Only the dialog that asked takes the answer; a cancelled or retyped one ignores it.
+    let Some(d) = m
+        .mp_dialog
+        .as_mut()
+        .filter(|d| d.req == req && d.step == MpStep::Loading)
+    else {
+        return;
+    };
+    d.step = match result {
+        Ok(reply) => MpStep::Ready(reply),
+        Err(e) => {
+            let text = format!("dry run of {}: {}", req.describe(), e.message);
+            m.status = Some(crate::model::StatusLine {
+                severity: e.severity(),
+                text,
+            });
+            MpStep::Refused(e)
+        }
+    };
+}
+
+fn mountpath_done(
+    m: &mut Model,
+    req: MpRequest,
+    result: Result<MountpathReply, CmdError>,
+) -> Option<Command> {
+    let what = req.describe();
+    let (sev, text) = match result {
+        Ok(r) => {
+            // The path as the target resolved it, when that differs from the one typed.
+            let mut text = what.clone();
+            if !r.path.is_empty() && r.path != req.op.path {
+                text.push_str(&format!(" (= {})", r.path));
+            }
+            text.push_str(&format!(": {}", r.state));
+            if let Some(id) = &r.resilver_id {
+                text.push_str(&format!(", resilver \"{id}\" started"));
+            }
+            (Severity::Notice, text)
+        }
+        Err(e) if e.refusal => (
+            Severity::Warn,
+            format!("{what}: refused ({}): {}", e.kind, e.message),
+        ),
+        Err(e) => (e.severity(), format!("{what}: failed: {}", e.message)),
+    };
+    m.log(sev, text.clone());
+    m.set_status(sev, text);
+    Some(Command::Refresh)
+}
+
 fn snapshot(m: &mut Model, cluster: ClusterStatus, rebalance: Option<RebalanceStatus>, at: u64) {
     m.now = m.now.max(at);
     let rebalance = rebalance.or_else(|| cluster.rebalance.clone());
@@ -452,6 +697,7 @@ fn snapshot(m: &mut Model, cluster: ClusterStatus, rebalance: Option<RebalanceSt
     // Keep the cursor on the same node when rows come and go.
     let sel_t = m.visible_targets().get(m.target_sel).map(|n| n.id.clone());
     let sel_p = m.visible_proxies().get(m.proxy_sel).map(|n| n.id.clone());
+    let sel_mp = m.selected_mountpath().map(|mp| mp.path.clone());
     m.marked.retain(|id| {
         cluster
             .targets
@@ -470,6 +716,15 @@ fn snapshot(m: &mut Model, cluster: ClusterStatus, rebalance: Option<RebalanceSt
         m.proxy_sel = i;
     }
     clamp_selection(m);
+    // The mountpath cursor stays on its path when mountpaths are attached or detached.
+    let mps: Vec<String> = m
+        .detail_target()
+        .map(|t| t.mountpaths.iter().map(|mp| mp.path.clone()).collect())
+        .unwrap_or_default();
+    if let Some(i) = sel_mp.and_then(|p| mps.iter().position(|q| *q == p)) {
+        m.mp_sel = i;
+    }
+    m.mp_sel = m.mp_sel.min(mps.len().saturating_sub(1));
 }
 
 fn unreachable(m: &mut Model, error: String, at: u64) {

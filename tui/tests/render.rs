@@ -394,7 +394,7 @@ fn help_overlay_and_readonly_notice() {
     press(&mut m, KeyCode::Char('?'));
     let t = text(&render(&m, 80, 24));
     assert!(
-        t.contains("read-only console: lifecycle keys are disabled"),
+        t.contains("read-only console: lifecycle and mountpath keys are disabled"),
         "{t}"
     );
     assert!(t.contains("decommission"), "{t}");
@@ -673,6 +673,331 @@ mod found_in_a_real_terminal {
         assert_eq!(
             status,
             "p[MWIp8080] is primary (the primary cannot be put in maintenance)"
+        );
+    }
+}
+
+/// Mountpaths in a target's detail (DESIGN §14) and resilvers on the main screen.
+mod storage {
+    use super::*;
+    use shoal_actors::logic::format::resilver_line;
+    use shoal_actors::types::status::{MountpathStats, MpState, RebState};
+    use shoal_actors::types::storage::MountpathReply;
+    use shoal_tui::update::MpRequest;
+
+    /// Target 1's detail open on a cluster with [`storage_trouble`] on it.
+    fn trouble_detail(readonly: bool) -> shoal_tui::Model {
+        let mut c = cluster(3);
+        storage_trouble(&mut c, 1);
+        let mut m = model_with(&c, None, readonly);
+        press(&mut m, KeyCode::Char('j'));
+        press(&mut m, KeyCode::Enter);
+        m
+    }
+
+    fn reversed(buf: &ratatui::buffer::Buffer, needle: &str) -> bool {
+        let (x, y) = find(buf, needle).unwrap_or_else(|| panic!("{needle}:\n{}", text(buf)));
+        buf[(x, y)].modifier.contains(Modifier::REVERSED)
+    }
+
+    #[test]
+    fn detail_at_80x24_shows_state_reason_resilver_and_the_selected_mountpath() {
+        let mut m = trouble_detail(false);
+        press(&mut m, KeyCode::Char('j'));
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        let hdr = find(&buf, "MOUNTPATH").expect("mountpath header").1;
+        for h in ["AVAIL", "USE", "OBJECTS", "STATE"] {
+            assert!(find_in_row(&buf, h, [hdr]).is_some(), "{h}:\n{t}");
+        }
+        // The state in words and colour, the reason under its row.
+        let y1 = row_of(&buf, "/data/T01xt8101/mp1");
+        let (x, _) = find_in_row(&buf, "enabled", [y1]).expect("mp1 enabled");
+        assert_eq!(buf[(x, y1)].fg, Color::Green, "{t}");
+        let y2 = row_of(&buf, "/data/T01xt8101/mp2");
+        let (x, _) = find_in_row(&buf, "failed", [y2]).expect("mp2 failed");
+        assert_eq!(buf[(x, y2)].fg, Color::Red, "{t}");
+        let (_, yr) = find(&buf, "↳ I/O failing: Input/output error (os error 5)")
+            .unwrap_or_else(|| panic!("the reason:\n{t}"));
+        assert_eq!(yr, y2 + 1, "the reason is under its mountpath:\n{t}");
+        assert!(find(&buf, "/data/T01xt8101/mp3").is_some(), "{t}");
+        // The resilver, in nodectl's words (wrapped at 80 columns).
+        let line = resilver_line(
+            m.cluster.as_ref().unwrap().targets[1]
+                .resilver
+                .as_ref()
+                .unwrap(),
+        );
+        assert!(
+            line.starts_with("r3 t[T01xt8101]: 120 of 500 objects"),
+            "{line}"
+        );
+        assert!(
+            t.contains("resilver r3 t[T01xt8101]: 120 of 500 objects, 1.200MiB of 5.000MiB"),
+            "{t}"
+        );
+        assert!(t.contains("ETA 4s (attach /data/T01xt8101/mp3)"), "{t}");
+        // The cursor is on mp2 and its reason, nowhere else.
+        assert!(reversed(&buf, "/data/T01xt8101/mp2"));
+        assert!(reversed(&buf, "I/O failing"));
+        assert!(!reversed(&buf, "/data/T01xt8101/mp1"));
+        assert!(!reversed(&buf, "/data/T01xt8101/mp3"));
+        // The keys, in the popup and in the footer.
+        assert!(t.contains("a attach  d detach  e enable  x disable"), "{t}");
+        let footer = lines(&buf).last().unwrap().clone();
+        assert!(footer.contains("x disable"), "{footer}");
+        assert!(only_named_colours(&buf));
+    }
+
+    #[test]
+    fn detail_names_every_state_and_why() {
+        let mut c = cluster(2);
+        let base = c.targets[0].mountpaths[0].clone();
+        let mp = |k: usize, state: MpState, full: bool, reason: Option<&str>| MountpathStats {
+            path: format!("/d/mp{k}"),
+            state,
+            enabled: state == MpState::Enabled,
+            full,
+            reason: reason.map(String::from),
+            ..base.clone()
+        };
+        c.targets[0].mountpaths = vec![
+            mp(
+                1,
+                MpState::Enabled,
+                true,
+                Some("past the high-water mark (95%)"),
+            ),
+            mp(
+                2,
+                MpState::Disabled,
+                false,
+                Some("marker names another target"),
+            ),
+            mp(3, MpState::Detaching, false, None),
+            mp(4, MpState::Failed, false, Some("I/O failing: EIO")),
+        ];
+        let mut m = model_with(&c, None, false);
+        press(&mut m, KeyCode::Enter);
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        for (k, word, colour) in [
+            (1, "enabled (full)", Color::Yellow),
+            (2, "disabled", Color::Yellow),
+            (3, "detaching", Color::Cyan),
+            (4, "failed", Color::Red),
+        ] {
+            let y = row_of(&buf, &format!("/d/mp{k} "));
+            let (x, _) = find_in_row(&buf, word, [y]).unwrap_or_else(|| panic!("{word}:\n{t}"));
+            assert_eq!(buf[(x, y)].fg, colour, "{word}:\n{t}");
+        }
+        for why in [
+            "↳ past the high-water mark (95%)",
+            "↳ marker names another target",
+            "↳ I/O failing: EIO",
+        ] {
+            assert!(t.contains(why), "{why}:\n{t}");
+        }
+        // No resilver ran: no resilver line.
+        assert!(!t.contains("resilver "), "{t}");
+    }
+
+    #[test]
+    fn wide_detail_adds_the_filesystem_and_sizes() {
+        let m = trouble_detail(false);
+        let buf = render(&m, 200, 50);
+        let t = text(&buf);
+        let hdr = find(&buf, "MOUNTPATH").unwrap().1;
+        for h in ["FS", "USED", "AVAIL", "TOTAL", "USE", "OBJECTS", "STATE"] {
+            assert!(find_in_row(&buf, h, [hdr]).is_some(), "{h}:\n{t}");
+        }
+        // (The main screen's resilver strip names mp3 too, followed by a parenthesis.)
+        let y = row_of(&buf, "/data/T01xt8101/mp3 ");
+        assert!(find_in_row(&buf, "xfs /dev/sdd1", [y]).is_some(), "{t}");
+        assert!(find_in_row(&buf, "1.953TiB", [y]).is_some(), "{t}");
+        // The whole line fits the full-width strip of the main screen.
+        let line = resilver_line(&running_resilver(1, "attach"));
+        assert_eq!(find(&buf, &format!("resilver {line}")), Some((0, 2)), "{t}");
+        // The first mountpath is selected when the detail opens.
+        assert!(reversed(&buf, "/data/T01xt8101/mp1"));
+    }
+
+    #[test]
+    fn many_mountpaths_scroll_to_keep_the_cursor_in_view() {
+        let mut c = cluster(2);
+        let base = c.targets[0].mountpaths[0].clone();
+        c.targets[0].mountpaths = (0..20)
+            .map(|k| MountpathStats {
+                path: format!("/disks/mp{k:02}"),
+                ..base.clone()
+            })
+            .collect();
+        let mut m = model_with(&c, None, false);
+        press(&mut m, KeyCode::Enter);
+        press(&mut m, KeyCode::Char('G'));
+        assert_eq!(m.mp_sel, 19);
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        assert!(reversed(&buf, "/disks/mp19"), "{t}");
+        assert!(t.contains("MOUNTPATH"), "the header stays:\n{t}");
+        assert!(t.contains("x disable"), "the keys stay:\n{t}");
+        assert!(t.contains("status      online"), "{t}");
+        press(&mut m, KeyCode::Char('g'));
+        let buf = render(&m, 80, 24);
+        assert!(reversed(&buf, "/disks/mp00"), "{}", text(&buf));
+    }
+
+    #[test]
+    fn readonly_detail_says_the_mountpath_keys_are_off() {
+        let m = trouble_detail(true);
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        assert!(t.contains("READ-ONLY: a/d/e/x disabled"), "{t}");
+        assert!(!t.contains("a attach"), "{t}");
+        assert!(
+            t.contains("READ-ONLY: a/d/e/x m/s/D disabled"),
+            "footer:\n{t}"
+        );
+    }
+
+    #[test]
+    fn running_resilvers_show_on_the_main_screen() {
+        let mut c = cluster(3);
+        storage_trouble(&mut c, 1);
+        let m = model_with(&c, None, false);
+        for (w, h) in [(80, 24), (200, 50)] {
+            let buf = render(&m, w, h);
+            let t = text(&buf);
+            let (x, y) = find(&buf, "resilver r3 t[T01xt8101]: 120 of 500 objects")
+                .unwrap_or_else(|| panic!("{w}x{h}:\n{t}"));
+            assert_eq!((x, y), (0, 2), "under the header:\n{t}");
+            assert_eq!(buf[(x, y)].fg, Color::Yellow);
+            assert!(t.contains("(attach /data/T01xt8101/mp3)"), "{w}x{h}:\n{t}");
+            let l = layout(Rect::new(0, 0, w, h), &m);
+            assert_eq!(l.targets.y, l.resilver.y + l.resilver.height);
+        }
+        // A finished resilver leaves the main screen (it stays in the target's detail).
+        let mut done = c.clone();
+        let r = done.targets[1].resilver.as_mut().unwrap();
+        r.state = RebState::Finished;
+        r.objs_moved = 500;
+        let m = model_with(&done, None, false);
+        let buf = render(&m, 80, 24);
+        assert!(!text(&buf).contains("resilver r3"), "{}", text(&buf));
+        assert_eq!(layout(Rect::new(0, 0, 80, 24), &m).resilver.height, 0);
+        // Many at once: a few whole lines, then how many more.
+        let mut many = cluster(6);
+        for i in 0..6 {
+            many.targets[i].resilver = Some(running_resilver(i, "enable"));
+        }
+        let m = model_with(&many, None, false);
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        let h = layout(Rect::new(0, 0, 80, 24), &m).resilver.height;
+        assert!(
+            (2..=4).contains(&h),
+            "{h} rows:
+{t}"
+        );
+        assert!(t.contains("resilver … and 5 more running"), "{t}");
+    }
+
+    fn disable_mp1(m: &mut shoal_tui::Model) -> MpRequest {
+        let Some(shoal_tui::Command::MountpathDryRun(mut req)) = press(m, KeyCode::Char('x'))
+        else {
+            panic!("x sends a dry run")
+        };
+        req.op.dry_run = false;
+        req
+    }
+
+    #[test]
+    fn mountpath_dialog_shows_the_dry_run_command_and_undo() {
+        let mut m = trouble_detail(false);
+        let req = disable_mp1(&mut m);
+        let t = text(&render(&m, 80, 24));
+        assert!(t.contains("Confirm disable mountpath"), "{t}");
+        assert!(t.contains("target: t[T01xt8101]"), "{t}");
+        assert!(t.contains("mountpath: /data/T01xt8101/mp1"), "{t}");
+        assert!(t.contains("dry run: asking t[T01xt8101]…"), "{t}");
+        assert!(
+            t.contains("nodectl storage mountpath disable t[T01xt8101] /data/T01xt8101/mp1 --yes"),
+            "{t}"
+        );
+        assert!(t.contains("undo: can be undone with enable (key e)"), "{t}");
+        update(
+            &mut m,
+            Action::MpDryRunDone {
+                req: req.clone(),
+                result: Ok(MountpathReply {
+                    target: tid(1),
+                    path: req.op.path.clone(),
+                    objs: 600,
+                    bytes: 300 << 30,
+                    ..Default::default()
+                }),
+            },
+        );
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        assert!(
+            t.contains("dry run: OK, 600 objects (300.0GiB) would move off it"),
+            "{t}"
+        );
+        assert!(t.contains("Enter/y confirm   Esc cancel"), "{t}");
+        let (x, y) = find(&buf, "┌ Confirm").unwrap();
+        assert_eq!(buf[(x, y)].fg, Color::Yellow);
+        assert!(only_named_colours(&buf));
+    }
+
+    #[test]
+    fn a_refused_dry_run_shows_why_and_only_esc() {
+        let mut m = trouble_detail(false);
+        let req = disable_mp1(&mut m);
+        let err = shoal_actors::Error::BadRequest(
+            "cannot disable /data/T01xt8101/mp1: it is the only enabled mountpath of t[T01xt8101] and holds 600 objects (attach or enable another first)".into(),
+        );
+        update(
+            &mut m,
+            Action::MpDryRunDone {
+                req,
+                result: Err(CmdError::from(&err)),
+            },
+        );
+        let buf = render(&m, 80, 24);
+        let t = text(&buf);
+        assert!(t.contains("dry run: NO (bad_request)"), "{t}");
+        assert!(t.contains("only enabled mountpath"), "{t}");
+        assert!(
+            t.contains("(attach or enable another first)"),
+            "whole reason:\n{t}"
+        );
+        assert!(t.contains("Esc close"), "{t}");
+        assert!(!t.contains("Enter/y confirm"), "{t}");
+        let (x, y) = find(&buf, "┌ Confirm").unwrap();
+        assert_eq!(buf[(x, y)].fg, Color::Red);
+    }
+
+    #[test]
+    fn attach_asks_for_the_directory() {
+        let mut m = trouble_detail(false);
+        press(&mut m, KeyCode::Char('a'));
+        let t = text(&render(&m, 80, 24));
+        assert!(t.contains("Attach a mountpath to t[T01xt8101]"), "{t}");
+        // Starts next to the selected mountpath.
+        assert!(t.contains("path: /data/T01xt8101/_"), "{t}");
+        assert!(
+            t.contains("Enter dry run   Ctrl-U clear   Esc cancel"),
+            "{t}"
+        );
+        type_str(&mut m, "mp 9");
+        let t = text(&render(&m, 80, 24));
+        assert!(t.contains("path: /data/T01xt8101/mp 9_"), "{t}");
+        assert!(
+            t.contains(
+                "nodectl storage mountpath attach t[T01xt8101] '/data/T01xt8101/mp 9' --yes"
+            ),
+            "quoted for the shell:\n{t}"
         );
     }
 }

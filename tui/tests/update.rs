@@ -588,3 +588,533 @@ fn refresh_key_asks_for_a_poll() {
     let mut m = model_with(&cluster(1), None, true);
     assert_eq!(press(&mut m, KeyCode::Char('r')), Some(Command::Refresh));
 }
+
+/// Mountpath keys in a target's detail (`a`, `d`, `e`, `x`), their dialog, and the events
+/// derived from resilvers and mountpath states.
+mod mountpaths {
+    use super::*;
+    use shoal_actors::proto::msg::MountpathOp;
+    use shoal_actors::types::status::{MpState, RebState};
+    use shoal_actors::types::storage::{MountpathReply, MpAction};
+    use shoal_tui::model::MpStep;
+    use shoal_tui::update::MpRequest;
+
+    fn mp_path(t: usize, k: usize) -> String {
+        format!("/data/{}/mp{k}", tid(t))
+    }
+
+    /// A console with target 1's detail open.
+    fn detail(readonly: bool) -> Model {
+        let mut m = model_with(&cluster(3), None, readonly);
+        press(&mut m, KeyCode::Down);
+        press(&mut m, KeyCode::Enter);
+        assert!(m.detail);
+        m
+    }
+
+    fn mp_req(action: MpAction, path: &str) -> MpRequest {
+        MpRequest {
+            target: tid(1),
+            addr: "10.0.0.11:8101".into(),
+            op: MountpathOp {
+                action,
+                path: path.into(),
+                dry_run: false,
+            },
+        }
+    }
+
+    fn dry(r: &MpRequest) -> MpRequest {
+        let mut r = r.clone();
+        r.op.dry_run = true;
+        r
+    }
+
+    fn ok_reply(r: &MpRequest, objs: u64) -> MountpathReply {
+        MountpathReply {
+            target: r.target.clone(),
+            path: r.op.path.clone(),
+            dry_run: true,
+            objs,
+            bytes: objs << 20,
+            ..Default::default()
+        }
+    }
+
+    fn is_mp_mutation(c: &Command) -> bool {
+        matches!(c, Command::MountpathDryRun(_) | Command::Mountpath(_))
+    }
+
+    #[test]
+    fn arrows_pick_a_mountpath_in_a_target_detail_and_nodes_outside_it() {
+        let mut m = detail(false);
+        assert_eq!(m.mp_sel, 0);
+        press(&mut m, KeyCode::Char('j'));
+        assert_eq!((m.mp_sel, m.target_sel), (1, 1), "the node stays");
+        press(&mut m, KeyCode::Down);
+        assert_eq!(m.mp_sel, 1, "clamped to the last mountpath");
+        press(&mut m, KeyCode::Char('k'));
+        assert_eq!(m.mp_sel, 0);
+        press(&mut m, KeyCode::Char('G'));
+        assert_eq!(m.selected_mountpath().unwrap().path, mp_path(1, 2));
+        // Esc is still "back", and then the arrows move between nodes again.
+        press(&mut m, KeyCode::Esc);
+        assert!(!m.detail && !m.quit);
+        press(&mut m, KeyCode::Char('j'));
+        assert_eq!(m.target_sel, 2);
+        // Reopening starts at the first mountpath.
+        press(&mut m, KeyCode::Enter);
+        assert_eq!(m.mp_sel, 0);
+    }
+
+    #[test]
+    fn x_dry_runs_then_disables_the_selected_mountpath_on_confirm() {
+        let mut m = detail(false);
+        press(&mut m, KeyCode::Char('j'));
+        let want = mp_req(MpAction::Disable, &mp_path(1, 2));
+        assert_eq!(
+            press(&mut m, KeyCode::Char('x')),
+            Some(Command::MountpathDryRun(dry(&want)))
+        );
+        // No blind confirmation while the target has not answered.
+        assert_eq!(press(&mut m, KeyCode::Enter), None);
+        assert_eq!(press(&mut m, KeyCode::Char('y')), None);
+        assert!(
+            m.status
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("waiting for the dry run")
+        );
+        assert_eq!(m.mp_dialog.as_ref().unwrap().step, MpStep::Loading);
+        update(
+            &mut m,
+            Action::MpDryRunDone {
+                req: want.clone(),
+                result: Ok(ok_reply(&want, 401)),
+            },
+        );
+        assert!(matches!(
+            m.mp_dialog.as_ref().unwrap().step,
+            MpStep::Ready(ref r) if r.objs == 401
+        ));
+        assert_eq!(
+            press(&mut m, KeyCode::Enter),
+            Some(Command::Mountpath(want.clone()))
+        );
+        assert!(m.mp_dialog.is_none() && m.detail, "back to the detail");
+        assert!(
+            m.events.back().unwrap().text.ends_with(&format!(
+                "sent: nodectl storage mountpath disable t[{}] {} --yes",
+                tid(1),
+                mp_path(1, 2)
+            )),
+            "{:?}",
+            m.events.back()
+        );
+        let cmd = update(
+            &mut m,
+            Action::MountpathDone {
+                req: want.clone(),
+                result: Ok(MountpathReply {
+                    state: MpState::Disabled,
+                    resilver_id: Some("r4".into()),
+                    ..ok_reply(&want, 401)
+                }),
+            },
+        );
+        assert_eq!(cmd, Some(Command::Refresh));
+        let s = m.status.as_ref().unwrap();
+        assert_eq!(s.severity, Severity::Notice);
+        assert!(
+            s.text.ends_with(": disabled, resilver \"r4\" started"),
+            "{}",
+            s.text
+        );
+        assert_eq!(m.events.back().unwrap().text, s.text);
+    }
+
+    #[test]
+    fn d_and_e_act_on_the_selected_mountpath() {
+        for (key, action) in [('d', MpAction::Detach), ('e', MpAction::Enable)] {
+            let mut m = detail(false);
+            let cmd = press(&mut m, KeyCode::Char(key));
+            assert_eq!(
+                cmd,
+                Some(Command::MountpathDryRun(dry(&mp_req(
+                    action,
+                    &mp_path(1, 1)
+                ))))
+            );
+            let d = m.mp_dialog.as_ref().unwrap();
+            let undo = if action == MpAction::Detach {
+                "attach (key a)"
+            } else {
+                "disable (key x)"
+            };
+            assert!(d.undo_text().contains(undo), "{}", d.undo_text());
+        }
+    }
+
+    #[test]
+    fn a_asks_for_the_path_then_dry_runs_it() {
+        let mut m = detail(false);
+        assert_eq!(press(&mut m, KeyCode::Char('a')), None, "nothing sent yet");
+        let d = m.mp_dialog.as_ref().unwrap();
+        assert_eq!(d.step, MpStep::EnterPath);
+        assert_eq!(d.req.op.path, format!("/data/{}/", tid(1)));
+        // Ctrl-U clears; every letter is part of the path, q and y and j included.
+        press_mod(&mut m, KeyCode::Char('u'), KeyModifiers::CONTROL);
+        assert_eq!(m.mp_dialog.as_ref().unwrap().req.op.path, "");
+        assert!(type_str(&mut m, "/mnt/qyjdx-disk9").is_empty());
+        press(&mut m, KeyCode::Backspace);
+        assert!(!m.quit && m.mp_dialog.is_some());
+        let want = mp_req(MpAction::Attach, "/mnt/qyjdx-disk");
+        assert_eq!(
+            press(&mut m, KeyCode::Enter),
+            Some(Command::MountpathDryRun(dry(&want)))
+        );
+        // Now typing is over: y confirms, but only after the answer.
+        assert_eq!(press(&mut m, KeyCode::Char('y')), None);
+        update(
+            &mut m,
+            Action::MpDryRunDone {
+                req: want.clone(),
+                result: Ok(ok_reply(&want, 12)),
+            },
+        );
+        assert_eq!(
+            press(&mut m, KeyCode::Char('y')),
+            Some(Command::Mountpath(want))
+        );
+    }
+
+    #[test]
+    fn an_empty_path_is_not_sent() {
+        let mut m = detail(false);
+        press(&mut m, KeyCode::Char('a'));
+        press_mod(&mut m, KeyCode::Char('u'), KeyModifiers::CONTROL);
+        type_str(&mut m, "   ");
+        assert_eq!(press(&mut m, KeyCode::Enter), None);
+        assert_eq!(m.mp_dialog.as_ref().unwrap().step, MpStep::EnterPath);
+        assert_eq!(m.status.as_ref().unwrap().severity, Severity::Warn);
+    }
+
+    #[test]
+    fn esc_cancels_at_every_step_and_sends_nothing() {
+        // While typing.
+        let mut m = detail(false);
+        press(&mut m, KeyCode::Char('a'));
+        type_str(&mut m, "new");
+        assert_eq!(press(&mut m, KeyCode::Esc), None);
+        assert!(m.mp_dialog.is_none() && m.detail);
+        assert!(m.status.as_ref().unwrap().text.contains("nothing was sent"));
+        // While the dry run is out: its late answer is ignored.
+        let want = mp_req(MpAction::Detach, &mp_path(1, 1));
+        press(&mut m, KeyCode::Char('d'));
+        press(&mut m, KeyCode::Char('q')); // q closes the dialog, it does not quit
+        assert!(m.mp_dialog.is_none() && !m.quit);
+        update(
+            &mut m,
+            Action::MpDryRunDone {
+                req: want.clone(),
+                result: Ok(ok_reply(&want, 600)),
+            },
+        );
+        assert!(m.mp_dialog.is_none());
+        // After the answer.
+        press(&mut m, KeyCode::Char('d'));
+        update(
+            &mut m,
+            Action::MpDryRunDone {
+                req: want.clone(),
+                result: Ok(ok_reply(&want, 600)),
+            },
+        );
+        assert_eq!(press(&mut m, KeyCode::Esc), None);
+        assert!(m.mp_dialog.is_none() && m.detail);
+        // Nothing pressed after a cancel sends anything.
+        for k in [KeyCode::Enter, KeyCode::Char('y')] {
+            if let Some(c) = press(&mut m, k) {
+                assert!(!is_mp_mutation(&c), "{k:?} sent {c:?}");
+            }
+        }
+        // Esc again closes the detail, and only then would quit.
+        press(&mut m, KeyCode::Esc);
+        assert!(!m.detail && !m.quit);
+    }
+
+    #[test]
+    fn a_refused_dry_run_cannot_be_confirmed() {
+        let mut m = detail(false);
+        press(&mut m, KeyCode::Char('x'));
+        let want = mp_req(MpAction::Disable, &mp_path(1, 1));
+        let err = shoal_actors::Error::BadRequest(
+            "cannot disable /data/x/mp1: it is the only enabled mountpath of t[x] and holds 3 objects (attach or enable another first)"
+                .into(),
+        );
+        update(
+            &mut m,
+            Action::MpDryRunDone {
+                req: want,
+                result: Err(CmdError::from(&err)),
+            },
+        );
+        let s = m.status.as_ref().unwrap();
+        assert_eq!(s.severity, Severity::Warn);
+        assert!(s.text.contains("only enabled mountpath"), "{}", s.text);
+        for k in [KeyCode::Enter, KeyCode::Char('y')] {
+            assert_eq!(press(&mut m, k), None);
+        }
+        assert!(matches!(
+            m.mp_dialog.as_ref().unwrap().step,
+            MpStep::Refused(_)
+        ));
+        press(&mut m, KeyCode::Esc);
+        assert!(m.mp_dialog.is_none());
+    }
+
+    #[test]
+    fn refusals_of_the_operation_are_warnings_in_status_and_log() {
+        let mut m = detail(false);
+        let r = mp_req(MpAction::Attach, "/mnt/new");
+        for (err, expect, sev) in [
+            (
+                shoal_actors::Error::Unauthorized("admin token required".into()),
+                "refused (unauthorized)",
+                Severity::Warn,
+            ),
+            (
+                shoal_actors::Error::Forbidden("admin required".into()),
+                "refused (forbidden)",
+                Severity::Warn,
+            ),
+            (
+                shoal_actors::Error::BadRequest(
+                    "/mnt/new: marker names another target: a disk from another node".into(),
+                ),
+                "failed: bad request: /mnt/new: marker names another target",
+                Severity::Warn,
+            ),
+            (
+                shoal_actors::Error::Timeout("t[x]".into()),
+                "failed: timed out",
+                Severity::Error,
+            ),
+        ] {
+            let cmd = update(
+                &mut m,
+                Action::MountpathDone {
+                    req: r.clone(),
+                    result: Err(CmdError::from(&err)),
+                },
+            );
+            assert_eq!(cmd, Some(Command::Refresh));
+            let s = m.status.as_ref().unwrap();
+            assert_eq!(s.severity, sev, "{}", s.text);
+            assert!(s.text.contains(expect), "{}", s.text);
+            assert!(s.text.contains(&format!("attach t[{}] /mnt/new", tid(1))));
+            let e = m.events.back().unwrap();
+            assert_eq!((e.severity, &e.text), (sev, &s.text));
+        }
+    }
+
+    #[test]
+    fn readonly_console_has_no_mountpath_keys() {
+        let mut m = detail(true);
+        for k in ['a', 'd', 'e', 'x', 'y'] {
+            assert_eq!(press(&mut m, KeyCode::Char(k)), None, "{k}");
+        }
+        assert!(m.mp_dialog.is_none());
+        // Even actions that bypass the key map are refused, and say so.
+        for a in [
+            MpAction::Attach,
+            MpAction::Detach,
+            MpAction::Enable,
+            MpAction::Disable,
+        ] {
+            assert_eq!(update(&mut m, Action::Mountpath(a)), None);
+            assert!(m.mp_dialog.is_none());
+            let s = m.status.as_ref().unwrap();
+            assert_eq!(s.severity, Severity::Warn);
+            assert!(s.text.contains("read-only"), "{}", s.text);
+        }
+    }
+
+    #[test]
+    fn mountpath_keys_mean_nothing_outside_a_target_detail() {
+        let mut m = model_with(&cluster(3), None, false);
+        for k in ['a', 'd', 'e', 'x'] {
+            assert_eq!(press(&mut m, KeyCode::Char(k)), None, "{k}");
+            assert!(m.mp_dialog.is_none());
+        }
+        // A proxy's detail has no mountpaths.
+        press(&mut m, KeyCode::Tab);
+        press(&mut m, KeyCode::Enter);
+        assert!(m.detail);
+        for k in ['a', 'd', 'e', 'x'] {
+            assert_eq!(press(&mut m, KeyCode::Char(k)), None, "{k}");
+            assert!(m.mp_dialog.is_none());
+        }
+        assert_eq!(update(&mut m, Action::Mountpath(MpAction::Attach)), None);
+        assert!(m.status.as_ref().unwrap().text.contains("target's detail"));
+    }
+
+    #[test]
+    fn the_cursor_stays_on_its_mountpath_across_snapshots() {
+        let mut c = cluster(3);
+        let mut m = model_with(&c, None, false);
+        press(&mut m, KeyCode::Down);
+        press(&mut m, KeyCode::Enter);
+        press(&mut m, KeyCode::Down);
+        assert_eq!(m.selected_mountpath().unwrap().path, mp_path(1, 2));
+        // A mountpath attached before it in the list.
+        let mut first = c.targets[1].mountpaths[0].clone();
+        first.path = "/data/aaa".into();
+        c.targets[1].mountpaths.insert(0, first);
+        update(&mut m, snapshot(&c, None, T0 + 1));
+        assert_eq!(m.selected_mountpath().unwrap().path, mp_path(1, 2));
+        // It is detached: the cursor stays within the list.
+        c.targets[1].mountpaths.remove(2);
+        update(&mut m, snapshot(&c, None, T0 + 2));
+        assert_eq!(m.mp_sel, 1);
+        assert!(m.selected_mountpath().is_some());
+    }
+
+    fn events_after(
+        prev: &shoal_actors::types::status::ClusterStatus,
+        next: &shoal_actors::types::status::ClusterStatus,
+    ) -> Vec<(Severity, String)> {
+        let mut m = model_with(prev, None, false);
+        let before = m.events.len();
+        update(&mut m, snapshot(next, None, T0 + 5));
+        m.events
+            .iter()
+            .skip(before)
+            .map(|e| (e.severity, e.text.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn resilvers_starting_finishing_and_waiting_are_logged() {
+        let c0 = cluster(3);
+        let mut c1 = c0.clone();
+        c1.targets[1].resilver = Some(running_resilver(1, "attach"));
+        let t1 = format!("t[{}]", tid(1));
+        assert_eq!(
+            events_after(&c0, &c1),
+            [(
+                Severity::Notice,
+                format!("resilver r3 on {t1} started (attach /data/{}/mp3)", tid(1))
+            )]
+        );
+        // Blocked behind a global rebalance: said once, with the reason.
+        let mut c2 = c1.clone();
+        c2.targets[1].resilver.as_mut().unwrap().blocked_by =
+            Some("global rebalance g6 is running".into());
+        assert_eq!(
+            events_after(&c1, &c2),
+            [(
+                Severity::Warn,
+                format!("resilver r3 on {t1} waits: global rebalance g6 is running")
+            )]
+        );
+        assert!(events_after(&c2, &c2).is_empty());
+        // Finished, with errors: a warning with the counts.
+        let mut c3 = c1.clone();
+        let r = c3.targets[1].resilver.as_mut().unwrap();
+        r.state = RebState::Finished;
+        r.objs_moved = 498;
+        r.bytes_moved = 5 << 20;
+        r.errors = 2;
+        assert_eq!(
+            events_after(&c1, &c3),
+            [(
+                Severity::Warn,
+                format!(
+                    "resilver r3 on {t1} finished: 498 objects, 5.000MiB moved, 2 errors (attach /data/{}/mp3)",
+                    tid(1)
+                )
+            )]
+        );
+        assert!(events_after(&c3, &c3).is_empty(), "said once");
+        // Started and finished between two polls: both lines; a clean finish is a notice.
+        let mut c4 = c3.clone();
+        c4.targets[1].resilver.as_mut().unwrap().errors = 0;
+        let ev = events_after(&c0, &c4);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(ev[0].1.contains("started") && ev[1].1.contains("finished"));
+        assert_eq!(ev[1].0, Severity::Notice);
+        // Already running when the console starts.
+        let m = model_with(&c1, None, false);
+        assert!(
+            m.events.iter().any(|e| e.text
+                == format!(
+                    "resilver r3 on {t1} is running (attach /data/{}/mp3)",
+                    tid(1)
+                )),
+            "{:?}",
+            m.events
+        );
+    }
+
+    #[test]
+    fn mountpath_state_changes_are_logged_with_the_reason() {
+        let c0 = cluster(3);
+        let t1 = format!("t[{}]", tid(1));
+        let mut c1 = c0.clone();
+        let mp = &mut c1.targets[1].mountpaths[1];
+        mp.state = MpState::Failed;
+        mp.enabled = false;
+        mp.reason = Some("I/O failing: Input/output error (os error 5)".into());
+        assert_eq!(
+            events_after(&c0, &c1),
+            [(
+                Severity::Error,
+                format!(
+                    "{t1} mountpath {}: enabled → failed (I/O failing: Input/output error (os error 5))",
+                    mp_path(1, 2)
+                )
+            )]
+        );
+        // Full, then attached, then detached.
+        let mut c2 = c0.clone();
+        c2.targets[1].mountpaths[0].full = true;
+        let ev = events_after(&c0, &c2);
+        assert_eq!(ev[0].0, Severity::Warn);
+        assert!(ev[0].1.ends_with("enabled → enabled (full)"), "{ev:?}");
+        let mut c3 = c0.clone();
+        let mut new = c3.targets[1].mountpaths[0].clone();
+        new.path = "/mnt/new".into();
+        c3.targets[1].mountpaths.push(new);
+        assert_eq!(
+            events_after(&c0, &c3),
+            [(
+                Severity::Notice,
+                format!("{t1} mountpath /mnt/new: attached (enabled)")
+            )]
+        );
+        assert_eq!(
+            events_after(&c3, &c0),
+            [(
+                Severity::Notice,
+                format!("{t1} mountpath /mnt/new: detached")
+            )]
+        );
+        // A node that stops answering reports no mountpaths: not a mass detach.
+        let mut c4 = c0.clone();
+        c4.targets[1].reachable = false;
+        c4.targets[1].mountpaths.clear();
+        let ev = events_after(&c0, &c4);
+        assert!(ev.iter().all(|(_, t)| !t.contains("mountpath")), "{ev:?}");
+        // A disk already failed when the console starts is in the first lines.
+        let m = model_with(&c1, None, false);
+        assert!(
+            m.events.iter().any(|e| e.severity == Severity::Error
+                && e.text.contains("mountpath")
+                && e.text.contains("failed (I/O failing")),
+            "{:?}",
+            m.events
+        );
+    }
+}

@@ -8,9 +8,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
 use shoal_actors::types::lifecycle::Plan;
+use shoal_actors::types::status::MpState;
+use shoal_actors::types::storage::MpAction;
 
 use crate::format;
-use crate::model::{Dialog, Model, PlanState};
+use crate::model::{Dialog, Model, MpDialog, MpStep, PlanState};
+use crate::view::severity_style;
 use crate::view::{clear_popup, popup};
 
 /// Lines a wrapped paragraph of `lines` needs at `width` (approximation by characters).
@@ -201,6 +204,180 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         Constraint::Fill(1),
         Constraint::Length(1),
         Constraint::Length(bottom_h),
+    ])
+    .areas(inner);
+    Paragraph::new(top)
+        .wrap(Wrap { trim: false })
+        .render(top_a, buf);
+    Paragraph::new(plan)
+        .wrap(Wrap { trim: false })
+        .render(plan_a, buf);
+    Paragraph::new(bottom).render(bottom_a, buf);
+}
+
+/// What a mountpath action does, in one clause (as `nodectl storage mountpath` says it).
+fn mp_effect(a: MpAction) -> &'static str {
+    match a {
+        MpAction::Attach => "it takes its share of objects",
+        MpAction::Detach => "its objects move to the other mountpaths, then it is forgotten",
+        MpAction::Enable => "it takes its share of objects again",
+        MpAction::Disable => "it takes no new objects at once and its objects move off",
+    }
+}
+
+fn mp_top_lines(d: &MpDialog) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::DarkGray);
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let mut lines = Vec::new();
+    if d.step == MpStep::EnterPath {
+        lines.push(Line::styled(
+            "directory on the target's host (absolute; mount the disk and create it first):",
+            dim,
+        ));
+        lines.push(Line::from(vec![
+            Span::styled("path: ", dim),
+            Span::styled(
+                format!("{}_", d.req.op.path),
+                Style::new().fg(Color::Yellow),
+            ),
+        ]));
+    } else {
+        lines.push(Line::from(vec![
+            Span::styled("target: ", dim),
+            Span::styled(d.target_label(), bold),
+            Span::styled("   mountpath: ", dim),
+            Span::styled(d.req.op.path.clone(), bold),
+        ]));
+        if let MpStep::Ready(r) = &d.step
+            && r.path != d.req.op.path
+        {
+            lines.push(Line::styled(
+                format!("(the target resolves it to {})", r.path),
+                dim,
+            ));
+        }
+        lines.push(Line::from(vec![
+            Span::styled("effect: ", dim),
+            Span::raw(mp_effect(d.req.op.action)),
+        ]));
+    }
+    lines.push(Line::styled("equivalent command:", dim));
+    lines.push(Line::styled(
+        d.nodectl_command(),
+        Style::new().fg(Color::Cyan),
+    ));
+    lines.push(Line::from(vec![
+        Span::styled("undo: ", dim),
+        Span::styled(d.undo_text(), Style::new().fg(Color::Green)),
+    ]));
+    lines
+}
+
+fn mp_plan_lines(d: &MpDialog) -> Vec<Line<'static>> {
+    let dim = Style::new().fg(Color::DarkGray);
+    match &d.step {
+        MpStep::EnterPath => vec![],
+        MpStep::Loading => vec![Line::styled(
+            format!("dry run: asking {}…", d.target_label()),
+            dim,
+        )],
+        MpStep::Ready(r) => {
+            let dir = match d.req.op.action {
+                MpAction::Attach | MpAction::Enable => "onto it",
+                MpAction::Detach | MpAction::Disable => "off it",
+            };
+            let mut lines = vec![Line::from(vec![
+                Span::styled("dry run: ", dim),
+                Span::styled(
+                    "OK",
+                    Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(format!(
+                    ", {} objects ({}) would move {dir}",
+                    format::count(r.objs),
+                    format::iec(r.bytes)
+                )),
+            ])];
+            if r.state == MpState::Failed && d.req.op.action == MpAction::Detach {
+                lines.push(Line::styled(
+                    "its disk failed: nothing can be read off it, so nothing moves",
+                    Style::new().fg(Color::Yellow),
+                ));
+            }
+            lines
+        }
+        MpStep::Refused(e) => vec![
+            Line::from(vec![
+                Span::styled("dry run: ", dim),
+                Span::styled(
+                    format!("NO ({}): {}", e.kind, e.message),
+                    severity_style(e.severity()),
+                ),
+            ]),
+            Line::styled("nothing can be confirmed; nothing was changed", dim),
+        ],
+    }
+}
+
+fn mp_bottom_line(d: &MpDialog) -> Line<'static> {
+    let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    let pairs: &[(&'static str, &'static str)] = match d.step {
+        MpStep::EnterPath => &[
+            ("Enter", " dry run   "),
+            ("Ctrl-U", " clear   "),
+            ("Esc", " cancel"),
+        ],
+        MpStep::Refused(_) => &[("Esc", " close")],
+        _ => &[("Enter/y", " confirm   "), ("Esc", " cancel")],
+    };
+    Line::from(
+        pairs
+            .iter()
+            .flat_map(|(k, what)| [Span::styled(*k, key), Span::raw(*what)])
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The mountpath dialog: the path being typed (attach), then the target's dry-run answer,
+/// the equivalent `nodectl` command and how to undo it.
+pub fn render_mountpath(m: &Model, area: Rect, buf: &mut Buffer) {
+    let Some(d) = &m.mp_dialog else { return };
+    let width = area.width.saturating_sub(4).min(96);
+    let inner_w = width.saturating_sub(2);
+    let top = mp_top_lines(d);
+    let plan = mp_plan_lines(d);
+    let bottom = vec![mp_bottom_line(d)];
+    let top_h = wrapped_height(&top, inner_w);
+    let plan_h = if plan.is_empty() {
+        0
+    } else {
+        wrapped_height(&plan, inner_w) + 1
+    };
+    let want = top_h + plan_h + 1 + 1 + 2;
+    let rect = popup(area, width, want.min(area.height.saturating_sub(2)));
+    let refused = matches!(d.step, MpStep::Refused(_));
+    let border = if refused { Color::Red } else { Color::Yellow };
+    let title = if d.step == MpStep::EnterPath {
+        format!(" Attach a mountpath to {} ", d.target_label())
+    } else {
+        format!(" Confirm {} mountpath ", d.req.op.action)
+    };
+    let blk = Block::bordered()
+        .border_style(Style::new().fg(border))
+        .title(Line::styled(
+            title,
+            Style::new().fg(border).add_modifier(Modifier::BOLD),
+        ));
+    let inner = blk.inner(rect);
+    clear_popup(area, rect, buf);
+    blk.render(rect, buf);
+    // The keys never get cut; the plan gives way last, the command and undo first.
+    let [top_a, _, plan_a, _, bottom_a] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(u16::from(plan_h > 0)),
+        Constraint::Length(plan_h.saturating_sub(1)),
+        Constraint::Length(1),
+        Constraint::Length(1),
     ])
     .areas(inner);
     Paragraph::new(top)

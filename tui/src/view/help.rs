@@ -10,7 +10,10 @@ use crate::model::Model;
 use crate::view::{clear_popup, popup};
 
 const NAV: &[(&str, &str)] = &[
-    ("↑/k ↓/j", "move"),
+    (
+        "↑/k ↓/j",
+        "move (in a target's detail: the mountpath cursor)",
+    ),
     ("g / G", "top / bottom"),
     ("PgUp/PgDn", "page"),
     ("Tab", "switch targets / proxies"),
@@ -28,6 +31,14 @@ const ACTIONS: &[(&str, &str)] = &[
     ("D", "decommission (type the node ID; no undo)"),
     ("Space", "mark nodes for one batch"),
     ("n", "--no-rebalance for the next action"),
+    (
+        "a",
+        "attach a mountpath, typing its directory (target detail)",
+    ),
+    (
+        "d / e / x",
+        "detach / enable / disable the selected mountpath",
+    ),
 ];
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
@@ -42,7 +53,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     lines.push(Line::default());
     if m.readonly {
         lines.push(Line::styled(
-            "read-only console: lifecycle keys are disabled",
+            "read-only console: lifecycle and mountpath keys are disabled",
             Style::new().fg(Color::Black).bg(Color::Yellow),
         ));
         let off = Style::new()

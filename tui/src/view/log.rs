@@ -15,7 +15,7 @@ use crate::view::severity_style;
 const STAMP_W: usize = 9;
 
 /// Splits `text` into pieces of at most `width` characters, breaking at spaces where it can.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let mut out = Vec::new();
     let mut line = String::new();

@@ -17,8 +17,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
-use shoal_actors::types::status::{NodeState, NodeStatus, RebState};
+use shoal_actors::types::status::{NodeState, NodeStatus, RebState, ResilverStatus};
 
+use crate::format;
 use crate::model::{Connection, Model, Severity};
 
 pub use tables::{TargetColumn, target_columns};
@@ -35,6 +36,8 @@ pub struct AppLayout {
     pub header: Rect,
     /// "cluster unreachable" banner; zero height while connected.
     pub banner: Rect,
+    /// One line per running resilver (the local rebalance of a target); zero height when none.
+    pub resilver: Rect,
     /// The targets table: the main work area, gets the spare rows.
     pub targets: Rect,
     /// The proxies table, sized to its rows (capped).
@@ -60,9 +63,11 @@ pub fn layout(area: Rect, m: &Model) -> AppLayout {
             1
         }
     });
-    let [header, banner, body, status, footer] = Layout::vertical([
+    let resilver_h = resilver_strip(m, area.width).len() as u16;
+    let [header, banner, resilver, body, status, footer] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(banner_h),
+        Constraint::Length(resilver_h),
         Constraint::Fill(1),
         Constraint::Length(1),
         Constraint::Length(1),
@@ -102,6 +107,7 @@ pub fn layout(area: Rect, m: &Model) -> AppLayout {
     AppLayout {
         header,
         banner,
+        resilver,
         targets,
         proxies,
         rebalance,
@@ -118,6 +124,7 @@ pub fn view(m: &Model, frame: &mut Frame) {
     let buf = frame.buffer_mut();
     header::render(m, l.header, buf);
     render_banner(m, l.banner, buf);
+    Paragraph::new(resilver_strip(m, l.resilver.width)).render(l.resilver, buf);
     tables::render_targets(m, l.targets, buf);
     tables::render_proxies(m, l.proxies, buf);
     rebalance::render(m, l.rebalance, buf);
@@ -130,9 +137,68 @@ pub fn view(m: &Model, frame: &mut Frame) {
     if m.dialog.is_some() {
         dialog::render(m, area, buf);
     }
+    if m.mp_dialog.is_some() {
+        dialog::render_mountpath(m, area, buf);
+    }
     if m.help {
         help::render(m, area, buf);
     }
+}
+
+/// Running resilvers never get more rows than this; the last one then counts the rest.
+const MAX_RESILVER_ROWS: usize = 4;
+
+/// The running resilvers, a wrapped `resilver_line` each (as `nodectl show resilver`), at most
+/// [`MAX_RESILVER_ROWS`] rows.
+fn resilver_strip(m: &Model, width: u16) -> Vec<Line<'static>> {
+    let running: Vec<&ResilverStatus> = m
+        .cluster
+        .iter()
+        .flat_map(|c| &c.targets)
+        .filter_map(|t| t.resilver.as_ref().filter(|r| r.is_running()))
+        .collect();
+    const LEAD: &str = "resilver ";
+    let width = usize::from(width);
+    let each: Vec<Vec<Line<'static>>> = running
+        .iter()
+        .map(|r| {
+            let style = detail::resilver_style(r);
+            let lead = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+            log::wrap(&format::resilver_line(r), width.saturating_sub(LEAD.len()))
+                .into_iter()
+                .enumerate()
+                .map(|(k, piece)| {
+                    let lead = if k == 0 {
+                        Span::styled(LEAD, lead)
+                    } else {
+                        Span::raw(" ".repeat(LEAD.len()))
+                    };
+                    Line::from(vec![lead, Span::styled(piece, style)])
+                })
+                .collect()
+        })
+        .collect();
+    if each.iter().map(Vec::len).sum::<usize>() <= MAX_RESILVER_ROWS {
+        return each.into_iter().flatten().collect();
+    }
+    // Too many: whole ones while they fit, then a count of the rest.
+    let mut lines = Vec::new();
+    let mut shown = 0;
+    for l in &each {
+        if lines.len() + l.len() > MAX_RESILVER_ROWS - 1 {
+            break;
+        }
+        lines.extend(l.iter().cloned());
+        shown += 1;
+    }
+    lines.push(Line::styled(
+        format!(
+            "{LEAD}… and {} more running (a target's detail shows its own)",
+            each.len() - shown
+        ),
+        Style::new().fg(Color::Yellow),
+    ));
+    lines
 }
 
 /// The "unreachable, retrying" text; `None` while the cluster answers.
@@ -184,9 +250,14 @@ fn render_status(m: &Model, area: Rect, buf: &mut Buffer) {
 fn render_footer(m: &Model, area: Rect, buf: &mut Buffer) {
     let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
     let mut spans = Vec::new();
+    let storage = m.detail_target().is_some();
     if m.readonly {
         spans.push(Span::styled(
-            "READ-ONLY: m/s/D/Space/n disabled ",
+            if storage {
+                "READ-ONLY: a/d/e/x m/s/D disabled "
+            } else {
+                "READ-ONLY: m/s/D/Space/n disabled "
+            },
             Style::new().fg(Color::Black).bg(Color::Yellow),
         ));
         spans.push(Span::raw(" "));
@@ -201,7 +272,19 @@ fn render_footer(m: &Model, area: Rect, buf: &mut Buffer) {
         spans.push(Span::raw(" "));
     }
     let mut hints: Vec<(&str, &str)> = vec![("?", "help"), ("q", "quit"), ("/", "filter")];
-    if !m.readonly {
+    if storage {
+        // In a target's detail: its mountpath keys first.
+        hints = vec![("?", "help"), ("Esc", "back"), ("↑↓", "mountpath")];
+        if !m.readonly {
+            hints.extend([
+                ("a", "attach"),
+                ("d", "detach"),
+                ("e", "enable"),
+                ("x", "disable"),
+            ]);
+        }
+        hints.push(("r", "refresh"));
+    } else if !m.readonly {
         hints.extend([
             ("m", "maint"),
             ("s", "shutdown"),
@@ -210,7 +293,9 @@ fn render_footer(m: &Model, area: Rect, buf: &mut Buffer) {
             ("n", "no-reb"),
         ]);
     }
-    hints.extend([("Enter", "detail"), ("Tab", "focus"), ("r", "refresh")]);
+    if !storage {
+        hints.extend([("Enter", "detail"), ("Tab", "focus"), ("r", "refresh")]);
+    }
     // Whole hints only: a narrow terminal drops the last ones (all are in `?`) rather than
     // showing half a word.
     let mut used: usize = spans.iter().map(|s| s.width()).sum();

@@ -11,8 +11,8 @@ use ratatui::style::Color;
 use shoal_actors::types::lifecycle::{Plan, PlanCapacity, PlanMove};
 use shoal_actors::types::smap::Role;
 use shoal_actors::types::status::{
-    ClusterStatus, MountpathStats, NodeState, NodeStatus, RebState, RebalanceStatus, Stage,
-    TargetRebStatus,
+    ClusterStatus, MountpathStats, MpState, NodeState, NodeStatus, RebState, RebalanceStatus,
+    ResilverStatus, Stage, TargetRebStatus,
 };
 use shoal_tui::keys::map_key;
 use shoal_tui::{Action, Command, Model, update, view};
@@ -76,6 +76,50 @@ pub fn target(i: usize) -> NodeStatus {
         restarts: 0,
         restarts_by_child: Default::default(),
         resilver: None,
+    }
+}
+
+/// Target `i`'s disks in every state: mp1 enabled, mp2 failed with its I/O error, and a third
+/// `mp3` freshly attached while a resilver moves objects onto it.
+pub fn storage_trouble(c: &mut ClusterStatus, i: usize) {
+    let t = &mut c.targets[i];
+    let mp2 = &mut t.mountpaths[1];
+    mp2.enabled = false;
+    mp2.state = MpState::Failed;
+    mp2.reason = Some("I/O failing: Input/output error (os error 5), 3 errors in 10s".into());
+    t.mountpaths.push(MountpathStats {
+        path: format!("/data/{}/mp3", tid(i)),
+        used: 1 << 30,
+        avail: 1999 << 30,
+        total: 2000 << 30,
+        objects: 120,
+        object_bytes: 1 << 30,
+        enabled: true,
+        fs: "xfs /dev/sdd1".into(),
+        ..Default::default()
+    });
+    t.resilver = Some(running_resilver(i, "attach"));
+}
+
+/// Resilver r3 on target `i`, 24% through, after `what` (`attach`…) of its mp3.
+pub fn running_resilver(i: usize, what: &str) -> ResilverStatus {
+    ResilverStatus {
+        target: tid(i),
+        id: "r3".into(),
+        state: RebState::Running,
+        stage: Stage::Traverse,
+        reason: format!("{what} /data/{}/mp3", tid(i)),
+        objs_total: 500,
+        bytes_total: 5 << 20,
+        counted: true,
+        objs_moved: 120,
+        bytes_moved: 1_258_291,
+        rate_bytes_per_sec: (30 << 20) as f64,
+        eta_secs: Some(4),
+        errors: 0,
+        blocked_by: None,
+        started: Some(T0 - 10),
+        finished: None,
     }
 }
 
