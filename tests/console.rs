@@ -3,7 +3,8 @@
 //! screen comes back with `capture-pane`, and the cluster's side is checked with
 //! `nodectl show cluster --json`. Puts a target into maintenance and back from the keyboard,
 //! checks the confirm dialog shows the equivalent `nodectl` command, and that `q` gives the
-//! terminal back (alternate screen left, cursor shown, cooked mode restored).
+//! terminal back (alternate screen left, cursor shown, cooked mode restored). Attaches a
+//! mountpath from a target's detail view (DESIGN §14) and checks it on screen and on the target.
 //!
 //! Needs `tmux` on `PATH`; without it the test fails and says so.
 
@@ -116,9 +117,14 @@ impl Tmux {
         self.ok(&["capture-pane", "-p", "-e", "-t", SESSION])
     }
 
-    /// Sends one key by its tmux name (`m`, `Enter`, `Escape`…).
+    /// Sends one key by its tmux name (`m`, `Enter`, `Escape`, `C-u`…).
     fn key(&self, key: &str) {
         self.ok(&["send-keys", "-t", SESSION, key]);
+    }
+
+    /// Types `text` as it is (no key names).
+    fn type_text(&self, text: &str) {
+        self.ok(&["send-keys", "-t", SESSION, "-l", text]);
     }
 
     /// A pane format variable such as `#{alternate_on}`.
@@ -214,6 +220,42 @@ fn cli_status(c: &TestCluster, id: &str) -> String {
         .to_string()
 }
 
+/// `nodectl --endpoint E console` in the pane, then what the shell sees after it.
+fn console_cmd(c: &TestCluster) -> String {
+    // `stty` after the console proves cooked mode (icanon, echo) is back for the shell.
+    format!(
+        "{} --endpoint {} console; echo \"console exited with $?\"; \
+         echo \"tty after: $(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' ')\"; \
+         exec sleep 600",
+        sh_quote(env!("CARGO_BIN_EXE_nodectl")),
+        sh_quote(&c.lc.endpoint),
+    )
+}
+
+/// Moves the cursor down to target `id` and waits until its row is the highlighted one.
+async fn select_target(tmux: &Tmux, screen: &str, id: &str) {
+    let index = target_rows(screen)
+        .iter()
+        .position(|(t, _)| t == id)
+        .unwrap_or_else(|| panic!("{id} not in the targets table:\n{screen}"));
+    for _ in 0..index {
+        tmux.key("j");
+    }
+    let until = Instant::now() + T;
+    loop {
+        let styled = tmux.screen_styled();
+        let highlighted: Vec<&str> = styled.lines().filter(|l| l.contains("\x1b[7m")).collect();
+        if highlighted.len() == 1 && highlighted[0].contains(id) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "the row of {id} never got the highlight:\n{styled}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens the confirm dialog with `m` on the selected target and waits for its dry-run plan;
 /// returns the screen showing the dialog.
 async fn open_maintenance_dialog(tmux: &Tmux, op: &str, id: &str) -> String {
@@ -240,14 +282,7 @@ async fn console_in_a_real_terminal_toggles_maintenance_and_quits_cleanly() {
     let targets: Vec<String> = c.status().await.targets.into_iter().map(|t| t.id).collect();
     assert_eq!(targets.len(), 3);
 
-    // `stty` after the console proves cooked mode (icanon, echo) is back for the shell.
-    let shell_cmd = format!(
-        "{} --endpoint {} console; echo \"console exited with $?\"; \
-         echo \"tty after: $(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' ')\"; \
-         exec sleep 600",
-        sh_quote(env!("CARGO_BIN_EXE_nodectl")),
-        sh_quote(&c.lc.endpoint),
-    );
+    let shell_cmd = console_cmd(&c);
     tmux.start(&shell_cmd);
     let screen = tmux
         .wait_screen("the targets table", |s| {
@@ -272,22 +307,9 @@ async fn console_in_a_real_terminal_toggles_maintenance_and_quits_cleanly() {
         "console draws on the alternate screen"
     );
 
-    // Move the cursor to the second row and find out, from the highlight, which node that is.
+    // Move the cursor to the second row.
     let second = target_rows(&screen)[1].0.clone();
-    tmux.key("j");
-    let until = Instant::now() + T;
-    loop {
-        let styled = tmux.screen_styled();
-        let highlighted: Vec<&str> = styled.lines().filter(|l| l.contains("\x1b[7m")).collect();
-        if highlighted.len() == 1 && highlighted[0].contains(&second) {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the second row ({second}) never got the highlight:\n{styled}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    select_target(&tmux, &screen, &second).await;
     let id = second;
 
     // m → dialog with the equivalent command and the dry-run plan → y.
@@ -344,4 +366,171 @@ async fn console_in_a_real_terminal_toggles_maintenance_and_quits_cleanly() {
         "raw mode must be off after the console:\n{screen}"
     );
     assert!(!screen.contains("Targets ("), "the TUI is gone:\n{screen}");
+}
+
+/// A target's mountpaths as `nodectl show storage NODE --json` reports them: (path, state).
+fn cli_mountpaths(c: &TestCluster, id: &str) -> Vec<(String, String)> {
+    let st = c.nodectl_json(&["show", "storage", id]);
+    st["targets"][0]["mountpaths"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no mountpaths in `show storage`: {st}"))
+        .iter()
+        .map(|m| {
+            (
+                m["path"].as_str().expect("path").to_string(),
+                m["state"].as_str().expect("state").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The line of the detail view's mountpath list that shows `path` (which may be cut on the
+/// left with `…`, so it is matched by its end).
+fn mountpath_row<'a>(screen: &'a str, path: &str) -> Option<&'a str> {
+    let tail: String = {
+        let chars: Vec<char> = path.chars().collect();
+        chars[chars.len().saturating_sub(24)..].iter().collect()
+    };
+    screen
+        .lines()
+        .find(|l| l.contains(&format!("{tail} ")) && !l.contains("resilver"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_attaches_a_mountpath_from_a_target_detail() {
+    let mut tmux = Tmux::new();
+    let c = TestCluster::start(1, 2, 1, FAST_CONFIG).await;
+    let expected = put_all(&c.client, &make_objects(40, 512, 16 << 10, 11)).await;
+    let id = c.id("target0").await.0;
+    // A new, empty directory: the "disk" to attach.
+    let new = c.dir().join("target0-new");
+    std::fs::create_dir_all(&new).unwrap();
+    let new = new.canonicalize().unwrap().to_str().unwrap().to_string();
+    assert_eq!(cli_mountpaths(&c, &id).len(), 1);
+
+    tmux.start(&console_cmd(&c));
+    let screen = tmux
+        .wait_screen("the targets table", |s| target_rows(s).len() == 2)
+        .await;
+    select_target(&tmux, &screen, &id).await;
+
+    // Enter: the target's detail, its one mountpath enabled.
+    tmux.key("Enter");
+    let title = format!("t[{id}] (Esc back)");
+    tmux.wait_screen("the target's detail with its mountpaths", |s| {
+        s.contains(&title) && s.contains("MOUNTPATH") && s.contains("a attach")
+    })
+    .await;
+
+    // a: the path input, cleared with Ctrl-U, then the new directory typed in.
+    tmux.key("a");
+    tmux.wait_screen("the attach input", |s| {
+        s.contains(&format!("Attach a mountpath to t[{id}]")) && s.contains("path: /")
+    })
+    .await;
+    tmux.key("C-u");
+    tmux.wait_screen("the input cleared", |s| s.contains("path: _"))
+        .await;
+    tmux.type_text(&new);
+    tmux.wait_screen("the typed path", |s| s.contains(&format!("path: {new}_")))
+        .await;
+
+    // Enter: the target's dry run, the equivalent command and the undo.
+    tmux.key("Enter");
+    let dialog = tmux
+        .wait_screen("the confirm dialog with the dry run", |s| {
+            assert!(!s.contains("dry run: NO"), "the dry run was refused:\n{s}");
+            s.contains("Confirm attach mountpath") && s.contains("dry run: OK")
+        })
+        .await;
+    assert!(
+        dialog.contains(&format!("nodectl storage mountpath attach t[{id}]")),
+        "{dialog}"
+    );
+    assert!(
+        dialog.contains("undo: can be undone with detach (key d)"),
+        "{dialog}"
+    );
+    assert!(dialog.contains("Enter/y confirm"), "{dialog}");
+    assert_eq!(
+        cli_mountpaths(&c, &id).len(),
+        1,
+        "a dry run changes nothing"
+    );
+
+    // y: attached on the target, and a resilver moves its share onto it.
+    tmux.key("y");
+    // The target records the mountpath a moment before it starts the resilver: wait for both.
+    let attach_reason = format!("attach {new}");
+    let until = Instant::now() + T;
+    let rid = loop {
+        let st = c.nodectl_json(&["show", "storage", &id]);
+        let enabled = st["targets"][0]["mountpaths"]
+            .as_array()
+            .expect("mountpaths")
+            .iter()
+            .any(|m| m["path"] == new.as_str() && m["state"] == "enabled");
+        let r = &st["targets"][0]["resilver"];
+        if enabled && r["reason"] == attach_reason.as_str() {
+            break r["id"].as_str().expect("resilver id").to_string();
+        }
+        if Instant::now() > until {
+            c.dump_logs();
+            panic!("no enabled {new} with its resilver after {T:?}: {st}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        c.mountpaths_of("target0")
+            .iter()
+            .any(|(p, enabled)| p.to_str() == Some(new.as_str()) && *enabled),
+        "recorded by the target: {:?}",
+        c.mountpaths_of("target0")
+    );
+
+    // The console shows it: the new row enabled, and the resilver line of that attach.
+    let resilver = format!("resilver {rid} t[{id}]:");
+    let screen = tmux
+        .wait_screen("the new mountpath enabled and its resilver", |s| {
+            mountpath_row(s, &new).is_some_and(|row| row.contains("enabled"))
+                && s.contains(&resilver)
+        })
+        .await;
+    assert!(
+        screen.contains("(attach "),
+        "the resilver says why:\n{screen}"
+    );
+    assert!(screen.contains(&title), "still in the detail:\n{screen}");
+    // The outcome on the status line (cut at 80 columns; the event log has it whole).
+    let outcome = format!("attach t[{id}] /");
+    let screen = tmux
+        .wait_screen("the outcome on the status line", |s| {
+            let status = s.lines().rev().nth(1).unwrap_or_default();
+            status.starts_with(&outcome) && !status.contains("sent, waiting")
+        })
+        .await;
+    let status = screen.lines().rev().nth(1).unwrap_or_default();
+    assert!(
+        !status.contains("refused") && !status.contains("failed"),
+        "{screen}"
+    );
+
+    // Every object still reads back once the resilver is done.
+    wait_for("the resilver to finish", T, || async {
+        let st = c.nodectl_json(&["show", "resilver", &id]);
+        st["targets"][0]["id"] == rid.as_str() && st["targets"][0]["state"] == "finished"
+    })
+    .await;
+    assert_all_readable(&c.client, &expected).await;
+
+    tmux.key("Escape");
+    tmux.wait_screen("back on the main screen", |s| {
+        !s.contains(&title) && target_rows(s).len() == 2
+    })
+    .await;
+    tmux.key("q");
+    tmux.wait_screen("the console to exit on q", |s| {
+        s.contains("console exited with 0")
+    })
+    .await;
 }
