@@ -31,9 +31,17 @@ pub fn mountpath_rows(store: &LocalStore, sampled: &[MountpathStats]) -> Vec<Mou
                 .iter()
                 .find(|s| s.path == path)
                 .cloned()
-                .unwrap_or_else(|| MountpathStats {
-                    path,
-                    ..Default::default()
+                .unwrap_or_else(|| {
+                    // Attached since the last sample: measure it now rather than show zeros.
+                    let c = super::stats::capacity(&m.path).unwrap_or_default();
+                    MountpathStats {
+                        path,
+                        used: c.used,
+                        avail: c.avail,
+                        total: c.total,
+                        fs: super::stats::filesystem(&m.path).unwrap_or_default(),
+                        ..Default::default()
+                    }
                 });
             let (state, reason) = m.status();
             row.objects = m.objects();
