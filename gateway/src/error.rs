@@ -47,7 +47,8 @@ impl Error {
                 C::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                 C::Forbidden(_) => StatusCode::FORBIDDEN,
                 // Busy, offline and timeouts pass: clients retry 503 (the AIStore SDK, boto3).
-                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) => {
+                // A put that raced a map change stored nothing: the client sends it again.
+                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) | C::MapChanged(_) => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 C::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -67,12 +68,15 @@ impl Error {
         }
     }
 
-    /// Whether the same request may simply be tried again (nothing was consumed or changed).
+    /// Whether the same request may simply be tried again (nothing was consumed or changed;
+    /// for a put, only while its body can be sent again).
     pub fn is_transient(&self) -> bool {
         use shoal_actors::Error as C;
         matches!(
             self,
-            Error::Cluster(C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_))
+            Error::Cluster(
+                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) | C::MapChanged(_)
+            )
         )
     }
 
@@ -96,6 +100,7 @@ impl Error {
             Error::Cluster(C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_)) => {
                 S::ServiceUnavailable
             }
+            Error::Cluster(C::MapChanged(_)) => S::SlowDown,
             Error::Cluster(C::NoSpace(_)) => S::ServiceUnavailable,
             Error::Cluster(_) => S::InternalError,
             Error::BadRequest(_) => S::InvalidRequest,

@@ -18,6 +18,7 @@ pub mod auth;
 mod body;
 mod chunked;
 mod cluster;
+mod data;
 pub mod error;
 mod native;
 mod rewind;
@@ -71,6 +72,8 @@ pub struct Gateway {
     cfg: GatewayConfig,
     cluster: cluster::Cluster,
     s3: s3::S3Front,
+    /// Memory for request bodies read whole before they are sent ([`data::BUFFER_BUDGET`]).
+    buffers: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -86,6 +89,7 @@ impl Gateway {
             s3: s3::S3Front::new(weak.clone(), &cfg.auth, cfg.s3_domain.clone()),
             cluster,
             cfg,
+            buffers: tokio::sync::Semaphore::new(data::budget_permits()),
         })
     }
 
