@@ -184,6 +184,7 @@ pub async fn route_connection(
     let mut first = [0u8; 1];
     let n = stream.peek(&mut first).await?;
     if n == 1 && sniff(first[0]) == Sniffed::Http {
+        let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(gw.clone(), stream));
         Ok(None)
     } else {
@@ -300,6 +301,9 @@ impl shoal_actors::node::server::HttpFront for NodeFront {
         let gw = self.0.get().cloned();
         Box::pin(async move {
             if let Some(gw) = gw {
+                // Small answers go out at once (Nagle plus delayed ACKs would hold each for
+                // up to 40 ms).
+                let _ = stream.set_nodelay(true);
                 serve_connection(gw, stream).await;
             }
         })
