@@ -330,6 +330,34 @@ pub async fn head(
         .await
 }
 
+/// Bodies up to this size are read whole before the answer starts: the headers and the bytes
+/// leave together (one write, one segment for the client to read), and a body that fails its
+/// checksum is an error status rather than a cut-off answer.
+pub const SMALL_BODY: u64 = 256 << 10;
+
+/// What an object body is served as.
+pub enum Served {
+    Whole(Bytes),
+    Streamed(Box<Body>),
+}
+
+/// Reads a body of up to [`SMALL_BODY`] whole; a larger one is streamed.
+pub async fn serve(body: Body) -> Result<Served> {
+    if body.remaining() > SMALL_BODY {
+        return Ok(Served::Streamed(Box::new(body)));
+    }
+    let mut body = body;
+    let mut out: Option<Vec<u8>> = None;
+    // The read after the last chunk checks the checksum and hands the connection back.
+    while let Some(chunk) = body.next().await? {
+        match out.as_mut() {
+            None => out = Some(chunk),
+            Some(o) => o.extend_from_slice(&chunk),
+        }
+    }
+    Ok(Served::Whole(Bytes::from(out.unwrap_or_default())))
+}
+
 /// A body as a stream of chunks. An error ends the stream with that error, which aborts the
 /// response: the client sees a truncated body, never a silently short one.
 pub fn body_stream(body: Body) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {

@@ -29,6 +29,9 @@ pub enum Error {
     /// The client's request body could not be read whole (cut short, a bad chunk signature).
     #[error("{0}")]
     ClientBody(String),
+    /// Reading the cluster-side source of a write failed (a copy's source, an upload's parts).
+    #[error("reading the source: {0}")]
+    Source(String),
     #[error("content MD5 mismatch: sent {sent}, computed {computed}")]
     BadDigest { sent: String, computed: String },
     #[error("I/O: {0}")]
@@ -64,6 +67,7 @@ impl Error {
             Error::BadDigest { .. } => StatusCode::BAD_REQUEST,
             Error::ClientBody(m) if m.contains("Signature") => StatusCode::FORBIDDEN,
             Error::ClientBody(_) => StatusCode::BAD_REQUEST,
+            Error::Source(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Io(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -112,9 +116,21 @@ impl Error {
             Error::BadDigest { .. } => S::BadDigest,
             Error::ClientBody(m) if m.contains("Signature") => S::SignatureDoesNotMatch,
             Error::ClientBody(_) => S::IncompleteBody,
+            Error::Source(_) => S::InternalError,
             Error::Io(_) => S::IncompleteBody,
         };
         s3s::S3Error::with_message(code, self.to_string())
+    }
+}
+
+impl Error {
+    /// For a write whose body came from the cluster itself: a failure to read it is not the
+    /// client's.
+    pub fn into_source_error(self) -> Error {
+        match self {
+            Error::ClientBody(m) => Error::Source(m),
+            other => other,
+        }
     }
 }
 

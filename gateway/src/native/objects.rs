@@ -160,8 +160,14 @@ pub(super) async fn objects(
                     ),
                 );
             }
-            let s = data::body_stream(o.body);
-            Ok(r.body(body::stream(s)).expect("valid response"))
+            let b = match data::serve(o.body)
+                .await
+                .map_err(|e| in_context(e, bucket, Some(object)))?
+            {
+                data::Served::Whole(b) => body::full(b),
+                data::Served::Streamed(b) => body::stream(data::body_stream(*b)),
+            };
+            Ok(r.body(b).expect("valid response"))
         }
         Method::PUT => {
             if object.starts_with(HIDDEN_PREFIX) {

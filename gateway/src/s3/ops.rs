@@ -288,8 +288,9 @@ impl S3 for ShoalS3 {
             i.if_modified_since.as_ref(),
             i.if_unmodified_since.as_ref(),
         )?;
+        let len = o.len();
         let out = GetObjectOutput {
-            content_length: Some(o.len() as i64),
+            content_length: Some(len as i64),
             content_range: o.range.as_ref().map(|r| {
                 format!(
                     "bytes {}-{}/{}",
@@ -307,7 +308,10 @@ impl S3 for ShoalS3 {
                     .unwrap_or_else(|| content_type_of(&o.meta)),
             ),
             metadata: metadata_of(&o.meta),
-            body: Some(StreamingBlob::wrap(data::body_stream(o.body))),
+            body: Some(match data::serve(o.body).await.map_err(s3err)? {
+                data::Served::Whole(b) => StreamingBlob::from(s3s::Body::from(b)),
+                data::Served::Streamed(b) => StreamingBlob::wrap(data::body_stream(*b)),
+            }),
             ..Default::default()
         };
         Ok(S3Response::new(out))
@@ -457,7 +461,9 @@ impl S3 for ShoalS3 {
         let size = meta.size;
         let body = Box::pin(data::body_stream(src.body));
         let req = data::PutReq::new(&i.bucket, &i.key, size, attrs.clone());
-        let put = data::put(&gw, tok, req, body).await.map_err(s3err)?;
+        let put = data::put(&gw, tok, req, body)
+            .await
+            .map_err(|e| s3err(e.into_source_error()))?;
         let etag = attrs
             .etag
             .or(attrs.md5)
@@ -693,7 +699,9 @@ impl S3 for ShoalS3 {
             store_md5: false,
             ..data::PutReq::new(&i.bucket, &part, size, ObjAttrs::default())
         };
-        let put = data::put(&gw, tok, req, body).await.map_err(s3err)?;
+        let put = data::put(&gw, tok, req, body)
+            .await
+            .map_err(|e| s3err(e.into_source_error()))?;
         let ptr = PartPtr {
             data: part,
             md5: stream::hex(&put.md5),
@@ -767,7 +775,9 @@ impl S3 for ShoalS3 {
             store_md5: false,
             ..data::PutReq::new(&i.bucket, &i.key, total, attrs)
         };
-        data::put(&gw, tok, req, body).await.map_err(s3err)?;
+        data::put(&gw, tok, req, body)
+            .await
+            .map_err(|e| s3err(e.into_source_error()))?;
         remove_upload(&c, &i.bucket, &i.upload_id).await?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
