@@ -30,7 +30,7 @@ everything to target/bench-http.json.
 
 Usage: benches/http_vs_garage.py [--n4k 5000] [--n1m 300] [--rounds 3]
            [--garage-decomm fast,default] [--objects 1024] [--skip-garage] [--skip-shoal]
-           [--skip-datapath] [--skip-decomm] [--no-nodelay] [--shoal-auth on|off]
+           [--skip-datapath] [--skip-decomm] [--no-nodelay] [--no-stock] [--shoal-auth on|off]
            [--shoal-endpoints targets|proxy|all]
 Env: GARAGE_BENCH (the peer tool), GARAGE_BIN and GARAGE_BENCH_VENV (as the peer tool reads
 them), SHOAL_BIN_DIR (noded and nodectl; default target/release).
@@ -225,7 +225,7 @@ def datapath(root, a):
     systems = []  # (name, cluster, clients)
     try:
         if not a.skip_garage:
-            variants = [("garage", None)]
+            variants = [("garage", None)] if not a.no_stock else []
             so = None if a.no_nodelay else gb.build_nodelay(root)
             if so:
                 variants.append(("garage_nodelay", so))
@@ -433,7 +433,10 @@ def main():
     ap.add_argument("--skip-shoal", action="store_true")
     ap.add_argument("--skip-datapath", action="store_true")
     ap.add_argument("--skip-decomm", action="store_true")
-    ap.add_argument("--no-nodelay", action="store_true")
+    ap.add_argument("--no-nodelay", action="store_true",
+                    help="skip the Garage data path with TCP_NODELAY")
+    ap.add_argument("--no-stock", action="store_true",
+                    help="skip the stock Garage data path (Nagle on)")
     ap.add_argument("--shoal-auth", choices=("on", "off"), default="on")
     ap.add_argument("--shoal-endpoints", choices=("targets", "proxy", "all"), default="targets")
     ap.add_argument("--max-wait", type=float, default=1500)
