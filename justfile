@@ -13,6 +13,12 @@ bench:
     cargo bench --bench cluster
     cargo bench -p shoal-tui
 
+# Shoal's S3 front door beside Garage 2.5 in one run (data path and a decommission; ~25 min).
+# Results: a table, and target/bench-http.json. Arguments go to the script (see its --help).
+bench-http *ARGS:
+    cargo build --release --bin noded --bin nodectl
+    python3 benches/http_vs_garage.py {{ARGS}}
+
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings

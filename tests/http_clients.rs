@@ -83,6 +83,16 @@ fn aws_cli(bin: &Path, home: &Path, url: &str) -> Result<(), String> {
     if files.iter().any(|(n, _)| !ls.contains(n.as_str())) {
         return Err(format!("aws s3 ls misses objects:\n{ls}"));
     }
+    // `s3 sync` compares sizes and modification times: a second sync uploads nothing.
+    let up_dir = up.to_str().unwrap();
+    let first = aws(&["s3", "sync", up_dir, "s3://awscli/sync/", "--no-progress"])?;
+    if first.lines().filter(|l| l.starts_with("upload:")).count() != files.len() {
+        return Err(format!("aws s3 sync did not upload every file:\n{first}"));
+    }
+    let again = aws(&["s3", "sync", up_dir, "s3://awscli/sync/", "--no-progress"])?;
+    if again.lines().any(|l| l.starts_with("upload:")) {
+        return Err(format!("a second aws s3 sync uploaded again:\n{again}"));
+    }
     for (i, name) in names().iter().enumerate() {
         let name = name.as_str();
         let src = work.path().join(format!("name-{i}"));
@@ -221,7 +231,25 @@ fn rclone(home: &Path, url: &str) -> Result<(), String> {
     };
     let t = tree.to_str().unwrap();
     rc(&["mkdir", "sh:rclone"])?;
-    rc(&["sync", t, "sh:rclone/tree"])?;
+    // --checksum compares sizes and MD5s: the ETag of single-part uploads, the metadata rclone
+    // attaches to multipart ones (X-Amz-Meta-Md5chksum).
+    rc(&["sync", "--checksum", t, "sh:rclone/tree"])?;
+    let log = work.path().join("resync.log");
+    rc(&[
+        "sync",
+        "--checksum",
+        "-vv",
+        "--log-file",
+        log.to_str().unwrap(),
+        t,
+        "sh:rclone/tree",
+    ])?;
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    if log.contains("Copied (") || !log.contains("Unchanged skipping") {
+        return Err(format!(
+            "a second rclone sync --checksum copied again:\n{log}"
+        ));
+    }
     let back = work.path().join("back");
     rc(&["sync", "sh:rclone/tree", back.to_str().unwrap()])?;
     for (name, d) in &files {
@@ -232,7 +260,7 @@ fn rclone(home: &Path, url: &str) -> Result<(), String> {
     }
     rc(&["check", t, "sh:rclone/tree"])?;
     std::fs::remove_file(tree.join("d/e/a b")).unwrap();
-    rc(&["sync", t, "sh:rclone/tree"])?;
+    rc(&["sync", "--checksum", t, "sh:rclone/tree"])?;
     let listed = rc(&["lsf", "-R", "sh:rclone/tree"])?;
     if listed.lines().any(|l| l == "d/e/a b") || !listed.lines().any(|l| l == "d/e/%2F") {
         return Err(format!("rclone sync did not mirror a deletion:\n{listed}"));

@@ -16,9 +16,8 @@ use shoal_actors::types::config::AuthConfig;
 
 use crate::error::{Error, Result};
 
-/// S3 access keys: the secret of an access key ID.
-///
-/// TODO(lead): a cluster-stored implementation behind `nodectl auth s3-key create|ls|rm`.
+/// S3 access keys: the secret of an access key ID. The cluster keeps them ([`ClusterKeys`],
+/// `nodectl auth s3-key create|ls|rm`); [`StaticKeys`] serves tests and `noded --s3-keys`.
 pub trait AccessKeys: Send + Sync + 'static {
     fn secret_for(&self, access_key: &str) -> Option<String>;
     /// Whether requests signed with this key act as an admin (bucket create and destroy).

@@ -199,11 +199,8 @@ impl Cluster {
 }
 
 /// One page of a listing: up to `limit` entries named after `start_after`, in name order, and
-/// the token for the next page (the last name returned) when more remain.
-///
-/// This is the one place that knows how the cluster pages. TODO(lead): replace the body with
-/// `client.list_objects_page(bucket, prefix, start_after, limit)` once the cluster pages
-/// itself; today it lists everything and slices, which costs a full listing per page.
+/// the token for the next page (the last name returned) when more remain. The cluster pages
+/// itself: each target lists only its share of this page, merged by the proxy.
 pub async fn list_objects_page(
     client: &Client,
     bucket: &str,
@@ -211,17 +208,10 @@ pub async fn list_objects_page(
     start_after: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<ObjEntry>, Option<String>)> {
-    let mut all = client.list_objects(bucket, prefix).await?;
-    all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    let from = match start_after {
-        Some(s) => all.partition_point(|e| e.name.as_str() <= s),
-        None => 0,
-    };
-    let limit = limit.max(1);
-    let rest = all.len() - from;
-    let page: Vec<ObjEntry> = all.drain(from..from + rest.min(limit)).collect();
-    let next = (rest > limit).then(|| page.last().map(|e| e.name.clone()).unwrap_or_default());
-    Ok((page, next))
+    let page = client
+        .list_objects_page(bucket, prefix, start_after, limit.max(1))
+        .await?;
+    Ok((page.entries, page.next))
 }
 
 #[cfg(test)]

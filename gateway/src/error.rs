@@ -29,6 +29,9 @@ pub enum Error {
     /// The client's request body could not be read whole (cut short, a bad chunk signature).
     #[error("{0}")]
     ClientBody(String),
+    /// Reading the cluster-side source of a write failed (a copy's source, an upload's parts).
+    #[error("reading the source: {0}")]
+    Source(String),
     #[error("content MD5 mismatch: sent {sent}, computed {computed}")]
     BadDigest { sent: String, computed: String },
     #[error("I/O: {0}")]
@@ -47,7 +50,8 @@ impl Error {
                 C::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                 C::Forbidden(_) => StatusCode::FORBIDDEN,
                 // Busy, offline and timeouts pass: clients retry 503 (the AIStore SDK, boto3).
-                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) => {
+                // A put that raced a map change stored nothing: the client sends it again.
+                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) | C::MapChanged(_) => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 C::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
@@ -63,16 +67,20 @@ impl Error {
             Error::BadDigest { .. } => StatusCode::BAD_REQUEST,
             Error::ClientBody(m) if m.contains("Signature") => StatusCode::FORBIDDEN,
             Error::ClientBody(_) => StatusCode::BAD_REQUEST,
+            Error::Source(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Io(_) => StatusCode::BAD_REQUEST,
         }
     }
 
-    /// Whether the same request may simply be tried again (nothing was consumed or changed).
+    /// Whether the same request may simply be tried again (nothing was consumed or changed;
+    /// for a put, only while its body can be sent again).
     pub fn is_transient(&self) -> bool {
         use shoal_actors::Error as C;
         matches!(
             self,
-            Error::Cluster(C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_))
+            Error::Cluster(
+                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) | C::MapChanged(_)
+            )
         )
     }
 
@@ -96,6 +104,7 @@ impl Error {
             Error::Cluster(C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_)) => {
                 S::ServiceUnavailable
             }
+            Error::Cluster(C::MapChanged(_)) => S::SlowDown,
             Error::Cluster(C::NoSpace(_)) => S::ServiceUnavailable,
             Error::Cluster(_) => S::InternalError,
             Error::BadRequest(_) => S::InvalidRequest,
@@ -107,9 +116,21 @@ impl Error {
             Error::BadDigest { .. } => S::BadDigest,
             Error::ClientBody(m) if m.contains("Signature") => S::SignatureDoesNotMatch,
             Error::ClientBody(_) => S::IncompleteBody,
+            Error::Source(_) => S::InternalError,
             Error::Io(_) => S::IncompleteBody,
         };
         s3s::S3Error::with_message(code, self.to_string())
+    }
+}
+
+impl Error {
+    /// For a write whose body came from the cluster itself: a failure to read it is not the
+    /// client's.
+    pub fn into_source_error(self) -> Error {
+        match self {
+            Error::ClientBody(m) => Error::Source(m),
+            other => other,
+        }
     }
 }
 

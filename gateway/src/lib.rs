@@ -18,6 +18,7 @@ pub mod auth;
 mod body;
 mod chunked;
 mod cluster;
+mod data;
 pub mod error;
 mod native;
 mod rewind;
@@ -71,6 +72,8 @@ pub struct Gateway {
     cfg: GatewayConfig,
     cluster: cluster::Cluster,
     s3: s3::S3Front,
+    /// Memory for request bodies read whole before they are sent ([`data::BUFFER_BUDGET`]).
+    buffers: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -86,6 +89,7 @@ impl Gateway {
             s3: s3::S3Front::new(weak.clone(), &cfg.auth, cfg.s3_domain.clone()),
             cluster,
             cfg,
+            buffers: tokio::sync::Semaphore::new(data::budget_permits()),
         })
     }
 
@@ -180,6 +184,7 @@ pub async fn route_connection(
     let mut first = [0u8; 1];
     let n = stream.peek(&mut first).await?;
     if n == 1 && sniff(first[0]) == Sniffed::Http {
+        let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(gw.clone(), stream));
         Ok(None)
     } else {
@@ -296,6 +301,9 @@ impl shoal_actors::node::server::HttpFront for NodeFront {
         let gw = self.0.get().cloned();
         Box::pin(async move {
             if let Some(gw) = gw {
+                // Small answers go out at once (Nagle plus delayed ACKs would hold each for
+                // up to 40 ms).
+                let _ = stream.set_nodelay(true);
                 serve_connection(gw, stream).await;
             }
         })

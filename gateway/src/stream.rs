@@ -1,11 +1,10 @@
 //! Object bodies between HTTP and the typed client, in bounded chunks so that memory stays flat
 //! whatever the object size (DESIGN §4, §13).
 //!
-//! PUT: the HTTP body becomes an `AsyncRead` ([`Md5Reader`]) that the client sends in 1 MiB
-//! frames; the MD5 is computed on the way and checked against `Content-MD5` *before* the last
-//! byte is handed over, so a wrong digest makes the put fail and nothing is stored.
-//! GET: the client writes into a [`ChannelWriter`] whose receiving end is the response body; a
-//! byte range is cut out on the way.
+//! PUT: the HTTP body becomes an `AsyncRead` ([`Md5Reader`]) that is read whole or sent in
+//! 1 MiB frames; the MD5 is computed on the way and checked against `Content-MD5` *before* the
+//! last byte is handed over, so a wrong digest makes the put fail and nothing is stored.
+//! GET: see [`crate::data::body_stream`].
 
 use std::io;
 use std::pin::Pin;
@@ -14,14 +13,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use futures::Stream;
 use md5::{Digest, Md5};
-use shoal_actors::client::Client;
-use shoal_actors::types::object::ObjMeta;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
-
-/// Chunks in flight between the cluster and a slow HTTP client, per GET (each up to 1 MiB).
-const GET_CHANNEL: usize = 2;
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// Reads exactly `size` bytes from `inner`, computing their MD5; when `expect` is set, the read
 /// that would complete the body fails instead if the digest differs.
@@ -176,99 +168,6 @@ pub fn content_md5(v: &str) -> Option<[u8; 16]> {
     b.try_into().ok()
 }
 
-/// Writes into a bounded channel that a response body reads; keeps only `range` of the bytes.
-pub struct ChannelWriter {
-    tx: PollSender<io::Result<Bytes>>,
-    /// Position in the object of the next byte written to us.
-    pos: u64,
-    start: u64,
-    end: u64,
-}
-
-/// The error a [`ChannelWriter`] stops the transfer with once its range is complete.
-#[derive(Debug, thiserror::Error)]
-#[error("range complete")]
-struct RangeDone;
-
-impl AsyncWrite for ChannelWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if this.pos >= this.end {
-            return Poll::Ready(Err(io::Error::other(RangeDone)));
-        }
-        let (from, to) = (this.pos, this.pos + buf.len() as u64);
-        let lo = this.start.max(from);
-        let hi = this.end.min(to);
-        if lo < hi {
-            ready!(this.tx.poll_reserve(cx))
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-            let piece = &buf[(lo - from) as usize..(hi - from) as usize];
-            this.tx
-                .send_item(Ok(Bytes::copy_from_slice(piece)))
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-        }
-        this.pos = to;
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Streams bytes `range` (end exclusive) of `bucket/object` as a response body. `expect` is what
-/// a HEAD just said: if the object changed in between, the body is cut short with an error
-/// rather than mixing two versions or lying about the length.
-pub fn get_body(
-    client: Client,
-    bucket: String,
-    object: String,
-    range: std::ops::Range<u64>,
-    expect: ObjMeta,
-) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(GET_CHANNEL);
-    let err_tx = tx.clone();
-    tokio::spawn(async move {
-        let mut w = ChannelWriter {
-            tx: PollSender::new(tx),
-            pos: 0,
-            start: range.start,
-            end: range.end,
-        };
-        let res = client.get(&bucket, &object, &mut w, false).await;
-        let failure = match res {
-            Ok(meta) if meta.checksum == expect.checksum && meta.size == expect.size => None,
-            Ok(_) => Some(format!("{bucket}/{object} changed while it was read")),
-            Err(shoal_actors::Error::Io(e))
-                if e.get_ref()
-                    .is_some_and(|r| r.downcast_ref::<RangeDone>().is_some()) =>
-            {
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = failure {
-            tracing::warn!(%why, "GET aborted");
-            let _ = err_tx.send(Err(io::Error::other(why))).await;
-        }
-    });
-    tokio_stream_from(rx)
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
-) -> impl Stream<Item = T> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
 /// An `AsyncRead` over a body stream.
 pub fn reader<S, E>(s: S) -> impl AsyncRead + Unpin + Send
 where
@@ -317,27 +216,6 @@ mod tests {
         let mut out = Vec::new();
         r.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"0123");
-    }
-
-    #[tokio::test]
-    async fn channel_writer_cuts_ranges() {
-        use tokio::io::AsyncWriteExt;
-        let (tx, mut rx) = mpsc::channel(16);
-        let mut w = ChannelWriter {
-            tx: PollSender::new(tx),
-            pos: 0,
-            start: 3,
-            end: 7,
-        };
-        w.write_all(b"0123").await.unwrap();
-        w.write_all(b"4567").await.unwrap();
-        assert!(w.write_all(b"89").await.is_err());
-        drop(w);
-        let mut got = Vec::new();
-        while let Some(b) = rx.recv().await {
-            got.extend_from_slice(&b.unwrap());
-        }
-        assert_eq!(got, b"3456");
     }
 
     #[test]

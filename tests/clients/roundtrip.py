@@ -10,6 +10,8 @@ that errors are the client's own error types. Prints one `ok ...` line per check
 or prints the failure and exits 1. The Rust test (tests/http_clients.rs) runs it.
 """
 
+import base64
+import datetime
 import hashlib
 import io
 import os
@@ -18,6 +20,9 @@ import sys
 import tempfile
 
 SIZES = [0, 1, 1000, (1 << 20) + 3, 64 << 20]
+# The gateway reads bodies up to this size whole, so their MD5 is stored (the ETag) whether or
+# not the client sent Content-MD5; a larger single PUT stores it when Content-MD5 was sent.
+WHOLE = 8 << 20
 NAMES = ["a b", '&+-é"', "%2F", "dir/", "../x", "n" * 1024]
 
 
@@ -56,8 +61,11 @@ def run_aistore(endpoint, bucket):
         b.object(f"size-{n}").get_writer().put_content(d)
         got = b.object(f"size-{n}").get_reader().read_all()
         assert md5(got) == md5(d), f"size {n}: content differs"
-        assert b.object(f"size-{n}").head().size == n
-    ok("put_content/read_all 0 B .. 64 MiB")
+        props = b.object(f"size-{n}").head()
+        assert props.size == n
+        if n <= WHOLE:
+            assert props.etag == md5(d), (n, props.etag)
+    ok("put_content/read_all 0 B .. 64 MiB, ETag = MD5")
     with tempfile.NamedTemporaryFile() as f:
         d = data(5 << 20, 99)
         f.write(d)
@@ -73,6 +81,13 @@ def run_aistore(endpoint, bucket):
     # The SDK picks the owning target itself (HRW over the map's id_digest) and reads there.
     assert b.object("ranged").get_reader(direct=True).read_all() == d
     ok("get_reader(direct=True)")
+    # S3 and native are two views of one object: what an S3 writer attached shows natively.
+    s3 = s3_client(endpoint)
+    s3.put_object(Bucket=bucket, Key="from-s3", Body=b"s3", ContentType="text/x-shoal", Metadata={"colour": "teal"})
+    props = b.object("from-s3").head()
+    assert props.custom_metadata == {"colour": "teal"}, props.custom_metadata
+    assert props.etag == md5(b"s3") and props.last_modified, props.etag
+    ok("S3 user metadata as ais-custom-md, ETag, Last-Modified")
     # "../x": requests/urllib3 remove dot segments from the URL path before sending, so the
     # SDK cannot address such a name (as with AIStore itself).
     for name in [n for n in NAMES if n != "../x"]:
@@ -129,11 +144,42 @@ def run_boto3(endpoint, bucket):
     ok("bucket create/head/list")
     for i, n in enumerate(SIZES):
         d = data(n, i)
-        r = s3.put_object(Bucket=bucket, Key=f"size-{n}", Body=d)
+        kw = {} if n <= WHOLE else {"ContentMD5": base64.b64encode(hashlib.md5(d).digest()).decode()}
+        r = s3.put_object(Bucket=bucket, Key=f"size-{n}", Body=d, **kw)
         assert r["ETag"].strip('"') == md5(d), "PutObject ETag is not the MD5"
-        got = s3.get_object(Bucket=bucket, Key=f"size-{n}")["Body"].read()
-        assert md5(got) == md5(d), f"size {n}: content differs"
-    ok("put_object/get_object 0 B .. 64 MiB, ETag = MD5")
+        head = s3.head_object(Bucket=bucket, Key=f"size-{n}")
+        assert head["ETag"].strip('"') == md5(d), (n, head["ETag"])
+        got = s3.get_object(Bucket=bucket, Key=f"size-{n}")
+        assert got["ETag"].strip('"') == md5(d), (n, got["ETag"])
+        assert md5(got["Body"].read()) == md5(d), f"size {n}: content differs"
+    listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=bucket, Prefix="size-")["Contents"]}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for i, n in enumerate(SIZES):
+        o = listed[f"size-{n}"]
+        assert o["ETag"].strip('"') == md5(data(n, i)), (n, o["ETag"])
+        assert abs((now - o["LastModified"]).total_seconds()) < 600, o["LastModified"]
+    ok("put_object/get_object 0 B .. 64 MiB, ETag = MD5 on PUT, HEAD, GET and in listings")
+    s3.put_object(
+        Bucket=bucket, Key="typed", Body=b"{}", ContentType="application/json", Metadata={"Colour": "teal", "n": "1"}
+    )
+    for r in (s3.head_object(Bucket=bucket, Key="typed"), s3.get_object(Bucket=bucket, Key="typed")):
+        assert r["ContentType"] == "application/json", r["ContentType"]
+        assert r["Metadata"] == {"colour": "teal", "n": "1"}, r["Metadata"]
+    s3.copy_object(Bucket=bucket, Key="typed-copy", CopySource={"Bucket": bucket, "Key": "typed"})
+    r = s3.head_object(Bucket=bucket, Key="typed-copy")
+    assert r["ContentType"] == "application/json" and r["Metadata"] == {"colour": "teal", "n": "1"}, r
+    assert r["ETag"].strip('"') == md5(b"{}"), r["ETag"]
+    s3.copy_object(
+        Bucket=bucket,
+        Key="typed-copy",
+        CopySource={"Bucket": bucket, "Key": "typed"},
+        MetadataDirective="REPLACE",
+        ContentType="text/plain",
+        Metadata={"other": "x"},
+    )
+    r = s3.head_object(Bucket=bucket, Key="typed-copy")
+    assert r["ContentType"] == "text/plain" and r["Metadata"] == {"other": "x"}, r
+    ok("content type and x-amz-meta-* kept, copied, replaced")
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "big")
         d = data(40 << 20, 7)
@@ -142,6 +188,8 @@ def run_boto3(endpoint, bucket):
         s3.upload_file(src, bucket, "multipart")  # > 8 MiB: multipart upload
         head = s3.head_object(Bucket=bucket, Key="multipart")
         assert head["ContentLength"] == len(d)
+        part_md5s = b"".join(hashlib.md5(d[i : i + (8 << 20)]).digest() for i in range(0, len(d), 8 << 20))
+        assert head["ETag"].strip('"') == hashlib.md5(part_md5s).hexdigest() + "-5", head["ETag"]
         dst = os.path.join(tmp, "back")
         s3.download_file(bucket, "multipart", dst)
         assert md5(open(dst, "rb").read()) == md5(d)
@@ -161,6 +209,7 @@ def run_boto3(endpoint, bucket):
     )
     want = hashlib.md5(bytes.fromhex(md5(parts[0])) + bytes.fromhex(md5(b"tail"))).hexdigest() + "-2"
     assert r["ETag"].strip('"') == want, (r["ETag"], want)
+    assert s3.head_object(Bucket=bucket, Key="manual")["ETag"].strip('"') == want
     assert s3.get_object(Bucket=bucket, Key="manual")["Body"].read() == parts[0] + b"tail"
     u2 = s3.create_multipart_upload(Bucket=bucket, Key="aborted")["UploadId"]
     s3.upload_part(Bucket=bucket, Key="aborted", UploadId=u2, PartNumber=1, Body=b"x")
@@ -175,18 +224,29 @@ def run_boto3(endpoint, bucket):
     s3.put_object(Bucket=bucket, Key="ranged", Body=d)
     r = s3.get_object(Bucket=bucket, Key="ranged", Range="bytes=100-199")
     assert r["Body"].read() == d[100:200] and r["ContentRange"] == "bytes 100-199/1000"
+    assert r["ETag"].strip('"') == md5(d), r["ETag"]
+    r = s3.get_object(Bucket=bucket, Key="ranged", Range="bytes=-10")
+    assert r["Body"].read() == d[-10:] and r["ContentRange"] == "bytes 990-999/1000"
+    r = s3.get_object(Bucket=bucket, Key="ranged", Range="bytes=995-")
+    assert r["Body"].read() == d[995:] and r["ContentRange"] == "bytes 995-999/1000"
+    try:
+        s3.get_object(Bucket=bucket, Key="ranged", IfNoneMatch=md5(d))
+        raise AssertionError("If-None-Match with the ETag did not answer 304")
+    except ClientError as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 304, e.response
     try:
         s3.get_object(Bucket=bucket, Key="ranged", Range="bytes=5000-6000")
         raise AssertionError("out-of-range read succeeded")
     except ClientError as e:
         assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 416, e.response
-    ok("ranges, 416")
+    ok("ranges (first-last, suffix, open-ended), 416, If-None-Match")
     for name in NAMES:
         d = name.encode() * 3
         s3.put_object(Bucket=bucket, Key=name, Body=d)
         assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == d, name
     ok("names")
-    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "ranged"})
+    r = s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "ranged"})
+    assert r["CopyObjectResult"]["ETag"].strip('"') == md5(data(1000, 5)), r
     assert s3.get_object(Bucket=bucket, Key="copy")["Body"].read() == data(1000, 5)
     ok("copy_object")
     for i in range(12):
@@ -252,7 +312,9 @@ def run_minio(endpoint, bucket):
         r.close()
         r.release_conn()
         assert md5(got) == md5(d), f"size {n}: content differs"
-    ok("put_object/get_object 0 B .. 64 MiB (multipart above 5 MiB parts)")
+        if n <= WHOLE:
+            assert m.stat_object(bucket, f"size-{n}").etag == md5(d), n
+    ok("put_object/get_object 0 B .. 64 MiB (multipart above 5 MiB parts), ETag = MD5")
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "big")
         with open(src, "wb") as f:

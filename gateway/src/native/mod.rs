@@ -19,7 +19,6 @@ use crate::body::{self, GwBody};
 use crate::error::{Error, Result};
 
 pub use buckets::visible_page;
-pub use objects::{put_stream, stopgap_etag};
 
 /// Action bodies larger than this are refused.
 pub(super) const MAX_JSON_BODY: usize = 1 << 20;

@@ -2,19 +2,20 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
-use shoal_actors::types::object::ObjMeta;
+use shoal_actors::types::object::{ObjAttrs, ObjMeta};
 use shoal_actors::types::smap::Role;
 
 use crate::Gateway;
 use crate::body::{self, GwBody};
+use crate::data;
 use crate::error::{Error, Result};
 use crate::stream;
 
 use super::*;
 
-/// Headers AIStore's clients read about an object.
+/// Headers AIStore's clients read about an object (and S3's `ETag`, `Last-Modified` and
+/// `Content-Type`, which AIStore sends too).
 pub fn object_headers(mut r: http::response::Builder, meta: &ObjMeta) -> http::response::Builder {
     r = r
         .header("Ais-Checksum-Type", CKSUM_TYPE)
@@ -25,23 +26,39 @@ pub fn object_headers(mut r: http::response::Builder, meta: &ObjMeta) -> http::r
             (meta.mtime.saturating_mul(1_000_000)).to_string(),
         )
         .header("Ais-Present", "true")
+        .header(header::ETAG, format!("\"{}\"", data::etag(meta)))
+        .header(header::ACCEPT_RANGES, "bytes")
         .header(
-            header::ETAG,
-            format!("\"{}\"", stopgap_etag(meta.checksum.as_str())),
-        )
-        .header(header::ACCEPT_RANGES, "bytes");
+            header::CONTENT_TYPE,
+            meta.attrs
+                .content_type
+                .as_deref()
+                .and_then(|t| HeaderValue::from_str(t).ok())
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        );
+    if let Some(md) = custom_md(meta) {
+        r = r.header("Ais-Custom-Md", md);
+    }
     if let Some(lm) = last_modified(meta.mtime) {
         r = r.header(header::LAST_MODIFIED, lm);
     }
     r
 }
 
-/// TODO(lead): ObjMeta needs md5. Until the cluster stores each object's MD5, HEAD, GET and
-/// listings answer this ETag, derived from the stored xxh3 checksum. It ends in `-1`, the shape
-/// of a multipart ETag, so that clients which compare an ETag with the MD5 of the bytes (rclone,
-/// s3cmd, the aws CLI) skip the comparison instead of reporting a false mismatch.
-pub fn stopgap_etag(checksum: &str) -> String {
-    format!("{checksum:0>32}-1")
+/// AIStore's `ais-custom-md` (`key=value` pairs, comma-separated, as its SDK parses them): the
+/// user metadata (S3's `x-amz-meta-*`). Pairs that cannot be written so are left out.
+fn custom_md(meta: &ObjMeta) -> Option<HeaderValue> {
+    let pairs: Vec<String> = meta
+        .attrs
+        .user_meta
+        .iter()
+        .filter(|(k, v)| !k.contains([',', '=']) && !v.contains(','))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&pairs.join(",")).ok()
 }
 
 pub fn last_modified(mtime_ms: u64) -> Option<String> {
@@ -49,16 +66,15 @@ pub fn last_modified(mtime_ms: u64) -> Option<String> {
     Some(httpdate::fmt_http_date(t))
 }
 
-/// Parses a `Range` header against an object of `size` bytes; `None` for the whole object.
-pub fn parse_range(h: Option<&HeaderValue>, size: u64) -> Result<Option<std::ops::Range<u64>>> {
+/// Parses a `Range` header (checked against the size once the object is open).
+pub fn parse_range(h: Option<&HeaderValue>) -> Result<Option<s3s::dto::Range>> {
     let Some(h) = h else { return Ok(None) };
     let s = h
         .to_str()
         .map_err(|_| Error::BadRequest("Range is not ASCII".into()))?;
-    let r = s3s::dto::Range::parse(s).map_err(|_| Error::BadRequest(format!("bad Range {s:?}")))?;
-    r.check(size)
+    s3s::dto::Range::parse(s)
         .map(Some)
-        .map_err(|_| Error::RangeNotSatisfiable { size })
+        .map_err(|_| Error::BadRequest(format!("bad Range {s:?}")))
 }
 
 pub(super) async fn objects(
@@ -123,36 +139,35 @@ pub(super) async fn objects(
             Ok(empty(StatusCode::OK))
         }
         Method::GET => {
-            let meta = gw
-                .cluster
-                .retry(token.clone(), |c| {
-                    let (b, o) = (b.clone(), o.clone());
-                    async move { Ok(c.head(&b, &o).await?) }
-                })
+            let range = parse_range(req.headers().get(header::RANGE))?;
+            let o = data::open(gw, token, bucket, object, range.as_ref())
                 .await
                 .map_err(|e| in_context(e, bucket, Some(object)))?;
-            let range = parse_range(req.headers().get(header::RANGE), meta.size)?;
-            let client = gw.cluster.client(token).await?;
-            let (status, span) = match &range {
-                Some(r) => (StatusCode::PARTIAL_CONTENT, r.clone()),
-                None => (StatusCode::OK, 0..meta.size),
+            let status = match o.range {
+                Some(_) => StatusCode::PARTIAL_CONTENT,
+                None => StatusCode::OK,
             };
-            let mut r = object_headers(Response::builder().status(status), &meta)
-                .header(header::CONTENT_LENGTH, span.end - span.start)
-                .header(header::CONTENT_TYPE, "application/octet-stream");
-            if range.is_some() {
+            let mut r = object_headers(Response::builder().status(status), &o.meta)
+                .header(header::CONTENT_LENGTH, o.len());
+            if let Some(span) = &o.range {
                 r = r.header(
                     header::CONTENT_RANGE,
                     format!(
                         "bytes {}-{}/{}",
                         span.start,
                         span.end.saturating_sub(1),
-                        meta.size
+                        o.meta.size
                     ),
                 );
             }
-            let s = stream::get_body(client, b, o, span, meta);
-            Ok(r.body(body::stream(s)).expect("valid response"))
+            let b = match data::serve(o.body)
+                .await
+                .map_err(|e| in_context(e, bucket, Some(object)))?
+            {
+                data::Served::Whole(b) => body::full(b),
+                data::Served::Streamed(b) => body::stream(data::body_stream(*b)),
+            };
+            Ok(r.body(b).expect("valid response"))
         }
         Method::PUT => {
             if object.starts_with(HIDDEN_PREFIX) {
@@ -170,15 +185,27 @@ pub(super) async fn objects(
                 ),
                 None => None,
             };
+            let attrs = ObjAttrs {
+                content_type: req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                ..Default::default()
+            };
             let body = http_body_util::BodyDataStream::new(req.into_body());
-            let (sum, md5) = put_stream(gw, token, bucket, object, body, size, expect)
+            let req = data::PutReq {
+                expect,
+                ..data::PutReq::new(bucket, object, size, attrs)
+            };
+            let put = data::put(gw, token, req, body)
                 .await
                 .map_err(|e| in_context(e, bucket, None))?;
             Ok(Response::builder()
                 .status(StatusCode::OK)
                 .header("Ais-Checksum-Type", CKSUM_TYPE)
-                .header("Ais-Checksum-Value", sum)
-                .header(header::ETAG, format!("\"{}\"", stream::hex(&md5)))
+                .header("Ais-Checksum-Value", put.checksum)
+                .header(header::ETAG, format!("\"{}\"", stream::hex(&put.md5)))
                 .body(body::empty())
                 .expect("valid response"))
         }
@@ -199,86 +226,39 @@ pub fn content_length(h: &http::HeaderMap) -> Result<u64> {
         .ok_or_else(|| Error::BadRequest("bad Content-Length".into()))
 }
 
-/// Streams `body` (`size` bytes) into `bucket/object`; returns the stored checksum and the MD5.
-/// Nothing is stored when the body is short, or its MD5 differs from `expect`.
-pub async fn put_stream<S, E>(
-    gw: &Gateway,
-    token: Option<String>,
-    bucket: &str,
-    object: &str,
-    body: S,
-    size: u64,
-    expect: Option<[u8; 16]>,
-) -> Result<(String, [u8; 16])>
-where
-    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
-    E: std::fmt::Display,
-{
-    let mut r = stream::Md5Reader::new(stream::reader(body), size, expect);
-    if let Some((sent, computed)) = r.empty_body_mismatch() {
-        return Err(Error::BadDigest {
-            sent: stream::hex(&sent),
-            computed: stream::hex(&computed),
-        });
-    }
-    let mut pause = std::time::Duration::from_millis(100);
-    let mut attempt = 0;
-    loop {
-        let c = gw.cluster.client(token.clone()).await?;
-        match c.put(bucket, object, &mut r, size).await {
-            Ok(sum) => {
-                let md5 = r
-                    .digest()
-                    .ok_or_else(|| Error::Io(std::io::Error::other("body not fully read")))?;
-                return Ok((sum, md5));
-            }
-            Err(e) => {
-                if let Some((sent, computed)) = stream::bad_digest(&e) {
-                    return Err(Error::BadDigest { sent, computed });
-                }
-                if let Some(why) = stream::client_body(&e) {
-                    return Err(Error::ClientBody(why));
-                }
-                let e = Error::Cluster(e);
-                // Retry only while the body is untouched (it cannot be read twice).
-                if e.is_transient() && r.consumed() == 0 && attempt < 6 {
-                    gw.cluster.invalidate();
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
-                    attempt += 1;
-                    continue;
-                }
-                return Err(e);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ranges() {
+        use s3s::dto::Range as R;
         let h = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(parse_range(None, 10).unwrap(), None);
-        assert_eq!(parse_range(Some(&h("bytes=0-3")), 10).unwrap(), Some(0..4));
-        assert_eq!(parse_range(Some(&h("bytes=-3")), 10).unwrap(), Some(7..10));
-        assert_eq!(parse_range(Some(&h("bytes=5-")), 10).unwrap(), Some(5..10));
+        assert!(parse_range(None).unwrap().is_none());
         assert!(matches!(
-            parse_range(Some(&h("bytes=20-30")), 10),
-            Err(Error::RangeNotSatisfiable { size: 10 })
+            parse_range(Some(&h("bytes=0-3"))).unwrap(),
+            Some(R::Int {
+                first: 0,
+                last: Some(3)
+            })
         ));
         assert!(matches!(
-            parse_range(Some(&h("furlongs=1-2")), 10),
+            parse_range(Some(&h("bytes=-3"))).unwrap(),
+            Some(R::Suffix { length: 3 })
+        ));
+        assert!(matches!(
+            parse_range(Some(&h("furlongs=1-2"))),
             Err(Error::BadRequest(_))
         ));
     }
 
     #[test]
-    fn stopgap_etags_do_not_look_like_md5() {
-        let e = stopgap_etag("0123456789abcdef");
-        assert!(e.ends_with("-1"));
-        assert_eq!(e.len(), 34);
+    fn custom_metadata_as_aistore_writes_it() {
+        let mut m = ObjMeta::default();
+        assert!(custom_md(&m).is_none());
+        m.attrs.user_meta.insert("colour".into(), "teal".into());
+        m.attrs.user_meta.insert("md5chksum".into(), "abc=".into());
+        m.attrs.user_meta.insert("odd,key".into(), "x".into());
+        assert_eq!(custom_md(&m).unwrap(), "colour=teal,md5chksum=abc=");
     }
 }

@@ -6,7 +6,8 @@ use s3s::{S3Result, s3_error};
 use shoal_actors::client::Client;
 use shoal_actors::types::object::ObjEntry;
 
-use crate::native::{self, visible_page};
+use crate::data;
+use crate::native::visible_page;
 
 use super::ops::*;
 
@@ -116,8 +117,8 @@ pub(super) async fn list_page(
 
 pub(super) fn s3_object(e: ObjEntry, url: bool) -> Object {
     Object {
-        e_tag: Some(ETag::Strong(native::stopgap_etag(&e.checksum))),
-        last_modified: Some(entry_time(&e)),
+        e_tag: Some(ETag::Strong(data::entry_etag(&e))),
+        last_modified: Some(timestamp_ms(data::entry_mtime_ms(&e))),
         size: Some(e.size as i64),
         storage_class: Some(ObjectStorageClass::from_static(
             ObjectStorageClass::STANDARD,

@@ -34,6 +34,11 @@ pub(super) async fn get_small(
 pub(super) struct UploadMeta {
     pub(super) key: String,
     pub(super) initiated_ms: u64,
+    /// What CreateMultipartUpload said the object is: kept with it once complete.
+    #[serde(default)]
+    pub(super) content_type: Option<String>,
+    #[serde(default)]
+    pub(super) user_meta: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -138,23 +143,4 @@ pub(super) fn random_id() -> String {
 
 pub(super) fn strip_quotes(s: &str) -> &str {
     s.trim().trim_matches('"')
-}
-
-/// Streams `parts` (bucket-relative names, in order) into one reader, one at a time.
-pub(super) fn concat_parts(
-    c: Client,
-    bucket: String,
-    parts: Vec<String>,
-) -> (
-    tokio::io::DuplexStream,
-    tokio::task::JoinHandle<shoal_actors::Result<()>>,
-) {
-    let (rd, mut wr) = tokio::io::duplex(1 << 20);
-    let task = tokio::spawn(async move {
-        for p in parts {
-            c.get(&bucket, &p, &mut wr, false).await?;
-        }
-        Ok(())
-    });
-    (rd, task)
 }

@@ -7,12 +7,12 @@ use md5::{Digest, Md5};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use shoal_actors::client::Client;
-use shoal_actors::types::object::ObjEntry;
-use shoal_actors::types::object::ObjMeta;
+use shoal_actors::types::object::{ObjAttrs, ObjMeta};
 
 use crate::Gateway;
+use crate::data;
 use crate::error::Error;
-use crate::native::{self, HIDDEN_PREFIX, visible_page};
+use crate::native::{HIDDEN_PREFIX, visible_page};
 use crate::stream;
 
 use super::ActAs;
@@ -64,14 +64,43 @@ pub(super) fn timestamp_ms(ms: u64) -> Timestamp {
     Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
-/// Listing entries carry a write stamp in nanoseconds (their version), not an mtime.
-/// TODO(lead): ObjEntry needs mtime.
-pub(super) fn entry_time(e: &ObjEntry) -> Timestamp {
-    timestamp_ms(e.version / 1_000_000)
+pub(super) fn etag_of(meta: &ObjMeta) -> ETag {
+    ETag::Strong(data::etag(meta))
 }
 
-pub(super) fn etag_of(meta: &ObjMeta) -> ETag {
-    ETag::Strong(native::stopgap_etag(&meta.checksum))
+/// What an S3 writer attaches to an object: its content type and `x-amz-meta-*` (by lower-case
+/// name, as S3 keeps them).
+pub(super) fn attrs_from(content_type: Option<&str>, metadata: Option<&Metadata>) -> ObjAttrs {
+    ObjAttrs {
+        content_type: content_type.map(str::to_string),
+        user_meta: metadata
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// The content type an object is served with.
+pub(super) fn content_type_of(meta: &ObjMeta) -> ContentType {
+    meta.attrs
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".to_string())
+}
+
+/// The user metadata an object is served with (`x-amz-meta-*`).
+pub(super) fn metadata_of(meta: &ObjMeta) -> Option<Metadata> {
+    (!meta.attrs.user_meta.is_empty()).then(|| {
+        meta.attrs
+            .user_meta
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
 }
 
 /// Checks `If-Match`, `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`.
@@ -226,14 +255,17 @@ impl S3 for ShoalS3 {
             Some(m) => Some(stream::content_md5(m).ok_or_else(|| s3_error!(InvalidDigest))?),
             None => None,
         };
+        let attrs = attrs_from(input.content_type.as_deref(), input.metadata.as_ref());
         let body = input.body.unwrap_or_else(|| {
             s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
         });
-        let (_, md5) = native::put_stream(&gw, tok, &input.bucket, &input.key, body, size, expect)
-            .await
-            .map_err(s3err)?;
+        let req = data::PutReq {
+            expect,
+            ..data::PutReq::new(&input.bucket, &input.key, size, attrs)
+        };
+        let put = data::put(&gw, tok, req, body).await.map_err(s3err)?;
         Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(ETag::Strong(stream::hex(&md5))),
+            e_tag: Some(ETag::Strong(stream::hex(&put.md5))),
             size: Some(size as i64),
             ..Default::default()
         }))
@@ -246,55 +278,40 @@ impl S3 for ShoalS3 {
         let gw = self.gw()?;
         let tok = token(&req);
         let i = &req.input;
-        let (b, k) = (i.bucket.clone(), i.key.clone());
-        let meta = gw
-            .cluster
-            .retry(tok.clone(), |c| {
-                let (b, k) = (b.clone(), k.clone());
-                async move { Ok(c.head(&b, &k).await?) }
-            })
+        let o = data::open(&gw, tok, &i.bucket, &i.key, i.range.as_ref())
             .await
             .map_err(s3err)?;
         preconditions(
-            &meta,
+            &o.meta,
             i.if_match.as_ref(),
             i.if_none_match.as_ref(),
             i.if_modified_since.as_ref(),
             i.if_unmodified_since.as_ref(),
         )?;
-        let range = match i.range {
-            Some(r) => Some(r.check(meta.size).map_err(|_| {
-                S3Error::with_message(
-                    S3ErrorCode::InvalidRange,
-                    format!(
-                        "The requested range is not satisfiable (object size {})",
-                        meta.size
-                    ),
-                )
-            })?),
-            None => None,
-        };
-        let span = range.clone().unwrap_or(0..meta.size);
-        let c = gw.cluster.client(tok).await.map_err(s3err)?;
+        let len = o.len();
         let out = GetObjectOutput {
-            content_length: Some((span.end - span.start) as i64),
-            content_range: range.as_ref().map(|r| {
+            content_length: Some(len as i64),
+            content_range: o.range.as_ref().map(|r| {
                 format!(
                     "bytes {}-{}/{}",
                     r.start,
                     r.end.saturating_sub(1),
-                    meta.size
+                    o.meta.size
                 )
             }),
-            e_tag: Some(etag_of(&meta)),
-            last_modified: Some(timestamp_ms(meta.mtime)),
+            e_tag: Some(etag_of(&o.meta)),
+            last_modified: Some(timestamp_ms(o.meta.mtime)),
             accept_ranges: Some("bytes".into()),
             content_type: Some(
-                "application/octet-stream"
-                    .parse()
-                    .map_err(|_| s3_error!(InternalError))?,
+                i.response_content_type
+                    .clone()
+                    .unwrap_or_else(|| content_type_of(&o.meta)),
             ),
-            body: Some(StreamingBlob::wrap(stream::get_body(c, b, k, span, meta))),
+            metadata: metadata_of(&o.meta),
+            body: Some(match data::serve(o.body).await.map_err(s3err)? {
+                data::Served::Whole(b) => StreamingBlob::from(s3s::Body::from(b)),
+                data::Served::Streamed(b) => StreamingBlob::wrap(data::body_stream(*b)),
+            }),
             ..Default::default()
         };
         Ok(S3Response::new(out))
@@ -327,11 +344,8 @@ impl S3 for ShoalS3 {
             e_tag: Some(etag_of(&meta)),
             last_modified: Some(timestamp_ms(meta.mtime)),
             accept_ranges: Some("bytes".into()),
-            content_type: Some(
-                "application/octet-stream"
-                    .parse()
-                    .map_err(|_| s3_error!(InternalError))?,
-            ),
+            content_type: Some(content_type_of(&meta)),
+            metadata: metadata_of(&meta),
             ..Default::default()
         }))
     }
@@ -409,25 +423,54 @@ impl S3 for ShoalS3 {
             CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
             _ => return Err(s3_error!(NotImplemented, "copy from an access point")),
         };
-        let c = gw.cluster.client(tok.clone()).await.map_err(s3err)?;
-        let meta = c.head(&sb, &sk).await.map_err(cl)?;
-        if let Some(m) = &i.copy_source_if_match
-            && !cond_matches(m, &etag_of(&meta))
-        {
-            return Err(s3_error!(PreconditionFailed));
-        }
-        // The source streams into the destination through a bounded pipe.
-        let (rd, task) = concat_parts(c.clone(), sb.clone(), vec![sk.clone()]);
-        let body = tokio_util::io::ReaderStream::new(rd);
-        let put = native::put_stream(&gw, tok, &i.bucket, &i.key, body, meta.size, None).await;
-        let got = task
+        let src = data::open(&gw, tok.clone(), &sb, &sk, None)
             .await
-            .map_err(|e| s3_error!(InternalError, "copy task: {e}"))?;
-        got.map_err(cl)?;
-        let (_, md5) = put.map_err(s3err)?;
+            .map_err(s3err)?;
+        let meta = &src.meta;
+        preconditions(
+            meta,
+            i.copy_source_if_match.as_ref(),
+            i.copy_source_if_none_match.as_ref(),
+            i.copy_source_if_modified_since.as_ref(),
+            i.copy_source_if_unmodified_since.as_ref(),
+        )
+        .map_err(|e| match e.code() {
+            // A copy's failed conditions are 412, whichever they were.
+            S3ErrorCode::NotModified => s3_error!(PreconditionFailed),
+            _ => e,
+        })?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let mut attrs = if replace {
+            attrs_from(i.content_type.as_deref(), i.metadata.as_ref())
+        } else {
+            ObjAttrs {
+                content_type: meta.attrs.content_type.clone(),
+                user_meta: meta.attrs.user_meta.clone(),
+                ..Default::default()
+            }
+        };
+        // The same bytes: the same MD5. A multipart source has none; a copy small enough to
+        // be read whole gets one computed, a larger one keeps the source's ETag.
+        attrs.md5 = meta.attrs.md5.clone();
+        if attrs.md5.is_none() && meta.size > data::BUFFER_MAX {
+            attrs.etag = meta.attrs.etag.clone();
+        }
+        let size = meta.size;
+        let body = Box::pin(data::body_stream(src.body));
+        let req = data::PutReq::new(&i.bucket, &i.key, size, attrs.clone());
+        let put = data::put(&gw, tok, req, body)
+            .await
+            .map_err(|e| s3err(e.into_source_error()))?;
+        let etag = attrs
+            .etag
+            .or(attrs.md5)
+            .unwrap_or_else(|| stream::hex(&put.md5));
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(ETag::Strong(stream::hex(&md5))),
+                e_tag: Some(ETag::Strong(etag)),
                 last_modified: Some(Timestamp::from(std::time::SystemTime::now())),
                 ..Default::default()
             }),
@@ -545,9 +588,12 @@ impl S3 for ShoalS3 {
         let i = req.input;
         check_user_key(&i.key)?;
         let id = random_id();
+        let attrs = attrs_from(i.content_type.as_deref(), i.metadata.as_ref());
         let meta = serde_json::to_vec(&UploadMeta {
             key: i.key.clone(),
-            initiated_ms: shoal_actors::types::unix_secs() * 1000,
+            initiated_ms: shoal_actors::types::unix_ms(),
+            content_type: attrs.content_type,
+            user_meta: attrs.user_meta,
         })
         .map_err(|e| s3_error!(InternalError, "{e}"))?;
         c.put_bytes(&i.bucket, &format!("{}meta", upload_dir(&id)), &meta)
@@ -585,18 +631,21 @@ impl S3 for ShoalS3 {
             None => None,
         };
         let dir = upload_dir(&i.upload_id);
-        let data = format!("{dir}d{:05}.{}", i.part_number, random_id());
+        let part = format!("{dir}d{:05}.{}", i.part_number, random_id());
         let body = i.body.unwrap_or_else(|| {
             s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
         });
-        let (_, md5) = native::put_stream(&gw, tok, &i.bucket, &data, body, size, expect)
-            .await
-            .map_err(s3err)?;
+        let req = data::PutReq {
+            expect,
+            store_md5: false,
+            ..data::PutReq::new(&i.bucket, &part, size, ObjAttrs::default())
+        };
+        let put = data::put(&gw, tok, req, body).await.map_err(s3err)?;
         let ptr = PartPtr {
-            data,
-            md5: stream::hex(&md5),
+            data: part,
+            md5: stream::hex(&put.md5),
             size,
-            mtime_ms: shoal_actors::types::unix_secs() * 1000,
+            mtime_ms: shoal_actors::types::unix_ms(),
         };
         let b = serde_json::to_vec(&ptr).map_err(|e| s3_error!(InternalError, "{e}"))?;
         c.put_bytes(&i.bucket, &format!("{dir}m{:05}", i.part_number), &b)
@@ -627,31 +676,37 @@ impl S3 for ShoalS3 {
             CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
             _ => return Err(s3_error!(NotImplemented, "copy from an access point")),
         };
-        let src = c.head(&sb, &sk).await.map_err(cl)?;
+        let range = match i.copy_source_range.as_deref() {
+            Some(r) => Some(
+                Range::parse(r)
+                    .map_err(|_| s3_error!(InvalidArgument, "bad x-amz-copy-source-range"))?,
+            ),
+            None => None,
+        };
+        let src = data::open(&gw, tok.clone(), &sb, &sk, range.as_ref())
+            .await
+            .map_err(s3err)?;
         if let Some(m) = &i.copy_source_if_match
-            && !cond_matches(m, &etag_of(&src))
+            && !cond_matches(m, &etag_of(&src.meta))
         {
             return Err(s3_error!(PreconditionFailed));
         }
-        let span = match i.copy_source_range.as_deref() {
-            Some(r) => Range::parse(r)
-                .map_err(|_| s3_error!(InvalidArgument, "bad x-amz-copy-source-range"))?
-                .check(src.size)
-                .map_err(|_| s3_error!(InvalidRange))?,
-            None => 0..src.size,
-        };
-        let size = span.end - span.start;
+        let size = src.len();
         let dir = upload_dir(&i.upload_id);
-        let data = format!("{dir}d{:05}.{}", i.part_number, random_id());
-        let body = Box::pin(stream::get_body(c.clone(), sb, sk, span, src));
-        let (_, md5) = native::put_stream(&gw, tok, &i.bucket, &data, body, size, None)
+        let part = format!("{dir}d{:05}.{}", i.part_number, random_id());
+        let body = Box::pin(data::body_stream(src.body));
+        let req = data::PutReq {
+            store_md5: false,
+            ..data::PutReq::new(&i.bucket, &part, size, ObjAttrs::default())
+        };
+        let put = data::put(&gw, tok, req, body)
             .await
-            .map_err(s3err)?;
+            .map_err(|e| s3err(e.into_source_error()))?;
         let ptr = PartPtr {
-            data,
-            md5: stream::hex(&md5),
+            data: part,
+            md5: stream::hex(&put.md5),
             size,
-            mtime_ms: shoal_actors::types::unix_secs() * 1000,
+            mtime_ms: shoal_actors::types::unix_ms(),
         };
         let b = serde_json::to_vec(&ptr).map_err(|e| s3_error!(InternalError, "{e}"))?;
         c.put_bytes(&i.bucket, &format!("{dir}m{:05}", i.part_number), &b)
@@ -707,14 +762,22 @@ impl S3 for ShoalS3 {
             total += ptr.size;
         }
         let etag = format!("{}-{}", stream::hex(&md5s.finalize()), asked.len());
-        let (rd, task) = concat_parts(c.clone(), i.bucket.clone(), names);
-        let body = tokio_util::io::ReaderStream::new(rd);
-        let put = native::put_stream(&gw, tok, &i.bucket, &i.key, body, total, None).await;
-        let got = task
+        let attrs = ObjAttrs {
+            etag: Some(etag.clone()),
+            content_type: meta.content_type,
+            user_meta: meta.user_meta,
+            ..Default::default()
+        };
+        let body = Box::pin(data::concat(c.clone(), i.bucket.clone(), names));
+        let req = data::PutReq {
+            // The ETag is known (the MD5 of the part MD5s): nothing to gain from reading the
+            // parts whole first.
+            store_md5: false,
+            ..data::PutReq::new(&i.bucket, &i.key, total, attrs)
+        };
+        data::put(&gw, tok, req, body)
             .await
-            .map_err(|e| s3_error!(InternalError, "complete task: {e}"))?;
-        got.map_err(cl)?;
-        put.map_err(s3err)?;
+            .map_err(|e| s3err(e.into_source_error()))?;
         remove_upload(&c, &i.bucket, &i.upload_id).await?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
