@@ -432,3 +432,56 @@ async fn a_long_silent_node_is_removed_and_rebalances_when_it_returns() {
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
 }
+
+/// A node asked to forward a join before it knows the primary (it is starting, or a standby)
+/// says so as a retryable refusal: the joiner keeps trying and joins once the forwarder has
+/// joined, rather than exiting on the first answer (which left a fresh target down when its
+/// proxy was a moment slower to bootstrap than the target was to ask).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_forwarded_by_a_node_that_has_not_joined_yet_is_retried() {
+    let mut c = TestCluster::start(1, 1, 1, FAST_CONFIG).await;
+    let pport = free_port().unwrap();
+    c.lc.add("late-proxy", Role::Proxy, pport, 0, &["--standby"])
+        .unwrap();
+    let paddr = format!("127.0.0.1:{pport}");
+    wait_for("standby proxy to listen", T, || {
+        let a = paddr.clone();
+        async move { std::net::TcpStream::connect(&a).is_ok() }
+    })
+    .await;
+    // The new target's only way in is the proxy that has not joined.
+    let tport = free_port().unwrap();
+    c.lc.add("late-target", Role::Target, tport, 1, &["--join", &paddr])
+        .unwrap();
+    let taddr = format!("127.0.0.1:{tport}");
+    wait_for("target to listen", T, || {
+        let a = taddr.clone();
+        async move { std::net::TcpStream::connect(&a).is_ok() }
+    })
+    .await;
+    assert_eq!(c.smap().await.targets.len(), 1);
+    let out = c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "join",
+        &paddr,
+        "--role",
+        "proxy",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the target to join through the late proxy", T, || async {
+        c.smap().await.targets.len() == 2
+    })
+    .await;
+    assert!(
+        c.lc.procs
+            .get_mut("late-target")
+            .and_then(|p| p.child.as_mut())
+            .is_some_and(|ch| ch.try_wait().ok().flatten().is_none()),
+        "the target exited"
+    );
+}

@@ -271,10 +271,11 @@ impl Router {
         from: &NodeId,
         token: Option<&str>,
     ) -> Result<Msg> {
-        let addr =
-            self.meta.get().primary_addr().ok_or_else(|| {
-                Error::NotFound("no primary known: this node has not joined".into())
-            })?;
+        let addr = self.meta.get().primary_addr().ok_or_else(|| {
+            // Retryable: a proxy asked while it is still starting (or still a standby) may
+            // know the primary a moment later; a joiner must not give up on it.
+            Error::Unavailable("no primary known yet: this node has not joined".into())
+        })?;
         let mut conn =
             crate::proto::Conn::connect(&addr, from.clone(), Duration::from_secs(5)).await?;
         conn.token = token.map(str::to_string);
