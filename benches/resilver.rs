@@ -59,16 +59,30 @@ fn main() -> Result<()> {
         .prefix("shoal-bench-resilver")
         .tempdir_in(std::env::var_os("SHOAL_BENCH_DIR").unwrap_or(std::env::temp_dir().into()))?;
     let xfs = cross_fs_dir(root.path());
+    let rows = match run_all(&cases, root.path(), xfs.as_deref()) {
+        Ok(rows) => rows,
+        Err(e) => {
+            // A failed case keeps its directory (the node logs) for a look.
+            let kept = root.keep();
+            return Err(e.context(format!("kept {}", kept.display())));
+        }
+    };
+    print_and_save(&rows, xfs.is_some())
+}
+
+/// Every case, same filesystem and (when there is one) across filesystems.
+fn run_all(cases: &[Case], root: &Path, xfs: Option<&Path>) -> Result<Vec<Value>> {
     let rt = tokio::runtime::Runtime::new()?;
     let mut rows = Vec::new();
-    for c in &cases {
-        let same = root.path().join(format!("{}-same", c.name));
-        rows.push(rt.block_on(run(c, &same, &same.join("mp1"), "same-fs"))?);
-        if let Some(x) = &xfs {
+    for c in cases {
+        let same = root.join(format!("{}-same", c.name));
+        let r = rt.block_on(run(c, &same, &same.join("mp1"), "same-fs"));
+        rows.push(r?);
+        if let Some(x) = xfs {
             let dir = x.join(format!("shoal-bench-{}-{}", std::process::id(), c.name));
             let r = rt.block_on(run(
                 c,
-                &root.path().join(format!("{}-x", c.name)),
+                &root.join(format!("{}-x", c.name)),
                 &dir,
                 "cross-fs",
             ));
@@ -76,11 +90,15 @@ fn main() -> Result<()> {
             rows.push(r?);
         }
     }
+    Ok(rows)
+}
+
+fn print_and_save(rows: &[Value], cross_fs: bool) -> Result<()> {
     println!(
         "\n{:<6} {:<9} {:>8} {:>10} {:>12} {:>12} {:>8}",
         "CASE", "PLACE", "OBJECTS", "MiB", "RESILVER", "CP+SYNC", "RATIO"
     );
-    for r in &rows {
+    for r in rows {
         println!(
             "{:<6} {:<9} {:>8} {:>10.1} {:>9.1}MB/s {:>9.1}MB/s {:>7.2}x",
             r["case"].as_str().unwrap_or(""),
@@ -92,7 +110,7 @@ fn main() -> Result<()> {
             r["ratio"].as_f64().unwrap_or(0.0),
         );
     }
-    if xfs.is_none() {
+    if !cross_fs {
         println!(
             "(cross-fs skipped: set SHOAL_BENCH_XFS_DIR to a directory on another filesystem)"
         );

@@ -24,7 +24,7 @@ use crate::store::object as store;
 use crate::types::status::{RebState, ResilverStatus, Stage};
 
 /// Concurrent moves per mountpath (cross-filesystem moves copy and sync).
-const MOVES_PER_MOUNTPATH: usize = 8;
+const MOVES_PER_MOUNTPATH: usize = 32;
 
 /// One resilver as its manager keeps it.
 pub struct Resilver {
