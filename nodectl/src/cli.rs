@@ -321,8 +321,10 @@ pub enum ObjectCmd {
 pub enum AuthCmd {
     /// Mint a token signed with the cluster secret
     Token {
+        /// The cluster secret (the file given to every noded as --auth-secret-file)
         #[arg(long)]
         secret_file: PathBuf,
+        /// Grant admin: bucket and lifecycle changes, mountpaths, S3 keys
         #[arg(long)]
         admin: bool,
         /// Lifetime, e.g. 30m, 12h, 7d
