@@ -69,6 +69,33 @@ pub enum Command {
     /// A target's disks (mountpaths)
     #[command(subcommand)]
     Storage(StorageCmd),
+    /// Pause, resume or throttle the global rebalance, live on every target
+    #[command(subcommand)]
+    Rebalance(RebalanceCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RebalanceCmd {
+    /// Hold every target's rebalance walk (objects in flight finish); survives restarts
+    Pause {
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Let a paused rebalance go on from where it was
+    Resume {
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Limit each target's outgoing rebalance traffic: BYTES_PER_SEC (e.g. 50MiB, 200MB, 1048576) or off
+    Throttle {
+        #[arg(value_name = "BYTES_PER_SEC|off")]
+        rate: String,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

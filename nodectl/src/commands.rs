@@ -49,6 +49,7 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
             crate::storage::wait_resilver(env, node.as_deref(), timeout).await
         }
         Command::Storage(StorageCmd::Mountpath(m)) => crate::storage::mountpath(env, m).await,
+        Command::Rebalance(c) => rebalance_ctl(env, c).await,
         Command::Cluster(ClusterCmd::AddRemoveNodes(m)) => membership(env, m).await,
         Command::Cluster(ClusterCmd::Decommission { rm_user_data, yes }) => {
             confirm(
@@ -424,6 +425,64 @@ async fn show_smap(env: &Env) -> CmdResult {
     Ok(())
 }
 
+/// `nodectl rebalance pause|resume|throttle`: one change to the cluster config, which every
+/// target's walk follows live.
+async fn rebalance_ctl(env: &Env, c: RebalanceCmd) -> CmdResult {
+    use shoal_actors::proto::msg::RebalanceCtl;
+    let (ctl, question, yes) = match c {
+        RebalanceCmd::Pause { yes } => (
+            RebalanceCtl {
+                paused: Some(true),
+                ..Default::default()
+            },
+            "Pause the global rebalance on every target (until `nodectl rebalance resume`)".into(),
+            yes,
+        ),
+        RebalanceCmd::Resume { yes } => (
+            RebalanceCtl {
+                paused: Some(false),
+                ..Default::default()
+            },
+            "Resume the global rebalance".into(),
+            yes,
+        ),
+        RebalanceCmd::Throttle { rate, yes } => {
+            let bps = format::parse_rate(&rate).map_err(Failure::usage)?;
+            let what = if bps == 0 {
+                "Remove the rebalance throttle".to_string()
+            } else {
+                format!(
+                    "Limit each target's rebalance traffic to {}/s",
+                    format::size(bps)
+                )
+            };
+            (
+                RebalanceCtl {
+                    throttle_bytes_per_sec: Some(bps),
+                    ..Default::default()
+                },
+                what,
+                yes,
+            )
+        }
+    };
+    confirm(yes, &question)?;
+    let cfg = env.client.rpc(ctl).await?;
+    let throttle = if cfg.throttle_bytes_per_sec == 0 {
+        "off".to_string()
+    } else {
+        format!("{}/s per target", format::size(cfg.throttle_bytes_per_sec))
+    };
+    done(
+        env,
+        json!({"paused": cfg.paused, "throttle_bytes_per_sec": cfg.throttle_bytes_per_sec}),
+        &format!(
+            "Rebalance {}, throttle {throttle}",
+            if cfg.paused { "paused" } else { "not paused" }
+        ),
+    )
+}
+
 async fn show_rebalance(env: &Env) -> CmdResult {
     let r = env.client.rebalance_status().await?;
     if env.json {
@@ -452,6 +511,7 @@ async fn show_rebalance(env: &Env) -> CmdResult {
         let state = match tr.stage {
             Stage::Done => "Finished".to_string(),
             Stage::Aborted => "Aborted".to_string(),
+            s if tr.paused => format!("Paused ({s})"),
             s => format!("Running ({s})"),
         };
         t.plain(vec![
@@ -469,6 +529,9 @@ async fn show_rebalance(env: &Env) -> CmdResult {
     print!("{}", t.render(false));
     println!();
     println!("{}", format::rebalance_summary(&r));
+    if r.paused {
+        println!("paused: held by `nodectl rebalance pause`; `nodectl rebalance resume` goes on");
+    }
     for b in &r.blocked_by {
         println!("blocked: {}", format::safe(b));
     }

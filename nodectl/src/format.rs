@@ -90,6 +90,41 @@ pub fn bar(fraction: f64, width: usize) -> String {
     )
 }
 
+/// A rate as `nodectl rebalance throttle` takes it: `off` (or 0), a byte count, or one with a
+/// unit (`50MiB`, `200MB`, `1.5GiB`, `64k`), optionally followed by `/s`.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().trim_end_matches("/s");
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected BYTES_PER_SEC (e.g. 50MiB) or off"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        u => {
+            return Err(format!(
+                "{s:?}: unknown unit {u:?} (B, KB, KiB, MB, MiB, GB, GiB)"
+            ));
+        }
+    };
+    let v = n * mult;
+    if !v.is_finite() || v >= u64::MAX as f64 {
+        return Err(format!("{s:?}: too large"));
+    }
+    Ok(v.round() as u64)
+}
+
 /// One line summarising a rebalance: totals, rate and ETA.
 pub fn rebalance_summary(r: &RebalanceStatus) -> String {
     let eta = match (r.state, r.eta_secs) {
@@ -112,6 +147,21 @@ pub fn rebalance_summary(r: &RebalanceStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_parse_with_units_and_bad_ones_are_refused() {
+        assert_eq!(parse_rate("off"), Ok(0));
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert_eq!(parse_rate("1048576"), Ok(1 << 20));
+        assert_eq!(parse_rate("50MiB"), Ok(50 << 20));
+        assert_eq!(parse_rate("200MB/s"), Ok(200_000_000));
+        assert_eq!(parse_rate("1.5k"), Ok(1500));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("-5").is_err());
+        assert!(parse_rate("10 parsecs").is_err());
+        assert!(parse_rate("1e400").is_err());
+        assert!(parse_rate("").is_err());
+    }
 
     #[test]
     fn sizes_and_times_as_the_console_shows_them() {

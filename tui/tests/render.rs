@@ -178,6 +178,37 @@ fn decommission_is_red_and_offline_rows_are_dimmed_with_dashes() {
 }
 
 #[test]
+fn a_paused_rebalance_and_a_stalled_one_say_so_in_words_and_colour() {
+    let mut reb = running_rebalance(3, None);
+    reb.paused = true;
+    let m = model_with(&cluster(3), Some(&reb), false);
+    for (w, h) in [(80, 24), (200, 50)] {
+        let buf = render(&m, w, h);
+        let t = text(&buf);
+        assert!(t.contains("PAUSED"), "{w}x{h}:\n{t}");
+        assert!(!t.contains("STALLED"), "{w}x{h}:\n{t}");
+        let (x, y) = find(&buf, "PAUSED").unwrap();
+        assert_eq!(buf[(x, y)].fg, Color::Yellow);
+    }
+    let mut reb = running_rebalance(3, Some("stalled: no progress for 61s"));
+    reb.stalled = true;
+    let m = model_with(&cluster(3), Some(&reb), false);
+    for (w, h) in [(80, 24), (200, 50)] {
+        let buf = render(&m, w, h);
+        let t = text(&buf);
+        assert!(t.contains("STALLED"), "{w}x{h}:\n{t}");
+        assert!(
+            t.contains("BLOCKED: stalled: no progress for 61s"),
+            "{w}x{h}:\n{t}"
+        );
+        assert!(!t.contains("PAUSED"), "{w}x{h}:\n{t}");
+        let (x, y) = find(&buf, "STALLED").unwrap();
+        assert_eq!(buf[(x, y)].bg, Color::Red);
+        assert!(only_named_colours(&buf));
+    }
+}
+
+#[test]
 fn running_rebalance_shows_progress_eta_rate_and_blocked_reasons() {
     let reb = running_rebalance(3, Some("peer T02xt8102 unreachable"));
     let m = model_with(&cluster(3), Some(&reb), false);

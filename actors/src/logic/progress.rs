@@ -26,6 +26,11 @@ pub struct Tracker {
     pub aborted: bool,
     /// Nodes whose lifecycle step completes with this generation (from the RMD).
     pub finalize: Vec<NodeId>,
+    /// When the reports last showed progress (anything counted, moved, received, a stage
+    /// passed), and what they showed then: the stall check's reference.
+    last_progress: (Instant, u64),
+    /// A stall was logged already (once per stall).
+    pub stall_logged: bool,
 }
 
 impl Tracker {
@@ -46,6 +51,8 @@ impl Tracker {
             samples: VecDeque::new(),
             aborted: false,
             finalize,
+            last_progress: (now, 0),
+            stall_logged: false,
         }
     }
 
@@ -107,6 +114,20 @@ impl Tracker {
         }
         self.reports.insert(id, report);
         self.sample(now);
+        let mark = self.reports.values().fold(0u64, |a, r| {
+            a + r.objs_total
+                + r.tx_objs
+                + r.rx_objs
+                + r.local_objs
+                + r.errors
+                + u64::from(r.counted)
+                + r.stage as u64
+                + u64::from(r.paused)
+        });
+        if mark != self.last_progress.1 {
+            self.last_progress = (now, mark);
+            self.stall_logged = false;
+        }
         true
     }
 
@@ -128,6 +149,27 @@ impl Tracker {
 
     pub fn finish(&mut self, now: Instant, now_unix: u64) {
         self.finished = Some((now, now_unix));
+    }
+
+    /// As [`status`](Self::status), with the cluster's pause flag and the stall verdict: a
+    /// running, unpaused generation whose reports showed no progress for `stall_after` is
+    /// stalled, and `blocked_by` says since when (its other lines say why).
+    pub fn status_at(
+        &self,
+        offline: &HashSet<NodeId>,
+        now: Instant,
+        paused: bool,
+        stall_after: Duration,
+    ) -> RebalanceStatus {
+        let mut s = self.status(offline);
+        s.paused = paused && s.is_running();
+        let idle = now.saturating_duration_since(self.last_progress.0);
+        if s.is_running() && !paused && !stall_after.is_zero() && idle >= stall_after {
+            s.stalled = true;
+            s.blocked_by
+                .insert(0, format!("stalled: no progress for {}s", idle.as_secs()));
+        }
+        s
     }
 
     /// The generation as `show rebalance` shows it; `offline` names targets whose keepalive
@@ -228,6 +270,8 @@ impl Tracker {
             targets,
             started: Some(self.started_unix),
             finished: self.finished_at(),
+            paused: false,
+            stalled: false,
         }
     }
 }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, WireError};
-use crate::types::config::ClusterConfig;
+use crate::types::config::{ClusterConfig, RebalanceConfig};
 use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove};
 use crate::types::meta::MetaUpdate;
 use crate::types::object::{ObjAttrs, ObjKey, ObjMeta, ObjPage, Stamp, Tomb};
@@ -121,6 +121,8 @@ pub enum Control {
     RebReport(Box<TargetRebStatus>),
     /// S3 access keys: create, list, remove (admin).
     S3Keys(S3KeyOp),
+    /// Pause, resume or throttle rebalancing cluster-wide (admin; empty: just read).
+    Rebalance(RebalanceCtl),
 }
 
 impl Control {
@@ -138,6 +140,7 @@ impl Control {
             Control::Keepalive(_) => "keepalive",
             Control::RebReport(_) => "reb-report",
             Control::S3Keys(_) => "s3-keys",
+            Control::Rebalance(_) => "rebalance-ctl",
         }
     }
 
@@ -152,6 +155,7 @@ impl Control {
                 | Control::CreateBucket(_)
                 | Control::DestroyBucket(_)
                 | Control::S3Keys(_)
+                | Control::Rebalance(_)
         )
     }
 
@@ -166,6 +170,15 @@ impl Control {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetClusterStatus;
+
+/// Changes to the live rebalance settings; `None` leaves one as it is. Answered with the
+/// settings in force afterwards.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebalanceCtl {
+    pub paused: Option<bool>,
+    /// Bytes/s per target; 0 = unlimited.
+    pub throttle_bytes_per_sec: Option<u64>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum S3KeyOp {
@@ -446,6 +459,7 @@ pub enum Reply {
     Storage(Box<StorageStatus>),
     Mountpath(Box<MountpathReply>),
     Resilver(Option<Box<ResilverStatus>>),
+    RebalanceConfig(Box<RebalanceConfig>),
 }
 
 /// Everything a node needs after joining.
@@ -615,6 +629,12 @@ rpc!(PlanMoves, Reb::PlanMoves, Vec<PlanMove>, Reply::PlanMoves);
 rpc!(RebTomb, Reb::Tomb, RebAck, Reply::RebAck);
 rpc!(StampQuery, Data::Stamp, Option<Stamp>, Reply::Stamp);
 rpc!(S3KeyOp, Control::S3Keys, S3Keys, Reply::S3Keys);
+rpc!(
+    RebalanceCtl,
+    Control::Rebalance,
+    Box<RebalanceConfig>,
+    Reply::RebalanceConfig
+);
 rpc!(
     GetStorage,
     Storage::Show,

@@ -49,6 +49,11 @@ pub struct RebalanceConfig {
     /// Upper bound on each target's outgoing rebalance traffic, bytes/s; 0 = unlimited. Lets an
     /// operator trade rebalance time for foreground bandwidth (Garage's "tranquility").
     pub throttle_bytes_per_sec: u64,
+    /// Every target holds its walk (`nodectl rebalance pause|resume`); kept in the cluster
+    /// config so that a pause survives restarts and reaches targets that join meanwhile.
+    pub paused: bool,
+    /// A running, unpaused generation with no progress for this long is reported as stalled.
+    pub stall_secs: u64,
 }
 
 impl Default for RebalanceConfig {
@@ -58,6 +63,8 @@ impl Default for RebalanceConfig {
             dest_retry_ms: 2000,
             senders_per_mountpath: 4,
             throttle_bytes_per_sec: 0,
+            paused: false,
+            stall_secs: 60,
         }
     }
 }

@@ -130,6 +130,9 @@ pub struct TargetRebStatus {
     pub finished: Option<u64>,
     /// Why this target is not progressing right now, if it is not (peer unreachable, disk full…).
     pub blocked_by: Option<String>,
+    /// Holding its walk at `nodectl rebalance pause`.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// Cluster-wide state of the latest generation, as `nodectl show rebalance --json` prints it.
@@ -154,6 +157,13 @@ pub struct RebalanceStatus {
     pub started: Option<u64>,
     pub finished: Option<u64>,
     pub errors: u64,
+    /// Held by `nodectl rebalance pause` (the cluster config says so; it resumes where it was).
+    #[serde(default)]
+    pub paused: bool,
+    /// Running, not paused, and no progress for `rebalance.stall_secs` (the reason is in
+    /// `blocked_by`).
+    #[serde(default)]
+    pub stalled: bool,
 }
 
 impl RebalanceStatus {

@@ -97,7 +97,21 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
                         .map_or("ETA -".to_string(), |s| format!("ETA {}", format::eta(s)))
                 )));
             }
-            if !r.blocked_by.is_empty() {
+            if r.paused {
+                second.push(Span::styled(
+                    "  PAUSED",
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                ));
+            }
+            if r.stalled {
+                second.push(Span::styled(
+                    "  STALLED",
+                    Style::new()
+                        .fg(Color::White)
+                        .bg(Color::Red)
+                        .add_modifier(Modifier::BOLD),
+                ));
+            } else if !r.blocked_by.is_empty() {
                 second.push(Span::styled(
                     "  BLOCKED",
                     Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),

@@ -96,6 +96,21 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         Span::raw(format!("{}  ", format::rate(r.rate_bytes_per_sec))),
         Span::styled(eta, Style::new().add_modifier(Modifier::BOLD)),
     ];
+    if r.paused {
+        speed_spans.push(Span::styled(
+            "  PAUSED (nodectl rebalance resume)",
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    if r.stalled {
+        speed_spans.push(Span::styled(
+            "  STALLED",
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     if r.errors > 0 {
         speed_spans.push(Span::styled(
             format!("  {} errors", r.errors),

@@ -211,6 +211,7 @@ pub fn running_rebalance(targets: usize, blocked: Option<&str>) -> RebalanceStat
         started: Some(T0 - 60),
         finished: None,
         errors: 0,
+        ..Default::default()
     }
 }
 

@@ -21,7 +21,7 @@ mod push;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -112,7 +112,26 @@ impl PrimaryState {
     }
 
     fn status(&self) -> Option<RebalanceStatus> {
-        self.tracker.as_ref().map(|t| t.status(&self.offline))
+        let reb = self.a.meta.get().config.rebalance.clone();
+        self.tracker.as_ref().map(|t| {
+            t.status_at(
+                &self.offline,
+                Instant::now(),
+                reb.paused,
+                Duration::from_secs(reb.stall_secs),
+            )
+        })
+    }
+
+    /// Logs a stalled generation once per stall (`show rebalance` and the console show it).
+    fn log_stall(&mut self) {
+        let Some(s) = self.status().filter(|s| s.stalled) else {
+            return;
+        };
+        if let Some(t) = self.tracker.as_mut().filter(|t| !t.stall_logged) {
+            t.stall_logged = true;
+            tracing::warn!(rebalance = %s.id, blocked_by = %s.blocked_by.join("; "), "possible rebalance stall detected");
+        }
     }
 
     /// Whether this primary hears from a majority of the proxies (itself included; proxies
@@ -211,6 +230,7 @@ impl Actor for PrimaryActor {
             PrimaryMsg::Tick => {
                 crate::fault::maybe_panic("primary");
                 membership::tick(state).await;
+                state.log_stall();
             }
             PrimaryMsg::Resume => membership::resume(state).await,
             PrimaryMsg::AdminJoinMet {
@@ -252,6 +272,7 @@ async fn control(state: &mut PrimaryState, c: Control, reply: ReplyTo) {
             let res = generations::report(state, *r).await;
             let _ = reply.send(res);
         }
+        Control::Rebalance(op) => ops::rebalance_ctl(state, op, reply).await,
         Control::GetRebStatus(_) => {
             let s = state.status().map(Box::new);
             let _ = reply.send(Ok(GetRebStatus::reply(s)));

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::logic::auth;
 use crate::logic::{admission, names, plan};
 use crate::proto::msg::{
-    CreateBucket, GetNodeStats, PlanMoves, Reply, Rpc, S3KeyInfo, S3KeyOp, S3Keys,
+    CreateBucket, GetNodeStats, PlanMoves, RebalanceCtl, Reply, Rpc, S3KeyInfo, S3KeyOp, S3Keys,
 };
 use crate::types::config::S3Key;
 use crate::types::lifecycle::{
@@ -277,6 +277,42 @@ async fn ask_moves(
         }
     }
     (moves, warnings)
+}
+
+/// Live rebalance settings in the cluster config (pushed to every node, persisted there, so a
+/// pause holds across restarts and for targets that join meanwhile).
+pub async fn rebalance_ctl(state: &mut PrimaryState, op: RebalanceCtl, reply: ReplyTo) {
+    let mut cfg = state.a.meta.get().config.clone();
+    let before = cfg.rebalance.clone();
+    if let Some(p) = op.paused {
+        cfg.rebalance.paused = p;
+    }
+    if let Some(t) = op.throttle_bytes_per_sec {
+        cfg.rebalance.throttle_bytes_per_sec = t;
+    }
+    let value = RebalanceCtl::reply(Box::new(cfg.rebalance.clone()));
+    if cfg.rebalance == before {
+        let _ = reply.send(Ok(value));
+        return;
+    }
+    tracing::info!(
+        paused = cfg.rebalance.paused,
+        throttle = cfg.rebalance.throttle_bytes_per_sec,
+        "rebalance settings changed"
+    );
+    cfg.version += 1;
+    let upd = MetaUpdate {
+        config: Some(Box::new(cfg)),
+        ..Default::default()
+    };
+    match push::commit(state, upd).await {
+        Ok(push) => push.spawn_then(move || {
+            let _ = reply.send(Ok(value));
+        }),
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
 }
 
 /// S3 access keys in the cluster config: created with a random secret sealed under the

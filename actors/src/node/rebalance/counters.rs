@@ -23,10 +23,12 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Unix seconds.
     pub started: u64,
-    /// Monotonic start, for the throttle.
-    pub started_at: Instant,
+    /// The throttle's schedule: (the limit it was made for, when the next send may start).
+    pace: Mutex<(u64, Instant)>,
     finished: AtomicU64,
     blocked_by: Mutex<Option<String>>,
+    /// Holding at `rebalance.paused`.
+    paused: std::sync::atomic::AtomicBool,
     /// Joggers (one per mountpath).
     pub mountpaths: u64,
 }
@@ -56,9 +58,10 @@ impl Counters {
             local_bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             started: crate::types::unix_secs(),
-            started_at: Instant::now(),
+            pace: Mutex::new((0, Instant::now())),
             finished: AtomicU64::new(0),
             blocked_by: Mutex::new(None),
+            paused: Default::default(),
             mountpaths: mountpaths as u64,
         }
     }
@@ -74,6 +77,28 @@ impl Counters {
             self.finished
                 .store(crate::types::unix_secs(), Ordering::Relaxed);
         }
+    }
+
+    /// How long a send of `bytes` waits to keep this target under `limit` bytes/s (0: no
+    /// limit). Each send books its share of time after the previous ones; a new limit starts a
+    /// new schedule, so lowering the throttle mid-run slows sends from now on rather than
+    /// making up for what was sent before.
+    pub fn pace(&self, limit: u64, bytes: u64) -> std::time::Duration {
+        if limit == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut p = self.pace.lock().expect("poisoned");
+        if p.0 != limit || p.1 < now {
+            *p = (limit, now);
+        }
+        let start = p.1;
+        p.1 = start + std::time::Duration::from_secs_f64(bytes as f64 / limit as f64);
+        start - now
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     pub fn set_blocked(&self, why: Option<String>) {
@@ -108,6 +133,7 @@ impl Counters {
             started: Some(self.started),
             finished: (fin > 0).then_some(fin),
             blocked_by: self.blocked_by.lock().expect("poisoned").clone(),
+            paused: self.paused.load(Ordering::Relaxed),
         }
     }
 }

@@ -207,6 +207,10 @@ impl Walk {
                     if crate::fault::take_switch("panic_jogger") {
                         let _ = self.actor.cast(JoggerMsg::Panic);
                     }
+                    self.while_paused().await;
+                    if self.cancel.is_cancelled() {
+                        return;
+                    }
                     let res = match self.destination(&m) {
                         Dest::Stay => Ok(()),
                         Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|()| {
@@ -214,7 +218,7 @@ impl Walk {
                             Counters::add(&c.local_bytes, m.size);
                         }),
                         Dest::Remote(node) => {
-                            self.throttle().await;
+                            self.throttle(m.size).await;
                             self.send_with_retry(&node, &path).await
                         }
                     };
@@ -303,20 +307,32 @@ impl Walk {
         }
     }
 
-    /// Keeps this target's outgoing rate under `rebalance.throttle_bytes_per_sec`.
-    async fn throttle(&self) {
+    /// Keeps this target's outgoing rate under `rebalance.throttle_bytes_per_sec`, read live
+    /// (`nodectl rebalance throttle`).
+    async fn throttle(&self, bytes: u64) {
         let limit = self.meta.get().config.rebalance.throttle_bytes_per_sec;
-        if limit == 0 {
-            return;
-        }
-        let sent = self.c.tx_bytes.load(Ordering::Relaxed) as f64;
-        let elapsed = self.c.started_at.elapsed().as_secs_f64();
-        let due = sent / limit as f64;
-        if due > elapsed {
-            let wait = Duration::from_secs_f64((due - elapsed).min(5.0));
+        let wait = self.c.pace(limit, bytes);
+        if !wait.is_zero() {
             tokio::select! {
                 _ = self.cancel.cancelled() => {}
                 _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Holds the walk while the cluster config says `rebalance.paused` (`nodectl rebalance
+    /// pause`); it goes on from the next object on resume, or stops on abort.
+    async fn while_paused(&self) {
+        let mut rx = self.meta.subscribe();
+        loop {
+            if !rx.borrow_and_update().config.rebalance.paused {
+                self.c.set_paused(false);
+                return;
+            }
+            self.c.set_paused(true);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = rx.changed() => if r.is_err() { return },
             }
         }
     }

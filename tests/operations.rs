@@ -1,0 +1,214 @@
+//! Operating a rebalance (issue #14, DESIGN §15): pause and resume, a live throttle, stall
+//! detection; on real processes, through `nodectl`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use shoal_actors::types::status::{RebState, RebalanceStatus};
+
+const T: Duration = Duration::from_secs(60);
+
+async fn running(c: &TestCluster) -> Option<RebalanceStatus> {
+    c.client
+        .rebalance_status()
+        .await
+        .ok()
+        .flatten()
+        .filter(|r| r.is_running())
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "nodectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_a_rebalance_still_across_a_restart_and_resume_completes_it() {
+    let mut c = TestCluster::start(1, 3, 1, FAST_CONFIG).await;
+    let expected = put_all(&c.client, &make_objects(300, 1, 16 << 10, 141)).await;
+
+    // Without a token nothing changes when auth is on; here (auth off) the answer is the state.
+    let out = ok(&c.nodectl(&["rebalance", "pause", "--yes"]));
+    assert!(out.contains("Rebalance paused"), "{out}");
+    assert!(c.client.config().await.unwrap().rebalance.paused);
+
+    let t2 = c.id("target2").await;
+    ok(&c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "start-maintenance",
+        &format!("t[{t2}]"),
+        "--yes",
+    ]));
+    // Every target holds its walk.
+    c.wait_for("every target to hold at the pause", T, || async {
+        running(&c)
+            .await
+            .is_some_and(|r| r.paused && r.targets.iter().all(|t| t.paused))
+    })
+    .await;
+    let held = running(&c).await.unwrap();
+    assert!(!held.stalled, "a paused rebalance is not stalled");
+    let text = ok(&c.nodectl(&["show", "rebalance"]));
+    assert!(text.contains("paused: held by"), "{text}");
+    assert!(text.contains("Paused ("), "{text}");
+
+    // The counters stay still while paused (watched over a while: nothing to wait for here).
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = running(&c).await.expect("still running while paused");
+        assert_eq!(
+            (now.objs_moved, now.bytes_moved),
+            (held.objs_moved, held.bytes_moved),
+            "progress while paused"
+        );
+    }
+
+    // A target restarted meanwhile is still held: the pause is in the cluster config it keeps.
+    c.lc.stop("target0", Duration::from_secs(10)).unwrap();
+    c.lc.start("target0").unwrap();
+    let t0 = c.id("target0").await;
+    c.wait_for("the restarted target to report paused again", T, || async {
+        running(&c)
+            .await
+            .is_some_and(|r| r.targets.iter().any(|t| t.id == t0.0 && t.paused))
+    })
+    .await;
+    assert_eq!(running(&c).await.unwrap().objs_moved, held.objs_moved);
+
+    let out = ok(&c.nodectl(&["rebalance", "resume", "--yes"]));
+    assert!(out.contains("not paused"), "{out}");
+    c.wait_rebalance_idle(T).await;
+    let fin = c.client.rebalance_status().await.unwrap().unwrap();
+    assert_eq!(fin.state, RebState::Finished);
+    assert!(!fin.paused);
+    assert!(
+        fin.objs_moved > held.objs_moved,
+        "nothing moved after resume"
+    );
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_changed_mid_rebalance_changes_its_rate() {
+    let c = TestCluster::start(1, 3, 1, FAST_CONFIG).await;
+    let expected = put_all(&c.client, &make_objects(240, 64 << 10, 64 << 10, 142)).await;
+    let limit: u64 = 64 << 10;
+    ok(&c.nodectl(&["rebalance", "throttle", "64KiB", "--yes"]));
+    assert_eq!(
+        c.client
+            .config()
+            .await
+            .unwrap()
+            .rebalance
+            .throttle_bytes_per_sec,
+        limit
+    );
+    let t1 = c.id("target1").await;
+    ok(&c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "start-maintenance",
+        &format!("t[{t1}]"),
+        "--yes",
+    ]));
+    c.wait_for("the leaving target to send", T, || async {
+        running(&c).await.is_some_and(|r| r.bytes_moved > 0)
+    })
+    .await;
+    // Measured over a window: at most the limit (plus the one object each send may start
+    // with), where unthrottled the ~5 MiB would be gone in a moment.
+    let a = running(&c).await.expect("running");
+    let t = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b = running(&c).await.expect("still running under the throttle");
+    let secs = t.elapsed().as_secs_f64();
+    let moved = b.bytes_moved - a.bytes_moved;
+    let bound = limit as f64 * (secs + 1.0) + (4 * limit) as f64;
+    assert!(
+        (moved as f64) <= bound,
+        "{moved} bytes in {secs:.1}s under a {limit} B/s throttle"
+    );
+    assert!(
+        b.bytes_total - b.bytes_moved > 2 << 20,
+        "too little left to tell"
+    );
+
+    // Lifted: the rest (minutes at the limit) moves within the test's deadline.
+    ok(&c.nodectl(&["rebalance", "throttle", "off", "--yes"]));
+    c.wait_rebalance_idle(T).await;
+    let fin = c.client.rebalance_status().await.unwrap().unwrap();
+    assert_eq!(fin.state, RebState::Finished);
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+
+    // Bad input changes nothing.
+    let bad = c.nodectl(&["rebalance", "throttle", "fast", "--yes"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        c.client
+            .config()
+            .await
+            .unwrap()
+            .rebalance
+            .throttle_bytes_per_sec,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_whose_receiver_is_stopped_is_reported_stalled() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let cfg = format!("{FAST_CONFIG}\n[cluster.rebalance]\nstall_secs = 2\n");
+    let c = TestCluster::start_with(1, 2, 1, &cfg, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(120, 1, 8 << 10, 143)).await;
+    // target0 counts what it must send but holds the sends until its receiver is stopped.
+    switch_on(&root, "target0", "hold_reb_sends");
+    let t0 = c.id("target0").await;
+    ok(&c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "start-maintenance",
+        &format!("t[{t0}]"),
+        "--yes",
+    ]));
+    c.wait_for("target0 to count its objects", T, || async {
+        running(&c)
+            .await
+            .is_some_and(|r| r.targets.iter().any(|t| t.id == t0.0 && t.counted))
+    })
+    .await;
+    c.lc.pause("target1").unwrap();
+    switch_off(&root, "target0", "hold_reb_sends");
+    // Within the configured time (2 s), with room for a loaded machine.
+    c.wait_for(
+        "the rebalance to be reported stalled",
+        Duration::from_secs(2 + 10),
+        || async { running(&c).await.is_some_and(|r| r.stalled) },
+    )
+    .await;
+    let r = running(&c).await.unwrap();
+    assert!(
+        r.blocked_by[0].starts_with("stalled: no progress for"),
+        "{:?}",
+        r.blocked_by
+    );
+    let text = ok(&c.nodectl(&["show", "rebalance"]));
+    assert!(text.contains("blocked: stalled: no progress"), "{text}");
+
+    c.lc.resume("target1").unwrap();
+    c.wait_rebalance_idle(T).await;
+    let fin = c.client.rebalance_status().await.unwrap().unwrap();
+    assert_eq!(fin.state, RebState::Finished);
+    assert!(!fin.stalled);
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+}
