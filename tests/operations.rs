@@ -212,3 +212,101 @@ async fn a_rebalance_whose_receiver_is_stopped_is_reported_stalled() {
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
 }
+
+/// `nodectl cluster check …`: its exit code and, with `--json`, its verdict.
+fn check(c: &TestCluster, kind: &str, nodes: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["cluster", "check", kind];
+    args.extend_from_slice(nodes);
+    let text = c.nodectl(&args);
+    args.push("--json");
+    let out = c.nodectl(&args);
+    assert_eq!(
+        out.status.code(),
+        text.status.code(),
+        "json and text disagree"
+    );
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_checks_answer_before_during_and_after_a_decommission() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 3, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(150, 1, 8 << 10, 144)).await;
+    let (t1, t2) = (c.id("target1").await, c.id("target2").await);
+    let (tt1, tt2) = (format!("t[{t1}]"), format!("t[{t2}]"));
+    let on_t2 = c
+        .object_files()
+        .values()
+        .filter(|v| v[0].0 == "target2")
+        .count() as u64;
+    assert!(on_t2 > 0);
+
+    // Before: target2 holds objects, so it may neither stop nor be destroyed.
+    let (code, v) = check(&c, "ok-to-stop", &[&tt2]);
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["objects_on_nodes"], on_t2);
+    let text = c.nodectl(&["cluster", "check", "ok-to-stop", &tt2]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("{on_t2} objects would become unreadable")),
+        "{text}"
+    );
+    assert_eq!(check(&c, "safe-to-destroy", &[&tt2]).0, Some(3));
+    // The only proxy may not stop.
+    let p0 = format!("p[{}]", c.id("proxy0").await);
+    let (code, v) = check(&c, "ok-to-stop", &[&p0]);
+    assert_eq!(code, Some(3));
+    assert!(
+        v["reasons"].to_string().contains("no proxy would remain"),
+        "{v}"
+    );
+
+    // During: the decommission's rebalance is held on target2's sends.
+    switch_on(&root, "target2", "hold_reb_sends");
+    ok(&c.nodectl(&["cluster", "add-remove-nodes", "decommission", &tt2, "--yes"]));
+    c.wait_for("the decommission's rebalance to run", T, || async {
+        running(&c).await.is_some()
+    })
+    .await;
+    let (code, v) = check(&c, "safe-to-destroy", &[&tt2]);
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v["rebalance_running"], true);
+    // Nothing else is safe to stop meanwhile either: objects are in flight.
+    assert_eq!(check(&c, "ok-to-stop", &[&tt1]).0, Some(3));
+    switch_off(&root, "target2", "hold_reb_sends");
+    c.wait_rebalance_idle(T).await;
+    c.wait_for("target2 to leave the map", T, || async {
+        !c.smap().await.contains(&t2)
+    })
+    .await;
+
+    // After: gone from the map, nothing needed from it.
+    let (code, v) = check(&c, "safe-to-destroy", &[&tt2]);
+    assert_eq!(code, Some(0), "{v}");
+    assert!(
+        v["notes"].to_string().contains("not in the cluster map"),
+        "{v}"
+    );
+    assert_eq!(check(&c, "ok-to-stop", &[&tt2]).0, Some(0));
+    // A target emptied by maintenance is both; one still in placement is neither.
+    assert_eq!(check(&c, "ok-to-stop", &[&tt1]).0, Some(3));
+    ok(&c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "start-maintenance",
+        &tt1,
+        "--yes",
+    ]));
+    c.wait_rebalance_idle(T).await;
+    c.wait_for("target1's objects counted as gone", T, || async {
+        check(&c, "safe-to-destroy", &[&tt1]).0 == Some(0)
+    })
+    .await;
+    assert_eq!(check(&c, "ok-to-stop", &[&tt1]).0, Some(0));
+    assert_all_readable(&c.client, &expected).await;
+}

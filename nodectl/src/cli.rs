@@ -224,6 +224,25 @@ pub enum ClusterCmd {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Pre-checks before stopping or destroying nodes: exit 0 yes, 3 no (with the reasons)
+    #[command(subcommand)]
+    Check(CheckCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckCmd {
+    /// Would reads stay served, every object readable, if these nodes stopped now?
+    OkToStop {
+        /// Node IDs: bare, t[ID] or p[ID]; space- or comma-separated
+        #[arg(required = true, num_args = 1..)]
+        nodes: Vec<String>,
+    },
+    /// Is nothing the cluster needs left on these nodes (may they be wiped)?
+    SafeToDestroy {
+        /// Node IDs: bare, t[ID] or p[ID]; space- or comma-separated
+        #[arg(required = true, num_args = 1..)]
+        nodes: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -50,6 +50,7 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
         }
         Command::Storage(StorageCmd::Mountpath(m)) => crate::storage::mountpath(env, m).await,
         Command::Rebalance(c) => rebalance_ctl(env, c).await,
+        Command::Cluster(ClusterCmd::Check(c)) => cluster_check(env, c).await,
         Command::Cluster(ClusterCmd::AddRemoveNodes(m)) => membership(env, m).await,
         Command::Cluster(ClusterCmd::Decommission { rm_user_data, yes }) => {
             confirm(
@@ -423,6 +424,42 @@ async fn show_smap(env: &Env) -> CmdResult {
         smap.uuid
     );
     Ok(())
+}
+
+/// `nodectl cluster check ok-to-stop|safe-to-destroy NODE...`: exit 0 yes, 3 no.
+async fn cluster_check(env: &Env, c: CheckCmd) -> CmdResult {
+    use shoal_actors::logic::checks::{Check, check};
+    let (kind, raw) = match c {
+        CheckCmd::OkToStop { nodes } => (Check::OkToStop, nodes),
+        CheckCmd::SafeToDestroy { nodes } => (Check::SafeToDestroy, nodes),
+    };
+    let nodes = parse_nodes(&raw)?;
+    let status = env.client.cluster_status().await?;
+    let v = check(kind, &status, &nodes);
+    let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    if env.json {
+        let mut j = serde_json::to_value(&v).expect("json");
+        j["check"] = json!(kind.as_str());
+        j["nodes"] = json!(nodes.iter().map(|n| n.0.clone()).collect::<Vec<_>>());
+        println!("{j}");
+    } else {
+        let verdict = if v.ok { "yes" } else { "no" };
+        println!("{} {}: {verdict}", kind.as_str(), names.join(" "));
+        for r in &v.reasons {
+            println!("  - {}", format::safe(r));
+        }
+        for n in &v.notes {
+            println!("  note: {}", format::safe(n));
+        }
+    }
+    if v.ok {
+        Ok(())
+    } else {
+        Err(Failure {
+            code: crate::exit::REFUSED,
+            message: String::new(),
+        })
+    }
 }
 
 /// `nodectl rebalance pause|resume|throttle`: one change to the cluster config, which every

@@ -136,6 +136,8 @@ pub fn run(cli: Cli) -> i32 {
     // Child processes (playground) must not outlive a failed start; the runtime drops here.
     match res {
         Ok(()) => exit::OK,
+        // The command printed its answer already (a pre-check's "no"): the code says the rest.
+        Err(f) if f.message.is_empty() => f.code,
         Err(f) => {
             if json {
                 let doc = serde_json::json!({ "error": f.message, "exit_code": f.code });

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod checks;
 pub mod election;
 pub mod format;
 pub mod generation;
