@@ -95,6 +95,11 @@ pub struct Dialog {
     pub expect_typed: Option<String>,
     /// What has been typed so far.
     pub typed: String,
+    /// Before a shutdown or decommission: `cluster check` on the nodes as the cluster is now.
+    pub precheck: Option<(
+        shoal_actors::logic::checks::Check,
+        shoal_actors::logic::checks::Verdict,
+    )>,
 }
 
 impl Dialog {

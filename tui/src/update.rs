@@ -2,6 +2,7 @@
 //! synchronous. Side effects (talking to the cluster) come back out as a [`Command`] for the
 //! runner to execute; their results come back in as actions.
 
+use shoal_actors::logic::checks::{self, Check};
 use shoal_actors::proto::msg::MountpathOp;
 use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
 use shoal_actors::types::smap::NodeId;
@@ -416,12 +417,21 @@ fn begin_lifecycle(m: &mut Model, key: LifecycleKey) -> Option<Command> {
         dry_run: false,
     };
     let expect_typed = (op == LifecycleOp::Decommission).then(|| ids.join(" "));
+    let kind = match op {
+        LifecycleOp::Shutdown => Some(Check::OkToStop),
+        LifecycleOp::Decommission => Some(Check::SafeToDestroy),
+        _ => None,
+    };
+    let precheck = kind
+        .zip(m.cluster.as_ref())
+        .map(|(k, c)| (k, checks::check(k, c, &req.nodes)));
     m.dialog = Some(Dialog {
         req: req.clone(),
         labels,
         plan: PlanState::Loading,
         expect_typed,
         typed: String::new(),
+        precheck,
     });
     Some(Command::DryRun(LifecycleRequest {
         dry_run: true,

@@ -303,6 +303,28 @@ fn decommission_dialog_says_no_undo_and_asks_for_the_id() {
 }
 
 #[test]
+fn a_shutdown_dialog_shows_the_ok_to_stop_verdict_first() {
+    let mut c = cluster(3);
+    c.targets[0].object_count = 1234;
+    let mut m = model_with(&c, None, false);
+    press(&mut m, KeyCode::Char('s'));
+    let t = text(&render(&m, 120, 40));
+    assert!(
+        t.contains("ok-to-stop now: NO: t[T00xt8100]: 1234 objects would become unreadable"),
+        "{t}"
+    );
+    assert!(t.contains("moves its objects off first"), "{t}");
+    let (x, y) = find(&render(&m, 120, 40), "ok-to-stop now").unwrap();
+    assert_eq!(render(&m, 120, 40)[(x, y)].fg, Color::Yellow);
+    // An empty target: yes.
+    c.targets[0].object_count = 0;
+    let mut m = model_with(&c, None, false);
+    press(&mut m, KeyCode::Char('s'));
+    let t = text(&render(&m, 120, 40));
+    assert!(t.contains("ok-to-stop now: yes"), "{t}");
+}
+
+#[test]
 fn no_rebalance_warning_is_visible_in_footer_and_dialog() {
     let mut m = model_with(&cluster(3), None, false);
     press(&mut m, KeyCode::Char('n'));

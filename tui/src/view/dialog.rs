@@ -43,6 +43,28 @@ fn top_lines(d: &Dialog) -> Vec<Line<'static>> {
                 .add_modifier(Modifier::BOLD),
         ));
     }
+    if let Some((kind, v)) = &d.precheck {
+        let (text, style) = if v.ok {
+            (
+                format!("{} now: yes", kind.as_str()),
+                Style::new().fg(Color::Green),
+            )
+        } else {
+            let first = v.reasons.first().cloned().unwrap_or_default();
+            let then = if d.req.no_rebalance {
+                ""
+            } else {
+                " (the rebalance moves its objects off first)"
+            };
+            let style = if d.req.no_rebalance {
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+            } else {
+                Style::new().fg(Color::Yellow)
+            };
+            (format!("{} now: NO: {first}{then}", kind.as_str()), style)
+        };
+        lines.push(Line::styled(text, style));
+    }
     // On a line of its own so it can be copied whole.
     lines.push(Line::styled("equivalent command:", dim));
     lines.push(Line::styled(
