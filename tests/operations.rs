@@ -310,3 +310,104 @@ async fn pre_checks_answer_before_during_and_after_a_decommission() {
     assert_eq!(check(&c, "ok-to-stop", &[&tt1]).0, Some(0));
     assert_all_readable(&c.client, &expected).await;
 }
+
+/// Runs `script` in a non-interactive bash with the completion script loaded and the cluster's
+/// endpoint in the environment; returns stdout.
+fn bash_with_completion(c: &TestCluster, script: &str) -> String {
+    let nodectl = env!("CARGO_BIN_EXE_nodectl");
+    let full = format!("source <('{nodectl}' completion bash)\n{script}");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(full)
+        .env("NODECTL_ENDPOINT", &c.lc.endpoint)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "bash: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What bash's completion function offers for `words`, the last one being completed.
+fn complete(c: &TestCluster, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!(
+        "COMP_WORDS=({}); COMP_CWORD={}; COMP_TYPE=9\n\
+         _clap_complete_nodectl nodectl '{}' '{}'\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        quoted.join(" "),
+        words.len() - 1,
+        words[words.len() - 1],
+        words[words.len().saturating_sub(2)],
+    );
+    bash_with_completion(c, &script)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_loads_in_bash_and_completes_live_node_ids() {
+    let c = TestCluster::start(1, 2, 1, FAST_CONFIG).await;
+    let t0 = format!("t[{}]", c.id("target0").await);
+    let t1 = format!("t[{}]", c.id("target1").await);
+    let p0 = format!("p[{}]", c.id("proxy0").await);
+
+    // Subcommands.
+    let subs = complete(&c, &["nodectl", "cluster", "ch"]);
+    assert_eq!(subs, vec!["check"], "{subs:?}");
+    // Node arguments: every live node, then narrowed by what was typed.
+    let all = complete(&c, &["nodectl", "cluster", "check", "ok-to-stop", ""]);
+    for id in [&t0, &t1, &p0] {
+        assert!(all.iter().any(|w| w == id), "{id} not in {all:?}");
+    }
+    let targets = complete(
+        &c,
+        &[
+            "nodectl",
+            "cluster",
+            "add-remove-nodes",
+            "start-maintenance",
+            "t[",
+        ],
+    );
+    assert!(
+        targets.contains(&t0) && targets.contains(&t1),
+        "{targets:?}"
+    );
+    assert!(!targets.contains(&p0), "{targets:?}");
+    let one = complete(&c, &["nodectl", "storage", "mountpath", "detach", &t1[..6]]);
+    assert!(one.contains(&t1), "{one:?}");
+    // Flags.
+    let flags = complete(&c, &["nodectl", "rebalance", "pause", "--y"]);
+    assert!(flags.iter().any(|f| f == "--yes"), "{flags:?}");
+    // zsh and fish scripts are produced too (loading them needs those shells).
+    for sh in ["zsh", "fish"] {
+        let out = c.nodectl(&["completion", sh]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{sh}");
+    }
+    assert_eq!(c.nodectl(&["completion", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn completion_with_no_cluster_offers_no_nodes_and_does_not_hang() {
+    let nodectl = env!("CARGO_BIN_EXE_nodectl");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <('{nodectl}' completion bash)\n\
+             COMP_WORDS=(nodectl cluster check ok-to-stop ''); COMP_CWORD=4; COMP_TYPE=9\n\
+             _clap_complete_nodectl nodectl '' ok-to-stop\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        ))
+        // Nothing listens on port 1.
+        .env("NODECTL_ENDPOINT", "127.0.0.1:1")
+        .output()
+        .expect("bash");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("t["), "{text}");
+}

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::ArgValueCompleter;
 
 /// Used when neither --endpoint, $NODECTL_ENDPOINT nor the config file name one.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:8080";
@@ -72,6 +73,12 @@ pub enum Command {
     /// Pause, resume or throttle the global rebalance, live on every target
     #[command(subcommand)]
     Rebalance(RebalanceCmd),
+    /// Print a shell completion script: `source <(nodectl completion bash)` (node arguments
+    /// complete to the live cluster's node IDs)
+    Completion {
+        #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
+        shell: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +127,7 @@ pub enum MountpathCmd {
 #[derive(Args, Debug, Clone)]
 pub struct MountpathArgs {
     /// Target: bare ID or t[ID]
+    #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
     pub node: String,
     /// The mountpath's directory on that target (absolute)
     pub path: String,
@@ -190,6 +198,7 @@ pub enum ShowCmd {
     /// Mountpaths of every target (or one): filesystem, used %, available, objects, state
     Storage {
         /// Target: bare ID or t[ID]
+        #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: Option<String>,
         #[arg(long, value_name = "SECS")]
         refresh: Option<f64>,
@@ -199,6 +208,7 @@ pub enum ShowCmd {
     /// Progress of the targets' resilvers (the local rebalance between mountpaths)
     Resilver {
         /// Target: bare ID or t[ID]
+        #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: Option<String>,
         #[arg(long, value_name = "SECS")]
         refresh: Option<f64>,
@@ -235,12 +245,14 @@ pub enum CheckCmd {
     OkToStop {
         /// Node IDs: bare, t[ID] or p[ID]; space- or comma-separated
         #[arg(required = true, num_args = 1..)]
+        #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         nodes: Vec<String>,
     },
     /// Is nothing the cluster needs left on these nodes (may they be wiped)?
     SafeToDestroy {
         /// Node IDs: bare, t[ID] or p[ID]; space- or comma-separated
         #[arg(required = true, num_args = 1..)]
+        #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         nodes: Vec<String>,
     },
 }
@@ -249,6 +261,7 @@ pub enum CheckCmd {
 pub struct NodeOpArgs {
     /// Node IDs: bare, t[ID] or p[ID]; space- or comma-separated
     #[arg(required = true, num_args = 1..)]
+    #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
     pub nodes: Vec<String>,
     /// Skip data migration (advanced: data can be lost)
     #[arg(long)]
@@ -291,6 +304,7 @@ pub enum MembershipCmd {
 pub enum AdvancedCmd {
     /// Remove a node from the map at once, without rebalance (unsafe, test-only)
     RemoveFromSmap {
+        #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: String,
         #[arg(long, short = 'y')]
         yes: bool,
@@ -313,12 +327,14 @@ pub enum WaitCmd {
     /// Until no target (or NODE) runs a resilver
     Resilver {
         /// Target: bare ID or t[ID]
+        #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: Option<String>,
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
     },
     /// Until NODE reaches STATUS (online, maintenance, decommission, offline, safe, removed)
     Node {
+        #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: String,
         #[arg(long)]
         status: String,

@@ -50,6 +50,7 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
         }
         Command::Storage(StorageCmd::Mountpath(m)) => crate::storage::mountpath(env, m).await,
         Command::Rebalance(c) => rebalance_ctl(env, c).await,
+        Command::Completion { shell } => crate::completion::script(&shell),
         Command::Cluster(ClusterCmd::Check(c)) => cluster_check(env, c).await,
         Command::Cluster(ClusterCmd::AddRemoveNodes(m)) => membership(env, m).await,
         Command::Cluster(ClusterCmd::Decommission { rm_user_data, yes }) => {

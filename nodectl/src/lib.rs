@@ -6,6 +6,7 @@
 
 pub mod cli;
 mod commands;
+mod completion;
 pub mod format;
 pub mod playground;
 mod storage;
@@ -97,6 +98,7 @@ pub struct Env {
 
 /// Runs `nodectl` with process arguments; returns the exit code.
 pub fn main_from_args() -> i32 {
+    completion::answer_if_asked();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
