@@ -232,6 +232,8 @@ pub struct Model {
     pub endpoint: String,
     /// `--readonly`: lifecycle keys are disabled and the footer says so.
     pub readonly: bool,
+    /// `NO_COLOR` is set: no colours at all; every colour's meaning is in words already.
+    pub no_color: bool,
     /// The latest cluster snapshot; kept while unreachable so the screen is not blanked.
     pub cluster: Option<ClusterStatus>,
     /// The latest rebalance, from `rebalance_status()` (falls back to the snapshot's own).
@@ -279,6 +281,7 @@ impl Model {
         Model {
             endpoint: endpoint.into(),
             readonly,
+            no_color: false,
             cluster: None,
             rebalance: None,
             connection: Connection::Connecting,

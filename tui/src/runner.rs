@@ -134,6 +134,8 @@ async fn event_loop(
 ) -> anyhow::Result<()> {
     let mut model = Model::new(client.endpoint.clone(), opts.readonly);
     model.now = unix_now();
+    // https://no-color.org: present and not empty.
+    model.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     // Snapshots and command results share one channel: both are just actions for `update`.
     let (tx, mut rx) = mpsc::channel::<Action>(64);
     let refresh_now = Arc::new(Notify::new());

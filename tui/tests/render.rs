@@ -109,6 +109,32 @@ fn wide_terminal_shows_every_column_and_panels_side_by_side() {
 }
 
 #[test]
+fn with_no_color_there_is_no_colour_and_the_meaning_is_in_words() {
+    let mut c = cluster(4);
+    in_maintenance(&mut c, 1, true);
+    let mut reb = running_rebalance(4, Some("peer unreachable"));
+    reb.stalled = true;
+    let mut m = model_with(&c, Some(&reb), false);
+    m.no_color = true;
+    press(&mut m, KeyCode::Down);
+    for (w, h) in [(80, 24), (200, 50)] {
+        let buf = render(&m, w, h);
+        assert!(
+            buf.content
+                .iter()
+                .all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+            "a coloured cell under NO_COLOR"
+        );
+        let t = text(&buf);
+        assert!(t.contains("do NOT power off"), "{t}");
+        assert!(t.contains("STALLED"), "{t}");
+        // The warning stays marked (reverse video where it had a background).
+        let (x, y) = find(&buf, "BLOCKED: peer").unwrap();
+        assert!(buf[(x, y)].modifier.contains(Modifier::REVERSED));
+    }
+}
+
+#[test]
 fn maintenance_is_red_while_rebalancing_and_cyan_after() {
     let mut c = cluster(4);
     in_maintenance(&mut c, 1, true);

@@ -143,6 +143,22 @@ pub fn view(m: &Model, frame: &mut Frame) {
     if m.help {
         help::render(m, area, buf);
     }
+    if m.no_color {
+        strip_colours(buf);
+    }
+}
+
+/// `NO_COLOR`: every cell in the terminal's own colours; bold and reverse stay, so highlights
+/// and the selection still show.
+fn strip_colours(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        if cell.bg != Color::Reset && cell.bg != Color::Black {
+            // A coloured background marked something (a warning, the selection): keep it seen.
+            cell.modifier |= Modifier::REVERSED;
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+    }
 }
 
 /// Running resilvers never get more rows than this; the last one then counts the rest.
