@@ -411,3 +411,152 @@ fn completion_with_no_cluster_offers_no_nodes_and_does_not_hang() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("t["), "{text}");
 }
+
+/// Every node's `/metrics`, parsed by Python's `prometheus_client`: per node, its samples as
+/// (name, labels, value).
+type Samples = Vec<(String, serde_json::Map<String, serde_json::Value>, f64)>;
+
+fn scrape(c: &TestCluster, names: &[&str]) -> Vec<Samples> {
+    let bin = clients::venv_bin();
+    let home = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = names
+        .iter()
+        .map(|n| format!("http://{}", c.lc.procs[*n].addr))
+        .collect();
+    let out = clients::run(
+        "metrics.py",
+        clients::cmd(bin.join("python"), home.path())
+            .arg(clients::root().join("tests/clients/metrics.py"))
+            .args(&urls),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|node| {
+            node["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap().to_string(),
+                        s["labels"].as_object().unwrap().clone(),
+                        s["value"].as_f64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Sum of `name` over the samples whose labels include `with`.
+fn sum(s: &Samples, name: &str, with: &[(&str, &str)]) -> f64 {
+    s.iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && with
+                    .iter()
+                    .all(|(k, v)| l.get(*k).and_then(|x| x.as_str()) == Some(v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_with_prometheus_client_and_match_show_rebalance() {
+    let c = TestCluster::start(1, 3, 2, FAST_CONFIG).await;
+    let n = 200;
+    let expected = put_all(&c.client, &make_objects(n, 1, 16 << 10, 145)).await;
+    let t0 = c.id("target0").await;
+    ok(&c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "start-maintenance",
+        &format!("t[{t0}]"),
+        "--yes",
+    ]));
+    c.wait_rebalance_idle(T).await;
+    let reb = c.client.rebalance_status().await.unwrap().unwrap();
+    assert_eq!(reb.state, RebState::Finished);
+    assert!(reb.objs_moved > 0);
+
+    let nodes = ["proxy0", "target0", "target1", "target2"];
+    let all = scrape(&c, &nodes);
+    let generation = [("rebalance", reb.id.as_str())];
+    // The targets' own counters add up to what show rebalance says.
+    let targets = &all[1..];
+    let tx: f64 = targets
+        .iter()
+        .map(|s| {
+            sum(s, "shoal_rebalance_tx_objects_total", &generation)
+                + sum(s, "shoal_rebalance_local_objects_total", &generation)
+        })
+        .sum();
+    assert_eq!(tx as u64, reb.objs_moved, "targets' tx vs show rebalance");
+    let rx: f64 = targets
+        .iter()
+        .map(|s| sum(s, "shoal_rebalance_rx_objects_total", &generation))
+        .sum();
+    let local: f64 = targets
+        .iter()
+        .map(|s| sum(s, "shoal_rebalance_local_objects_total", &generation))
+        .sum();
+    assert_eq!((rx + local) as u64, reb.objs_moved, "received vs moved");
+    let bytes: f64 = targets
+        .iter()
+        .map(|s| {
+            sum(s, "shoal_rebalance_tx_bytes_total", &generation)
+                + sum(s, "shoal_rebalance_local_bytes_total", &generation)
+        })
+        .sum();
+    assert_eq!(bytes as u64, reb.bytes_moved);
+    // The primary's cluster-wide view is show rebalance's.
+    let p = &all[0];
+    assert_eq!(
+        sum(
+            p,
+            "shoal_cluster_rebalance_moved_objects_total",
+            &generation
+        ) as u64,
+        reb.objs_moved
+    );
+    assert_eq!(sum(p, "shoal_cluster_rebalance_running", &generation), 0.0);
+    // Objects: every one is on some target, none on the one in maintenance.
+    let objects: f64 = targets.iter().map(|s| sum(s, "shoal_objects", &[])).sum();
+    assert_eq!(objects as usize, expected.len());
+    assert_eq!(sum(&targets[0], "shoal_objects", &[]), 0.0);
+    let per_mp: f64 = targets
+        .iter()
+        .map(|s| sum(s, "shoal_mountpath_objects", &[("state", "enabled")]))
+        .sum();
+    assert_eq!(per_mp as usize, expected.len());
+    // Requests: the puts were counted and timed on the targets.
+    let puts: f64 = targets
+        .iter()
+        .map(|s| {
+            sum(
+                s,
+                "shoal_requests_total",
+                &[("op", "put-object"), ("outcome", "ok")],
+            )
+        })
+        .sum();
+    assert!(puts as usize >= n, "{puts} puts counted for {n}");
+    let timed: f64 = targets
+        .iter()
+        .map(|s| {
+            sum(
+                s,
+                "shoal_request_duration_seconds_count",
+                &[("op", "put-object")],
+            )
+        })
+        .sum();
+    assert!(timed >= puts, "{timed} timed, {puts} counted");
+    for s in &all {
+        assert!(sum(s, "shoal_memory_available_bytes", &[]) > 0.0);
+        assert_eq!(sum(s, "shoal_node", &[]), 1.0);
+    }
+}

@@ -103,6 +103,12 @@ impl Cluster {
         shoal_actors::logic::auth::jwt::sign(&claims, cfg.secret.as_bytes()).ok()
     }
 
+    /// This node's `/metrics` text, from the node itself.
+    pub async fn metrics(&self) -> Result<String> {
+        let own = self.own.clone().with_token(self.service_token());
+        Ok(own.rpc(shoal_actors::proto::msg::GetMetrics).await?)
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }

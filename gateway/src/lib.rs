@@ -97,6 +97,22 @@ impl Gateway {
         &self.cfg
     }
 
+    /// `GET /metrics`: the node in the Prometheus text format (open like `/v1/health`: it
+    /// carries counts and sizes, never names or secrets).
+    async fn metrics(&self) -> http::Response<GwBody> {
+        match self.cluster.metrics().await {
+            Ok(text) => http::Response::builder()
+                .status(http::StatusCode::OK)
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+                .body(body::full(text))
+                .expect("valid response"),
+            Err(e) => native::error_response(&e, &http::Method::GET, "/metrics"),
+        }
+    }
+
     /// Answers one request; never fails (errors become HTTP error responses).
     pub async fn handle(
         self: Arc<Self>,
@@ -126,7 +142,15 @@ impl Gateway {
         let started = std::time::Instant::now();
         let (method, logged_path) = (req.method().clone(), req.uri().path().to_string());
         let path = req.uri().path();
-        let resp = if path == "/s3" || path.starts_with("/s3/") {
+        // `/metrics` unless an S3 client signed it (then it is a bucket named `metrics`).
+        let s3_signed = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes().starts_with(b"AWS"))
+            || req.uri().query().is_some_and(|q| q.contains("X-Amz-"));
+        let resp = if path == "/metrics" && req.method() == http::Method::GET && !s3_signed {
+            self.metrics().await
+        } else if path == "/s3" || path.starts_with("/s3/") {
             self.s3.call(req, true).await
         } else if path.starts_with("/v1/") {
             native::handle(&self, req).await

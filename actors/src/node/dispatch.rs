@@ -15,8 +15,8 @@ use crate::logic::auth::{self, Checker, Secret};
 use crate::logic::{names as name_rules, placement};
 use crate::proto::codec::{Conn, Envelope};
 use crate::proto::msg::{
-    Control, Data, GetClusterStatus, GetConfig, GetNodeStats, GetSmap, Handshake, ListBuckets,
-    ListObjects, Msg, Peer, Query, Reb, Rpc, VoteRequest,
+    Control, Data, GetClusterStatus, GetConfig, GetMetrics, GetNodeStats, GetSmap, Handshake,
+    ListBuckets, ListObjects, Msg, Peer, Query, Reb, Rpc, VoteRequest,
 };
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
@@ -41,6 +41,7 @@ pub struct Router {
     store: Option<Arc<LocalStore>>,
     contact: Arc<Contact>,
     restarts: Arc<Restarts>,
+    metrics: Arc<super::metrics::RequestMetrics>,
     started: Instant,
     standby: bool,
     /// Hands the final step of a lifecycle operation to the node's supervisor.
@@ -60,6 +61,7 @@ impl Router {
             store: kit.store.clone(),
             contact: kit.contact.clone(),
             restarts: kit.restarts.clone(),
+            metrics: kit.metrics.clone(),
             started: kit.started,
             standby: kit.args.standby,
             on_action,
@@ -90,8 +92,17 @@ impl Router {
     }
 
     /// Handles one request. Returns the reply to send, or `None` when the handler already
-    /// answered on `conn` itself (streamed bodies, replies before acting).
+    /// answered on `conn` itself (streamed bodies, replies before acting). Counted and timed
+    /// by operation for `/metrics`.
     pub async fn handle(&self, conn: &mut Conn, env: Envelope) -> Result<Option<Msg>> {
+        let op = env.body.name();
+        let started = Instant::now();
+        let res = self.route(conn, env).await;
+        self.metrics.observe(op, res.is_ok(), started.elapsed());
+        res
+    }
+
+    async fn route(&self, conn: &mut Conn, env: Envelope) -> Result<Option<Msg>> {
         let Envelope {
             from,
             corr,
@@ -171,6 +182,7 @@ impl Router {
             }
             Query::ListBuckets(_) => ListBuckets::reply(meta.bmd.buckets.iter().cloned().collect()),
             Query::GetNodeStats(_) => GetNodeStats::reply(Box::new(self.node_stats().await?)),
+            Query::GetMetrics(_) => GetMetrics::reply(self.metrics_text().await),
         };
         Ok(Msg::Reply(reply))
     }
@@ -192,6 +204,36 @@ impl Router {
             (s.object_count, s.object_bytes) = store.totals();
         }
         Ok(s)
+    }
+
+    /// `/metrics`: the request metrics and what `show cluster` / `show rebalance` show of
+    /// this node, read now (what cannot be read is left out rather than failing the scrape).
+    async fn metrics_text(&self) -> String {
+        let stats = self.node_stats().await.ok();
+        let target_rebalance =
+            match names::lookup::<super::rebalance::RebMsg>(&names::rebalance(&self.me.id)) {
+                Some(r) => ractor::call_t!(r, super::rebalance::RebMsg::Status, 2000)
+                    .ok()
+                    .flatten(),
+                None => None,
+            };
+        let cluster_rebalance = match names::lookup::<PrimaryMsg>(&names::primary(&self.me.id)) {
+            Some(p) if self.meta.get().is_primary(&self.me.id) => {
+                ractor::call_t!(p, PrimaryMsg::Snapshot, 2000)
+                    .ok()
+                    .and_then(|s| s.rebalance)
+            }
+            _ => None,
+        };
+        let snap = super::metrics::Snapshot {
+            id: self.me.id.0.clone(),
+            role: self.me.role.as_str().to_string(),
+            resilver: stats.as_ref().and_then(|s| s.resilver.clone()),
+            stats,
+            target_rebalance,
+            cluster_rebalance,
+        };
+        super::metrics::render(&self.metrics, &snap)
     }
 
     // ---- control ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod election;
 pub mod keepalive;
 pub mod meta;
+pub mod metrics;
 pub mod mountpath;
 pub mod names;
 pub mod primary;
@@ -166,6 +167,8 @@ pub struct Kit {
     pub listener: Arc<tokio::net::TcpListener>,
     pub contact: Arc<Contact>,
     pub restarts: Arc<Restarts>,
+    /// Requests served, by operation: counts and latencies for `/metrics`.
+    pub metrics: Arc<metrics::RequestMetrics>,
     /// The HTTP front door on the same port, if the node has one.
     pub http: Option<Arc<dyn server::HttpFront>>,
     /// Cancelled when the node stops; every task watches it.
@@ -341,6 +344,7 @@ pub async fn start_with(
         http,
         contact: Arc::new(Contact::default()),
         restarts: Arc::new(Restarts::default()),
+        metrics: Arc::new(metrics::RequestMetrics::default()),
         shutdown: shutdown.clone(),
         exit_reason: exit_reason.clone(),
         rmd_at_start,

@@ -46,7 +46,13 @@ impl Msg {
             Msg::Error(_) => "error",
             Msg::Redirect { .. } => "redirect",
             Msg::Chunk(_) => "chunk",
-            Msg::Query(_) => "query",
+            Msg::Query(q) => match q {
+                Query::GetSmap(_) => "get-smap",
+                Query::GetConfig(_) => "get-config",
+                Query::ListBuckets(_) => "list-buckets",
+                Query::GetNodeStats(_) => "node-stats",
+                Query::GetMetrics(_) => "metrics",
+            },
             Msg::Control(c) => c.name(),
             Msg::Peer(p) => match p {
                 Peer::Metasync(_) => "metasync",
@@ -93,6 +99,8 @@ pub enum Query {
     GetConfig(GetConfig),
     ListBuckets(ListBuckets),
     GetNodeStats(GetNodeStats),
+    /// This node in the Prometheus text format (`GET /metrics`).
+    GetMetrics(GetMetrics),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +111,8 @@ pub struct GetConfig;
 pub struct ListBuckets;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetNodeStats;
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetMetrics;
 
 /// Answered by the primary (other nodes forward them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -460,6 +470,7 @@ pub enum Reply {
     Mountpath(Box<MountpathReply>),
     Resilver(Option<Box<ResilverStatus>>),
     RebalanceConfig(Box<RebalanceConfig>),
+    Metrics(String),
 }
 
 /// Everything a node needs after joining.
@@ -565,6 +576,7 @@ rpc!(
     Reply::Config
 );
 rpc!(ListBuckets, Query::ListBuckets, Vec<String>, Reply::Buckets);
+rpc!(GetMetrics, Query::GetMetrics, String, Reply::Metrics);
 rpc!(
     GetNodeStats,
     Query::GetNodeStats,
