@@ -534,3 +534,73 @@ async fn console_attaches_a_mountpath_from_a_target_detail() {
     })
     .await;
 }
+
+/// `P` pauses a running rebalance and resumes it, in a terminal that is `vt100` with
+/// `NO_COLOR` set: the words carry what colour would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_pauses_and_resumes_a_rebalance_on_a_vt100_without_colour() {
+    let mut tmux = Tmux::new();
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 3, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(90, 512, 8 << 10, 12)).await;
+    let id = c.id("target2").await.0;
+    // The maintenance's rebalance stays running until the sends are let go.
+    switch_on(&root, "target2", "hold_reb_sends");
+    let out = c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "start-maintenance",
+        &format!("t[{id}]"),
+        "--yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    tmux.start(&format!("env TERM=vt100 NO_COLOR=1 {}", console_cmd(&c)));
+    tmux.wait_screen("a running rebalance", |s| {
+        s.contains(" running") && s.contains("ETA")
+    })
+    .await;
+    // No colour at all: only default-colour SGR sequences (bold/reverse allowed).
+    let styled = tmux.screen_styled();
+    for code in ["[31m", "[32m", "[33m", "[36m", "[41m", "[38;5", "[48;5"] {
+        assert!(
+            !styled.contains(code),
+            "colour {code} under NO_COLOR:\n{styled}"
+        );
+    }
+
+    tmux.key("P");
+    tmux.wait_screen("the pause dialog", |s| {
+        s.contains("Pause the rebalance") && s.contains("nodectl rebalance pause --yes")
+    })
+    .await;
+    tmux.key("y");
+    tmux.wait_screen("PAUSED in the header", |s| s.contains("PAUSED"))
+        .await;
+    assert!(c.client.config().await.unwrap().rebalance.paused);
+    // Let the sends go: still held by the pause.
+    switch_off(&root, "target2", "hold_reb_sends");
+    let r = c.client.rebalance_status().await.unwrap().unwrap();
+    assert!(r.is_running() && r.paused, "{r:?}");
+
+    tmux.key("P");
+    tmux.wait_screen("the resume dialog", |s| s.contains("Resume the rebalance"))
+        .await;
+    tmux.key("Enter");
+    tmux.wait_screen("the rebalance finished", |s| {
+        s.contains(" finished") && !s.contains("PAUSED")
+    })
+    .await;
+    assert!(!c.client.config().await.unwrap().rebalance.paused);
+    assert_all_readable(&c.client, &expected).await;
+    tmux.key("q");
+    tmux.wait_screen("the console to exit", |s| {
+        s.contains("console exited with 0")
+    })
+    .await;
+}

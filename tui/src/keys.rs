@@ -53,6 +53,13 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
             _ => None,
         };
     }
+    if m.reb_dialog.is_some() {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('n') => Some(Action::Back),
+            KeyCode::Enter | KeyCode::Char('y') => Some(Action::Confirm),
+            _ => None,
+        };
+    }
     if let Some(d) = &m.mp_dialog {
         if d.step == MpStep::EnterPath {
             // Every printable key is part of the path being typed.
@@ -102,6 +109,7 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('m') => Action::Lifecycle(LifecycleKey::ToggleMaintenance),
         KeyCode::Char('s') => Action::Lifecycle(LifecycleKey::Shutdown),
         KeyCode::Char('D') => Action::Lifecycle(LifecycleKey::Decommission),
+        KeyCode::Char('P') => Action::PauseResume,
         // Mountpath keys mean something only in a target's detail view.
         KeyCode::Char(c) if m.detail_target().is_some() => match c {
             'a' => Action::Mountpath(MpAction::Attach),

@@ -272,6 +272,8 @@ pub struct Model {
     pub mp_sel: usize,
     /// The mountpath dialog (keys `a`, `d`, `e`, `x` in a target's detail), when one is open.
     pub mp_dialog: Option<MpDialog>,
+    /// `P`: pause (true) or resume (false) the global rebalance, waiting for a confirm.
+    pub reb_dialog: Option<bool>,
     /// Set by quit keys; the runner leaves its loop when it sees it.
     pub quit: bool,
 }
@@ -301,6 +303,7 @@ impl Model {
             detail: false,
             mp_sel: 0,
             mp_dialog: None,
+            reb_dialog: None,
             quit: false,
         }
     }

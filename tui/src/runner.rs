@@ -244,6 +244,20 @@ fn execute(cmd: Command, client: &Client, tx: &mpsc::Sender<Action>, refresh_now
                 let _ = tx.send(Action::MpDryRunDone { req, result }).await;
             });
         }
+        Command::RebalanceCtl(pause) => {
+            tokio::spawn(async move {
+                let ctl = shoal_actors::proto::msg::RebalanceCtl {
+                    paused: Some(pause),
+                    ..Default::default()
+                };
+                let result = client
+                    .rpc(ctl)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| CmdError::from(&e));
+                let _ = tx.send(Action::RebalanceCtlDone { pause, result }).await;
+            });
+        }
         Command::Mountpath(req) => {
             tokio::spawn(async move {
                 let result = client

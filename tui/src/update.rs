@@ -108,6 +108,8 @@ pub enum Action {
     /// `a` / `d` / `e` / `x` in a target's detail: attach (asks for the path), detach, enable
     /// or disable the selected mountpath.
     Mountpath(MpAction),
+    /// `P`: pause the global rebalance, or resume it when it is paused (asks first).
+    PauseResume,
     /// Typed character inside a dialog that asks for text (a node ID, a mountpath).
     DialogInput(char),
     DialogBackspace,
@@ -150,6 +152,11 @@ pub enum Action {
         req: MpRequest,
         result: Result<MountpathReply, CmdError>,
     },
+    /// A confirmed pause (`true`) or resume finished.
+    RebalanceCtlDone {
+        pause: bool,
+        result: Result<(), CmdError>,
+    },
     /// A confirmed mountpath operation finished.
     MountpathDone {
         req: MpRequest,
@@ -172,6 +179,8 @@ pub enum Command {
     MountpathDryRun(MpRequest),
     /// Do it; `req.op.dry_run` is false.
     Mountpath(MpRequest),
+    /// `nodectl rebalance pause` (`true`) or `resume`.
+    RebalanceCtl(bool),
     /// Poll the cluster now rather than at the next refresh.
     Refresh,
 }
@@ -208,6 +217,31 @@ pub fn update(m: &mut Model, action: Action) -> Option<Command> {
         Action::ToggleNoRebalance => return toggle_no_rebalance(m),
         Action::Lifecycle(key) => return begin_lifecycle(m, key),
         Action::Mountpath(action) => return begin_mountpath(m, action),
+        Action::PauseResume => {
+            if !refuse_readonly(m, "pause / resume") {
+                let paused = m.rebalance.as_ref().is_some_and(|r| r.paused);
+                m.reb_dialog = Some(!paused);
+            }
+        }
+        Action::RebalanceCtlDone { pause, result } => {
+            let what = if pause { "pause" } else { "resume" };
+            match result {
+                Ok(()) => {
+                    m.log(Severity::Info, format!("rebalance {what}: done"));
+                    m.set_status(Severity::Info, format!("rebalance {what}: done"));
+                    return Some(Command::Refresh);
+                }
+                Err(e) => {
+                    let sev = if e.refusal {
+                        Severity::Warn
+                    } else {
+                        Severity::Error
+                    };
+                    m.log(sev, format!("rebalance {what}: {}", e.message));
+                    m.set_status(sev, format!("rebalance {what} failed: {}", e.message));
+                }
+            }
+        }
         Action::DialogInput(c) => {
             if let Some(text) = typed_text(m) {
                 text.push(c);
@@ -300,7 +334,10 @@ fn clamp_selection(m: &mut Model) {
 fn back(m: &mut Model) {
     if m.help {
         m.help = false;
-    } else if m.dialog.take().is_some() || m.mp_dialog.take().is_some() {
+    } else if m.dialog.take().is_some()
+        || m.mp_dialog.take().is_some()
+        || m.reb_dialog.take().is_some()
+    {
         m.set_status(Severity::Info, "cancelled: nothing was sent");
     } else if m.detail {
         m.detail = false;
@@ -454,6 +491,18 @@ fn typed_text(m: &mut Model) -> Option<&mut String> {
 }
 
 fn confirm(m: &mut Model) -> Option<Command> {
+    if let Some(pause) = m.reb_dialog.take() {
+        if m.readonly {
+            return None;
+        }
+        let cmd = if pause { "pause" } else { "resume" };
+        m.log(
+            Severity::Info,
+            format!("sent: nodectl rebalance {cmd} --yes"),
+        );
+        m.set_status(Severity::Info, format!("rebalance {cmd} sent…"));
+        return Some(Command::RebalanceCtl(pause));
+    }
     if m.dialog.is_none() {
         return confirm_mountpath(m);
     }

@@ -329,6 +329,22 @@ fn decommission_dialog_says_no_undo_and_asks_for_the_id() {
 }
 
 #[test]
+fn the_pause_dialog_shows_the_command_and_its_undo() {
+    let mut m = model_with(&cluster(3), Some(&running_rebalance(3, None)), false);
+    press(&mut m, KeyCode::Char('P'));
+    for (w, h) in [(80, 24), (200, 50)] {
+        let t = text(&render(&m, w, h));
+        assert!(t.contains("Pause the rebalance"), "{w}x{h}:\n{t}");
+        assert!(t.contains("nodectl rebalance pause --yes"), "{w}x{h}:\n{t}");
+        assert!(
+            t.contains("undo: nodectl rebalance resume"),
+            "{w}x{h}:\n{t}"
+        );
+        assert!(t.contains("g5 is running"), "{w}x{h}:\n{t}");
+    }
+}
+
+#[test]
 fn a_shutdown_dialog_shows_the_ok_to_stop_verdict_first() {
     let mut c = cluster(3);
     c.targets[0].object_count = 1234;

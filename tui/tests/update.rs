@@ -1118,3 +1118,65 @@ mod mountpaths {
         );
     }
 }
+
+#[test]
+fn shift_p_pauses_after_a_confirm_and_resumes_a_paused_rebalance() {
+    let reb = running_rebalance(3, None);
+    let mut m = model_with(&cluster(3), Some(&reb), false);
+    // Nothing is sent before the confirm; Esc sends nothing at all.
+    assert_eq!(press(&mut m, KeyCode::Char('P')), None);
+    assert_eq!(m.reb_dialog, Some(true));
+    assert_eq!(press(&mut m, KeyCode::Esc), None);
+    assert_eq!(m.reb_dialog, None);
+    assert!(!m.quit, "Esc closed the dialog, not the console");
+    press(&mut m, KeyCode::Char('P'));
+    assert_eq!(
+        press(&mut m, KeyCode::Char('y')),
+        Some(Command::RebalanceCtl(true))
+    );
+    assert_eq!(m.reb_dialog, None);
+    assert_eq!(
+        update(
+            &mut m,
+            Action::RebalanceCtlDone {
+                pause: true,
+                result: Ok(())
+            }
+        ),
+        Some(Command::Refresh)
+    );
+    // Once the cluster says paused, the same key offers to resume.
+    let mut paused = reb.clone();
+    paused.paused = true;
+    update(&mut m, snapshot(&cluster(3), Some(&paused), T0 + 2));
+    press(&mut m, KeyCode::Char('P'));
+    assert_eq!(m.reb_dialog, Some(false));
+    assert_eq!(
+        press(&mut m, KeyCode::Enter),
+        Some(Command::RebalanceCtl(false))
+    );
+    // A refusal is reported, not swallowed.
+    update(
+        &mut m,
+        Action::RebalanceCtlDone {
+            pause: false,
+            result: Err(CmdError {
+                kind: "unauthorized".into(),
+                message: "admin token required".into(),
+                refusal: true,
+            }),
+        },
+    );
+    assert!(
+        m.status
+            .as_ref()
+            .is_some_and(|s| s.text.contains("admin token required"))
+    );
+}
+
+#[test]
+fn a_readonly_console_never_pauses() {
+    let mut m = model_with(&cluster(3), Some(&running_rebalance(3, None)), true);
+    assert_eq!(press(&mut m, KeyCode::Char('P')), None);
+    assert_eq!(m.reb_dialog, None);
+}

@@ -360,6 +360,61 @@ fn mp_bottom_line(d: &MpDialog) -> Line<'static> {
     )
 }
 
+/// `P`: pause or resume the global rebalance — what it does, the command, how to undo it.
+pub fn render_pause(m: &Model, area: Rect, buf: &mut Buffer) {
+    let Some(pause) = m.reb_dialog else { return };
+    let dim = Style::new().fg(Color::DarkGray);
+    let (title, what, cmd, undo) = if pause {
+        (
+            " Pause the rebalance ",
+            "Every target holds its rebalance walk (objects in flight finish); maintenance and decommission wait. Held across restarts.",
+            "nodectl rebalance pause --yes",
+            "nodectl rebalance resume",
+        )
+    } else {
+        (
+            " Resume the rebalance ",
+            "Every target goes on from where it was.",
+            "nodectl rebalance resume --yes",
+            "nodectl rebalance pause",
+        )
+    };
+    let running = match &m.rebalance {
+        Some(r) if r.is_running() => format!("{} is running", r.id),
+        _ => "no rebalance is running now: the setting holds for the next one".to_string(),
+    };
+    let lines = vec![
+        Line::raw(what),
+        Line::styled(running, dim),
+        Line::styled("equivalent command:", dim),
+        Line::styled(cmd, Style::new().fg(Color::Cyan)),
+        Line::from(vec![
+            Span::styled("undo: ", dim),
+            Span::styled(undo, Style::new().fg(Color::Green)),
+        ]),
+        Line::raw(""),
+        Line::styled(
+            "y / Enter: confirm   Esc / n: cancel",
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+    ];
+    let width = area.width.saturating_sub(4).min(80);
+    let h = wrapped_height(&lines, width.saturating_sub(2)) + 2;
+    let rect = popup(area, width, h.min(area.height.saturating_sub(2)));
+    let blk = Block::bordered()
+        .border_style(Style::new().fg(Color::Yellow))
+        .title(Line::styled(
+            title,
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    let inner = blk.inner(rect);
+    clear_popup(area, rect, buf);
+    blk.render(rect, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .render(inner, buf);
+}
+
 /// The mountpath dialog: the path being typed (attach), then the target's dry-run answer,
 /// the equivalent `nodectl` command and how to undo it.
 pub fn render_mountpath(m: &Model, area: Rect, buf: &mut Buffer) {

@@ -29,6 +29,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("m", "start / stop maintenance"),
     ("s", "shutdown (undo: stop-maintenance)"),
     ("D", "decommission (type the node ID; no undo)"),
+    ("P", "pause / resume the global rebalance"),
     ("Space", "mark nodes for one batch"),
     ("n", "--no-rebalance for the next action"),
     (

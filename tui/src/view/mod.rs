@@ -140,6 +140,9 @@ pub fn view(m: &Model, frame: &mut Frame) {
     if m.mp_dialog.is_some() {
         dialog::render_mountpath(m, area, buf);
     }
+    if m.reb_dialog.is_some() {
+        dialog::render_pause(m, area, buf);
+    }
     if m.help {
         help::render(m, area, buf);
     }
