@@ -560,3 +560,104 @@ async fn metrics_parse_with_prometheus_client_and_match_show_rebalance() {
         assert_eq!(sum(s, "shoal_node", &[]), 1.0);
     }
 }
+
+/// `show rebalance --all --json` through `via` (a node name).
+fn history_via(c: &TestCluster, via: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodectl"))
+        .args([
+            "--endpoint",
+            &c.lc.procs[via].addr,
+            "show",
+            "rebalance",
+            "--all",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["history"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_history_survives_a_primary_restart_and_a_failover() {
+    let mut c = TestCluster::start(3, 3, 1, FAST_CONFIG).await;
+    put_all(&c.client, &make_objects(120, 1, 8 << 10, 146)).await;
+    let t2 = format!("t[{}]", c.id("target2").await);
+    for op in ["start-maintenance", "stop-maintenance"] {
+        ok(&c.nodectl(&["cluster", "add-remove-nodes", op, &t2, "--yes"]));
+        c.wait_rebalance_idle(T).await;
+    }
+    let want = |h: &[serde_json::Value], op: &str| -> serde_json::Value {
+        h.iter()
+            .find(|r| r["trigger"] == format!("{op} {t2}"))
+            .unwrap_or_else(|| panic!("no {op} in {h:?}"))
+            .clone()
+    };
+    let before = history_via(&c, "proxy0");
+    let start = want(&before, "start-maintenance");
+    assert_eq!(start["outcome"], "finished");
+    assert!(start["objects"].as_u64().unwrap() > 0, "{start}");
+    assert!(start["finished"].as_u64() >= start["started"].as_u64());
+    let stop = want(&before, "stop-maintenance");
+    // `show job` finds a past generation by its ID.
+    let id = start["id"].as_str().unwrap();
+    let job = ok(&c.nodectl(&["show", "job", id]));
+    assert!(job.contains(&format!("{id}: finished")), "{job}");
+    assert!(
+        job.contains(&format!("trigger: start-maintenance {t2}")),
+        "{job}"
+    );
+    assert_eq!(
+        c.nodectl(&["show", "job", "g999999"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(c.nodectl(&["show", "job", "gx"]).status.code(), Some(2));
+
+    // The primary restarts: the history is still there.
+    let old = c.id("proxy0").await;
+    c.lc.stop("proxy0", Duration::from_secs(10)).unwrap();
+    c.lc.start("proxy0").unwrap();
+    c.wait_for("the cluster to answer again", T, || async {
+        c.client.smap().await.is_ok()
+    })
+    .await;
+    let after_restart = history_via(&c, "proxy1");
+    assert_eq!(want(&after_restart, "start-maintenance"), start);
+    assert_eq!(want(&after_restart, "stop-maintenance"), stop);
+
+    // It dies for good: the new primary has it too.
+    let primary = c.smap().await.primary;
+    let name = if primary == old {
+        "proxy0"
+    } else if primary == c.id("proxy1").await {
+        "proxy1"
+    } else {
+        "proxy2"
+    };
+    let survivor = if name == "proxy2" { "proxy1" } else { "proxy2" };
+    c.lc.kill9(name).unwrap();
+    c.wait_for("a new primary", T, || async {
+        let s = std::process::Command::new(env!("CARGO_BIN_EXE_nodectl"))
+            .args([
+                "--endpoint",
+                &c.lc.procs[survivor].addr,
+                "show",
+                "cluster",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        s.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&s.stdout)
+                .is_ok_and(|v| v["primary"].as_str().is_some_and(|p| p != primary.0))
+    })
+    .await;
+    let after_failover = history_via(&c, survivor);
+    assert_eq!(want(&after_failover, "start-maintenance"), start);
+    assert_eq!(want(&after_failover, "stop-maintenance"), stop);
+}

@@ -190,10 +190,18 @@ pub enum ShowCmd {
     },
     /// Progress of the global rebalance
     Rebalance {
+        /// Past generations too (the cluster's history: trigger, start, end, objects, outcome)
+        #[arg(long)]
+        all: bool,
         #[arg(long, value_name = "SECS")]
         refresh: Option<f64>,
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// One job: a global rebalance g<N> (running or past) or a resilver r<N> of a target
+    Job {
+        /// g<N> (or a bare N)
+        id: String,
     },
     /// Mountpaths of every target (or one): filesystem, used %, available, objects, state
     Storage {

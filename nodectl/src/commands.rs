@@ -22,9 +22,13 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
             refresh,
             count,
         }) => repeat(refresh, count, || show_cluster(env, what.as_deref())).await,
-        Command::Show(ShowCmd::Rebalance { refresh, count }) => {
-            repeat(refresh, count, || show_rebalance(env)).await
-        }
+        Command::Show(ShowCmd::Rebalance {
+            all: false,
+            refresh,
+            count,
+        }) => repeat(refresh, count, || show_rebalance(env)).await,
+        Command::Show(ShowCmd::Rebalance { all: true, .. }) => show_history(env).await,
+        Command::Show(ShowCmd::Job { id }) => show_job(env, &id).await,
         Command::Show(ShowCmd::Storage {
             node,
             refresh,
@@ -519,6 +523,96 @@ async fn rebalance_ctl(env: &Env, c: RebalanceCmd) -> CmdResult {
             if cfg.paused { "paused" } else { "not paused" }
         ),
     )
+}
+
+/// `show rebalance --all`: the cluster's history (oldest first), then the current one.
+async fn show_history(env: &Env) -> CmdResult {
+    let cfg = env.client.config().await?;
+    let current = env.client.rebalance_status().await?;
+    let running = current.as_ref().filter(|r| r.is_running());
+    if env.json {
+        println!("{}", json!({ "history": cfg.history, "running": running }));
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        "REB ID", "TRIGGER", "START", "END", "OBJECTS", "BYTES", "ERRORS", "OUTCOME",
+    ]);
+    for r in &cfg.history {
+        t.plain(vec![
+            r.id.clone(),
+            r.trigger.clone(),
+            format::clock(Some(r.started)),
+            format::clock(Some(r.finished)),
+            r.objects.to_string(),
+            format::size(r.bytes),
+            r.errors.to_string(),
+            r.outcome.clone(),
+        ]);
+    }
+    if let Some(r) = running {
+        t.plain(vec![
+            r.id.clone(),
+            "-".into(),
+            format::clock(r.started),
+            "-".into(),
+            r.objs_moved.to_string(),
+            format::size(r.bytes_moved),
+            r.errors.to_string(),
+            if r.paused { "paused" } else { "running" }.into(),
+        ]);
+    }
+    if cfg.history.is_empty() && running.is_none() {
+        println!("No rebalance has run in this cluster.");
+        return Ok(());
+    }
+    print!("{}", t.render(false));
+    Ok(())
+}
+
+/// `show job g<N>`: the running generation as `show rebalance` shows it, or a past one from
+/// the history; `show job r<N>`: the target resilver with that ID.
+async fn show_job(env: &Env, raw: &str) -> CmdResult {
+    let id = raw.trim();
+    if id.starts_with('r') {
+        return crate::storage::show_resilver_job(env, id).await;
+    }
+    let id = if id.starts_with('g') {
+        id.to_string()
+    } else {
+        format!("g{id}")
+    };
+    if id.len() < 2 || !id[1..].chars().all(|c| c.is_ascii_digit()) {
+        return Err(Failure::usage(format!(
+            "{raw:?}: a job is g<N> (a global rebalance) or r<N> (a resilver)"
+        )));
+    }
+    if let Some(r) = env.client.rebalance_status().await?
+        && r.id == id
+    {
+        return show_rebalance(env).await;
+    }
+    let cfg = env.client.config().await?;
+    let Some(rec) = cfg.history.iter().find(|r| r.id == id) else {
+        return Err(Failure::from(shoal_actors::Error::NotFound(format!(
+            "no job {id}: not running and not in the history (the last {} are kept)",
+            shoal_actors::types::config::HISTORY_KEEP
+        ))));
+    };
+    if env.json {
+        println!("{}", serde_json::to_string(rec).expect("json"));
+        return Ok(());
+    }
+    println!("{}: {}", rec.id, rec.outcome);
+    println!("trigger: {}", format::safe(&rec.trigger));
+    println!(
+        "start {}, end {}, {} objects, {} moved, {} errors",
+        format::clock(Some(rec.started)),
+        format::clock(Some(rec.finished)),
+        rec.objects,
+        format::size(rec.bytes),
+        rec.errors
+    );
+    Ok(())
 }
 
 async fn show_rebalance(env: &Env) -> CmdResult {

@@ -112,6 +112,30 @@ fn storage_rows(t: &mut Table, s: &StorageStatus) {
     }
 }
 
+/// `show job r<N>`: each target whose latest resilver is `id` (resilver IDs count per target).
+pub async fn show_resilver_job(env: &Env, id: &str) -> CmdResult {
+    let answers = ask_targets(env, None, GetResilver).await?;
+    let found: Vec<ResilverStatus> = answers
+        .into_iter()
+        .filter_map(|(_, r)| r.ok().flatten())
+        .filter(|s| s.id == id)
+        .map(|s| *s)
+        .collect();
+    if found.is_empty() {
+        return Err(Failure::from(shoal_actors::Error::NotFound(format!(
+            "no target's latest resilver is {id}"
+        ))));
+    }
+    if env.json {
+        println!("{}", json!({ "targets": found }));
+        return Ok(());
+    }
+    for s in &found {
+        println!("{}", format::safe(&resilver_line(s)));
+    }
+    Ok(())
+}
+
 pub async fn show_resilver(env: &Env, node: Option<&str>) -> CmdResult {
     let answers = ask_targets(env, node, GetResilver).await?;
     if env.json {

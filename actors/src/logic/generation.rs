@@ -27,6 +27,7 @@ pub fn new_rmd(smap: &Smap, current_version: u64) -> Rmd {
         smap_version: smap.version,
         participants,
         finalize,
+        trigger: String::new(),
     }
 }
 

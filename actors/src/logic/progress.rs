@@ -31,6 +31,8 @@ pub struct Tracker {
     last_progress: (Instant, u64),
     /// A stall was logged already (once per stall).
     pub stall_logged: bool,
+    /// What started the generation (from the RMD), for its history record.
+    pub trigger: String,
 }
 
 impl Tracker {
@@ -53,6 +55,7 @@ impl Tracker {
             finalize,
             last_progress: (now, 0),
             stall_logged: false,
+            trigger: String::new(),
         }
     }
 
@@ -149,6 +152,21 @@ impl Tracker {
 
     pub fn finish(&mut self, now: Instant, now_unix: u64) {
         self.finished = Some((now, now_unix));
+    }
+
+    /// The generation's line in the cluster's history, as it stands now.
+    pub fn history_record(&self, outcome: impl Into<String>) -> crate::types::status::GenRecord {
+        let (bytes, objects) = self.moved();
+        crate::types::status::GenRecord {
+            id: rebalance_id(self.generation),
+            trigger: self.trigger.clone(),
+            started: self.started_unix,
+            finished: self.finished_at().unwrap_or_else(crate::types::unix_secs),
+            objects,
+            bytes,
+            errors: self.errors(),
+            outcome: outcome.into(),
+        }
     }
 
     /// As [`status`](Self::status), with the cluster's pause flag and the stall verdict: a

@@ -170,7 +170,14 @@ pub struct ClusterConfig {
     pub storage: StorageConfig,
     /// Largest frame accepted on the wire, bytes.
     pub max_frame: usize,
+    /// Past global rebalances, oldest first, at most [`HISTORY_KEEP`] (`show rebalance
+    /// --all`). Kept here because the config is the cluster's replicated, versioned and
+    /// persisted document: the history survives a primary restart and a failover with it.
+    pub history: Vec<crate::types::status::GenRecord>,
 }
+
+/// Past generations the cluster remembers.
+pub const HISTORY_KEEP: usize = 64;
 
 impl ClusterConfig {
     /// A copy safe to store or send: without any secret.
@@ -195,8 +202,12 @@ impl ClusterConfig {
 
     /// One section as JSON (`nodectl config cluster SECTION`), or all of it.
     pub fn section_json(&self, section: Option<&str>) -> Result<serde_json::Value> {
-        // Called on configs already masked by the node that answered.
-        let all = serde_json::to_value(self).map_err(|e| Error::Encode(e.to_string()))?;
+        // Called on configs already masked by the node that answered. The history is state,
+        // not a setting: `show rebalance --all` shows it.
+        let mut all = serde_json::to_value(self).map_err(|e| Error::Encode(e.to_string()))?;
+        if let Some(o) = all.as_object_mut() {
+            o.remove("history");
+        }
         match section {
             None => Ok(all),
             Some(s) => {

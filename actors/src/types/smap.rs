@@ -312,6 +312,9 @@ pub struct Rmd {
     /// shutdown, decommission in progress). In the RMD so that a new primary can finish them.
     #[serde(default)]
     pub finalize: Vec<NodeId>,
+    /// What started this generation (`show rebalance --all`).
+    #[serde(default)]
+    pub trigger: String,
 }
 
 impl Rmd {

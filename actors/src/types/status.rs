@@ -186,6 +186,24 @@ impl RebalanceStatus {
     }
 }
 
+/// One past global rebalance, as `show rebalance --all` and `show job` show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenRecord {
+    /// `g<N>`.
+    pub id: String,
+    /// What started it: the operation and its nodes (`start-maintenance t[X]`, `join t[Y]`…).
+    pub trigger: String,
+    /// Unix seconds.
+    pub started: u64,
+    pub finished: u64,
+    pub objects: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    /// `finished`, `finished with errors`, `aborted` or `superseded by g<N>`.
+    pub outcome: String,
+}
+
 /// A mountpath's state (DESIGN §14), as `show storage` shows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

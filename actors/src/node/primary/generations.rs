@@ -12,23 +12,37 @@ use crate::error::{Error, Result};
 use crate::logic::generation::new_rmd;
 use crate::logic::progress::Tracker;
 use crate::proto::msg::{RebReportAck, Reply, Rpc};
+use crate::types::config::{ClusterConfig, HISTORY_KEEP};
 use crate::types::meta::MetaUpdate;
 use crate::types::smap::{NodeId, Rmd, Smap, rebalance_id};
-use crate::types::status::{Stage, TargetRebStatus};
+use crate::types::status::{GenRecord, Stage, TargetRebStatus};
 
 /// Commits `map_change` (if any) with a new RMD over the resulting map, and tracks it. Returns
 /// the RMD and the push to send.
-pub async fn start(state: &mut PrimaryState, map_change: Option<Smap>) -> Result<(Rmd, Push)> {
+pub async fn start(
+    state: &mut PrimaryState,
+    map_change: Option<Smap>,
+    trigger: String,
+) -> Result<(Rmd, Push)> {
     let basis = match &map_change {
         Some(s) => s.clone(),
         None => state.smap()?,
     };
-    let rmd = new_rmd(&basis, state.a.meta.get().rmd.version);
+    let mut rmd = new_rmd(&basis, state.a.meta.get().rmd.version);
+    rmd.trigger = trigger;
+    // A generation still running is superseded: its line goes into the history with this one.
+    let config = state.tracker.as_ref().filter(|t| t.running()).map(|t| {
+        with_record(
+            state,
+            t.history_record(format!("superseded by {}", rmd.rebalance_id())),
+        )
+    });
     let push = push::commit(
         state,
         MetaUpdate {
             smap: map_change,
             rmd: Some(rmd.clone()),
+            config,
             ..Default::default()
         },
     )
@@ -46,13 +60,26 @@ pub fn track(state: &mut PrimaryState, rmd: &Rmd) {
             }
         }
     }
-    state.tracker = Some(Tracker::new(
+    let mut t = Tracker::new(
         rmd.version,
         participants,
         rmd.finalize.clone(),
         Instant::now(),
         crate::types::unix_secs(),
-    ));
+    );
+    t.trigger = rmd.trigger.clone();
+    state.tracker = Some(t);
+}
+
+/// The cluster config with `rec` added to its history (bounded), as the next version.
+pub(super) fn with_record(state: &PrimaryState, rec: GenRecord) -> Box<ClusterConfig> {
+    let mut cfg = state.a.meta.get().config.clone();
+    cfg.history.retain(|r| r.id != rec.id);
+    cfg.history.push(rec);
+    let extra = cfg.history.len().saturating_sub(HISTORY_KEEP);
+    cfg.history.drain(..extra);
+    cfg.version += 1;
+    Box::new(cfg)
 }
 
 /// The refusal of a membership change while a generation runs (DESIGN §7).
@@ -74,7 +101,8 @@ pub async fn report(state: &mut PrimaryState, r: TargetRebStatus) -> Result<Repl
         // so it completes and is seen.
         if let Ok(smap) = state.smap()
             && smap.count_active_targets() > 0
-            && let Ok((rmd, push)) = start(state, None).await
+            && let Ok((rmd, push)) =
+                start(state, None, "resume a generation nobody tracked".into()).await
         {
             push.spawn();
             tracing::info!(old = %rebalance_id(current), new = %rmd.rebalance_id(), "resuming an untracked rebalance");
@@ -112,6 +140,20 @@ pub async fn complete_generation(state: &mut PrimaryState) {
     let g = t.generation;
     tracing::info!(generation = %rebalance_id(g), "rebalance finished on every target");
     let (nodes, errors) = (t.finalize.clone(), t.errors());
+    let outcome = if errors > 0 {
+        "finished with errors"
+    } else {
+        "finished"
+    };
+    let rec = t.history_record(outcome);
+    let upd = MetaUpdate {
+        config: Some(with_record(state, rec)),
+        ..Default::default()
+    };
+    match push::commit(state, upd).await {
+        Ok(p) => p.spawn(),
+        Err(e) => tracing::warn!(error = %e, "rebalance history not recorded"),
+    }
     if errors > 0 {
         tracing::error!(generation = %rebalance_id(g), errors, "rebalance finished with errors; lifecycle operations not finalised");
         return;

@@ -80,7 +80,19 @@ async fn admit(
         && meta.config.rebalance.enabled)
         // Someone that was mid-rebalance as a maintenance sender also needs a new generation.
         || returning_sender;
-    let rmd = wants_reb.then(|| new_rmd(&next, meta.rmd.version));
+    let rmd = wants_reb.then(|| {
+        let mut r = new_rmd(&next, meta.rmd.version);
+        r.trigger = format!("join {}", node.display_name());
+        r
+    });
+    // A generation this join supersedes goes into the history in the same push.
+    let superseded = rmd.as_ref().and_then(|r| {
+        state
+            .tracker
+            .as_ref()
+            .filter(|t| t.running())
+            .map(|t| t.history_record(format!("superseded by {}", r.rebalance_id())))
+    });
     if !changed && rmd.is_none() {
         return Ok(Admitted {
             push: None,
@@ -96,7 +108,10 @@ async fn admit(
         smap: changed.then_some(next),
         rmd: rmd.clone(),
         bmd: newcomer.then(|| meta.bmd.clone()),
-        config: newcomer.then(|| Box::new(meta.config.clone())),
+        config: match superseded {
+            Some(rec) => Some(generations::with_record(state, rec)),
+            None => newcomer.then(|| Box::new(meta.config.clone())),
+        },
     };
     let push = push::commit(state, upd).await?;
     match &rmd {
@@ -359,7 +374,11 @@ pub async fn tick(state: &mut PrimaryState) {
         // nodes that are left (its senders re-plan every object).
         let running = state.tracker.as_ref().is_some_and(|t| t.running());
         let res = if running && next.count_active_targets() > 0 {
-            generations::start(state, Some(next)).await.map(|(_, p)| p)
+            let gone: Vec<String> = remove.iter().map(|n| n.to_string()).collect();
+            let trigger = format!("remove silent nodes {}", gone.join(" "));
+            generations::start(state, Some(next), trigger)
+                .await
+                .map(|(_, p)| p)
         } else {
             push::commit(state, MetaUpdate::smap(next)).await
         };
@@ -397,7 +416,8 @@ pub async fn resume(state: &mut PrimaryState) {
         .cloned()
         .collect();
     if state.tracker.is_none() && !unfinished.is_empty() && smap.count_active_targets() > 0 {
-        match generations::start(state, None).await {
+        let trigger = "resume lifecycle operations in flight (new primary)".to_string();
+        match generations::start(state, None, trigger).await {
             Ok((rmd, push)) => {
                 push.spawn();
                 tracing::info!(generation = %rmd.rebalance_id(), nodes = ?unfinished, "resuming lifecycle operations left in flight");

@@ -133,7 +133,13 @@ async fn run_lifecycle(
         return Ok(Step::Answer(req_reply(out), None));
     }
     if rebalance {
-        let (rmd, push) = generations::start(state, adm.smap.clone()).await?;
+        let nodes: Vec<String> = adm
+            .affected
+            .iter()
+            .map(|n| smap.get(n).map_or(n.to_string(), |x| x.display_name()))
+            .collect();
+        let trigger = format!("{} {}", req.op, nodes.join(" "));
+        let (rmd, push) = generations::start(state, adm.smap.clone(), trigger).await?;
         out.rebalance_id = Some(rmd.rebalance_id());
         tracing::info!(op = %req.op, nodes = ?out.affected, generation = %rmd.rebalance_id(), "lifecycle operation started");
         return Ok(Step::Answer(req_reply(out), Some(push)));
