@@ -441,7 +441,18 @@ async fn cluster_check(env: &Env, c: CheckCmd) -> CmdResult {
     let nodes = parse_nodes(&raw)?;
     let status = env.client.cluster_status().await?;
     let v = check(kind, &status, &nodes);
-    let names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            if status.targets.iter().any(|t| t.id == n.0) {
+                format!("t[{n}]")
+            } else if status.proxies.iter().any(|p| p.id == n.0) {
+                format!("p[{n}]")
+            } else {
+                n.to_string()
+            }
+        })
+        .collect();
     if env.json {
         let mut j = serde_json::to_value(&v).expect("json");
         j["check"] = json!(kind.as_str());

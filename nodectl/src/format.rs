@@ -128,6 +128,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 /// One line summarising a rebalance: totals, rate and ETA.
 pub fn rebalance_summary(r: &RebalanceStatus) -> String {
     let eta = match (r.state, r.eta_secs) {
+        (RebState::Running, _) if r.paused => "paused".into(),
         (RebState::Running, Some(s)) => format!("ETA {}", duration(s)),
         (RebState::Running, None) => "ETA calculating".into(),
         _ => "done".into(),
