@@ -53,6 +53,12 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
             _ => None,
         };
     }
+    if m.history.is_some() {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('H') => Some(Action::Back),
+            _ => None,
+        };
+    }
     if m.reb_dialog.is_some() {
         return match key.code {
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('n') => Some(Action::Back),
@@ -99,6 +105,7 @@ pub fn map_key(m: &Model, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('/') => Action::FilterStart,
         KeyCode::Enter => Action::OpenDetail,
         KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Char('H') => Action::History,
         KeyCode::Char('r') => Action::Refresh,
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Esc => Action::Back,

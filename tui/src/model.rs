@@ -274,6 +274,8 @@ pub struct Model {
     pub mp_dialog: Option<MpDialog>,
     /// `P`: pause (true) or resume (false) the global rebalance, waiting for a confirm.
     pub reb_dialog: Option<bool>,
+    /// `H`: the cluster's rebalance history (`None`: closed; `Some(None)`: being fetched).
+    pub history: Option<Option<Result<Vec<shoal_actors::types::status::GenRecord>, String>>>,
     /// Set by quit keys; the runner leaves its loop when it sees it.
     pub quit: bool,
 }
@@ -304,6 +306,7 @@ impl Model {
             mp_sel: 0,
             mp_dialog: None,
             reb_dialog: None,
+            history: None,
             quit: false,
         }
     }

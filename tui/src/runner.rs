@@ -244,6 +244,16 @@ fn execute(cmd: Command, client: &Client, tx: &mpsc::Sender<Action>, refresh_now
                 let _ = tx.send(Action::MpDryRunDone { req, result }).await;
             });
         }
+        Command::FetchHistory => {
+            tokio::spawn(async move {
+                let r = client
+                    .config()
+                    .await
+                    .map(|c| c.history)
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(Action::HistoryDone(r)).await;
+            });
+        }
         Command::RebalanceCtl(pause) => {
             tokio::spawn(async move {
                 let ctl = shoal_actors::proto::msg::RebalanceCtl {

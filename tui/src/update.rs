@@ -110,6 +110,10 @@ pub enum Action {
     Mountpath(MpAction),
     /// `P`: pause the global rebalance, or resume it when it is paused (asks first).
     PauseResume,
+    /// `H`: the rebalance history screen.
+    History,
+    /// The history arrived (or could not be read).
+    HistoryDone(Result<Vec<shoal_actors::types::status::GenRecord>, String>),
     /// Typed character inside a dialog that asks for text (a node ID, a mountpath).
     DialogInput(char),
     DialogBackspace,
@@ -181,6 +185,8 @@ pub enum Command {
     Mountpath(MpRequest),
     /// `nodectl rebalance pause` (`true`) or `resume`.
     RebalanceCtl(bool),
+    /// Read the rebalance history (the cluster config's).
+    FetchHistory,
     /// Poll the cluster now rather than at the next refresh.
     Refresh,
 }
@@ -217,6 +223,16 @@ pub fn update(m: &mut Model, action: Action) -> Option<Command> {
         Action::ToggleNoRebalance => return toggle_no_rebalance(m),
         Action::Lifecycle(key) => return begin_lifecycle(m, key),
         Action::Mountpath(action) => return begin_mountpath(m, action),
+        Action::History => {
+            m.history = Some(None);
+            return Some(Command::FetchHistory);
+        }
+        Action::HistoryDone(r) => {
+            // Closed meanwhile: nothing to show.
+            if m.history.is_some() {
+                m.history = Some(Some(r));
+            }
+        }
         Action::PauseResume => {
             if !refuse_readonly(m, "pause / resume") {
                 let paused = m.rebalance.as_ref().is_some_and(|r| r.paused);
@@ -334,6 +350,8 @@ fn clamp_selection(m: &mut Model) {
 fn back(m: &mut Model) {
     if m.help {
         m.help = false;
+    } else if m.history.is_some() {
+        m.history = None;
     } else if m.dialog.take().is_some()
         || m.mp_dialog.take().is_some()
         || m.reb_dialog.take().is_some()

@@ -329,6 +329,51 @@ fn decommission_dialog_says_no_undo_and_asks_for_the_id() {
 }
 
 #[test]
+fn shift_h_shows_the_rebalance_history_newest_first() {
+    use shoal_actors::types::status::GenRecord;
+    let mut m = model_with(&cluster(3), None, false);
+    assert_eq!(
+        press(&mut m, KeyCode::Char('H')),
+        Some(shoal_tui::Command::FetchHistory)
+    );
+    assert!(text(&render(&m, 120, 30)).contains("reading the history"));
+    let rec = |id: &str, trigger: &str, errors: u64, outcome: &str| GenRecord {
+        id: id.into(),
+        trigger: trigger.into(),
+        started: T0,
+        finished: T0 + 10,
+        objects: 1234,
+        bytes: 5 << 20,
+        errors,
+        outcome: outcome.into(),
+    };
+    update(
+        &mut m,
+        Action::HistoryDone(Ok(vec![
+            rec("g3", "join t[T02xt8102]", 0, "superseded by g4"),
+            rec(
+                "g4",
+                "start-maintenance t[T01xt8101]",
+                2,
+                "finished with errors",
+            ),
+        ])),
+    );
+    let buf = render(&m, 120, 30);
+    let t = text(&buf);
+    assert!(t.contains("Rebalance history"), "{t}");
+    let (_, y4) = find(&buf, "start-maintenance t[T01xt8101]").expect("g4 shown");
+    let (_, y3) = find(&buf, "join t[T02xt8102]").expect("g3 shown");
+    assert!(y4 < y3, "newest first:\n{t}");
+    assert!(t.contains("1,234") && t.contains("superseded by g4"), "{t}");
+    let (x, y) = find(&buf, "finished with errors").unwrap();
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+    // Esc closes it, and only it.
+    press(&mut m, KeyCode::Esc);
+    assert!(m.history.is_none() && !m.quit);
+}
+
+#[test]
 fn the_pause_dialog_shows_the_command_and_its_undo() {
     let mut m = model_with(&cluster(3), Some(&running_rebalance(3, None)), false);
     press(&mut m, KeyCode::Char('P'));

@@ -30,6 +30,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("s", "shutdown (undo: stop-maintenance)"),
     ("D", "decommission (type the node ID; no undo)"),
     ("P", "pause / resume the global rebalance"),
+    ("H", "rebalance history (past generations)"),
     ("Space", "mark nodes for one batch"),
     ("n", "--no-rebalance for the next action"),
     (
@@ -41,6 +42,63 @@ const ACTIONS: &[(&str, &str)] = &[
         "detach / enable / disable the selected mountpath",
     ),
 ];
+
+/// `H`: past generations, newest first (the cluster's history, as `show rebalance --all`).
+pub fn render_history(m: &Model, area: Rect, buf: &mut Buffer) {
+    let Some(state) = &m.history else { return };
+    let dim = Style::new().fg(Color::DarkGray);
+    let mut lines = Vec::new();
+    match state {
+        None => lines.push(Line::styled("reading the history…", dim)),
+        Some(Err(e)) => lines.push(Line::styled(
+            format!("cannot read the history: {e}"),
+            Style::new().fg(Color::Red),
+        )),
+        Some(Ok(h)) if h.is_empty() => {
+            lines.push(Line::styled("no rebalance has run in this cluster", dim))
+        }
+        Some(Ok(h)) => {
+            lines.push(Line::styled(
+                format!(
+                    "{:<6} {:<8} {:>8} {:>10} {:>4}  {:<22} TRIGGER",
+                    "ID", "END", "OBJECTS", "BYTES", "ERR", "OUTCOME"
+                ),
+                Style::new().add_modifier(Modifier::BOLD),
+            ));
+            for r in h.iter().rev() {
+                let style = if r.errors > 0 || r.outcome.contains("error") {
+                    Style::new().fg(Color::Red)
+                } else {
+                    Style::new()
+                };
+                lines.push(Line::styled(
+                    format!(
+                        "{:<6} {:<8} {:>8} {:>10} {:>4}  {:<22} {}",
+                        r.id,
+                        crate::format::clock(r.finished),
+                        crate::format::count(r.objects),
+                        crate::format::iec(r.bytes),
+                        r.errors,
+                        r.outcome,
+                        r.trigger
+                    ),
+                    style,
+                ));
+            }
+        }
+    }
+    let width = area.width.saturating_sub(2).min(110);
+    let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+    let rect = popup(area, width, h);
+    clear_popup(area, rect, buf);
+    Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_style(Style::new().fg(Color::Cyan))
+                .title(" Rebalance history (H or Esc to close) "),
+        )
+        .render(rect, buf);
+}
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);

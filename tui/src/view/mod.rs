@@ -143,6 +143,9 @@ pub fn view(m: &Model, frame: &mut Frame) {
     if m.reb_dialog.is_some() {
         dialog::render_pause(m, area, buf);
     }
+    if m.history.is_some() {
+        help::render_history(m, area, buf);
+    }
     if m.help {
         help::render(m, area, buf);
     }
