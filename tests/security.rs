@@ -334,3 +334,31 @@ async fn idle_connections_beyond_the_cap_do_not_starve_clients() {
     }
     drop(idle);
 }
+
+/// With auth on, the rebalance history names who started each operation (the verified
+/// subject of the admin token, never what a client claims).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rebalance_history_names_the_admin_who_asked() {
+    let cfg = format!("{FAST_CONFIG}\n[cluster.auth]\nenabled = true\nsecret = \"{SECRET}\"\n");
+    let admin = user_token(true, 3600, SECRET);
+    let c = TestCluster::start_with_token(1, 2, 1, &cfg, Some(admin)).await;
+    put_all(&c.client, &make_objects(20, 1, 4 << 10, 147)).await;
+    let t1 = c.id("target1").await;
+    c.client
+        .lifecycle(LifecycleRequest {
+            op: LifecycleOp::StartMaintenance,
+            nodes: vec![t1.clone()],
+            no_rebalance: false,
+            rm_user_data: false,
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    c.wait_rebalance_idle(Duration::from_secs(60)).await;
+    let history = c.client.config().await.unwrap().history;
+    let rec = history
+        .iter()
+        .find(|r| r.trigger.starts_with("start-maintenance"))
+        .unwrap_or_else(|| panic!("{history:?}"));
+    assert_eq!(rec.trigger, format!("start-maintenance t[{t1}] by ops"));
+}

@@ -187,14 +187,19 @@ impl Checker<'_> {
 
     /// Lifecycle, bucket and cluster-wide operations: an admin token.
     pub fn admin(&self, token: Option<&str>) -> Result<()> {
+        self.admin_subject(token).map(|_| ())
+    }
+
+    /// As [`admin`](Self::admin), returning who it is (`None` with auth off).
+    pub fn admin_subject(&self, token: Option<&str>) -> Result<Option<String>> {
         if !self.enabled {
-            return Ok(());
+            return Ok(None);
         }
         let c = self.verify(token, "this operation (admin)")?;
         if !c.admin {
             return Err(Error::Forbidden(format!("{} is not an admin", c.sub)));
         }
-        Ok(())
+        Ok(Some(c.sub))
     }
 }
 

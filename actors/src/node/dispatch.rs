@@ -241,6 +241,7 @@ impl Router {
     async fn control(&self, c: Control, from: &NodeId, token: Option<&str>) -> Result<Msg> {
         let meta = self.meta.get();
         let ck = self.checker(&meta);
+        let mut by = None;
         if c.is_from_node() {
             ck.node(from, token)?;
             match &c {
@@ -257,7 +258,7 @@ impl Router {
                 _ => auth::check_member(meta.smap.as_ref(), from)?,
             }
         } else if c.is_admin() {
-            ck.admin(token)?;
+            by = ck.admin_subject(token)?;
         } else {
             ck.user(from, token)?;
         }
@@ -272,7 +273,7 @@ impl Router {
             if let Some(p) = names::lookup::<PrimaryMsg>(&name) {
                 let res = match &c {
                     Control::GetClusterStatus(_) => self.cluster_status(&p).await,
-                    c => primary_call(&p, c.clone()).await,
+                    c => primary_call(&p, c.clone(), by.clone()).await,
                 };
                 match res {
                     // It died between the lookup and the call: look again.
@@ -429,9 +430,16 @@ impl Router {
     }
 }
 
-async fn primary_call(p: &ractor::ActorRef<PrimaryMsg>, c: Control) -> Result<Msg> {
+async fn primary_call(
+    p: &ractor::ActorRef<PrimaryMsg>,
+    c: Control,
+    by: Option<String>,
+) -> Result<Msg> {
     let res = p
-        .call(|reply| PrimaryMsg::Control(c, reply), Some(CONTROL_TIMEOUT))
+        .call(
+            |reply| PrimaryMsg::Control(c, by, reply),
+            Some(CONTROL_TIMEOUT),
+        )
         .await
         .map_err(|e| Error::Unavailable(format!("primary actor: {e}")))?;
     match res {

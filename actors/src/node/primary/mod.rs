@@ -50,8 +50,9 @@ pub struct PrimaryArgs {
 pub type ReplyTo = RpcReplyPort<Result<Reply>>;
 
 pub enum PrimaryMsg {
-    /// A control request from a client or a node.
-    Control(Control, ReplyTo),
+    /// A control request from a client or a node, with the verified subject of an admin's
+    /// token when auth is on (who asked, for the rebalance history).
+    Control(Control, Option<String>, ReplyTo),
     /// The map facts `show cluster` needs (the stats fan-out happens outside the actor).
     Snapshot(RpcReplyPort<Snapshot>),
     /// Periodic: offline detection, removal after grace, "am I still primary".
@@ -99,6 +100,8 @@ pub struct PrimaryState {
     missed: HashSet<NodeId>,
     /// Ticks so far; every few, check that no other primary was elected meanwhile.
     ticks: u64,
+    /// Who asked for the control request being handled (auth on), for its history record.
+    pub(super) requester: Option<String>,
 }
 
 impl PrimaryState {
@@ -202,6 +205,7 @@ impl Actor for PrimaryActor {
             tracker: None,
             missed: HashSet::new(),
             ticks: 0,
+            requester: None,
         })
     }
 
@@ -212,7 +216,11 @@ impl Actor for PrimaryActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PrimaryMsg::Control(c, reply) => control(state, c, reply).await,
+            PrimaryMsg::Control(c, by, reply) => {
+                state.requester = by;
+                control(state, c, reply).await;
+                state.requester = None;
+            }
             PrimaryMsg::Snapshot(reply) => {
                 let smap = state
                     .a

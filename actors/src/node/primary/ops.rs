@@ -138,7 +138,10 @@ async fn run_lifecycle(
             .iter()
             .map(|n| smap.get(n).map_or(n.to_string(), |x| x.display_name()))
             .collect();
-        let trigger = format!("{} {}", req.op, nodes.join(" "));
+        let mut trigger = format!("{} {}", req.op, nodes.join(" "));
+        if let Some(by) = &state.requester {
+            trigger.push_str(&format!(" by {by}"));
+        }
         let (rmd, push) = generations::start(state, adm.smap.clone(), trigger).await?;
         out.rebalance_id = Some(rmd.rebalance_id());
         tracing::info!(op = %req.op, nodes = ?out.affected, generation = %rmd.rebalance_id(), "lifecycle operation started");
