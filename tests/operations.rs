@@ -19,6 +19,11 @@ async fn running(c: &TestCluster) -> Option<RebalanceStatus> {
         .filter(|r| r.is_running())
 }
 
+/// `nodectl cluster add-remove-nodes OP NODE --yes`, which must succeed.
+fn lifecycle(c: &TestCluster, op: &str, node: &str) -> String {
+    ok(&c.nodectl(&["cluster", "add-remove-nodes", op, node, "--yes"]))
+}
+
 fn ok(out: &std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -39,13 +44,7 @@ async fn pause_holds_a_rebalance_still_across_a_restart_and_resume_completes_it(
     assert!(c.client.config().await.unwrap().rebalance.paused);
 
     let t2 = c.id("target2").await;
-    ok(&c.nodectl(&[
-        "cluster",
-        "add-remove-nodes",
-        "start-maintenance",
-        &format!("t[{t2}]"),
-        "--yes",
-    ]));
+    lifecycle(&c, "start-maintenance", &format!("t[{t2}]"));
     // Every target holds its walk.
     c.wait_for("every target to hold at the pause", T, || async {
         running(&c)
@@ -112,13 +111,7 @@ async fn a_throttle_changed_mid_rebalance_changes_its_rate() {
         limit
     );
     let t1 = c.id("target1").await;
-    ok(&c.nodectl(&[
-        "cluster",
-        "add-remove-nodes",
-        "start-maintenance",
-        &format!("t[{t1}]"),
-        "--yes",
-    ]));
+    lifecycle(&c, "start-maintenance", &format!("t[{t1}]"));
     c.wait_for("the leaving target to send", T, || async {
         running(&c).await.is_some_and(|r| r.bytes_moved > 0)
     })
@@ -173,13 +166,7 @@ async fn a_rebalance_whose_receiver_is_stopped_is_reported_stalled() {
     // target0 counts what it must send but holds the sends until its receiver is stopped.
     switch_on(&root, "target0", "hold_reb_sends");
     let t0 = c.id("target0").await;
-    ok(&c.nodectl(&[
-        "cluster",
-        "add-remove-nodes",
-        "start-maintenance",
-        &format!("t[{t0}]"),
-        "--yes",
-    ]));
+    lifecycle(&c, "start-maintenance", &format!("t[{t0}]"));
     c.wait_for("target0 to count its objects", T, || async {
         running(&c)
             .await
@@ -268,7 +255,7 @@ async fn pre_checks_answer_before_during_and_after_a_decommission() {
 
     // During: the decommission's rebalance is held on target2's sends.
     switch_on(&root, "target2", "hold_reb_sends");
-    ok(&c.nodectl(&["cluster", "add-remove-nodes", "decommission", &tt2, "--yes"]));
+    lifecycle(&c, "decommission", &tt2);
     c.wait_for("the decommission's rebalance to run", T, || async {
         running(&c).await.is_some()
     })
@@ -295,13 +282,7 @@ async fn pre_checks_answer_before_during_and_after_a_decommission() {
     assert_eq!(check(&c, "ok-to-stop", &[&tt2]).0, Some(0));
     // A target emptied by maintenance is both; one still in placement is neither.
     assert_eq!(check(&c, "ok-to-stop", &[&tt1]).0, Some(3));
-    ok(&c.nodectl(&[
-        "cluster",
-        "add-remove-nodes",
-        "start-maintenance",
-        &tt1,
-        "--yes",
-    ]));
+    lifecycle(&c, "start-maintenance", &tt1);
     c.wait_rebalance_idle(T).await;
     c.wait_for("target1's objects counted as gone", T, || async {
         check(&c, "safe-to-destroy", &[&tt1]).0 == Some(0)
@@ -470,13 +451,7 @@ async fn metrics_parse_with_prometheus_client_and_match_show_rebalance() {
     let n = 200;
     let expected = put_all(&c.client, &make_objects(n, 1, 16 << 10, 145)).await;
     let t0 = c.id("target0").await;
-    ok(&c.nodectl(&[
-        "cluster",
-        "add-remove-nodes",
-        "start-maintenance",
-        &format!("t[{t0}]"),
-        "--yes",
-    ]));
+    lifecycle(&c, "start-maintenance", &format!("t[{t0}]"));
     c.wait_rebalance_idle(T).await;
     let reb = c.client.rebalance_status().await.unwrap().unwrap();
     assert_eq!(reb.state, RebState::Finished);
@@ -589,7 +564,7 @@ async fn rebalance_history_survives_a_primary_restart_and_a_failover() {
     put_all(&c.client, &make_objects(120, 1, 8 << 10, 146)).await;
     let t2 = format!("t[{}]", c.id("target2").await);
     for op in ["start-maintenance", "stop-maintenance"] {
-        ok(&c.nodectl(&["cluster", "add-remove-nodes", op, &t2, "--yes"]));
+        lifecycle(&c, op, &t2);
         c.wait_rebalance_idle(T).await;
     }
     let want = |h: &[serde_json::Value], op: &str| -> serde_json::Value {
