@@ -1,0 +1,186 @@
+//! Where the newest copy of an object is (DESIGN §8). Normally the owner's own copy. While a
+//! rebalance may still bring objects here (the store is `settling`), or when there is no copy
+//! here, the other targets are asked for their stamps too: a newer copy elsewhere (its owner was
+//! away, or it is in flight) is relayed chunk by chunk (get-from-neighbor), and a newer delete
+//! anywhere wins over every older copy — a deleted or overwritten object never reads back.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::DataPath;
+use crate::error::{Error, Result};
+use crate::proto::codec::Conn;
+use crate::proto::msg::{GetObject, Msg, Reply, Rpc, StampQuery};
+use crate::types::object::{ObjKey, Stamp};
+
+pub(super) const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the newest version of an object is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Newest {
+    Here,
+    /// On the target at this address.
+    At(String),
+    /// Its newest stamp is a delete.
+    Deleted,
+    Nowhere,
+}
+
+/// The newest of this target's stamp and the others' (at their addresses). Ties favour a
+/// delete, then this target.
+pub fn choose(mine: Option<Stamp>, others: &[(String, Stamp)]) -> Newest {
+    let best_other = others.iter().max_by_key(|(_, s)| (s.version, s.deleted));
+    match (mine, best_other) {
+        (None, None) => Newest::Nowhere,
+        (Some(m), None) => {
+            if m.deleted {
+                Newest::Deleted
+            } else {
+                Newest::Here
+            }
+        }
+        (m, Some((addr, o))) => {
+            let m_ver = m.as_ref().map(|m| (m.version, m.deleted));
+            if m_ver.is_some_and(|mv| mv >= (o.version, o.deleted)) {
+                if m.as_ref().is_some_and(|m| m.deleted) {
+                    Newest::Deleted
+                } else {
+                    Newest::Here
+                }
+            } else if o.deleted {
+                Newest::Deleted
+            } else {
+                Newest::At(addr.clone())
+            }
+        }
+    }
+}
+
+impl DataPath<'_> {
+    /// Sends `req` to every other target in the map at once; answers by address.
+    pub(super) async fn ask_other_targets<R: Rpc + Clone>(
+        &self,
+        req: R,
+    ) -> Vec<(String, Result<R::Reply>)> {
+        let meta = self.meta.get();
+        let Some(smap) = meta.smap.as_ref() else {
+            return Vec::new();
+        };
+        let calls = smap.targets.values().filter(|t| &t.id != self.me).map(|t| {
+            let (addr, req) = (t.addr.clone(), req.clone());
+            async move {
+                let r = self.pool.rpc(&addr, req, Duration::from_secs(5)).await;
+                (addr, r)
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+
+    /// Where the newest version of `key` is. The others are asked only when this target may
+    /// be missing something (no copy here, or a rebalance still settling).
+    pub(super) async fn newest(&self, key: &ObjKey) -> Result<Newest> {
+        let mine = self.store.stamp(&key.bucket, &key.object);
+        let settled = !self.store.settling.load(Ordering::Relaxed);
+        // Settled: what this owner has is the newest there is.
+        if settled && mine.is_some() {
+            return Ok(choose(mine, &[]));
+        }
+        let others: Vec<(String, Stamp)> = self
+            .ask_other_targets(StampQuery { key: key.clone() })
+            .await
+            .into_iter()
+            .filter_map(|(addr, r)| r.ok().flatten().map(|s| (addr, s)))
+            .collect();
+        Ok(choose(mine, &others))
+    }
+
+    /// Relays the copy at `addr` to the client, chunk by chunk: memory stays at one chunk.
+    pub(super) async fn relay_from(
+        &self,
+        addr: &str,
+        conn: &mut Conn,
+        corr: u64,
+        key: &ObjKey,
+        read: super::Read,
+    ) -> Result<()> {
+        let get = Msg::from(GetObject {
+            key: key.clone(),
+            verify: read.verify,
+            local: true,
+            range: read.range,
+        });
+        let (mut link, first) = self.pool.exchange(addr, get, PEER_TIMEOUT).await?;
+        let meta = match first {
+            Msg::Reply(Reply::Object(m)) => m,
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected {} from a neighbour's get",
+                    other.name()
+                )));
+            }
+        };
+        let (_, mut left) = read.span(&meta)?;
+        conn.send(corr, Msg::Reply(Reply::Object(meta.clone())))
+            .await?;
+        while left > 0 {
+            let env = link.conn.recv_reply().await?;
+            match env.body {
+                Msg::Chunk(d) => {
+                    left = left.saturating_sub(d.len() as u64);
+                    conn.send(corr, Msg::Chunk(d)).await?;
+                }
+                Msg::Error(w) => return Err(w.into()),
+                other => {
+                    return Err(Error::Protocol(format!(
+                        "expected a body chunk, got {}",
+                        other.name()
+                    )));
+                }
+            }
+        }
+        self.pool.release(link);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(v: u64) -> Stamp {
+        Stamp {
+            version: v,
+            deleted: false,
+        }
+    }
+    fn del(v: u64) -> Stamp {
+        Stamp {
+            version: v,
+            deleted: true,
+        }
+    }
+
+    #[test]
+    fn the_newest_stamp_wins_and_deletes_win_ties() {
+        let at = |a: &str, s: Stamp| (a.to_string(), s);
+        assert_eq!(choose(None, &[]), Newest::Nowhere);
+        assert_eq!(choose(Some(copy(5)), &[]), Newest::Here);
+        assert_eq!(choose(Some(del(5)), &[]), Newest::Deleted);
+        assert_eq!(choose(Some(copy(5)), &[at("a", copy(4))]), Newest::Here);
+        assert_eq!(
+            choose(Some(copy(5)), &[at("a", copy(4)), at("b", copy(9))]),
+            Newest::At("b".into())
+        );
+        // A newer delete anywhere: gone, whatever copies remain elsewhere.
+        assert_eq!(
+            choose(Some(copy(5)), &[at("a", del(7)), at("b", copy(6))]),
+            Newest::Deleted
+        );
+        // A delete here beats an older copy elsewhere (a target that was away).
+        assert_eq!(choose(Some(del(8)), &[at("a", copy(3))]), Newest::Deleted);
+        assert_eq!(choose(None, &[at("a", copy(3))]), Newest::At("a".into()));
+        // Equal stamps: the delete wins, then our own copy.
+        assert_eq!(choose(Some(copy(7)), &[at("a", del(7))]), Newest::Deleted);
+        assert_eq!(choose(Some(copy(7)), &[at("a", copy(7))]), Newest::Here);
+    }
+}
