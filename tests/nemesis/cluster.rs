@@ -32,7 +32,9 @@ pub fn absent(e: &Error) -> bool {
 /// the request can reach a node able to apply it, going by the client's protocol: a refused
 /// connection (nothing was sent); for a put also a target that refused or could not be asked
 /// before the body was sent (offline, no space, unknown bucket, no owner), since an object
-/// is only written once its body arrives. Timeouts and broken links stay indeterminate.
+/// is only written once its body arrives, and a put refused at install because the map
+/// changed while its body travelled (`MapChanged`: "nothing was stored", the client already
+/// sent it again three times). Timeouts and broken links stay indeterminate.
 pub fn not_applied(e: &Error, put: bool) -> bool {
     let m = e.to_string();
     if m.contains("Connection refused") || m.contains("too many redirects") {
@@ -40,7 +42,11 @@ pub fn not_applied(e: &Error, put: bool) -> bool {
     }
     put && matches!(
         e,
-        Error::Offline(_) | Error::NoSpace(_) | Error::NotFound(_) | Error::BadRequest(_)
+        Error::Offline(_)
+            | Error::NoSpace(_)
+            | Error::NotFound(_)
+            | Error::BadRequest(_)
+            | Error::MapChanged(_)
     )
 }
 
