@@ -443,7 +443,27 @@ fn redirect(meta: &crate::types::meta::Meta, d: &Data) -> Result<Msg> {
 /// One page of a bucket listing across every target: each target's own page after the same
 /// point, merged in name order, the newest copy of a name kept (an object caught between two
 /// targets mid-rebalance is listed once). Memory holds one page per target.
-async fn list_all(pool: &Pool, meta: &crate::types::meta::Meta, l: ListObjects) -> Result<ObjPage> {
+async fn list_all(
+    pool: &Pool,
+    meta: &crate::types::meta::Meta,
+    mut l: ListObjects,
+) -> Result<ObjPage> {
+    // A page made only of delete records says nothing: go on to the next one.
+    loop {
+        let page = list_page(pool, meta, l.clone()).await?;
+        match page.next {
+            Some(n) if page.entries.is_empty() => l.start_after = Some(n),
+            _ => return Ok(page),
+        }
+    }
+}
+
+/// One page of [`list_all`], possibly empty once the deleted names are dropped.
+async fn list_page(
+    pool: &Pool,
+    meta: &crate::types::meta::Meta,
+    l: ListObjects,
+) -> Result<ObjPage> {
     let smap = meta
         .smap
         .as_ref()
@@ -478,7 +498,7 @@ async fn list_all(pool: &Pool, meta: &crate::types::meta::Meta, l: ListObjects) 
                 }
                 for e in page.entries {
                     match merged.get(&e.name) {
-                        Some(cur) if cur.version >= e.version => {}
+                        Some(cur) if !e.newer_than(cur) => {}
                         _ => {
                             merged.insert(e.name.clone(), e);
                         }
@@ -509,5 +529,7 @@ async fn list_all(pool: &Pool, meta: &crate::types::meta::Meta, l: ListObjects) 
     } else {
         None
     };
+    // A name whose newest record anywhere is a delete is gone, whatever older copies remain.
+    entries.retain(|e| !e.deleted);
     Ok(ObjPage { entries, next })
 }
