@@ -122,6 +122,8 @@ pub struct Event {
 #[derive(Clone)]
 pub struct Recorder {
     t0: Instant,
+    /// The wall clock at `t0`, to find an operation in the node logs (which are in UTC).
+    wall0: std::time::SystemTime,
     ops: Arc<Mutex<Vec<Op>>>,
     events: Arc<Mutex<Vec<Event>>>,
 }
@@ -130,9 +132,26 @@ impl Recorder {
     pub fn new() -> Self {
         Recorder {
             t0: Instant::now(),
+            wall0: std::time::SystemTime::now(),
             ops: Default::default(),
             events: Default::default(),
         }
+    }
+
+    /// `t = 0` as the node logs print time (UTC, time of day).
+    pub fn wall0(&self) -> String {
+        let d = self
+            .wall0
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let s = d.as_secs() % 86_400;
+        format!(
+            "{:02}:{:02}:{:02}.{:03}Z",
+            s / 3600,
+            s / 60 % 60,
+            s % 60,
+            d.subsec_millis()
+        )
     }
 
     pub fn now(&self) -> Micros {

@@ -458,7 +458,7 @@ fn save(nem: &Nemesis, report: &Report) -> Option<std::path::PathBuf> {
         let _ = writeln!(h, "{}", o.line());
     }
     std::fs::write(dir.join("history.txt"), h).ok()?;
-    let mut e = String::new();
+    let mut e = format!("# t = 0 is {} in the node logs\n", nem.rec.wall0());
     for ev in &events {
         let _ = writeln!(e, "[{}] {}", history::fmt_t(ev.t), ev.text);
     }
