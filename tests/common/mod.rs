@@ -205,7 +205,14 @@ impl TestCluster {
                 lc.wait_ready(Duration::from_secs(20)).await.unwrap();
             }
         }
-        lc.wait_ready(Duration::from_secs(30)).await.unwrap();
+        if let Err(e) = lc.wait_ready(Duration::from_secs(30)).await {
+            // The temp dir goes with the panic: say why here.
+            for (n, p) in &lc.procs {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                eprintln!("==== {n}\n{log}");
+            }
+            panic!("{e}");
+        }
         let client = lc.client().with_token(token);
         let tc = TestCluster {
             lc,

@@ -89,7 +89,11 @@ impl LocalStore {
             let next = more
                 .then(|| entries.last().map(|e| e.name.clone()))
                 .flatten();
-            ObjPage { entries, next }
+            ObjPage {
+                entries,
+                next,
+                settling: false,
+            }
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))

@@ -120,6 +120,10 @@ impl ObjEntry {
 pub struct ObjPage {
     pub entries: Vec<ObjEntry>,
     pub next: Option<String>,
+    /// A target's own page only: a rebalance may be moving objects to or from it (the router
+    /// then reads every target again, see `list_all`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settling: bool,
 }
 
 /// Largest page a listing returns, whatever was asked: keeps every reply far below the frame
