@@ -99,7 +99,8 @@ async fn a_deleted_object_never_comes_back_from_a_target_that_was_away() {
 /// (it went into maintenance, its rebalance has not sent the object yet, and it died). A GET
 /// must not answer "not found" (a lost write), and a delete made meanwhile must hold when the
 /// target is back with the old copy still on its disk: the listing, which merges every
-/// target's own, must not show that copy.
+/// target's own, must not leave the object out while the target is down, nor show that copy
+/// after the delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_on_an_unreachable_target_is_neither_missing_nor_back_after_a_delete() {
     let faults = tempfile::tempdir().unwrap();
@@ -119,6 +120,9 @@ async fn an_object_on_an_unreachable_target_is_neither_missing_nor_back_after_a_
     assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
     let head = c.client.head(BUCKET, &x).await;
     assert!(matches!(head, Err(Error::Unavailable(_))), "{head:?}");
+    // Nor can a listing leave X out: it fails until target1 answers.
+    let listed = c.client.list_objects(BUCKET, "").await;
+    assert!(matches!(listed, Err(Error::Offline(_))), "{listed:?}");
     // A delete is recorded by the owner (not "not found": a copy may be out there).
     c.client.delete(BUCKET, &x).await.unwrap();
     // target1 comes back still holding on to its objects, the old X among them.

@@ -489,17 +489,17 @@ async fn list_page(
                 limit: limit as u32,
                 ..l.clone()
             };
-            let (addr, id, active) = (t.addr.clone(), t.id.clone(), t.is_active());
+            let (addr, id, emptied) = (t.addr.clone(), t.id.clone(), t.emptied());
             async move {
                 (
                     id,
-                    active,
+                    emptied,
                     pool.rpc(&addr, req, Duration::from_secs(30)).await,
                 )
             }
         });
         let mut moving = false;
-        for (id, active, r) in futures::future::join_all(calls).await {
+        for (id, emptied, r) in futures::future::join_all(calls).await {
             match r {
                 Ok(page) => {
                     moving |= page.settling;
@@ -517,8 +517,9 @@ async fn list_page(
                         }
                     }
                 }
-                // A target in maintenance that is down holds nothing we can serve anyway.
-                Err(e) if active => {
+                // Only a target whose data moved off cleanly may stay silent: any other one
+                // (a maintenance or shutdown still migrating) may hold the only copy.
+                Err(e) if !emptied => {
                     return Err(Error::Offline(format!(
                         "cannot list {}: target t[{id}] did not answer: {e}",
                         l.bucket

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::proto::codec::Conn;
 use crate::proto::msg::{GetObject, Msg, Reply, Rpc, StampQuery};
 use crate::types::object::{ObjKey, Stamp};
-use crate::types::smap::Flags;
 
 pub(super) const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,7 +74,7 @@ impl DataPath<'_> {
         };
         let calls = smap.targets.values().filter(|t| &t.id != self.me).map(|t| {
             let (addr, req) = (t.addr.clone(), req.clone());
-            let emptied = t.flags.contains(Flags::MAINT | Flags::MAINT_POST_REB);
+            let emptied = t.emptied();
             async move {
                 let reply = self.pool.rpc(&addr, req, Duration::from_secs(5)).await;
                 Answer {
