@@ -26,3 +26,9 @@ lint:
 # Decoder robustness: property tests feeding random, truncated and mutated frames.
 fuzz:
     PROPTEST_CASES=200000 cargo test -p shoal-actors --lib wire::tests
+
+# The nemesis, long run: a live 3+5 cluster under random faults with concurrent clients, the
+# history and the disks checked throughout. SHOAL_NEMESIS_SEED replays a run (default: random);
+# SHOAL_NEMESIS_SECS is the time under faults (default 600).
+nemesis secs="600" seed="":
+    SHOAL_NEMESIS_SECS={{secs}} SHOAL_NEMESIS_SEED={{seed}} SHOAL_NEMESIS_QUIET_SECS=${SHOAL_NEMESIS_QUIET_SECS:-90} SHOAL_NEMESIS_KEYS=${SHOAL_NEMESIS_KEYS:-128} cargo test --release --test nemesis -- --nocapture

@@ -95,6 +95,70 @@ async fn a_deleted_object_never_comes_back_from_a_target_that_was_away() {
     );
 }
 
+/// Nemesis F1 and F4: the only copy of an object is on a target the new owner cannot reach
+/// (it went into maintenance, its rebalance has not sent the object yet, and it died). A GET
+/// must not answer "not found" (a lost write), and a delete made meanwhile must hold when the
+/// target is back with the old copy still on its disk: the listing, which merges every
+/// target's own, must not leave the object out while the target is down, nor show that copy
+/// after the delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_on_an_unreachable_target_is_neither_missing_nor_back_after_a_delete() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let mut c = TestCluster::start_with(1, 3, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let t1 = c.id("target1").await;
+    let x = name_owned_by(&c.smap().await, &t1, "x");
+    c.client.put_bytes(BUCKET, &x, b"only copy").await.unwrap();
+    switch_on(&root, "target1", "hold_reb_sends");
+    c.client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t1))
+        .await
+        .unwrap();
+    c.lc.kill9("target1").unwrap();
+    // The new owner has no copy and target1 does not answer: unknown, not absent.
+    let got = c.client.get_bytes(BUCKET, &x).await;
+    assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
+    let head = c.client.head(BUCKET, &x).await;
+    assert!(matches!(head, Err(Error::Unavailable(_))), "{head:?}");
+    // Nor can a listing leave X out: it fails until target1 answers.
+    let listed = c.client.list_objects(BUCKET, "").await;
+    assert!(matches!(listed, Err(Error::Offline(_))), "{listed:?}");
+    // A delete is recorded by the owner (not "not found": a copy may be out there).
+    c.client.delete(BUCKET, &x).await.unwrap();
+    // target1 comes back still holding on to its objects, the old X among them.
+    c.lc.start("target1").unwrap();
+    c.wait_for("target1 back", T, || async {
+        c.node_status("target1").await.is_some_and(|n| n.reachable)
+    })
+    .await;
+    assert!(
+        !nowhere_on_disk(&c, &x),
+        "the test needs the old copy on target1"
+    );
+    let got = c.client.get_bytes(BUCKET, &x).await;
+    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
+    let listed = c.client.list_objects(BUCKET, "").await.unwrap();
+    assert!(
+        listed.iter().all(|e| e.name != x && !e.deleted),
+        "{listed:?}"
+    );
+    // Once the rebalance runs, the old copy goes for good.
+    switch_off(&root, "target1", "hold_reb_sends");
+    c.wait_rebalance_idle(T).await;
+    c.client
+        .lifecycle(op(LifecycleOp::StopMaintenance, &t1))
+        .await
+        .unwrap();
+    c.wait_rebalance_idle(T).await;
+    let got = c.client.get_bytes(BUCKET, &x).await;
+    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
+    assert!(
+        nowhere_on_disk(&c, &x),
+        "{:?}",
+        c.object_files().get(&format!("{BUCKET}/{x}"))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_that_spans_a_map_change_is_never_stranded() {
     let c = TestCluster::start(1, 3, 1, FAST_CONFIG).await;

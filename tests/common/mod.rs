@@ -38,6 +38,30 @@ pub fn lc_http_port() -> u16 {
     shoal_nodectl::playground::free_port_pair(HTTP_OFFSET).expect("free port pair")
 }
 
+/// One node for [`TestCluster::start_nodes`].
+pub struct NodeSpec {
+    /// Harness name (`proxy0`, `target3`): stable across restarts, unlike the node ID.
+    pub name: String,
+    pub role: Role,
+    /// Listen port; 0 picks a free one.
+    pub port: u16,
+    pub mountpaths: usize,
+    /// Environment of the process (fault hooks).
+    pub env: Vec<(String, String)>,
+}
+
+impl NodeSpec {
+    pub fn new(name: &str, role: Role, mountpaths: usize) -> Self {
+        NodeSpec {
+            name: name.to_string(),
+            role,
+            port: 0,
+            mountpaths,
+            env: Vec::new(),
+        }
+    }
+}
+
 pub struct TestCluster {
     pub lc: LocalCluster,
     pub client: Client,
@@ -115,6 +139,33 @@ impl TestCluster {
         http: Option<&[&str]>,
         env: &dyn Fn(&str) -> Vec<(String, String)>,
     ) -> Self {
+        let specs: Vec<NodeSpec> = (0..proxies)
+            .map(|i| NodeSpec::new(&format!("proxy{i}"), Role::Proxy, 0))
+            .chain(
+                (0..targets)
+                    .map(|i| NodeSpec::new(&format!("target{i}"), Role::Target, mountpaths)),
+            )
+            .map(|mut s| {
+                s.env = env(&s.name);
+                s
+            })
+            .collect();
+        Self::start_specs(&specs, config, token, http).await
+    }
+
+    /// Starts the given nodes (the first proxy founds the cluster, the others join it), waits
+    /// until all joined and the join rebalances settled, and creates [`BUCKET`]. For harnesses
+    /// that need to know ports or give nodes an environment before they start.
+    pub async fn start_nodes(specs: &[NodeSpec], config: &str) -> Self {
+        Self::start_specs(specs, config, None, None).await
+    }
+
+    async fn start_specs(
+        specs: &[NodeSpec],
+        config: &str,
+        token: Option<String>,
+        http: Option<&[&str]>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("cluster.toml");
         // Test clusters share the host's disk: how full it is must not decide their outcome
@@ -138,23 +189,30 @@ impl TestCluster {
         if http.is_some() {
             lc.http_offset = Some(HTTP_OFFSET);
         }
-        let add = |lc: &mut LocalCluster, name: String, role: Role, mps: usize| {
-            let vars = env(&name);
-            let vars: Vec<(&str, &str)> =
-                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            lc.add_with_env(&name, role, port(), mps, extra, &vars)
+        // Proxies first: the first one founds the cluster and must be up before anyone joins.
+        let (proxies, targets): (Vec<&NodeSpec>, Vec<&NodeSpec>) =
+            specs.iter().partition(|s| s.role == Role::Proxy);
+        for (i, s) in proxies.iter().chain(&targets).enumerate() {
+            let vars: Vec<(&str, &str)> = s
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let p = if s.port == 0 { port() } else { s.port };
+            lc.add_with_env(&s.name, s.role, p, s.mountpaths, extra, &vars)
                 .unwrap();
-        };
-        for i in 0..proxies {
-            add(&mut lc, format!("proxy{i}"), Role::Proxy, 0);
             if i == 0 {
                 lc.wait_ready(Duration::from_secs(20)).await.unwrap();
             }
         }
-        for i in 0..targets {
-            add(&mut lc, format!("target{i}"), Role::Target, mountpaths);
+        if let Err(e) = lc.wait_ready(Duration::from_secs(30)).await {
+            // The temp dir goes with the panic: say why here.
+            for (n, p) in &lc.procs {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                eprintln!("==== {n}\n{log}");
+            }
+            panic!("{e}");
         }
-        lc.wait_ready(Duration::from_secs(30)).await.unwrap();
         let client = lc.client().with_token(token);
         let tc = TestCluster {
             lc,

@@ -414,10 +414,15 @@ impl Router {
             check_bucket(&meta, &l.bucket)?;
             let page = if l.local {
                 let limit = (l.limit as usize).clamp(1, MAX_PAGE);
-                self.data_path()?
-                    .store
+                let store = &self.data_path()?.store;
+                // Read before the walk: a rebalance that starts during it is caught too.
+                let settling = store.settling.load(std::sync::atomic::Ordering::Relaxed);
+                let mut page = store
                     .list(&l.bucket, &l.prefix, l.start_after.as_deref(), limit)
-                    .await?
+                    .await?;
+                page.settling |=
+                    settling || store.settling.load(std::sync::atomic::Ordering::Relaxed);
+                page
             } else {
                 list_all(&self.pool, &meta, l).await?
             };
@@ -493,56 +498,88 @@ fn redirect(meta: &crate::types::meta::Meta, d: &Data) -> Result<Msg> {
 /// One page of a bucket listing across every target: each target's own page after the same
 /// point, merged in name order, the newest copy of a name kept (an object caught between two
 /// targets mid-rebalance is listed once). Memory holds one page per target.
-async fn list_all(pool: &Pool, meta: &crate::types::meta::Meta, l: ListObjects) -> Result<ObjPage> {
+async fn list_all(
+    pool: &Pool,
+    meta: &crate::types::meta::Meta,
+    mut l: ListObjects,
+) -> Result<ObjPage> {
+    // A page made only of delete records says nothing: go on to the next one.
+    loop {
+        let page = list_page(pool, meta, l.clone()).await?;
+        match page.next {
+            Some(n) if page.entries.is_empty() => l.start_after = Some(n),
+            _ => return Ok(page),
+        }
+    }
+}
+
+/// One page of [`list_all`], possibly empty once the deleted names are dropped.
+async fn list_page(
+    pool: &Pool,
+    meta: &crate::types::meta::Meta,
+    l: ListObjects,
+) -> Result<ObjPage> {
     let smap = meta
         .smap
         .as_ref()
         .ok_or_else(|| Error::NotFound("no cluster map yet".into()))?;
     let limit = (l.limit as usize).clamp(1, MAX_PAGE);
-    let calls = smap.targets.values().map(|t| {
-        let req = ListObjects {
-            local: true,
-            limit: limit as u32,
-            ..l.clone()
-        };
-        let (addr, id, active) = (t.addr.clone(), t.id.clone(), t.is_active());
-        async move {
-            (
-                id,
-                active,
-                pool.rpc(&addr, req, Duration::from_secs(30)).await,
-            )
-        }
-    });
     let mut merged: std::collections::BTreeMap<String, ObjEntry> = Default::default();
     // The page ends where the shortest truncated target page ends: beyond it, that target may
     // hold names we have not seen.
     let mut horizon: Option<String> = None;
-    for (id, active, r) in futures::future::join_all(calls).await {
-        match r {
-            Ok(page) => {
-                if let Some(n) = &page.next
-                    && horizon.as_ref().is_none_or(|h| n < h)
-                {
-                    horizon = Some(n.clone());
-                }
-                for e in page.entries {
-                    match merged.get(&e.name) {
-                        Some(cur) if cur.version >= e.version => {}
-                        _ => {
-                            merged.insert(e.name.clone(), e);
+    // Targets are read one after the other's answer, not at one instant: an object that a
+    // rebalance moves from A to B after B was read and before A was read is in neither page.
+    // It is installed on B before A lets it go, so when a target says objects are moving, a
+    // second round (merged with the first) finds it on B.
+    for _round in 0..2 {
+        let calls = smap.targets.values().map(|t| {
+            let req = ListObjects {
+                local: true,
+                limit: limit as u32,
+                ..l.clone()
+            };
+            let (addr, id, emptied) = (t.addr.clone(), t.id.clone(), t.emptied());
+            async move {
+                (
+                    id,
+                    emptied,
+                    pool.rpc(&addr, req, Duration::from_secs(30)).await,
+                )
+            }
+        });
+        let mut moving = false;
+        for (id, emptied, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(page) => {
+                    moving |= page.settling;
+                    if let Some(n) = &page.next
+                        && horizon.as_ref().is_none_or(|h| n < h)
+                    {
+                        horizon = Some(n.clone());
+                    }
+                    for e in page.entries {
+                        match merged.get(&e.name) {
+                            Some(cur) if !e.newer_than(cur) => {}
+                            _ => {
+                                merged.insert(e.name.clone(), e);
+                            }
                         }
                     }
                 }
+                // Only a target whose data moved off cleanly may stay silent: any other one
+                // (a maintenance or shutdown still migrating) may hold the only copy.
+                Err(e) if !emptied => {
+                    return Err(Error::Offline(format!(
+                        "cannot list {}: target t[{id}] did not answer: {e}",
+                        l.bucket
+                    )));
+                }
+                Err(_) => {}
             }
-            // A target in maintenance that is down holds nothing we can serve anyway.
-            Err(e) if active => {
-                return Err(Error::Offline(format!(
-                    "cannot list {}: target t[{id}] did not answer: {e}",
-                    l.bucket
-                )));
-            }
-            Err(_) => {}
+        }
+        if !moving {
+            break;
         }
     }
     let mut entries: Vec<ObjEntry> = merged
@@ -559,5 +596,11 @@ async fn list_all(pool: &Pool, meta: &crate::types::meta::Meta, l: ListObjects) 
     } else {
         None
     };
-    Ok(ObjPage { entries, next })
+    // A name whose newest record anywhere is a delete is gone, whatever older copies remain.
+    entries.retain(|e| !e.deleted);
+    Ok(ObjPage {
+        entries,
+        next,
+        settling: false,
+    })
 }

@@ -541,6 +541,7 @@ async fn decommission_wipe(kit: &Kit, rm_user_data: bool) -> crate::error::Resul
     for p in [
         kit.data_dir.join("node.id"),
         kit.data_dir.join(super::rebalance::MARKER),
+        kit.data_dir.join(super::rebalance::DONE),
     ] {
         match std::fs::remove_file(&p) {
             Ok(()) => {}

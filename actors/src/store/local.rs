@@ -492,6 +492,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_listing_shows_delete_records_newer_than_the_copy_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let ls = LocalStore::open(&[dir.path().join("a"), dir.path().join("b")]).unwrap();
+        write(&ls, "kept", 5).await;
+        write(&ls, "gone", 5).await;
+        ls.delete(&tomb("gone", 7)).await.unwrap();
+        // A record of a name with no copy here (the copy is on a previous owner).
+        ls.apply_tomb(&tomb("elsewhere", 9)).await.unwrap();
+        let page = ls.list("b", "", None, 10).await.unwrap();
+        let got: Vec<(&str, u64, bool)> = page
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.version, e.deleted))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("elsewhere", 9, true),
+                ("gone", 7, true),
+                ("kept", 5, false)
+            ]
+        );
+        // A newer copy replaces the record.
+        write(&ls, "gone", 8).await;
+        let page = ls.list("b", "g", None, 10).await.unwrap();
+        assert_eq!(page.entries.len(), 1);
+        assert!(!page.entries[0].deleted && page.entries[0].version == 8);
+    }
+
+    #[tokio::test]
     async fn long_names_that_share_a_hash_all_survive() {
         let dir = tempfile::tempdir().unwrap();
         // Every long name hashes the same: the worst case of a collision.
@@ -514,7 +544,12 @@ mod tests {
         let c = format!("{}-c", "x/".repeat(150));
         assert_eq!(write(&ls, &c, 10).await, Install::Stored);
         let page = ls.list("b", "", None, 10).await.unwrap();
-        let names: Vec<&str> = page.entries.iter().map(|e| e.name.as_str()).collect();
+        let names: Vec<&str> = page
+            .entries
+            .iter()
+            .filter(|e| !e.deleted)
+            .map(|e| e.name.as_str())
+            .collect();
         assert_eq!(names, vec![b.as_str(), c.as_str()]);
     }
 

@@ -14,7 +14,10 @@ use crate::types::smap::{NodeId, Smap};
 
 impl LocalStore {
     /// One page of this target's objects in `bucket` whose names start with `prefix`, in name
-    /// order after `start_after`. Memory holds at most one page of entries.
+    /// order after `start_after`, and of its delete records (entries marked `deleted`) where a
+    /// record is newer than the copy here: the router merges every target's page, and a delete
+    /// on the owner must beat an older copy still on another target. Memory holds at most one
+    /// page of entries.
     pub async fn list(
         &self,
         bucket: &str,
@@ -22,11 +25,16 @@ impl LocalStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<ObjPage> {
-        let dirs: Vec<PathBuf> = self
+        let dirs: Vec<(bool, PathBuf)> = self
             .mps
             .readable()
             .iter()
-            .map(|(_, m)| store::bucket_dir(&m.path, bucket))
+            .flat_map(|(_, m)| {
+                [
+                    (false, store::bucket_dir(&m.path, bucket)),
+                    (true, store::tomb_dir(&m.path, bucket)),
+                ]
+            })
             .collect();
         let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
         let after = start_after.map(str::to_string);
@@ -36,30 +44,39 @@ impl LocalStore {
             // two mountpaths while it moves between them).
             let mut best: BTreeMap<String, ObjEntry> = BTreeMap::new();
             let mut more = false;
-            for d in dirs {
+            for (tombs, d) in dirs {
                 let Ok(rd) = std::fs::read_dir(&d) else {
                     continue;
                 };
                 for e in rd.flatten() {
-                    let Ok(m) = store::read_meta(&e.path()) else {
+                    let read = if tombs {
+                        store::read_tomb(&e.path())
+                            .map(|t| (t.bucket.clone(), ObjEntry::of_tomb(&t)))
+                    } else {
+                        store::read_meta(&e.path()).map(|m| (m.bucket.clone(), ObjEntry::of(&m)))
+                    };
+                    let Ok((b, entry)) = read else {
                         continue;
                     };
-                    if m.bucket != bucket
-                        || !m.object.starts_with(&prefix)
-                        || after.as_deref().is_some_and(|a| m.object.as_str() <= a)
+                    if b != bucket
+                        || !entry.name.starts_with(&prefix)
+                        || after.as_deref().is_some_and(|a| entry.name.as_str() <= a)
                     {
                         continue;
                     }
                     if best.len() >= limit
-                        && best.keys().next_back().is_some_and(|last| &m.object > last)
+                        && best
+                            .keys()
+                            .next_back()
+                            .is_some_and(|last| &entry.name > last)
                     {
                         more = true;
                         continue;
                     }
-                    match best.get(&m.object) {
-                        Some(cur) if cur.version >= m.version => {}
+                    match best.get(&entry.name) {
+                        Some(cur) if !entry.newer_than(cur) => {}
                         _ => {
-                            best.insert(m.object.clone(), ObjEntry::of(&m));
+                            best.insert(entry.name.clone(), entry);
                         }
                     }
                     if best.len() > limit {
@@ -72,7 +89,11 @@ impl LocalStore {
             let next = more
                 .then(|| entries.last().map(|e| e.name.clone()))
                 .flatten();
-            ObjPage { entries, next }
+            ObjPage {
+                entries,
+                next,
+                settling: false,
+            }
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))

@@ -75,6 +75,10 @@ pub struct ObjEntry {
     /// The S3 ETag (the MD5, or a multipart upload's), when the writer gave one.
     #[serde(default)]
     pub etag: Option<String>,
+    /// A delete record, not a copy: only in a target's own listing, so that the router can
+    /// tell that a copy elsewhere (stranded on a previous owner) is older than a delete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl ObjEntry {
@@ -86,7 +90,27 @@ impl ObjEntry {
             version: m.version,
             mtime: m.mtime,
             etag: m.attrs.etag.clone().or_else(|| m.attrs.md5.clone()),
+            deleted: false,
         }
+    }
+
+    /// A delete record's entry.
+    pub fn of_tomb(t: &Tomb) -> Self {
+        ObjEntry {
+            name: t.object.clone(),
+            size: 0,
+            checksum: String::new(),
+            version: t.version,
+            mtime: 0,
+            etag: None,
+            deleted: true,
+        }
+    }
+
+    /// Whether this entry (a copy or a delete) beats `other` of the same name: the higher
+    /// stamp; on a tie the delete, as for reads.
+    pub fn newer_than(&self, other: &ObjEntry) -> bool {
+        (self.version, self.deleted) > (other.version, other.deleted)
     }
 }
 
@@ -96,6 +120,10 @@ impl ObjEntry {
 pub struct ObjPage {
     pub entries: Vec<ObjEntry>,
     pub next: Option<String>,
+    /// A target's own page only: a rebalance may be moving objects to or from it (the router
+    /// then reads every target again, see `list_all`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settling: bool,
 }
 
 /// Largest page a listing returns, whatever was asked: keeps every reply far below the frame

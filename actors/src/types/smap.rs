@@ -178,6 +178,12 @@ impl Node {
         !self.flags.intersects(Flags::MAINT | Flags::DECOMM)
     }
 
+    /// In maintenance after the rebalance that moved its data off finished without errors: it
+    /// holds no copy that matters, so reads and listings need not wait for its answer.
+    pub fn emptied(&self) -> bool {
+        self.flags.contains(Flags::MAINT | Flags::MAINT_POST_REB)
+    }
+
     /// Leaving, with its final step still to come (maintenance before post-rebalance, a pending
     /// shutdown, or a decommission).
     pub fn in_transition(&self) -> bool {

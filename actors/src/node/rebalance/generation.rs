@@ -10,7 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::jogger::{self, JoggerActor, JoggerArgs};
-use super::{Counters, MARKER, RebMsg};
+use super::{Counters, DONE, MARKER, RebMsg};
 use crate::error::{Error, Result};
 use crate::node::Restarts;
 use crate::node::meta::MetaHandle;
@@ -113,6 +113,10 @@ impl Actor for GenerationActor {
                 c.set_stage(Stage::Fin);
                 // With errors the marker stays, so a restart runs a new generation.
                 if c.errors() == 0 {
+                    let _ = crate::store::write_atomic(
+                        &a.data_dir.join(DONE),
+                        a.generation.to_string().as_bytes(),
+                    );
                     let _ = std::fs::remove_file(a.data_dir.join(MARKER));
                 }
                 c.set_stage(Stage::Done);

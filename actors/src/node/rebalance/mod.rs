@@ -42,6 +42,10 @@ use resilver::Resilver;
 /// Marker file in the data dir while a generation runs (its number inside): present at boot =
 /// interrupted.
 pub const MARKER: &str = "rebalance.marker";
+/// The last generation that finished on this target without errors (its number inside). A
+/// target that persisted a newer RMD but died before that generation's walk began (so before
+/// its marker was written) runs it when it starts again: its peers and the primary wait for it.
+pub const DONE: &str = "rebalance.done";
 /// Present while a resilver has not finished cleanly: at start, one runs again.
 pub const RESILVER_MARKER: &str = "resilver.marker";
 /// The number of the last resilver (`r<N>`), so IDs keep growing across restarts.
@@ -159,7 +163,8 @@ impl Actor for RebalanceActor {
         let rmd = args.meta.get().rmd.clone();
         let restarted = args.restarts.snapshot().contains_key("rebalance");
         let marker = marker_generation(&args.data_dir);
-        if rmd.version > args.rmd_at_start || (restarted && marker == Some(rmd.version)) {
+        let missed = generation_in(&args.data_dir, DONE).is_some_and(|d| rmd.version > d);
+        if rmd.version > args.rmd_at_start || (restarted && marker == Some(rmd.version)) || missed {
             follow(&myself, &mut state).await;
         }
         // A resilver that did not finish, or a detach that did not, goes on.
@@ -285,7 +290,12 @@ impl Actor for RebalanceActor {
 
 /// The generation number in the marker file, if there is one.
 pub fn marker_generation(data_dir: &std::path::Path) -> Option<u64> {
-    std::fs::read_to_string(data_dir.join(MARKER))
+    generation_in(data_dir, MARKER)
+}
+
+/// The generation number in file `name` of the data dir, if there is one.
+fn generation_in(data_dir: &std::path::Path, name: &str) -> Option<u64> {
+    std::fs::read_to_string(data_dir.join(name))
         .ok()?
         .trim()
         .parse()

@@ -423,11 +423,21 @@ impl DataPath<'_> {
             local: true,
             stamp: Some(tomb.version),
         };
-        for (_, r) in self.ask_other_targets(req).await {
-            if r.is_ok() {
-                found = true;
+        // "Not found" only when every target that may hold a copy said so: one that did not
+        // answer may hold it (written under the previous map). The delete record here is
+        // durable and newer than any such copy, so the delete holds either way.
+        let mut unsure = false;
+        for a in self.ask_other_targets(req).await {
+            match a.reply {
+                Ok(()) => found = true,
+                Err(Error::NotFound(_)) => {}
+                Err(_) => unsure |= !a.emptied,
             }
         }
-        if found { Ok(()) } else { Err(not_found(key)) }
+        if found || unsure {
+            Ok(())
+        } else {
+            Err(not_found(key))
+        }
     }
 }

@@ -56,28 +56,42 @@ pub fn choose(mine: Option<Stamp>, others: &[(String, Stamp)]) -> Newest {
     }
 }
 
+/// One other target's answer to a request sent to all of them.
+pub(super) struct Answer<T> {
+    pub addr: String,
+    /// Its data was moved off and checked (maintenance after a clean rebalance): it holds no
+    /// copy that matters, so its silence changes nothing.
+    pub emptied: bool,
+    pub reply: Result<T>,
+}
+
 impl DataPath<'_> {
-    /// Sends `req` to every other target in the map at once; answers by address.
-    pub(super) async fn ask_other_targets<R: Rpc + Clone>(
-        &self,
-        req: R,
-    ) -> Vec<(String, Result<R::Reply>)> {
+    /// Sends `req` to every other target in the map at once.
+    pub(super) async fn ask_other_targets<R: Rpc + Clone>(&self, req: R) -> Vec<Answer<R::Reply>> {
         let meta = self.meta.get();
         let Some(smap) = meta.smap.as_ref() else {
             return Vec::new();
         };
         let calls = smap.targets.values().filter(|t| &t.id != self.me).map(|t| {
             let (addr, req) = (t.addr.clone(), req.clone());
+            let emptied = t.emptied();
             async move {
-                let r = self.pool.rpc(&addr, req, Duration::from_secs(5)).await;
-                (addr, r)
+                let reply = self.pool.rpc(&addr, req, Duration::from_secs(5)).await;
+                Answer {
+                    addr,
+                    emptied,
+                    reply,
+                }
             }
         });
         futures::future::join_all(calls).await
     }
 
     /// Where the newest version of `key` is. The others are asked only when this target may
-    /// be missing something (no copy here, or a rebalance still settling).
+    /// be missing something (no copy here, or a rebalance still settling). Then every one of
+    /// them must answer: a target that did not may hold the newest copy (written there under
+    /// the previous map, not moved yet), so "nowhere" or "here" would be a guess that reads a
+    /// written object as missing, or an overwritten one back — the request fails instead.
     pub(super) async fn newest(&self, key: &ObjKey) -> Result<Newest> {
         let mine = self.store.stamp(&key.bucket, &key.object);
         let settled = !self.store.settling.load(Ordering::Relaxed);
@@ -85,12 +99,25 @@ impl DataPath<'_> {
         if settled && mine.is_some() {
             return Ok(choose(mine, &[]));
         }
-        let others: Vec<(String, Stamp)> = self
+        let mut others: Vec<(String, Stamp)> = Vec::new();
+        for a in self
             .ask_other_targets(StampQuery { key: key.clone() })
             .await
-            .into_iter()
-            .filter_map(|(addr, r)| r.ok().flatten().map(|s| (addr, s)))
-            .collect();
+        {
+            match a.reply {
+                Ok(Some(s)) => others.push((a.addr, s)),
+                // Nothing there (a target that does not know the bucket has no copy of it).
+                Ok(None) | Err(Error::NotFound(_)) => {}
+                Err(_) if a.emptied => {}
+                Err(e) => {
+                    return Err(Error::Unavailable(format!(
+                        "{key}: cannot tell where its newest copy is: the target at {} did not \
+                         answer ({e}) and may hold it",
+                        a.addr
+                    )));
+                }
+            }
+        }
         Ok(choose(mine, &others))
     }
 
