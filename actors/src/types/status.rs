@@ -173,17 +173,27 @@ impl RebalanceStatus {
 
     /// Fraction done in 0..=1 (bytes when there are bytes to move, else objects).
     pub fn fraction(&self) -> f64 {
-        let f = if self.bytes_total > 0 {
-            self.bytes_moved as f64 / self.bytes_total as f64
-        } else if self.objs_total > 0 {
-            self.objs_moved as f64 / self.objs_total as f64
-        } else if self.is_running() {
-            0.0
-        } else {
-            1.0
-        };
-        f.clamp(0.0, 1.0)
+        fraction(
+            (self.bytes_moved, self.bytes_total),
+            (self.objs_moved, self.objs_total),
+            self.is_running(),
+        )
     }
+}
+
+/// Progress of a job in 0..=1: bytes when there are bytes to move, else objects; nothing to
+/// move is 0 while running and 1 once done.
+fn fraction(bytes: (u64, u64), objs: (u64, u64), running: bool) -> f64 {
+    let f = if bytes.1 > 0 {
+        bytes.0 as f64 / bytes.1 as f64
+    } else if objs.1 > 0 {
+        objs.0 as f64 / objs.1 as f64
+    } else if running {
+        0.0
+    } else {
+        1.0
+    };
+    f.clamp(0.0, 1.0)
 }
 
 /// One past global rebalance, as `show rebalance --all` and `show job` show it.
@@ -320,16 +330,11 @@ impl ResilverStatus {
 
     /// Fraction done in 0..=1.
     pub fn fraction(&self) -> f64 {
-        let f = if self.bytes_total > 0 {
-            self.bytes_moved as f64 / self.bytes_total as f64
-        } else if self.objs_total > 0 {
-            self.objs_moved as f64 / self.objs_total as f64
-        } else if self.is_running() {
-            0.0
-        } else {
-            1.0
-        };
-        f.clamp(0.0, 1.0)
+        fraction(
+            (self.bytes_moved, self.bytes_total),
+            (self.objs_moved, self.objs_total),
+            self.is_running(),
+        )
     }
 }
 
