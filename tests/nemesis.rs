@@ -19,10 +19,12 @@
 //! holds the only copy of an acknowledged object), and at quiet points `no-convergence`,
 //! `quiet-unavailable`, `duplicate`, `misplaced`, `disk-mismatch`, `leftover`, `unknown-object`.
 //!
-//! Passes on today's cluster: the violations it found after the port to the layered `actors`
-//! crate (F1 lost writes and F4 listings in short runs; in long runs F6, a decommissioned node
-//! rejoining as a ghost, and F8, a rebalance walking under an older map) are fixed, each with
-//! its commit; F2, F3 and F5 of the old code were not seen again. See `nemesis/FINDINGS.md` for the per-finding status, seeds and histories.
+//! Status: the violations it found after the port to the layered `actors` crate (F1 lost
+//! writes and F4 listings in short runs; in long runs F6, a decommissioned node rejoining as a
+//! ghost, and F8, a rebalance walking under an older map) are fixed, each with its commit, and
+//! 11 short runs with 10 seeds on the helper's branch were clean; F2, F3 and F5 of the old code
+//! were not seen again. It stays ignored in the default suite while the lost-write-in-list the
+//! lead saw on main with seed 5 (3813c89) is not understood. See `nemesis/FINDINGS.md`.
 //! The checks are not weakened: a violation fails the test.
 
 mod common;
