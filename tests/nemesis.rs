@@ -19,18 +19,13 @@
 //! holds the only copy of an acknowledged object), and at quiet points `no-convergence`,
 //! `quiet-unavailable`, `duplicate`, `misplaced`, `disk-mismatch`, `leftover`, `unknown-object`.
 //!
-//! CURRENTLY FAILING on today's cluster, intermittently in this short run (timing decides
-//! whether a given run hits them; about one short run in three did) and in every 10-minute
-//! `just nemesis` run so far — see `nemesis/FINDINGS.md` for seeds and minimal histories:
-//! - `lost-write` and `resurrected` (F1: "not found" while the copy is on a target the owner
-//!   cannot reach),
-//! - `stale-read` (F2: an older copy served after an ownership change),
-//! - `wrongly-finalised` (F3: safe to power off while holding the only copy),
-//! - `stale-read-in-list`, `resurrected-in-list`, `lost-write-in-list` (F4: listings),
-//! - `no-convergence` (F5: two primaries after the primary dies with its successor stopped).
-//!
-//! The checks are not weakened and the test is not ignored: it is meant to pass once these
-//! are fixed.
+//! Status: the violations it found after the port to the layered `actors` crate (F1 lost
+//! writes and F4 listings in short runs; in long runs F6, a decommissioned node rejoining as a
+//! ghost, and F8, a rebalance walking under an older map) are fixed, each with its commit, and
+//! 11 short runs with 10 seeds on the helper's branch were clean; F2, F3 and F5 of the old code
+//! were not seen again. It stays ignored in the default suite while the lost-write-in-list the
+//! lead saw on main with seed 5 (3813c89) is not understood. See `nemesis/FINDINGS.md`.
+//! The checks are not weakened: a violation fails the test.
 
 mod common;
 #[path = "nemesis/mod.rs"]

@@ -346,15 +346,17 @@ impl Router {
             }
             Peer::Action(action) => {
                 auth::check_from_primary(meta.smap.as_ref(), from, None)?;
+                // Silence at once, before the primary drops us from the map: a heartbeat in
+                // between would be answered "not in the map" and trigger a rejoin — of a node
+                // on its way out (a decommissioned one came back as a ghost target that owned
+                // objects and held its address, nemesis long seed 2002).
+                if let Some(k) =
+                    names::lookup::<super::keepalive::KeepaliveMsg>(&names::keepalive(&self.me.id))
+                {
+                    ractor::call_t!(k, super::keepalive::KeepaliveMsg::Suspend, 5000)
+                        .map_err(|e| Error::Unavailable(format!("keepalive: {e}")))?;
+                }
                 if action == NodeAction::StopKeepalive {
-                    // Silence at once, before the primary drops us from the map: a heartbeat in
-                    // between would be answered "not in the map" and trigger a rejoin.
-                    if let Some(k) = names::lookup::<super::keepalive::KeepaliveMsg>(
-                        &names::keepalive(&self.me.id),
-                    ) {
-                        ractor::call_t!(k, super::keepalive::KeepaliveMsg::Suspend, 5000)
-                            .map_err(|e| Error::Unavailable(format!("keepalive: {e}")))?;
-                    }
                     if let Some(r) =
                         names::lookup::<super::rebalance::RebMsg>(&names::rebalance(&self.me.id))
                     {

@@ -316,6 +316,22 @@ async fn follow(myself: &ActorRef<RebMsg>, state: &mut RebState) {
         // Not part of this generation (e.g. joined right after it started).
         return;
     }
+    // A generation walks under the map it was made for (or a newer one). The RMD can arrive
+    // alone — a restarted target's rejoin leaves its map entry unchanged, so the primary
+    // pushes no map — and a walk under the older map it restarted with sends nothing that the
+    // newer one moved (nemesis long seed 2002: "misplaced" after a stop-maintenance). The map
+    // follows within a keepalive (an older version is caught up), and with it this call again.
+    if let Some(have) = meta.smap.as_ref().map(|s| s.version)
+        && have < meta.rmd.smap_version
+    {
+        tracing::info!(
+            generation = want,
+            have,
+            need = meta.rmd.smap_version,
+            "rebalance waits for the cluster map it was made for"
+        );
+        return;
+    }
     if let Some(mut old) = state.current.take() {
         tracing::info!(old = old.generation, new = want, "preempting rebalance");
         abort(&mut old).await;
