@@ -27,8 +27,10 @@ use crate::types::status::{ClusterStatus, RebalanceStatus};
 /// Identity clients put in the `from` field.
 pub const CLIENT_ID: &str = "cli";
 
-/// Redirects followed before giving up (the map is changing under us).
-const MAX_REDIRECTS: usize = 3;
+/// How long redirects are followed while targets disagree about the owner (their maps are
+/// being updated: a target that has not received the newest map yet sends the client back to
+/// the previous owner, which sends it on again).
+const REDIRECT_SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -244,10 +246,22 @@ impl Client {
     /// map. Returns the link (for a body that follows) and the first reply.
     async fn to_owner(&self, key: &ObjKey, msg: Msg) -> Result<(Link, Msg)> {
         let (mut node, mut addr) = self.owner_of(key).await?;
-        for _ in 0..MAX_REDIRECTS {
+        let deadline = std::time::Instant::now() + REDIRECT_SETTLE;
+        let mut visited = vec![node.clone()];
+        let mut pause = std::time::Duration::from_millis(10);
+        while std::time::Instant::now() < deadline {
             match self.at_target(&node, &addr, msg.clone()).await? {
                 (link, Msg::Redirect { node: n, addr: a }) => {
                     self.pool.release(link);
+                    // Sent back to a target already asked: their maps disagree until the
+                    // newest one reaches them all (metasync). Wait for that, briefly, rather
+                    // than give up after a fixed number of hops.
+                    if visited.contains(&n) {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                        visited.clear();
+                    }
+                    visited.push(n.clone());
                     (node, addr) = (n, a);
                 }
                 (link, Msg::Error(w)) => {

@@ -71,7 +71,9 @@ pub async fn serve(
             let status = StorageStatus {
                 target: me.0.clone(),
                 mountpaths: rows,
-                resilver: resilver_status(me).await?,
+                // The disks are the answer; a rebalance actor still starting (or restarting)
+                // only means no resilver to show yet.
+                resilver: resilver_status(me).await.ok().flatten(),
             };
             Ok(Msg::Reply(GetStorage::reply(Box::new(status))))
         }
