@@ -31,4 +31,4 @@ fuzz:
 # history and the disks checked throughout. SHOAL_NEMESIS_SEED replays a run (default: random);
 # SHOAL_NEMESIS_SECS is the time under faults (default 600).
 nemesis secs="600" seed="":
-    SHOAL_NEMESIS_SECS={{secs}} SHOAL_NEMESIS_SEED={{seed}} SHOAL_NEMESIS_QUIET_SECS=${SHOAL_NEMESIS_QUIET_SECS:-90} SHOAL_NEMESIS_KEYS=${SHOAL_NEMESIS_KEYS:-128} cargo test --release --test nemesis -- --nocapture
+    SHOAL_NEMESIS_SECS={{secs}} SHOAL_NEMESIS_SEED={{seed}} SHOAL_NEMESIS_QUIET_SECS=${SHOAL_NEMESIS_QUIET_SECS:-90} SHOAL_NEMESIS_KEYS=${SHOAL_NEMESIS_KEYS:-128} cargo test --release --test nemesis -- --include-ignored --nocapture
