@@ -211,7 +211,16 @@ fn mountpath_lines(
 
 /// The target's resilver, wrapped, the same words as `nodectl show resilver`.
 fn resilver_lines(r: &ResilverStatus, width: usize) -> Vec<Line<'static>> {
-    let dim = Style::new().fg(Color::DarkGray);
+    resilver_lines_led(r, width, Style::new().fg(Color::DarkGray))
+}
+
+/// A resilver's line wrapped to `width` behind a `resilver ` lead in `lead_style` (the detail
+/// view and the main screen's strip differ only in that style).
+pub(super) fn resilver_lines_led(
+    r: &ResilverStatus,
+    width: usize,
+    lead_style: Style,
+) -> Vec<Line<'static>> {
     let style = resilver_style(r);
     const LEAD: &str = "resilver ";
     wrap(&resilver_line(r), width.saturating_sub(LEAD.len()))
@@ -219,7 +228,7 @@ fn resilver_lines(r: &ResilverStatus, width: usize) -> Vec<Line<'static>> {
         .enumerate()
         .map(|(i, piece)| {
             let lead = if i == 0 {
-                Span::styled(LEAD, dim)
+                Span::styled(LEAD, lead_style)
             } else {
                 Span::raw(" ".repeat(LEAD.len()))
             };

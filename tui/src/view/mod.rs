@@ -19,7 +19,6 @@ use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
 use shoal_actors::types::status::{NodeState, NodeStatus, RebState, ResilverStatus};
 
-use crate::format;
 use crate::model::{Connection, Model, Severity};
 
 pub use tables::{TargetColumn, target_columns};
@@ -184,20 +183,8 @@ fn resilver_strip(m: &Model, width: u16) -> Vec<Line<'static>> {
     let each: Vec<Vec<Line<'static>>> = running
         .iter()
         .map(|r| {
-            let style = detail::resilver_style(r);
             let lead = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
-            log::wrap(&format::resilver_line(r), width.saturating_sub(LEAD.len()))
-                .into_iter()
-                .enumerate()
-                .map(|(k, piece)| {
-                    let lead = if k == 0 {
-                        Span::styled(LEAD, lead)
-                    } else {
-                        Span::raw(" ".repeat(LEAD.len()))
-                    };
-                    Line::from(vec![lead, Span::styled(piece, style)])
-                })
-                .collect()
+            detail::resilver_lines_led(r, width, lead)
         })
         .collect();
     if each.iter().map(Vec::len).sum::<usize>() <= MAX_RESILVER_ROWS {
