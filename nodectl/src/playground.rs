@@ -45,8 +45,24 @@ pub struct LocalCluster {
     pub http_offset: Option<i32>,
 }
 
-/// Picks a free TCP port on loopback.
+/// Where [`free_port`] picks: below Linux's default ephemeral range (32768–60999). A port the
+/// kernel hands out is one it may hand out again to any outgoing connection, so a node restarted
+/// on its old port could find it taken; ports below the range are only ever taken by a bind.
+/// Leaves room under 32768 for the playground's HTTP ports (+1000) and below 21000 for the
+/// tests' (−11000).
+pub const PORT_RANGE: std::ops::Range<u16> = 21000..31500;
+
+/// Picks a free TCP port on loopback, at random in [`PORT_RANGE`] (random, so that tests running
+/// side by side rarely try the same one), else any the kernel gives.
 pub fn free_port() -> Result<u16> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..500 {
+        let p = rng.random_range(PORT_RANGE);
+        if port_free(p) {
+            return Ok(p);
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }

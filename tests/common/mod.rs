@@ -29,9 +29,10 @@ interval_ms = 250
 num_retries = 3
 "#;
 
-/// HTTP tests: nodes serve HTTP this far from their `--listen` port — below the ephemeral range
-/// that `free_port` picks from, so an HTTP port never collides with another node's port.
-pub const HTTP_OFFSET: i32 = -30000;
+/// HTTP tests: nodes serve HTTP this far from their `--listen` port — below the range that
+/// `free_port` picks from (`playground::PORT_RANGE`), so an HTTP port never collides with
+/// another node's port.
+pub const HTTP_OFFSET: i32 = -11000;
 
 /// A `--listen` port whose HTTP port ([`HTTP_OFFSET`] away) is free too.
 pub fn lc_http_port() -> u16 {
