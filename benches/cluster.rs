@@ -5,12 +5,16 @@
 //! What is measured:
 //! 1. Data path: put/get throughput through 1 proxy + 3 targets (2 mountpaths each) with the
 //!    typed client, 4 KiB and 1 MiB objects, against raw `write + fsync + rename` and raw reads
-//!    of the same count and sizes at the same concurrency; peak RSS of every node meanwhile.
+//!    of the same count and sizes at the same concurrency, and against the bare wire (a
+//!    request/response of the same payload over loopback TCP, same concurrency and runtime:
+//!    what one round trip costs here, with no disk); peak RSS of every node meanwhile.
 //! 2. Rebalance: decommission of a target holding (a) ≥ 1 GiB in 1 MiB objects and (b) ≥ 50,000
 //!    objects of 4 KiB, timed from the lifecycle request to `state == "finished"`, against
 //!    `cp -r <its mountpaths> && sync` of the same files; peak RSS of the sender and receivers.
 //! 3. Idle: RSS of an idle proxy and targets, and the start time of the cluster (first process
 //!    spawned → every node joined → join rebalances settled).
+//! 4. The smallest rebalance: generations with nothing to move (an empty target into
+//!    maintenance and back), from the lifecycle request to `finished`.
 //!
 //! Run (from the workspace root; `cargo bench` builds `noded` in the same profile):
 //!
@@ -19,7 +23,8 @@
 //! SHOAL_BENCH_SCALE=small cargo bench --bench cluster  # ~30 s smoke run, for CI
 //! cargo bench --bench cluster -- datapath              # only sections whose name contains
 //!                                                      # the filter: datapath, rebalance-1mib,
-//!                                                      # rebalance-4kib, rebalance-4kib-tenth
+//!                                                      # rebalance-4kib, rebalance-4kib-tenth,
+//!                                                      # rebalance-empty
 //!                                                      # (idle is always measured)
 //! ```
 //!
@@ -328,6 +333,53 @@ async fn wait_nodes(client: &Client, n: usize, timeout: Duration) -> Result<()> 
     }
 }
 
+/// The smallest rebalance (issue #15, item 4): on an empty cluster, a target goes into
+/// maintenance and back, `rounds` times; each generation has nothing to move. Seconds from the
+/// lifecycle request to the generation's `finished` state, polled every 2 ms (so the figure
+/// is the cluster's own floor, not the poll's).
+async fn empty_rebalances(b: &Bench, rounds: usize) -> Result<Vec<f64>> {
+    let victim = b.id("target0").await?;
+    let mut secs = Vec::new();
+    for i in 0..rounds * 2 {
+        let op = if i % 2 == 0 {
+            LifecycleOp::StartMaintenance
+        } else {
+            LifecycleOp::StopMaintenance
+        };
+        let t = Instant::now();
+        let reply = b
+            .client
+            .lifecycle(LifecycleRequest {
+                op,
+                nodes: vec![victim.clone()],
+                no_rebalance: false,
+                rm_user_data: false,
+                dry_run: false,
+            })
+            .await?;
+        let rid = reply
+            .rebalance_id
+            .ok_or_else(|| anyhow!("{op:?} started no rebalance"))?;
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(r)) = b.client.rebalance_status().await
+                && r.id == rid
+                && !r.is_running()
+            {
+                break;
+            }
+            if Instant::now() > until {
+                bail!("the empty rebalance {rid} did not finish within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        secs.push(t.elapsed().as_secs_f64());
+        // The next request must not find the cluster busy finalising this one.
+        wait_rebalance_idle(&b.client, Duration::from_secs(60)).await?;
+    }
+    Ok(secs)
+}
+
 async fn wait_rebalance_idle(client: &Client, timeout: Duration) -> Result<()> {
     let until = Instant::now() + timeout;
     loop {
@@ -522,11 +574,14 @@ struct DataPath {
     raw_get: RunStats,
     put: RunStats,
     get: RunStats,
+    /// The bare wire: the same payloads, request/response over loopback TCP.
+    wire_put: RunStats,
+    wire_get: RunStats,
     /// Every round, for the JSON.
     all_rounds: Vec<Value>,
     /// Lowest and highest MB/s over the rounds, in the order raw put, raw put+dirsync, raw get,
-    /// cluster put, cluster get.
-    spread: [(f64, f64); 5],
+    /// cluster put, cluster get, wire put, wire get.
+    spread: [(f64, f64); 7],
     /// Peak RSS per node during the cluster put+get, kB.
     rss: BTreeMap<String, u64>,
 }
@@ -559,6 +614,75 @@ fn raw_writes(
     })
 }
 
+/// Size of a bare-wire request or response header: what any protocol needs at least (an
+/// operation, a name, a length), so the wire baseline is not flattered by empty messages.
+const WIRE_HEADER: usize = 64;
+
+/// The bare wire (issue #15, item 2): what loopback TCP itself allows on this machine at the
+/// same payload size, concurrency and runtime as the cluster's data path. A server answers each
+/// request (a header, then `req` bytes) with a header and `resp` bytes; `conc` clients, one
+/// connection each, pull request indices from a shared counter. One round trip per operation,
+/// no disk: the ceiling any request/response data path can reach here.
+async fn wire(n: usize, conc: usize, req: usize, resp: usize) -> Result<RunStats> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let server = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = s.set_nodelay(true);
+                let (mut r, mut w) = tokio::io::split(tokio::io::BufStream::new(s));
+                let mut reply = vec![0u8; WIRE_HEADER + resp];
+                reply[..8].copy_from_slice(&(resp as u64).to_le_bytes());
+                let mut buf = vec![0u8; WIRE_HEADER + req];
+                loop {
+                    if r.read_exact(&mut buf).await.is_err() {
+                        return;
+                    }
+                    if w.write_all(&reply).await.is_err() || w.flush().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let next = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let mut s = tokio::io::BufStream::new(s);
+            let mut msg = vec![0u8; WIRE_HEADER + req];
+            msg[..8].copy_from_slice(&(req as u64).to_le_bytes());
+            let mut back = vec![0u8; WIRE_HEADER + resp];
+            let mut bytes = 0u64;
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                s.write_all(&msg).await?;
+                s.flush().await?;
+                s.read_exact(&mut back).await?;
+                bytes += req.max(resp) as u64;
+            }
+            anyhow::Ok(bytes)
+        }));
+    }
+    let mut bytes = 0;
+    for t in tasks {
+        bytes += t.await??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    server.abort();
+    Ok(RunStats {
+        secs,
+        ops: n,
+        bytes,
+        errors: 0,
+        first_error: None,
+    })
+}
+
 fn raw_reads(dir: &Path, n: usize, conc: usize) -> RunStats {
     run_threads(n, conc, |i| {
         let v = std::fs::read(dir.join(format!("obj-{i:06}")))?;
@@ -581,7 +705,7 @@ async fn data_path(
     );
     // Rounds interleave baseline and cluster so that a noisy disk moment hits both; the table
     // shows the median round of each operation.
-    let mut rounds: Vec<[RunStats; 5]> = Vec::new();
+    let mut rounds: Vec<[RunStats; 7]> = Vec::new();
     let sampler = RssSampler::start(b.pids());
     for round in 0..s.rounds {
         let raw_dir = b.dir.join(format!("raw-{label}"));
@@ -644,7 +768,17 @@ async fn data_path(
         get.warn("cluster get");
         let _ = std::fs::remove_dir_all(&raw_dir);
         sync_fs();
-        rounds.push([raw_put, raw_put_dirsync, raw_get, put, get]);
+        let wire_put = wire(n, conc, size, 0).await?;
+        let wire_get = wire(n, conc, 0, size).await?;
+        rounds.push([
+            raw_put,
+            raw_put_dirsync,
+            raw_get,
+            put,
+            get,
+            wire_put,
+            wire_get,
+        ]);
     }
     let rss = sampler.finish();
     let median = |k: usize| -> RunStats {
@@ -660,6 +794,8 @@ async fn data_path(
         raw_get: median(2),
         put: median(3),
         get: median(4),
+        wire_put: median(5),
+        wire_get: median(6),
         spread: std::array::from_fn(|k| {
             let v = rounds.iter().map(|r| r[k].mb_s());
             (
@@ -673,6 +809,7 @@ async fn data_path(
                 json!({
                     "raw_put": r[0].json(), "raw_put_dirsync": r[1].json(), "raw_get": r[2].json(),
                     "cluster_put": r[3].json(), "cluster_get": r[4].json(),
+                    "wire_put": r[5].json(), "wire_get": r[6].json(),
                 })
             })
             .collect(),
@@ -1001,6 +1138,12 @@ async fn run(s: Settings) -> Result<()> {
         .filter_map(|(n, p)| Some((n, status_kb(p, "VmRSS")?)))
         .collect();
     let mut startups = vec![(b.joined, b.settled)];
+    let empty = if s.wants("rebalance-empty") {
+        println!("  empty rebalances (maintenance of an empty target, on and off) ...");
+        empty_rebalances(&b, s.rounds.max(3)).await?
+    } else {
+        Vec::new()
+    };
     let mut dps = Vec::new();
     if s.wants("datapath") {
         dps.push(data_path(&b, &s, &pool, "4k", s.dp_4k, 4 * KIB).await?);
@@ -1043,7 +1186,7 @@ async fn run(s: Settings) -> Result<()> {
             s.concurrency, s.rounds
         );
         println!(
-            "{:<8} {:>7} {:<30} {:>9} {:>10} {:>8} {:>14} {:>7} {:>17}",
+            "{:<8} {:>7} {:<30} {:>9} {:>10} {:>8} {:>14} {:>8} {:>7} {:>17}",
             "size",
             "objects",
             "operation",
@@ -1051,46 +1194,59 @@ async fn run(s: Settings) -> Result<()> {
             "objs/s",
             "vs raw",
             "vs raw+dirsync",
+            "vs wire",
             "errors",
             "MB/s over rounds"
         );
         for d in &dps {
             let sz = size_label(d.size);
-            // (operation, median round, baseline, second baseline, spread index)
+            // (operation, median round, baseline, second baseline, wire baseline, spread index)
             type Row<'a> = (
                 &'a str,
                 &'a RunStats,
                 Option<&'a RunStats>,
                 Option<&'a RunStats>,
+                Option<&'a RunStats>,
                 usize,
             );
-            let rows: [Row; 5] = [
-                ("raw write+fsync+rename", &d.raw_put, None, None, 0),
+            let rows: [Row; 7] = [
+                ("raw write+fsync+rename", &d.raw_put, None, None, None, 0),
                 (
                     "raw write+fsync+rename+dirsync",
                     &d.raw_put_dirsync,
                     None,
                     None,
+                    None,
                     1,
                 ),
+                ("bare wire put (loopback)", &d.wire_put, None, None, None, 5),
                 (
                     "cluster put",
                     &d.put,
                     Some(&d.raw_put),
                     Some(&d.raw_put_dirsync),
+                    Some(&d.wire_put),
                     3,
                 ),
-                ("raw read", &d.raw_get, None, None, 2),
-                ("cluster get", &d.get, Some(&d.raw_get), None, 4),
+                ("raw read", &d.raw_get, None, None, None, 2),
+                ("bare wire get (loopback)", &d.wire_get, None, None, None, 6),
+                (
+                    "cluster get",
+                    &d.get,
+                    Some(&d.raw_get),
+                    None,
+                    Some(&d.wire_get),
+                    4,
+                ),
             ];
             let ratio = |r: &RunStats, b: Option<&RunStats>| {
                 b.map(|b| format!("{:.2}x", r.mb_s() / b.mb_s()))
                     .unwrap_or_default()
             };
-            for (op, r, base, base2, k) in rows {
+            for (op, r, base, base2, wire, k) in rows {
                 let (lo, hi) = d.spread[k];
                 println!(
-                    "{:<8} {:>7} {:<30} {:>9.1} {:>10.0} {:>8} {:>14} {:>7} {:>17}",
+                    "{:<8} {:>7} {:<30} {:>9.1} {:>10.0} {:>8} {:>14} {:>8} {:>7} {:>17}",
                     sz,
                     r.ops,
                     op,
@@ -1098,6 +1254,7 @@ async fn run(s: Settings) -> Result<()> {
                     r.ops_s(),
                     ratio(r, base),
                     ratio(r, base2),
+                    ratio(r, wire),
                     r.errors,
                     format!("{lo:.1}-{hi:.1}"),
                 );
@@ -1116,6 +1273,9 @@ async fn run(s: Settings) -> Result<()> {
                 "put_ratio_cluster_over_raw": round3(d.put.mb_s() / d.raw_put.mb_s()),
                 "put_ratio_cluster_over_raw_dirsync": round3(d.put.mb_s() / d.raw_put_dirsync.mb_s()),
                 "get_ratio_cluster_over_raw": round3(d.get.mb_s() / d.raw_get.mb_s()),
+                "wire_put": d.wire_put.json(), "wire_get": d.wire_get.json(),
+                "put_ratio_cluster_over_wire": round3(d.put.mb_s() / d.wire_put.mb_s()),
+                "get_ratio_cluster_over_wire": round3(d.get.mb_s() / d.wire_get.mb_s()),
                 "peak_rss_mib": kb_json(&d.rss),
                 "rounds": d.all_rounds,
             }));
@@ -1271,6 +1431,22 @@ async fn run(s: Settings) -> Result<()> {
         );
     }
 
+    let mut sorted = empty.clone();
+    sorted.sort_by(f64::total_cmp);
+    if !sorted.is_empty() {
+        println!();
+        println!(
+            "4. SMALLEST REBALANCE (nothing to move: an empty target into maintenance and back; request -> finished, polled every 2 ms; goal <= 50 ms)"
+        );
+        println!(
+            "  {} generations: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+            sorted.len(),
+            sorted[sorted.len() / 2] * 1e3,
+            sorted[0] * 1e3,
+            sorted[sorted.len() - 1] * 1e3
+        );
+    }
+
     let doc = json!({
         "scale": s.scale,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -1281,6 +1457,10 @@ async fn run(s: Settings) -> Result<()> {
         "data_path": j_dp,
         "rebalance": j_reb,
         "rebalance_memory_vs_object_count": j_mem,
+        "empty_rebalance_secs": {
+            "all": empty.iter().map(|x| (*x * 1e6).round() / 1e6).collect::<Vec<_>>(),
+            "median": sorted.get(sorted.len() / 2).copied(),
+        },
         "idle": {
             "rss_mib": kb_json(&idle_rss),
             "startups": startups.iter().map(|(j, st)| json!({

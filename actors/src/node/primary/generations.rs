@@ -4,7 +4,7 @@
 //! some objects did not move.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::PrimaryState;
 use super::push::{self, Push};
@@ -127,6 +127,71 @@ pub async fn report(state: &mut PrimaryState, r: TargetRebStatus) -> Result<Repl
         min_stage,
         current_gen: current,
     }))
+}
+
+/// How long a report that waits for the other participants is held at most: well under the
+/// reporter's RPC timeout, so a slow generation costs one more report, never an error.
+pub const HOLD: Duration = Duration::from_secs(1);
+
+/// A held report: the generation it was about, since when, and where its answer goes.
+pub struct Held {
+    generation: u64,
+    since: Instant,
+    reply: super::ReplyTo,
+}
+
+/// Answers a report now, or holds it when it says "I am done sending" while others are not:
+/// it is answered as soon as they are (see [`release_held`]).
+pub fn answer_or_hold(
+    state: &mut PrimaryState,
+    stage: Stage,
+    res: Result<Reply>,
+    reply: super::ReplyTo,
+) {
+    if let Ok(Reply::RebReportAck(ack)) = &res
+        && stage == Stage::PostTraverse
+        && ack.min_stage < Stage::PostTraverse
+    {
+        state.held.push(Held {
+            generation: ack.current_gen,
+            since: Instant::now(),
+            reply,
+        });
+        state
+            .myself
+            .send_after(HOLD, || super::PrimaryMsg::ReleaseHeld);
+        return;
+    }
+    let _ = reply.send(res);
+}
+
+/// Answers the held reports whose wait is over: every participant of their generation is past
+/// traverse, the generation is no longer the current one, or [`HOLD`] has passed.
+pub fn release_held(state: &mut PrimaryState) {
+    if state.held.is_empty() {
+        return;
+    }
+    let current = state.a.meta.get().rmd.version;
+    let min_stage = state
+        .tracker
+        .as_ref()
+        .filter(|t| t.generation == current)
+        .map(|t| t.min_stage())
+        .unwrap_or(Stage::Init);
+    let now = Instant::now();
+    let (due, keep): (Vec<Held>, Vec<Held>) =
+        std::mem::take(&mut state.held).into_iter().partition(|h| {
+            h.generation != current
+                || min_stage >= Stage::PostTraverse
+                || now.duration_since(h.since) >= HOLD
+        });
+    state.held = keep;
+    for h in due {
+        let _ = h.reply.send(Ok(TargetRebStatus::reply(RebReportAck {
+            min_stage,
+            current_gen: current,
+        })));
+    }
 }
 
 /// Every participant is done: finalise the lifecycle steps waiting on this generation, unless

@@ -81,6 +81,8 @@ pub enum PrimaryMsg {
         nodes: Vec<NodeId>,
         then: Option<(ReplyTo, Reply)>,
     },
+    /// A held progress report's time is up (see [`PrimaryState::held`]).
+    ReleaseHeld,
 }
 
 /// What `show cluster` needs from the primary's state.
@@ -102,6 +104,10 @@ pub struct PrimaryState {
     ticks: u64,
     /// Who asked for the control request being handled (auth on), for its history record.
     pub(super) requester: Option<String>,
+    /// Reports of targets that finished sending and wait for the others (long poll): answered
+    /// the moment every participant is past traverse, so the end of a generation is pushed
+    /// rather than polled; at the latest after [`generations::HOLD`].
+    held: Vec<generations::Held>,
 }
 
 impl PrimaryState {
@@ -206,6 +212,7 @@ impl Actor for PrimaryActor {
             missed: HashSet::new(),
             ticks: 0,
             requester: None,
+            held: Vec::new(),
         })
     }
 
@@ -264,6 +271,7 @@ impl Actor for PrimaryActor {
             PrimaryMsg::Decommissioned { nodes, then } => {
                 finalize::remove_decommissioned(state, nodes, then).await
             }
+            PrimaryMsg::ReleaseHeld => generations::release_held(state),
         }
         Ok(())
     }
@@ -277,8 +285,10 @@ async fn control(state: &mut PrimaryState, c: Control, reply: ReplyTo) {
         }
         Control::Join(j) => membership::self_join(state, j, reply).await,
         Control::RebReport(r) => {
+            let stage = r.stage;
             let res = generations::report(state, *r).await;
-            let _ = reply.send(res);
+            generations::answer_or_hold(state, stage, res, reply);
+            generations::release_held(state);
         }
         Control::Rebalance(op) => ops::rebalance_ctl(state, op, reply).await,
         Control::GetRebStatus(_) => {

@@ -31,6 +31,8 @@ pub struct Counters {
     paused: std::sync::atomic::AtomicBool,
     /// Joggers (one per mountpath).
     pub mountpaths: u64,
+    /// Woken on every stage change: the reporter tells the primary at once.
+    pub stage_changed: tokio::sync::Notify,
 }
 
 const STAGES: [Stage; 6] = [
@@ -63,6 +65,7 @@ impl Counters {
             blocked_by: Mutex::new(None),
             paused: Default::default(),
             mountpaths: mountpaths as u64,
+            stage_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -72,7 +75,9 @@ impl Counters {
 
     pub fn set_stage(&self, s: Stage) {
         let i = STAGES.iter().position(|x| *x == s).unwrap_or(0);
-        self.stage.store(i as u8, Ordering::Relaxed);
+        if self.stage.swap(i as u8, Ordering::Relaxed) != i as u8 {
+            self.stage_changed.notify_one();
+        }
         if matches!(s, Stage::Done | Stage::Aborted) {
             self.finished
                 .store(crate::types::unix_secs(), Ordering::Relaxed);

@@ -252,6 +252,8 @@ async fn report(a: &GenArgs) -> Result<Stage> {
     Ok(ack.min_stage)
 }
 
+/// Reports every [`REPORT_EVERY`], and at once when the stage changes (the primary learns that
+/// a target finished as it happens, not up to a period later).
 fn spawn_reporter(a: Arc<GenArgs>) {
     tokio::spawn(async move {
         loop {
@@ -260,16 +262,21 @@ fn spawn_reporter(a: Arc<GenArgs>) {
             }
             tokio::select! {
                 _ = a.cancel.cancelled() => break,
+                _ = a.counters.stage_changed.notified() => {}
                 _ = tokio::time::sleep(REPORT_EVERY) => {}
             }
         }
     });
 }
 
-/// Post-traverse: poll until every participant has finished sending, then finish.
+/// Post-traverse: wait until every participant has finished sending, then finish. The primary
+/// holds this report until they have (a long poll, up to a second), so the answer comes as soon
+/// as the last one is done; one that comes back at once (the primary could not hold it: an
+/// error, or another generation) is asked again after a pause.
 fn wait_for_peers(a: Arc<GenArgs>, me: ActorRef<GenMsg>) {
     tokio::spawn(async move {
         loop {
+            let asked = std::time::Instant::now();
             match report(&a).await {
                 Ok(min) if min >= Stage::PostTraverse => {
                     let _ = me.cast(GenMsg::AllSent);
@@ -280,9 +287,10 @@ fn wait_for_peers(a: Arc<GenArgs>, me: ActorRef<GenMsg>) {
                     .counters
                     .set_blocked(Some(format!("primary unreachable: {e}"))),
             }
+            let pause = Duration::from_millis(200).saturating_sub(asked.elapsed());
             tokio::select! {
                 _ = a.cancel.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     });
