@@ -552,3 +552,87 @@ async fn no_rebalance_maintenance_then_stop() {
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
 }
+
+/// Data requests (get, put, head, delete, locate) a node has served, from its `/metrics`.
+async fn data_requests_served(c: &TestCluster, node: &str) -> u64 {
+    let text = c
+        .client
+        .rpc_at(&c.lc.procs[node].addr, shoal_actors::proto::msg::GetMetrics)
+        .await
+        .expect("metrics");
+    let ops = [
+        "get-object",
+        "put-object",
+        "head-object",
+        "delete-object",
+        "locate",
+    ];
+    text.lines()
+        .filter(|l| l.contains("requests_total{"))
+        .filter(|l| ops.iter().any(|o| l.contains(&format!("op=\"{o}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Issue #15 item 1: a client routes data requests by its own copy of the map (one round trip,
+/// the proxy is not asked), and that copy going stale during a rebalance costs hops, never a
+/// wrong answer: reads return the last write, writes land at their proper location.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_an_old_map_reads_and_writes_correctly_during_a_rebalance() {
+    let (c, mut expected) = cluster(2_000_000).await;
+    let stale = c.lc.client();
+    // The first request fetches the map; from then on the proxy sees no data request.
+    let first = expected.keys().next().unwrap().clone();
+    stale.get_bytes(BUCKET, &first).await.unwrap();
+    let before = data_requests_served(&c, "proxy0").await;
+    let sample: Vec<String> = expected.keys().take(50).cloned().collect();
+    for n in &sample {
+        let data = stale.get_bytes(BUCKET, n).await.unwrap();
+        assert_eq!(checksum(&data), expected[n], "{n}");
+        stale.head(BUCKET, n).await.unwrap();
+    }
+    let fresh = make_objects(10, 100, 4096, 77);
+    for (n, d) in &fresh {
+        stale
+            .put_bytes(BUCKET, &format!("direct/{n}"), d)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        data_requests_served(&c, "proxy0").await,
+        before,
+        "with a map at hand, data requests must go straight to the owner target"
+    );
+    for (n, d) in &fresh {
+        expected.insert(format!("direct/{n}"), checksum(d));
+    }
+
+    // The map changes under it: a target goes into maintenance, its objects move (throttled).
+    let t0 = c.id("target0").await;
+    membership(&c, &["start-maintenance", &t0.0]);
+    assert!(
+        c.client
+            .rebalance_status()
+            .await
+            .unwrap()
+            .is_some_and(|r| r.is_running()),
+        "throttled rebalance finished too soon to test"
+    );
+    // Everything reads back right through the old map while objects move...
+    assert_all_readable(&stale, &expected).await;
+    // ...and overwrites and new objects land where the new map wants them.
+    let later = make_objects(40, 100, 64 << 10, 78);
+    for (i, (n, d)) in later.iter().enumerate() {
+        let name = if i % 2 == 0 {
+            sample[i].clone()
+        } else {
+            format!("during/{n}")
+        };
+        stale.put_bytes(BUCKET, &name, d).await.unwrap();
+        expected.insert(name, checksum(d));
+    }
+    assert_all_readable(&stale, &expected).await;
+    c.wait_rebalance_idle(T).await;
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+}

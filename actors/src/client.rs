@@ -1,9 +1,12 @@
 //! The typed client: what `nodectl`, the console, the HTTP gateway and the tests use to talk to
 //! a cluster.
 //!
-//! It speaks to any proxy; data requests are redirected to the owning target and followed here,
-//! so proxies never carry object data. Connections are pooled per address and shared by clones
-//! (the same pool and retry rule the nodes use).
+//! It speaks to any proxy; data requests go to the owning target, so proxies never carry object
+//! data. The owner is computed here from a cached cluster map (HRW, as the nodes and AIStore's
+//! SDK with `direct=True` do): one round trip per small request. A stale map costs a hop, never
+//! a wrong answer — a target with a newer map redirects (and the cache is dropped), and one that
+//! is gone sends the client back to the proxy. Connections are pooled per address and shared by
+//! clones (the same pool and retry rule the nodes use).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,6 +43,9 @@ pub struct Client {
     /// Connect and per-reply timeout.
     pub timeout: Duration,
     pool: Arc<Pool>,
+    /// The cluster map data requests are routed by (shared by clones); `None` until fetched,
+    /// and again after a target said it is out of date.
+    smap: Arc<std::sync::RwLock<Option<Arc<Smap>>>>,
 }
 
 /// Where an object lives.
@@ -60,6 +66,7 @@ impl Client {
             pool: Arc::new(
                 Pool::new(NodeId(CLIENT_ID.into()), Box::new(|| None)).with_io_timeout(timeout),
             ),
+            smap: Default::default(),
         }
     }
 
@@ -221,6 +228,33 @@ impl Client {
         }
     }
 
+    /// The map data requests are routed by: the cached one, else the endpoint's (cached).
+    async fn routing_map(&self) -> Option<Arc<Smap>> {
+        if let Some(s) = self.smap.read().expect("poisoned").clone() {
+            return Some(s);
+        }
+        let s = Arc::new(self.smap().await.ok()?);
+        *self.smap.write().expect("poisoned") = Some(s.clone());
+        Some(s)
+    }
+
+    /// A target answered from a newer map, or could not be reached: route by a fresh one.
+    fn forget_map(&self) {
+        *self.smap.write().expect("poisoned") = None;
+    }
+
+    /// The owner target of `key`: from the cached map when there is one (no round trip), and
+    /// whether it came from there.
+    async fn owner_direct(&self, key: &ObjKey) -> Result<(NodeId, String, bool)> {
+        if let Some(smap) = self.routing_map().await
+            && let Some(n) = crate::logic::placement::owner(&smap, &key.bucket, &key.object)
+        {
+            return Ok((n.id.clone(), n.addr.clone(), true));
+        }
+        let (n, a) = self.owner_of(key).await?;
+        Ok((n, a, false))
+    }
+
     /// The owner target of `key` as the endpoint sees it.
     async fn owner_of(&self, key: &ObjKey) -> Result<(NodeId, String)> {
         match self.rpc(Locate { key: key.clone() }).await {
@@ -245,14 +279,37 @@ impl Client {
     /// Sends `msg` to the owner of `key`, following redirects from targets that know a newer
     /// map. Returns the link (for a body that follows) and the first reply.
     async fn to_owner(&self, key: &ObjKey, msg: Msg) -> Result<(Link, Msg)> {
-        let (mut node, mut addr) = self.owner_of(key).await?;
+        let (mut node, mut addr, mut direct) = self.owner_direct(key).await?;
         let deadline = std::time::Instant::now() + REDIRECT_SETTLE;
         let mut visited = vec![node.clone()];
         let mut pause = std::time::Duration::from_millis(10);
         while std::time::Instant::now() < deadline {
-            match self.at_target(&node, &addr, msg.clone()).await? {
+            let answer = match self.at_target(&node, &addr, msg.clone()).await {
+                // Our map named a target that is gone or down: ask the proxy, whose map
+                // is current (it may name another owner, or say why there is none).
+                Err(e @ Error::Offline(_)) if direct => {
+                    self.forget_map();
+                    direct = false;
+                    let (n, a) = self.owner_of(key).await?;
+                    if n == node {
+                        // Still the owner: it is down, not moved.
+                        return Err(e);
+                    }
+                    (node, addr) = (n, a);
+                    visited = vec![node.clone()];
+                    continue;
+                }
+                other => other?,
+            };
+            match answer {
                 (link, Msg::Redirect { node: n, addr: a }) => {
                     self.pool.release(link);
+                    // The target knows a newer map than ours (or an older one: then the
+                    // refetch costs one request and changes nothing).
+                    if direct {
+                        self.forget_map();
+                        direct = false;
+                    }
                     // Sent back to a target already asked: their maps disagree until the
                     // newest one reaches them all (metasync). Wait for that, briefly, rather
                     // than give up after a fixed number of hops.
