@@ -99,6 +99,26 @@ impl Conn {
         }
     }
 
+    /// Whether this idle connection can carry a request: the peer has not closed it (a node
+    /// that restarted) and nothing unasked-for waits on it. Checked without blocking before a
+    /// pooled connection is reused, so that a request is not sent on a link already dead: a
+    /// failure after sending leaves open whether the peer acted on it.
+    pub fn reusable(&self) -> bool {
+        use rustix::net::RecvFlags;
+        if !self.framed.read_buffer().is_empty() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        matches!(
+            rustix::net::recv(
+                self.framed.get_ref(),
+                &mut b[..],
+                RecvFlags::PEEK | RecvFlags::DONTWAIT
+            ),
+            Err(rustix::io::Errno::AGAIN)
+        )
+    }
+
     pub async fn connect(addr: &str, me: NodeId, timeout: std::time::Duration) -> Result<Self> {
         let via = crate::fault::route(addr);
         let stream = tokio::time::timeout(timeout, TcpStream::connect(via.as_ref()))

@@ -86,11 +86,10 @@ impl Pool {
         let pooled = if fresh {
             None
         } else {
-            self.idle
-                .lock()
-                .expect("poisoned")
-                .get_mut(addr)
-                .and_then(|v| v.pop())
+            let mut idle = self.idle.lock().expect("poisoned");
+            let v = idle.get_mut(addr);
+            // Links the peer closed meanwhile are dropped here, before anything is sent.
+            v.and_then(|v| std::iter::from_fn(|| v.pop()).find(Conn::reusable))
         };
         let (mut conn, reused) = match pooled {
             Some(c) => (c, true),
@@ -126,8 +125,10 @@ impl Pool {
 
     /// One request to `addr` and its first reply, within `timeout`; the link is handed back for
     /// a body that follows. The one retry rule: a pooled link that fails at the transport level
-    /// (the peer restarted and closed it) is replaced by a new connection once. A fresh link
-    /// is never retried: the request may have been acted on.
+    /// (the peer closed it just as it was reused) is replaced by a new connection once. A fresh
+    /// link is never retried. When the new connection cannot even be made, the first failure is
+    /// what is reported: the request may have reached the peer before it went down, and a
+    /// "connection refused" would claim that nothing was sent.
     pub async fn exchange(&self, addr: &str, msg: Msg, timeout: Duration) -> Result<(Link, Msg)> {
         self.exchange_as(addr, msg, timeout, (self.token)()).await
     }
@@ -146,7 +147,10 @@ impl Pool {
             Ok(Err(e)) if link.reused && is_transport(&e) => {
                 tracing::debug!(%addr, error = %e, "stale pooled connection, retrying");
                 self.forget(addr);
-                link = self.link_as(addr, timeout, true, token).await?;
+                link = match self.link_as(addr, timeout, true, token).await {
+                    Ok(l) => l,
+                    Err(_) => return Err(e),
+                };
                 tokio::time::timeout(timeout, link.conn.request(msg)).await
             }
             other => other,
@@ -220,5 +224,57 @@ mod tests {
         let s = pool.rpc(&addr, GetSmap, t).await.unwrap();
         assert_eq!(s.version, 1);
         assert_eq!(server.await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_link_the_peer_closed_is_seen_as_not_reusable_before_sending() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let c = Conn::connect(&addr, NodeId("cli".into()), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        assert!(c.reusable(), "an open, quiet link is reusable");
+        drop(s);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while c.reusable() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a link the peer closed still looks reusable"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A peer that takes the second request on a link and then goes down with its listener
+    /// (killed after acting, before answering): the caller is told the link broke — the
+    /// request may have been acted on — not that the connection was refused.
+    #[tokio::test]
+    async fn a_request_lost_with_its_peer_is_reported_as_a_broken_link_not_a_refusal() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut c = Conn::new(s, NodeId("srv".into()), 1 << 20);
+            let env = c.recv().await.unwrap().unwrap();
+            let smap = Smap::bootstrap(Node::new(NodeId("p".into()), Role::Proxy, "a".into()));
+            c.send(env.corr, Msg::Reply(Reply::Smap(smap)))
+                .await
+                .unwrap();
+            // The second request arrives; the peer dies without answering.
+            assert!(c.recv().await.unwrap().is_some());
+            drop(c);
+            drop(l);
+        });
+        let pool = Pool::new(NodeId("cli".into()), Box::new(|| None));
+        let t = Duration::from_secs(5);
+        pool.rpc(&addr, GetSmap, t).await.unwrap();
+        let err = pool.rpc(&addr, GetSmap, t).await.unwrap_err();
+        server.await.unwrap();
+        assert!(is_transport(&err), "{err}");
+        assert!(
+            !err.to_string().contains("refused"),
+            "the request was sent: a refusal would claim it was not ({err})"
+        );
     }
 }
