@@ -424,9 +424,10 @@ impl Router {
                     .await?;
                 page.settling |=
                     settling || store.settling.load(std::sync::atomic::Ordering::Relaxed);
+                page.smap_version = meta.smap.as_ref().map_or(0, |s| s.version);
                 page
             } else {
-                list_all(&self.pool, &meta, l).await?
+                list_fresh(&self.pool, &self.meta, l).await?
             };
             return Ok(Some(Msg::Reply(ListObjects::reply(page))));
         }
@@ -497,6 +498,34 @@ fn redirect(meta: &crate::types::meta::Meta, d: &Data) -> Result<Msg> {
     })
 }
 
+/// A listing across every target under this node's newest map: when a target has listed under
+/// a newer one (the map is on its way here), wait for it — briefly — and list again.
+async fn list_fresh(pool: &Pool, meta: &MetaHandle, l: ListObjects) -> Result<ObjPage> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut rx = meta.subscribe();
+    loop {
+        let m = meta.get();
+        match list_all(pool, &m, l.clone()).await {
+            Err(Error::Unavailable(e)) if e.contains(STALE_MAP) => {
+                let newer = |x: &Arc<crate::types::meta::Meta>| {
+                    x.smap.as_ref().map_or(0, |s| s.version)
+                        > m.smap.as_ref().map_or(0, |s| s.version)
+                };
+                if tokio::time::timeout_at(deadline, rx.wait_for(newer))
+                    .await
+                    .is_err()
+                {
+                    return Err(Error::Unavailable(e));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Marks the error of a router whose map is older than a target's.
+const STALE_MAP: &str = "cluster map here is older";
+
 /// One page of a bucket listing across every target: each target's own page after the same
 /// point, merged in name order, the newest copy of a name kept (an object caught between two
 /// targets mid-rebalance is listed once). Memory holds one page per target.
@@ -553,6 +582,14 @@ async fn list_page(
         let mut moving = false;
         for (id, emptied, r) in futures::future::join_all(calls).await {
             match r {
+                // A target knows a newer map than this router: a target added since may hold
+                // objects this listing would not ask for. Fail (retryable) rather than omit.
+                Ok(page) if page.smap_version > smap.version => {
+                    return Err(Error::Unavailable(format!(
+                        "cannot list {} yet: the {STALE_MAP} (v{}) than t[{id}]'s (v{}); try again",
+                        l.bucket, smap.version, page.smap_version
+                    )));
+                }
                 Ok(page) => {
                     moving |= page.settling;
                     if let Some(n) = &page.next
@@ -604,5 +641,80 @@ async fn list_page(
         entries,
         next,
         settling: false,
+        smap_version: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::msg::Reply;
+    use crate::types::meta::Meta;
+    use crate::types::smap::Smap;
+
+    /// A target that lists nothing, under map version `v`.
+    async fn target_at_version(v: u64) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut c = Conn::new(s, NodeId("t1".into()), 1 << 20);
+                    while let Ok(Some(env)) = c.recv().await {
+                        let page = ObjPage {
+                            smap_version: v,
+                            ..Default::default()
+                        };
+                        let _ = c.send(env.corr, Msg::Reply(Reply::Objects(page))).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn meta_with(version: u64, target_addr: &str) -> Meta {
+        let mut smap = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, "p".into()));
+        let t = Node::new(NodeId("t1".into()), Role::Target, target_addr.into());
+        smap.targets.insert(t.id.clone(), t);
+        smap.version = version;
+        Meta {
+            smap: Some(smap),
+            ..Default::default()
+        }
+    }
+
+    fn listing() -> ListObjects {
+        ListObjects {
+            bucket: "b".into(),
+            prefix: String::new(),
+            start_after: None,
+            limit: 10,
+            local: false,
+        }
+    }
+
+    /// A router whose map is older than a target's may not know a target added since: it
+    /// waits for the newer map and lists again, and fails (retryable) rather than omit.
+    #[tokio::test]
+    async fn a_listing_under_an_older_map_than_a_targets_waits_for_it_or_fails() {
+        let addr = target_at_version(7).await;
+        let pool = Pool::new(NodeId("p1".into()), Box::new(|| None));
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(meta_with(6, &addr)));
+        let handle = MetaHandle::new(rx, &NodeId("p1".into()));
+        let err = list_fresh(&pool, &handle, listing()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Unavailable(m) if m.contains("v6") && m.contains("v7")),
+            "{err}"
+        );
+        // The newer map arrives while the router waits: the listing goes through.
+        let later = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send(Arc::new(meta_with(7, &addr))).unwrap();
+            tx
+        });
+        let page = list_fresh(&pool, &handle, listing()).await.unwrap();
+        assert!(page.entries.is_empty());
+        drop(later.await.unwrap());
+    }
 }

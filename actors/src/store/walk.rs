@@ -93,6 +93,7 @@ impl LocalStore {
                 entries,
                 next,
                 settling: false,
+                smap_version: 0,
             }
         })
         .await

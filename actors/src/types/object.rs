@@ -124,6 +124,14 @@ pub struct ObjPage {
     /// then reads every target again, see `list_all`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub settling: bool,
+    /// A target's own page only: the version of the cluster map it listed under. A router
+    /// whose map is older may not know every target that holds objects (0: not said).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub smap_version: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Largest page a listing returns, whatever was asked: keeps every reply far below the frame
