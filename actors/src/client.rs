@@ -290,7 +290,12 @@ impl Client {
                 Err(e @ Error::Offline(_)) if direct => {
                     self.forget_map();
                     direct = false;
-                    let (n, a) = self.owner_of(key).await?;
+                    // The proxy's own failure is not reported: the request may have reached
+                    // the target before it went silent, and "connection refused" from the
+                    // proxy would claim that nothing was sent.
+                    let Ok((n, a)) = self.owner_of(key).await else {
+                        return Err(e);
+                    };
                     if n == node {
                         // Still the owner: it is down, not moved.
                         return Err(e);
@@ -617,5 +622,49 @@ mod tests {
         assert!(parse_object_uri("/o").is_err());
         assert_eq!(parse_bucket_uri("ais://bk/").unwrap(), "bk");
         assert!(parse_bucket_uri("a b").is_err());
+    }
+
+    /// A delete goes straight to the owner named by the client's map; the target takes it and
+    /// goes silent before answering, and the proxy is down too. The caller must learn that the link
+    /// to the target broke (the delete may have happened), not the proxy's "connection
+    /// refused" (which would say nothing was sent).
+    #[tokio::test]
+    async fn a_request_lost_with_its_target_is_not_reported_as_refused_by_the_proxy() {
+        use crate::proto::codec::Conn;
+        use crate::types::smap::Node;
+        let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let t_addr = t.local_addr().unwrap().to_string();
+        let target = tokio::spawn(async move {
+            let (s, _) = t.accept().await.unwrap();
+            let mut c = Conn::new(s, NodeId("t1".into()), 1 << 20);
+            let env = c.recv().await.unwrap().unwrap();
+            assert!(matches!(env.body, Msg::Data(msg::Data::Delete(_))));
+            // Stopped (SIGSTOP) before answering: silent until the client gives up.
+            drop(t);
+            let _ = c.recv().await;
+        });
+        let p = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p_addr = p.local_addr().unwrap().to_string();
+        let mut smap = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, p_addr.clone()));
+        let tn = Node::new(NodeId("t1".into()), Role::Target, t_addr);
+        smap.targets.insert(tn.id.clone(), tn);
+        let proxy = tokio::spawn(async move {
+            // Serves the map once, then goes down.
+            let (s, _) = p.accept().await.unwrap();
+            let mut c = Conn::new(s, NodeId("p1".into()), 1 << 20);
+            let env = c.recv().await.unwrap().unwrap();
+            c.send(env.corr, Msg::Reply(Reply::Smap(smap)))
+                .await
+                .unwrap();
+        });
+        let client = Client::new(p_addr).with_timeout(Duration::from_secs(1));
+        let err = client.delete("b", "o").await.unwrap_err();
+        target.await.unwrap();
+        proxy.await.unwrap();
+        let m = err.to_string();
+        assert!(
+            matches!(err, Error::Offline(_)) && m.contains("t[t1]") && !m.contains("refused"),
+            "{m}"
+        );
     }
 }
