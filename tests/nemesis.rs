@@ -19,13 +19,10 @@
 //! holds the only copy of an acknowledged object), and at quiet points `no-convergence`,
 //! `quiet-unavailable`, `duplicate`, `misplaced`, `disk-mismatch`, `leftover`, `unknown-object`.
 //!
-//! Status: the violations it found after the port to the layered `actors` crate (F1 lost
-//! writes and F4 listings in short runs; in long runs F6, a decommissioned node rejoining as a
-//! ghost, and F8, a rebalance walking under an older map) are fixed, each with its commit, and
-//! 11 short runs with 10 seeds on the helper's branch were clean; F2, F3 and F5 of the old code
-//! were not seen again. It stays ignored in the default suite while the lost-write-in-list the
-//! lead saw on main with seed 5 (3813c89) is not understood. See `nemesis/FINDINGS.md`.
-//! The checks are not weakened: a violation fails the test.
+//! Status: every violation it found is fixed, each with its commit and a test of its own (F1,
+//! F4, F6–F10 in `nemesis/FINDINGS.md`); F2, F3 and F5 of the old code were not seen again. The
+//! last 10-minute run (seed 2613) ended with 0 violations. The checks are not weakened: a
+//! violation fails the test, and its history says how to replay it.
 
 mod common;
 #[path = "nemesis/mod.rs"]
@@ -37,7 +34,6 @@ use std::time::Duration;
 const SEED: u64 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds violations still open on main (tests/nemesis/FINDINGS.md: lost-write-in-list under partitions, seed 5); run with `cargo test --test nemesis -- --ignored` or `just nemesis` until they are fixed"]
 async fn seeded_nemesis_run() {
     let cfg = nemesis::Config::from_env(nemesis::Config {
         seed: SEED,

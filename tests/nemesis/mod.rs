@@ -157,7 +157,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "  replay: SHOAL_NEMESIS_SEED={} SHOAL_NEMESIS_SECS=<same> cargo test --test nemesis -- --nocapture",
+            "  replay: SHOAL_NEMESIS_SEED={} SHOAL_NEMESIS_SECS=<same> cargo test --test nemesis -- --include-ignored --nocapture",
             self.seed
         );
         s
