@@ -18,7 +18,13 @@ use crate::types::smap::{Flags, Node, NodeId, Rmd, Role};
 
 /// The heartbeat of `hb.node`; a node that reports older metadata is sent everything.
 pub fn keepalive(state: &mut PrimaryState, hb: Heartbeat) -> Result<Reply> {
-    let smap = state.smap()?;
+    // Looked up in place: a heartbeat per node per interval must not copy the whole map
+    // (O(N²) per interval on the primary at 1,000 nodes).
+    let meta = state.a.meta.get();
+    let smap = meta
+        .smap
+        .as_ref()
+        .ok_or_else(|| Error::NotFound("no cluster map".into()))?;
     let Some(n) = smap.get(&hb.node) else {
         return Err(Error::NotFound(format!(
             "{} is not in the cluster map",
@@ -35,7 +41,7 @@ pub fn keepalive(state: &mut PrimaryState, hb: Heartbeat) -> Result<Reply> {
         hb.bmd_version,
         hb.config_version,
     ];
-    let ours = state.a.meta.get().versions();
+    let ours = meta.versions();
     if theirs.iter().zip(ours).any(|(t, o)| *t < o) {
         push::catch_up(state, n.addr.clone());
     }
