@@ -66,6 +66,35 @@ pub fn encode_name(name: &str) -> String {
     }
 }
 
+/// The object name a file name stands for, when the file name says it (an escaped name);
+/// `None` for a hashed long name (its trailer says) or anything else.
+pub fn decode_plain(file: &str) -> Option<String> {
+    if file.starts_with('~') || file.starts_with('.') {
+        return None;
+    }
+    let b = file.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = file.get(i + 1..i + 3)?;
+                if hex.bytes().any(|c| c.is_ascii_lowercase()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -92,6 +121,18 @@ mod tests {
         let e = encode_name(&long);
         assert!(e.starts_with('~') && e.len() < 40);
         assert_ne!(encode_name("a/b"), encode_name("a%2Fb"));
+    }
+
+    #[test]
+    fn plain_file_names_decode_to_their_object_names() {
+        for name in ["plain-name_1.txt", "a/b c", "dir/ünï cödé/%41", "x.", "a%2Fb"] {
+            assert_eq!(decode_plain(&encode_name(name)).as_deref(), Some(name));
+        }
+        // Hashed, temporary and foreign names say nothing.
+        assert_eq!(decode_plain(&encode_name(&"x/".repeat(300))), None);
+        for bad in [".tmp.1", "~0123", "a%2", "a%zz", "a%2f", "a b", "%FF%FE"] {
+            assert_eq!(decode_plain(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -49,6 +49,23 @@ impl LocalStore {
                     continue;
                 };
                 for e in rd.flatten() {
+                    // Most file names are the escaped object name: a name outside the page is
+                    // skipped without opening its file (listing every object page by page
+                    // read every trailer for every page). Hashed long names are read.
+                    if let Some(name) = e
+                        .file_name()
+                        .to_str()
+                        .and_then(crate::logic::names::decode_plain)
+                        && (!name.starts_with(&prefix)
+                            || after.as_deref().is_some_and(|a| name.as_str() <= a)
+                            || (best.len() >= limit
+                                && best.keys().next_back().is_some_and(|last| &name > last)))
+                    {
+                        if best.len() >= limit && name.starts_with(&prefix) {
+                            more |= after.as_deref().is_none_or(|a| name.as_str() > a);
+                        }
+                        continue;
+                    }
                     let read = if tombs {
                         store::read_tomb(&e.path())
                             .map(|t| (t.bucket.clone(), ObjEntry::of_tomb(&t)))
