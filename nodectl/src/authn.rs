@@ -15,13 +15,20 @@ use crate::{CmdResult, Env, Failure};
 pub async fn run(env: &Env, cmd: AuthCmd) -> CmdResult {
     match cmd {
         AuthCmd::Token(TokenArgs {
-            cmd: Some(TokenCmd::Revoke { token, jti }),
+            cmd: Some(TokenCmd::Revoke { revoked, jti }),
             ..
         }) => {
-            if token.is_none() && jti.is_none() {
+            if revoked.is_none() && jti.is_none() {
                 return Err(Failure::usage("revoke what? give a TOKEN or --jti ID"));
             }
-            let r = call(env, AuthOp::Revoke { token, jti }).await?;
+            let r = call(
+                env,
+                AuthOp::Revoke {
+                    token: revoked,
+                    jti,
+                },
+            )
+            .await?;
             let id = r.revoked.unwrap_or_default();
             crate::commands::done(
                 env,

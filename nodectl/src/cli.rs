@@ -439,10 +439,12 @@ pub struct TokenArgs {
 pub enum TokenCmd {
     /// Revoke a token at once on every node: a token you hold, or any token ID (admin)
     Revoke {
-        /// The token (JWT) to revoke
-        token: Option<String>,
+        /// The token (JWT) to revoke. (Not named `token`: that is the global --token, the
+        /// caller's own, which clap would otherwise fill this with.)
+        #[arg(value_name = "TOKEN")]
+        revoked: Option<String>,
         /// Revoke by token ID (`jti`) instead
-        #[arg(long, conflicts_with = "token")]
+        #[arg(long, conflicts_with = "revoked")]
         jti: Option<String>,
     },
 }
@@ -614,6 +616,16 @@ mod tests {
         assert!(matches!(
             c.command,
             Command::Auth(AuthCmd::Token(TokenArgs { cmd: None, admin: true, ref secret_file, .. })) if secret_file.is_some()
+        ));
+        // The caller's --token and the token to revoke are two different things.
+        let c = Cli::try_parse_from([
+            "nodectl", "--token", "mine", "auth", "token", "revoke", "theirs",
+        ])
+        .unwrap();
+        assert_eq!(c.token.as_deref(), Some("mine"));
+        assert!(matches!(
+            c.command,
+            Command::Auth(AuthCmd::Token(TokenArgs { cmd: Some(TokenCmd::Revoke { ref revoked, .. }), .. })) if revoked.as_deref() == Some("theirs")
         ));
         let c = Cli::try_parse_from(["nodectl", "auth", "token", "revoke", "--jti", "j1"]).unwrap();
         assert!(matches!(
