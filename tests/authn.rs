@@ -479,7 +479,14 @@ fn keypair(dir: &Path, name: &str, ec: bool) -> (String, String) {
     } else {
         cmd.args(["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
     }
-    assert!(cmd.arg("-out").arg(&key).status().unwrap().success());
+    assert!(
+        cmd.arg("-out")
+            .arg(&key)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = Command::new("openssl")
         .args(["pkey", "-pubout", "-in"])
         .arg(&key)

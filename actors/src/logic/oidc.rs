@@ -240,7 +240,14 @@ mod tests {
         } else {
             cmd.args(["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
         }
-        assert!(cmd.arg("-out").arg(&key).status().unwrap().success());
+        assert!(
+            cmd.arg("-out")
+                .arg(&key)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        );
         let out = std::process::Command::new("openssl")
             .args(["pkey", "-pubout", "-in"])
             .arg(&key)
@@ -366,6 +373,58 @@ mod tests {
         let mut off = cfg.clone();
         off.oidc.allowed_iss = None;
         assert!(verify(&t, &keys, &off).is_err());
+    }
+
+    #[test]
+    fn jwks_keys_are_matched_by_kid() {
+        if std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_err()
+        {
+            eprintln!("no openssl CLI: skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (a_priv, a_pub) = keypair(dir.path(), "a", false);
+        let (b_priv, b_pub) = keypair(dir.path(), "b", true);
+        let jwk = |public: &str, alg: Algorithm, kid: &str, ec: bool| {
+            let key = if ec {
+                DecodingKey::from_ec_pem(public.as_bytes()).unwrap()
+            } else {
+                DecodingKey::from_rsa_pem(public.as_bytes()).unwrap()
+            };
+            let mut j = jsonwebtoken::jwk::Jwk::from_decoding_key(&key, Some(alg)).unwrap();
+            j.common.key_id = Some(kid.into());
+            j
+        };
+        let set = jsonwebtoken::jwk::JwkSet {
+            keys: vec![
+                jwk(&a_pub, Algorithm::RS256, "rsa-1", false),
+                jwk(&b_pub, Algorithm::ES256, "ec-1", true),
+            ],
+        };
+        let mut keys = OidcKeys::default();
+        keys.add_jwks("jwks", &serde_json::to_string(&set).unwrap())
+            .unwrap();
+        assert_eq!(keys.len(), 2);
+        let cfg = cfg();
+        let now = crate::types::unix_secs();
+        let claims = serde_json::json!({"sub": "s", "iss": "https://idp.test", "aud": "shoal", "exp": now + 60});
+        let signed = |alg, private: &str, kid: &str| {
+            let key = match alg {
+                Algorithm::ES256 => EncodingKey::from_ec_pem(private.as_bytes()).unwrap(),
+                _ => EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+            };
+            let mut h = Header::new(alg);
+            h.kid = Some(kid.into());
+            jsonwebtoken::encode(&h, &claims, &key).unwrap()
+        };
+        assert!(verify(&signed(Algorithm::RS256, &a_priv, "rsa-1"), &keys, &cfg).is_ok());
+        assert!(verify(&signed(Algorithm::ES256, &b_priv, "ec-1"), &keys, &cfg).is_ok());
+        // A kid naming another key: not checked against the wrong one, refused.
+        assert!(verify(&signed(Algorithm::RS256, &a_priv, "ec-1"), &keys, &cfg).is_err());
+        assert!(verify(&signed(Algorithm::RS256, &a_priv, "unknown"), &keys, &cfg).is_err());
     }
 
     #[test]

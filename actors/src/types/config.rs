@@ -202,6 +202,8 @@ impl AuthConfig {
                 "role_map": self.oidc.role_map,
             },
             "enabled": self.enabled,
+            // Kept beside `signature.key` for scripts written before the seed's shape.
+            "secret": if self.secret.is_empty() { "" } else { MASK },
             "token_ttl": crate::logic::format::duration(self.token_ttl()),
             "users": self.users.iter().map(|u| serde_json::json!({
                 "name": u.name, "roles": u.roles, "password_hash": MASK,
@@ -355,6 +357,10 @@ mod tests {
         let v = c.masked(true).section_json(Some("auth")).unwrap();
         // The seed's shape: signature, required_claims, oidc, enabled.
         assert_eq!(v["auth"]["signature"]["key"], "**********");
+        assert_eq!(
+            v["auth"]["secret"], "**********",
+            "the key scripts read before"
+        );
         assert_eq!(v["auth"]["signature"]["method"], "hmac");
         assert_eq!(v["auth"]["required_claims"]["aud"][0], "shoal");
         assert_eq!(v["auth"]["oidc"]["allowed_iss"][0], "https://idp.example");
