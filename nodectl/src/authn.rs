@@ -165,8 +165,8 @@ async fn login(
         env,
         json!({"user": user, "exp": exp, "token_file": path}),
         &format!(
-            "Logged in as {user} until {} (token saved to {}).",
-            fmt::clock(exp),
+            "Logged in as {user} for {} (token saved to {}).",
+            fmt::duration(exp.saturating_sub(shoal_actors::types::unix_secs())),
             path.display()
         ),
     )
@@ -254,7 +254,12 @@ async fn whoami(env: &Env) -> CmdResult {
         }
     );
     if let Some(exp) = who.exp {
-        println!("expires: {}", fmt::clock(exp));
+        let left = exp.saturating_sub(shoal_actors::types::unix_secs());
+        println!(
+            "expires: in {} ({} UTC)",
+            fmt::duration(left),
+            fmt::clock(exp)
+        );
     }
     Ok(())
 }
@@ -303,12 +308,12 @@ async fn user(env: &Env, u: UserCmd) -> CmdResult {
     let mut t = Table::new(&["USER", "ROLES", "CREATED"]);
     for u in &r.users {
         t.plain(vec![
-            u.name.clone(),
-            u.roles.join(", "),
+            fmt::safe(&u.name).into_owned(),
+            fmt::safe(&u.roles.join(", ")).into_owned(),
             fmt::clock(u.created),
         ]);
     }
-    print!("{}", fmt::safe(&t.render(false)));
+    print!("{}", t.render(false));
     Ok(())
 }
 
@@ -358,8 +363,13 @@ async fn role(env: &Env, r: RoleCmd) -> CmdResult {
     }
     let mut t = Table::new(&["ROLE", "PERMISSIONS", "DESCRIPTION"]);
     for r in &res.roles {
-        t.plain(vec![r.name.clone(), perms(r).join(", "), r.desc.clone()]);
+        // Descriptions are free text: shown safely.
+        t.plain(vec![
+            fmt::safe(&r.name).into_owned(),
+            perms(r).join(", "),
+            fmt::safe(&r.desc).into_owned(),
+        ]);
     }
-    print!("{}", fmt::safe(&t.render(false)));
+    print!("{}", t.render(false));
     Ok(())
 }
