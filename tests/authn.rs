@@ -424,6 +424,35 @@ async fn users_and_roles_decide_who_may_do_what_until_revoked_or_expired() {
 
     // A removed user's tokens stop working, and a new login fails.
     let again = login(&c, "reader", "reader-password-1", 0).await;
+
+    // "Log out everywhere": every token of a user issued until now, and only an admin may;
+    // a login right after works at once.
+    let as_reader = c.client.clone().with_token(Some(again.clone()));
+    let sneaky = as_reader
+        .rpc(AuthOp::Revoke {
+            token: Some(again.clone()),
+            jti: None,
+            user: Some("boss".into()),
+        })
+        .await;
+    assert!(matches!(sneaky, Err(Error::Forbidden(_))), "{sneaky:?}");
+    let boss2 = login(&c, "boss", "boss-password-1", 0).await;
+    assert!(answered_by(&addrs, &boss).await.iter().all(|r| r.is_ok()));
+    ok(ctl(
+        &c,
+        &as_admin,
+        &["auth", "token", "revoke", "--user", "boss"],
+    ));
+    wait_refused_everywhere(&c, &boss, "boss's first token").await;
+    wait_refused_everywhere(&c, &boss2, "boss's second token").await;
+    let boss = login(&c, "boss", "boss-password-1", 0).await;
+    let boss_env = [("NODECTL_TOKEN", boss.as_str())];
+    let res = answered_by(&addrs, &boss).await;
+    assert!(
+        res.iter().all(|r| r.is_ok()),
+        "a new login after it: {res:?}"
+    );
+
     ok(ctl(&c, &boss_env, &["auth", "user", "rm", "reader"]));
     wait_refused_everywhere(&c, &again, "removed user's token").await;
 

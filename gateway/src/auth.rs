@@ -218,15 +218,18 @@ impl AuthSettings {
         if !cfg.enabled {
             return None;
         }
+        let now = shoal_actors::types::unix_secs();
         let (sub, jti) = match self.keys.user_of(access_key) {
             Some(u) => (u, Some(format!("s3:{access_key}"))),
             None => (format!("s3:{access_key}"), None),
         };
+        // Issued now (after any "log out everywhere" of the user: keys go with `s3-key rm`).
+        let iat = shoal_actors::logic::authn::next_iat(&cfg, &sub, now);
         let claims = jwt::Claims {
             sub,
-            exp: shoal_actors::types::unix_secs() + 600,
+            exp: now + 600,
             admin: self.keys.is_admin(access_key),
-            iat: None,
+            iat: Some(iat),
             cluster: None,
             jti,
         };

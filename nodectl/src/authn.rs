@@ -15,25 +15,33 @@ use crate::{CmdResult, Env, Failure};
 pub async fn run(env: &Env, cmd: AuthCmd) -> CmdResult {
     match cmd {
         AuthCmd::Token(TokenArgs {
-            cmd: Some(TokenCmd::Revoke { revoked, jti }),
+            cmd: Some(TokenCmd::Revoke { revoked, jti, user }),
             ..
         }) => {
-            if revoked.is_none() && jti.is_none() {
-                return Err(Failure::usage("revoke what? give a TOKEN or --jti ID"));
+            if revoked.is_none() && jti.is_none() && user.is_none() {
+                return Err(Failure::usage(
+                    "revoke what? give a TOKEN, --jti ID or --user NAME",
+                ));
             }
             let r = call(
                 env,
                 AuthOp::Revoke {
                     token: revoked,
                     jti,
+                    user,
                 },
             )
             .await?;
             let id = r.revoked.unwrap_or_default();
+            let what = if id.starts_with("every token") {
+                id.clone()
+            } else {
+                format!("Token {id}")
+            };
             crate::commands::done(
                 env,
                 json!({ "revoked": id }),
-                &format!("Token {id} revoked on every node."),
+                &format!("{what} revoked on every node."),
             )
         }
         AuthCmd::Token(a) => mint(env, a),
@@ -193,6 +201,7 @@ async fn logout(env: &Env) -> CmdResult {
         AuthOp::Revoke {
             token: Some(token),
             jti: None,
+            user: None,
         },
     )
     .await

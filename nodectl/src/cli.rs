@@ -446,6 +446,9 @@ pub enum TokenCmd {
         /// Revoke by token ID (`jti`) instead
         #[arg(long, conflicts_with = "revoked")]
         jti: Option<String>,
+        /// Revoke every token of this user issued until now (log out everywhere)
+        #[arg(long, conflicts_with_all = ["revoked", "jti"])]
+        user: Option<String>,
     },
 }
 

@@ -234,6 +234,15 @@ impl Checker<'_> {
                         c.sub
                     )));
                 }
+                if let Some(at) = self.cfg.user_revoked_until(&c.sub)
+                    && c.iat.unwrap_or(0) <= at
+                {
+                    return Err(Error::Unauthorized(format!(
+                        "the tokens of {} issued before {} UTC were revoked: log in again",
+                        c.sub,
+                        crate::logic::format::clock(at + 1)
+                    )));
+                }
                 let user = self.cfg.user(&c.sub).ok_or_else(|| {
                     Error::Unauthorized(format!("user {:?} does not exist (any more)", c.sub))
                 })?;
@@ -322,14 +331,20 @@ pub fn new_jti() -> String {
 }
 
 /// A token the AuthN service issues for `user`: HS256 under the cluster secret, with an ID
-/// (revocable) and an expiry.
-pub fn issue(secret: &Secret, user: &str, ttl_secs: u64, jti: String) -> Result<(String, u64)> {
+/// (revocable), its issue time `iat` (see `authn::next_iat`) and an expiry.
+pub fn issue(
+    secret: &Secret,
+    user: &str,
+    ttl_secs: u64,
+    jti: String,
+    iat: u64,
+) -> Result<(String, u64)> {
     let now = crate::types::unix_secs();
     let claims = jwt::Claims {
         sub: user.to_string(),
         exp: now + ttl_secs.max(1),
         admin: false,
-        iat: Some(now),
+        iat: Some(iat),
         cluster: None,
         jti: Some(jti),
     };
@@ -688,7 +703,8 @@ mod tests {
         assert!(!verify_password("wrong horse", &hash));
         assert!(!verify_password("correct horse", "not-a-phc-string"));
         crate::logic::authn::add_user(&mut cfg, "alice", &hash, &["read-only".into()], 1).unwrap();
-        let (t, _) = issue(&secret, "alice", 60, "j1".into()).unwrap();
+        let now = crate::types::unix_secs();
+        let (t, _) = issue(&secret, "alice", 60, "j1".into(), now).unwrap();
         let a = NodeId("x".into());
         let check = |cfg: &AuthConfig, action| {
             Checker {
@@ -717,6 +733,24 @@ mod tests {
         crate::logic::authn::revoke(&mut revoked, "j1", 0, "alice", 1).unwrap();
         assert!(
             matches!(check(&revoked, Action::View), Err(Error::Unauthorized(m)) if m.contains("revoked"))
+        );
+        let mut everywhere = cfg.clone();
+        crate::logic::authn::revoke_user(&mut everywhere, "alice", now).unwrap();
+        assert!(
+            matches!(check(&everywhere, Action::View), Err(Error::Unauthorized(m)) if m.contains("log in again"))
+        );
+        let iat = crate::logic::authn::next_iat(&everywhere, "alice", now);
+        let (fresh, _) = issue(&secret, "alice", 60, "j3".into(), iat).unwrap();
+        let ck2 = Checker {
+            enabled: true,
+            secret: Some(&secret),
+            uuid: None,
+            cfg: &everywhere,
+            oidc: None,
+        };
+        assert!(
+            ck2.identify(&a, Some(&fresh)).is_ok(),
+            "a login after it is good"
         );
         let mut removed = cfg.clone();
         crate::logic::authn::remove_user(&mut removed, "alice").unwrap();

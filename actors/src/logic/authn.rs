@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::logic::perm;
-use crate::types::auth::{REVOKED_UNKNOWN_EXP_SECS, Revoked, RoleDef, UserRec};
+use crate::types::auth::{MAX_TOKEN_TTL_SECS, REVOKED_UNKNOWN_EXP_SECS, Revoked, RoleDef, UserRec};
 use crate::types::config::AuthConfig;
 
 /// Adds a user whose password was already hashed (`password_hash`, PHC string).
@@ -143,6 +143,36 @@ pub fn revoke(auth: &mut AuthConfig, jti: &str, exp: u64, sub: &str, now: u64) -
     Ok(())
 }
 
+/// Revokes every token of `user` issued until now (tokens issued later, by a new login, are
+/// good: the AuthN service issues them with a later `iat`).
+pub fn revoke_user(auth: &mut AuthConfig, user: &str, now: u64) -> Result<()> {
+    if auth.user(user).is_none() {
+        return Err(Error::NotFound(format!(
+            "no user {:?}",
+            crate::logic::format::safe(user)
+        )));
+    }
+    prune_revoked(auth, now);
+    auth.revoked
+        .retain(|r| !(r.jti.is_empty() && r.sub == user));
+    auth.revoked.push(Revoked {
+        jti: String::new(),
+        exp: now + MAX_TOKEN_TTL_SECS,
+        at: now,
+        sub: user.to_string(),
+    });
+    Ok(())
+}
+
+/// The `iat` a new token of `user` gets: now, but always after the user's last revocation,
+/// so that a login in the same second as a "log out everywhere" is not caught by it.
+pub fn next_iat(auth: &AuthConfig, user: &str, now: u64) -> u64 {
+    match auth.user_revoked_until(user) {
+        Some(at) => now.max(at + 1),
+        None => now,
+    }
+}
+
 /// Drops revocations of tokens that are expired anyway.
 pub fn prune_revoked(auth: &mut AuthConfig, now: u64) {
     auth.revoked.retain(|r| {
@@ -240,6 +270,32 @@ mod tests {
         assert!(!a.is_revoked("j1"), "expired: no need to remember");
         assert!(a.is_revoked("j2"));
         prune_revoked(&mut a, 10 + REVOKED_UNKNOWN_EXP_SECS);
+        assert!(a.revoked.is_empty());
+    }
+
+    #[test]
+    fn a_user_can_be_logged_out_everywhere() {
+        let mut a = AuthConfig::default();
+        assert!(matches!(
+            revoke_user(&mut a, "ghost", 5),
+            Err(Error::NotFound(_))
+        ));
+        add_user(&mut a, "alice", HASH, &roles(&["read-only"]), 1).unwrap();
+        assert_eq!(next_iat(&a, "alice", 100), 100);
+        revoke_user(&mut a, "alice", 100).unwrap();
+        assert_eq!(a.user_revoked_until("alice"), Some(100));
+        assert!(!a.is_revoked(""), "a per-user entry is no token ID");
+        // A login in the same second gets a later iat; later logins keep theirs.
+        assert_eq!(next_iat(&a, "alice", 100), 101);
+        assert_eq!(next_iat(&a, "alice", 150), 150);
+        revoke_user(&mut a, "alice", 200).unwrap();
+        assert_eq!(
+            a.revoked.len(),
+            1,
+            "the newer revocation replaces the older"
+        );
+        assert_eq!(a.user_revoked_until("alice"), Some(200));
+        prune_revoked(&mut a, 200 + MAX_TOKEN_TTL_SECS);
         assert!(a.revoked.is_empty());
     }
 }

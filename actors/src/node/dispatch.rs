@@ -292,8 +292,14 @@ impl Router {
                         ..Default::default()
                     }))));
                 }
-                // A holder may revoke their own token (logout); other tokens need an admin.
-                AuthOp::Revoke { token: Some(t), .. } => {
+                // A holder may revoke their own token (logout); other tokens, token IDs and
+                // users need an admin (the match is exact: a token of one's own does not
+                // carry a `jti` or `user` along).
+                AuthOp::Revoke {
+                    token: Some(t),
+                    jti: None,
+                    user: None,
+                } => {
                     let p = ck.identify(from, token)?;
                     if meta.config.auth.enabled {
                         let secret = ck.secret.ok_or_else(|| {
@@ -418,7 +424,8 @@ impl Router {
             0 => cfg.token_ttl(),
             n => n.min(MAX_TOKEN_TTL_SECS),
         };
-        let (token, exp) = auth::issue(&secret, &rec.name, ttl, auth::new_jti())?;
+        let iat = crate::logic::authn::next_iat(cfg, &rec.name, crate::types::unix_secs());
+        let (token, exp) = auth::issue(&secret, &rec.name, ttl, auth::new_jti(), iat)?;
         tracing::info!(user = %rec.name, ttl, "login");
         Ok(Msg::Reply(AuthOp::reply(Box::new(AuthReply {
             token: Some(token),
@@ -598,8 +605,7 @@ async fn primary_call(
     }
 }
 
-/// Longest lifetime a login may ask for.
-const MAX_TOKEN_TTL_SECS: u64 = 365 * 24 * 3600;
+use crate::types::auth::MAX_TOKEN_TTL_SECS;
 
 /// A hash to check unknown users' passwords against, so that they cost what known ones do.
 fn dummy_hash() -> &'static str {

@@ -221,10 +221,13 @@ pub enum AuthOp {
         name: String,
     },
     RoleLs,
-    /// Revokes a token: by the token itself (its holder or an admin) or by its ID (admin).
+    /// Revokes a token: by the token itself (its holder or an admin) or by its ID (admin);
+    /// or every token of a user issued until now (admin).
     Revoke {
         token: Option<String>,
         jti: Option<String>,
+        #[serde(default)]
+        user: Option<String>,
     },
 }
 
@@ -238,9 +241,9 @@ impl std::fmt::Debug for AuthOp {
             AuthOp::UserAdd { name, roles, .. } => {
                 write!(f, "UserAdd {{ name: {name:?}, roles: {roles:?} }}")
             }
-            AuthOp::Revoke { jti, token } => write!(
+            AuthOp::Revoke { jti, token, user } => write!(
                 f,
-                "Revoke {{ jti: {jti:?}, token: {} }}",
+                "Revoke {{ jti: {jti:?}, user: {user:?}, token: {} }}",
                 if token.is_some() { "<token>" } else { "None" }
             ),
             AuthOp::WhoAmI => f.write_str("WhoAmI"),

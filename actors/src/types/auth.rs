@@ -66,8 +66,9 @@ pub struct UserRec {
     pub created: u64,
 }
 
-/// A token that must no longer be accepted, by its ID (`jti`). Kept until the token would
-/// have expired anyway (`exp`), then dropped: the list stays as short as the live tokens.
+/// A token that must no longer be accepted, by its ID (`jti`); or, with `jti` empty, every
+/// token of user `sub` issued at or before `at` ("log out everywhere"). Kept until the tokens
+/// would have expired anyway (`exp`), then dropped: the list stays as short as the live tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Revoked {
@@ -79,6 +80,10 @@ pub struct Revoked {
     /// Whose it was, when known (for the operator reading `token ls`).
     pub sub: String,
 }
+
+/// Longest lifetime of a token the AuthN service issues (so a per-user revocation can be
+/// forgotten after it).
+pub const MAX_TOKEN_TTL_SECS: u64 = 365 * 24 * 3600;
 
 /// A revocation of a token whose expiry is unknown (revoked by ID) is kept this long.
 pub const REVOKED_UNKNOWN_EXP_SECS: u64 = 30 * 24 * 3600;

@@ -166,7 +166,16 @@ impl AuthConfig {
     }
 
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.iter().any(|r| r.jti == jti)
+        !jti.is_empty() && self.revoked.iter().any(|r| r.jti == jti)
+    }
+
+    /// Tokens of `user` issued at or before this instant (unix seconds) are revoked.
+    pub fn user_revoked_until(&self, user: &str) -> Option<u64> {
+        self.revoked
+            .iter()
+            .filter(|r| r.jti.is_empty() && r.sub == user)
+            .map(|r| r.at)
+            .max()
     }
 
     pub fn token_ttl(&self) -> u64 {
@@ -216,7 +225,8 @@ impl AuthConfig {
                 "access_key": k.access_key, "secret_key": MASK, "admin": k.admin,
                 "user": if k.user.is_empty() { serde_json::Value::Null } else { k.user.clone().into() },
             })).collect::<Vec<_>>(),
-            "revoked_tokens": self.revoked.len(),
+            "revoked_tokens": self.revoked.iter().filter(|r| !r.jti.is_empty()).count(),
+            "revoked_users": self.revoked.iter().filter(|r| r.jti.is_empty()).map(|r| r.sub.clone()).collect::<Vec<_>>(),
         })
     }
 }

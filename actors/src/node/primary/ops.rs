@@ -438,7 +438,15 @@ pub async fn auth(state: &mut PrimaryState, op: AuthOp, reply: ReplyTo) {
                 authn::remove_role(&mut cfg.auth, &name)?;
                 true
             }
-            AuthOp::Revoke { token, jti } => {
+            AuthOp::Revoke {
+                user: Some(user), ..
+            } => {
+                authn::revoke_user(&mut cfg.auth, &user, now)?;
+                tracing::info!(%user, "every token of the user revoked");
+                out.revoked = Some(format!("every token of {user}"));
+                true
+            }
+            AuthOp::Revoke { token, jti, .. } => {
                 let (jti, exp, sub) = match (token, jti) {
                     (Some(t), _) => {
                         let secret = state.a.secret.as_ref().ok_or_else(|| {
