@@ -408,14 +408,14 @@ impl Router {
             Error::Unauthorized("this node has no cluster secret: it cannot issue tokens".into())
         })?;
         let rec = cfg.user(user).cloned();
-        let hash = match &rec {
-            Some(u) => u.password_hash.clone(),
-            None => dummy_hash().to_string(),
-        };
+        let hash = rec.as_ref().map(|u| u.password_hash.clone());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-            .await
-            .map_err(|e| Error::Unavailable(format!("password check: {e}")))?;
+        // Both argon2 runs (the dummy hash is made once, on first use) stay off the runtime.
+        let ok = tokio::task::spawn_blocking(move || {
+            auth::verify_password(&password, hash.as_deref().unwrap_or_else(|| dummy_hash()))
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("password check: {e}")))?;
         let Some(rec) = rec.filter(|_| ok) else {
             tracing::info!(user = %crate::logic::format::safe(user), "login refused");
             return Err(Error::Unauthorized("wrong user name or password".into()));
