@@ -2,10 +2,12 @@
 //!
 //! With `auth.enabled = false` (the default) everything is allowed: any or no bearer token on
 //! the native API, any SigV4 signature on S3 (AIStore's habit). With it on:
-//! - native: `Authorization: Bearer <jwt>` signed with the cluster secret; admin rights for
-//!   lifecycle operations and bucket create/destroy, any valid token for data;
+//! - native: `Authorization: Bearer <jwt>` — a shared-secret token, an AuthN user's, or an
+//!   external issuer's — identified here; what it may do (per bucket, bucket admin, cluster
+//!   admin) is decided by the node serving the request, by the rules of `logic::perm`;
 //! - S3: SigV4 (header, presigned, `aws-chunked`) checked by s3s against [`AccessKeys`]. A
-//!   verified key acts with a short-lived token the gateway signs for it.
+//!   verified key acts with a short-lived token the gateway signs for it: as the key's user
+//!   when it has one (their roles decide), else with the key's admin flag.
 
 use std::collections::HashMap;
 use std::path::Path;
