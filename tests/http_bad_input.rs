@@ -378,6 +378,7 @@ async fn signatures_and_tokens_when_auth_is_on() {
                 admin,
                 iat: None,
                 cluster: None,
+                jti: None,
             },
             secret.as_bytes(),
         )
@@ -558,6 +559,7 @@ async fn s3_keys_kept_by_the_cluster_sign_requests_and_carry_their_rights() {
             admin: true,
             iat: None,
             cluster: None,
+            jti: None,
         },
         secret.as_bytes(),
     )

@@ -274,6 +274,7 @@ async fn privileges_when_auth_is_on() {
             admin: true,
             iat: None,
             cluster: None,
+            jti: None,
         },
         secret.as_bytes(),
     )

@@ -29,6 +29,7 @@ fn user_token(admin: bool, exp_in: i64, secret: &str) -> String {
             admin,
             iat: Some(now as u64),
             cluster: None,
+            jti: None,
         },
         secret.as_bytes(),
     )
@@ -239,6 +240,7 @@ async fn with_auth_on_nothing_gets_in_without_the_right_token() {
             admin: false,
             iat: Some(now),
             cluster: Some(smap.uuid.clone()),
+            jti: None,
         },
         secret.bytes(),
     )

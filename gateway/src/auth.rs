@@ -2,17 +2,21 @@
 //!
 //! With `auth.enabled = false` (the default) everything is allowed: any or no bearer token on
 //! the native API, any SigV4 signature on S3 (AIStore's habit). With it on:
-//! - native: `Authorization: Bearer <jwt>` signed with the cluster secret; admin rights for
-//!   lifecycle operations and bucket create/destroy, any valid token for data;
+//! - native: `Authorization: Bearer <jwt>` — a shared-secret token, an AuthN user's, or an
+//!   external issuer's — identified here; what it may do (per bucket, bucket admin, cluster
+//!   admin) is decided by the node serving the request, by the rules of `logic::perm`;
 //! - S3: SigV4 (header, presigned, `aws-chunked`) checked by s3s against [`AccessKeys`]. A
-//!   verified key acts with a short-lived token the gateway signs for it.
+//!   verified key acts with a short-lived token the gateway signs for it: as the key's user
+//!   when it has one (their roles decide), else with the key's admin flag.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use shoal_actors::logic::auth::jwt;
+use shoal_actors::logic::auth::{Checker, Secret, jwt};
+use shoal_actors::types::auth::{Access, PrincipalKind};
 use shoal_actors::types::config::AuthConfig;
+use shoal_actors::types::smap::NodeId;
 
 use crate::error::{Error, Result};
 
@@ -24,6 +28,10 @@ pub trait AccessKeys: Send + Sync + 'static {
     fn is_admin(&self, _access_key: &str) -> bool {
         true
     }
+    /// The AuthN user requests signed with this key act as (their roles decide), if any.
+    fn user_of(&self, _access_key: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The S3 keys the cluster keeps (`nodectl auth s3-key create`), read from the live config and
@@ -34,27 +42,33 @@ pub struct ClusterKeys {
 }
 
 impl ClusterKeys {
-    fn find(&self, access_key: &str) -> Option<(String, bool)> {
+    fn find(&self, access_key: &str) -> Option<(String, bool, String)> {
         let cfg = (self.auth)();
         let k = cfg.s3_keys.iter().find(|k| k.access_key == access_key)?;
         let secret = shoal_actors::logic::auth::Secret::new(&cfg.secret).ok()?;
         let plain = shoal_actors::logic::auth::unseal(&secret, &k.secret_sealed).ok()?;
-        Some((plain, k.admin))
+        Some((plain, k.admin, k.user.clone()))
     }
 }
 
 impl AccessKeys for ClusterKeys {
     fn secret_for(&self, access_key: &str) -> Option<String> {
         self.find(access_key)
-            .map(|(s, _)| s)
+            .map(|(s, _, _)| s)
             .or_else(|| self.fixed.secret_for(access_key))
     }
 
     fn is_admin(&self, access_key: &str) -> bool {
         match self.find(access_key) {
-            Some((_, admin)) => admin,
+            Some((_, admin, _)) => admin,
             None => self.fixed.is_admin(access_key),
         }
+    }
+
+    fn user_of(&self, access_key: &str) -> Option<String> {
+        self.find(access_key)
+            .map(|(_, _, user)| user)
+            .filter(|u| !u.is_empty())
     }
 }
 
@@ -145,6 +159,9 @@ impl AuthSettings {
     }
 
     /// Checks a native request's bearer token; returns the token to pass on to the cluster.
+    /// The identity is checked here (signature, expiry, revocation, user, external issuer);
+    /// what it may do is decided by the node that serves the request, by the same rules, so
+    /// `admin` only turns away at once those who hold no admin right of any kind.
     pub fn check_bearer(&self, header: Option<&str>, admin: bool) -> Result<Option<String>> {
         let token = header
             .and_then(|h| {
@@ -161,31 +178,62 @@ impl AuthSettings {
                 "this cluster needs a token: Authorization: Bearer <jwt>".into(),
             ));
         };
-        let claims = jwt::verify(&t, cfg.secret.as_bytes()).map_err(|e| match e {
-            shoal_actors::Error::Unauthorized(m) => Error::Unauthorized(m),
-            other => Error::Unauthorized(other.to_string()),
-        })?;
-        if admin && !claims.admin {
+        let secret = Secret::new(&cfg.secret).ok();
+        let keys = match shoal_actors::store::keys::oidc_keys(&cfg.oidc) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("external tokens cannot be checked: {e}");
+                None
+            }
+        };
+        let ck = Checker {
+            enabled: true,
+            secret: secret.as_ref(),
+            uuid: None,
+            cfg: &cfg,
+            oidc: keys.as_deref(),
+        };
+        let who = ck
+            .identify(&NodeId("http".into()), Some(&t))
+            .map_err(|e| match e {
+                shoal_actors::Error::Unauthorized(m) => Error::Unauthorized(m),
+                shoal_actors::Error::Forbidden(m) => Error::Forbidden(m),
+                other => Error::Unauthorized(other.to_string()),
+            })?;
+        if admin
+            && !who.perms.iter().any(|p| p.access >= Access::BucketAdmin)
+            && who.kind != PrincipalKind::Node
+        {
             return Err(Error::Forbidden(format!(
                 "{} is not an admin: this operation needs admin rights",
-                claims.sub
+                who.subject
             )));
         }
         Ok(Some(t))
     }
 
-    /// The token an S3 request verified for `access_key` acts with (auth on), short-lived.
+    /// The token an S3 request verified for `access_key` acts with (auth on), short-lived: as
+    /// the key's user (an ID marks it as the AuthN service's, so their roles decide), or for a
+    /// key of its own, with its admin flag.
     pub fn token_for_s3(&self, access_key: &str) -> Option<String> {
         let cfg = self.current();
         if !cfg.enabled {
             return None;
         }
+        let now = shoal_actors::types::unix_secs();
+        let (sub, jti) = match self.keys.user_of(access_key) {
+            Some(u) => (u, Some(format!("s3:{access_key}"))),
+            None => (format!("s3:{access_key}"), None),
+        };
+        // Issued now (after any "log out everywhere" of the user: keys go with `s3-key rm`).
+        let iat = shoal_actors::logic::authn::next_iat(&cfg, &sub, now);
         let claims = jwt::Claims {
-            sub: format!("s3:{access_key}"),
-            exp: shoal_actors::types::unix_secs() + 600,
+            sub,
+            exp: now + 600,
             admin: self.keys.is_admin(access_key),
-            iat: None,
+            iat: Some(iat),
             cluster: None,
+            jti,
         };
         jwt::sign(&claims, cfg.secret.as_bytes()).ok()
     }
@@ -232,6 +280,7 @@ mod tests {
                 admin,
                 iat: None,
                 cluster: None,
+                jti: None,
             },
             secret.as_bytes(),
         )

@@ -99,6 +99,7 @@ impl Cluster {
             admin: false,
             iat: Some(now),
             cluster: None,
+            jti: None,
         };
         shoal_actors::logic::auth::jwt::sign(&claims, cfg.secret.as_bytes()).ok()
     }

@@ -19,7 +19,7 @@ pub struct Cli {
     /// Proxy to talk to, HOST:PORT [env: NODECTL_ENDPOINT; else the config file; else 127.0.0.1:8080]
     #[arg(long, global = true)]
     pub endpoint: Option<String>,
-    /// Admin token (JWT) for privileged operations
+    /// Token (JWT) [else the one saved by `nodectl auth login`]
     #[arg(long, global = true, env = "NODECTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// One JSON document on stdout, stable keys
@@ -64,7 +64,7 @@ pub enum Command {
     /// Objects
     #[command(subcommand)]
     Object(ObjectCmd),
-    /// Tokens for privileged operations
+    /// Users, roles, logins and tokens (AuthN), and S3 keys
     #[command(subcommand)]
     Auth(AuthCmd),
     /// A target's disks (mountpaths)
@@ -389,24 +389,102 @@ pub enum ObjectCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCmd {
-    /// Mint a token signed with the cluster secret
-    Token {
-        /// The cluster secret (the file given to every noded as --auth-secret-file)
+    /// Mint a token signed with the cluster secret, or revoke one (`token revoke`)
+    Token(TokenArgs),
+    /// Log in as an AuthN user: the token is saved (mode 0600) and used when no --token is given
+    Login {
+        user: String,
+        /// Read the password from this file (else $NODECTL_PASSWORD, else a line of stdin)
         #[arg(long)]
-        secret_file: PathBuf,
-        /// Grant admin: bucket and lifecycle changes, mountpaths, S3 keys
+        password_file: Option<PathBuf>,
+        /// Token lifetime, e.g. 30m, 12h, 7d (default: the cluster's auth.token_ttl_secs)
         #[arg(long)]
-        admin: bool,
-        /// Lifetime, e.g. 30m, 12h, 7d
-        #[arg(long, default_value = "24h")]
-        ttl: String,
-        /// Subject (user name)
-        #[arg(long, default_value = "nodectl")]
-        sub: String,
+        ttl: Option<String>,
     },
+    /// Revoke the saved token and remove it
+    Logout,
+    /// Who the token in use says you are: subject, kind, roles, permissions
+    Whoami,
+    /// Users of the AuthN service (admin)
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Roles: named sets of permissions (admin)
+    #[command(subcommand)]
+    Role(RoleCmd),
     /// S3 access keys for the HTTP front door (SigV4, checked when auth is on)
     #[command(name = "s3-key", subcommand)]
     S3Key(S3KeyCmd),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub cmd: Option<TokenCmd>,
+    /// The cluster secret (the file given to every noded as --auth-secret-file)
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Grant admin: bucket and lifecycle changes, mountpaths, S3 keys
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime, e.g. 30m, 12h, 7d
+    #[arg(long, default_value = "24h")]
+    pub ttl: String,
+    /// Subject (user name)
+    #[arg(long, default_value = "nodectl")]
+    pub sub: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Revoke a token at once on every node: a token you hold, or any token ID (admin)
+    Revoke {
+        /// The token (JWT) to revoke. (Not named `token`: that is the global --token, the
+        /// caller's own, which clap would otherwise fill this with.)
+        #[arg(value_name = "TOKEN")]
+        revoked: Option<String>,
+        /// Revoke by token ID (`jti`) instead
+        #[arg(long, conflicts_with = "revoked")]
+        jti: Option<String>,
+        /// Revoke every token of this user issued until now (log out everywhere)
+        #[arg(long, conflicts_with_all = ["revoked", "jti"])]
+        user: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add a user with one or more roles
+    Add {
+        name: String,
+        /// A role (repeat for more): admin, bucket-admin, read-write, read-only, or your own
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Read the password from this file (else $NODECTL_PASSWORD, else a line of stdin)
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Remove a user: their tokens and S3 keys stop working at once
+    Rm { name: String },
+    /// List users and their roles
+    Ls,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCmd {
+    /// Add a role: PERM is cluster-admin, bucket-admin[:BUCKETS], rw:BUCKETS or ro:BUCKETS
+    /// (BUCKETS: *, a prefix ending in *, or a name)
+    Add {
+        name: String,
+        #[arg(required = true)]
+        perms: Vec<String>,
+        #[arg(long, default_value = "")]
+        desc: String,
+    },
+    /// Remove a role no user has
+    Rm { name: String },
+    /// List roles (built-in ones first) and their permissions
+    Ls,
 }
 
 #[derive(Subcommand, Debug)]
@@ -416,11 +494,35 @@ pub enum S3KeyCmd {
         /// The key may also create and destroy buckets
         #[arg(long)]
         admin: bool,
+        /// The key acts as this AuthN user (their roles decide what it may do)
+        #[arg(long, conflicts_with = "admin")]
+        user: Option<String>,
     },
     /// List the keys (never their secrets)
     Ls,
     /// Remove a key
     Rm { access_key: String },
+}
+
+/// Where `nodectl auth login` keeps the token: $NODECTL_TOKEN_FILE, else
+/// `<config dir>/shoal/token`.
+pub fn token_file() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("NODECTL_TOKEN_FILE")
+        && !p.is_empty()
+    {
+        return Some(PathBuf::from(p));
+    }
+    let dirs = directories::ProjectDirs::from("dev", "shoal", "shoal")?;
+    Some(dirs.config_dir().join("token"))
+}
+
+/// --token / $NODECTL_TOKEN, else the token saved by `nodectl auth login`.
+pub fn resolve_token(flag: Option<String>) -> Option<String> {
+    flag.filter(|t| !t.is_empty()).or_else(|| {
+        let text = std::fs::read_to_string(token_file()?).ok()?;
+        let t = text.trim();
+        (!t.is_empty()).then(|| t.to_string())
+    })
 }
 
 /// --endpoint, then $NODECTL_ENDPOINT, then the config file, then the default.
@@ -498,6 +600,68 @@ mod tests {
         );
         assert!(
             Cli::try_parse_from(["nodectl", "cluster", "add-remove-nodes", "shutdown"]).is_err()
+        );
+    }
+
+    #[test]
+    fn auth_grammar_keeps_the_shared_secret_token() {
+        let c = Cli::try_parse_from([
+            "nodectl",
+            "auth",
+            "token",
+            "--secret-file",
+            "f",
+            "--admin",
+            "--ttl",
+            "1h",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Auth(AuthCmd::Token(TokenArgs { cmd: None, admin: true, ref secret_file, .. })) if secret_file.is_some()
+        ));
+        // The caller's --token and the token to revoke are two different things.
+        let c = Cli::try_parse_from([
+            "nodectl", "--token", "mine", "auth", "token", "revoke", "theirs",
+        ])
+        .unwrap();
+        assert_eq!(c.token.as_deref(), Some("mine"));
+        assert!(matches!(
+            c.command,
+            Command::Auth(AuthCmd::Token(TokenArgs { cmd: Some(TokenCmd::Revoke { ref revoked, .. }), .. })) if revoked.as_deref() == Some("theirs")
+        ));
+        let c = Cli::try_parse_from(["nodectl", "auth", "token", "revoke", "--jti", "j1"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Auth(AuthCmd::Token(TokenArgs { cmd: Some(TokenCmd::Revoke { ref jti, .. }), .. })) if jti.as_deref() == Some("j1")
+        ));
+        assert!(
+            Cli::try_parse_from(["nodectl", "auth", "user", "add", "alice"]).is_err(),
+            "a role is required"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "nodectl",
+                "auth",
+                "user",
+                "add",
+                "alice",
+                "--role",
+                "read-only"
+            ])
+            .is_ok()
+        );
+        assert!(
+            Cli::try_parse_from(["nodectl", "auth", "role", "add", "r"]).is_err(),
+            "a permission is required"
+        );
+        assert!(
+            Cli::try_parse_from(["nodectl", "auth", "role", "add", "r", "rw:logs-*", "ro:*"])
+                .is_ok()
+        );
+        assert!(Cli::try_parse_from(["nodectl", "auth", "login", "alice"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["nodectl", "auth", "s3-key", "create", "--user", "alice"]).is_ok()
         );
     }
 }

@@ -108,38 +108,7 @@ pub async fn dispatch(env: &Env, cmd: Command) -> CmdResult {
         Command::Bucket(b) => bucket(env, b).await,
         Command::Object(o) => object(env, o).await,
         Command::Auth(AuthCmd::S3Key(k)) => s3_key(env, k).await,
-        Command::Auth(AuthCmd::Token {
-            secret_file,
-            admin,
-            ttl,
-            sub,
-        }) => {
-            let secret = std::fs::read(&secret_file).map_err(|e| {
-                Failure::usage(format!("cannot read {}: {e}", secret_file.display()))
-            })?;
-            // Read the way nodes read it (trimmed, never empty).
-            let secret = shoal_actors::logic::auth::Secret::new(&String::from_utf8_lossy(&secret))
-                .map_err(|e| Failure::usage(format!("{}: {e}", secret_file.display())))?;
-            let ttl = parse_duration(&ttl)
-                .ok_or_else(|| Failure::usage(format!("bad --ttl {ttl:?} (e.g. 30m, 12h, 7d)")))?;
-            let claims = shoal_actors::logic::auth::jwt::Claims {
-                sub,
-                exp: shoal_actors::types::unix_secs() + ttl.as_secs(),
-                admin,
-                iat: Some(shoal_actors::types::unix_secs()),
-                cluster: None,
-            };
-            let token = shoal_actors::logic::auth::jwt::sign(&claims, secret.bytes())?;
-            if env.json {
-                println!(
-                    "{}",
-                    json!({"token": token, "exp": claims.exp, "admin": admin})
-                );
-            } else {
-                println!("{token}");
-            }
-            Ok(())
-        }
+        Command::Auth(a) => crate::authn::run(env, a).await,
     }
 }
 
@@ -148,7 +117,7 @@ async fn s3_key(env: &Env, k: crate::cli::S3KeyCmd) -> CmdResult {
     use crate::cli::S3KeyCmd;
     use shoal_actors::proto::msg::S3KeyOp;
     let op = match k {
-        S3KeyCmd::Create { admin } => S3KeyOp::Create { admin },
+        S3KeyCmd::Create { admin, user } => S3KeyOp::Create { admin, user },
         S3KeyCmd::Ls => S3KeyOp::List,
         S3KeyCmd::Rm { access_key } => S3KeyOp::Remove { access_key },
     };
@@ -161,7 +130,7 @@ async fn s3_key(env: &Env, k: crate::cli::S3KeyCmd) -> CmdResult {
             .map(|(a, s)| json!({"access_key": a, "secret_key": s}));
         println!(
             "{}",
-            json!({"keys": res.keys.iter().map(|k| json!({"access_key": k.access_key, "admin": k.admin, "created": k.created})).collect::<Vec<_>>(), "created": created})
+            json!({"keys": res.keys.iter().map(|k| json!({"access_key": k.access_key, "admin": k.admin, "user": k.user, "created": k.created})).collect::<Vec<_>>(), "created": created})
         );
         return Ok(());
     }
@@ -172,11 +141,16 @@ async fn s3_key(env: &Env, k: crate::cli::S3KeyCmd) -> CmdResult {
     } else if removing {
         println!("S3 key removed.");
     } else {
-        let mut t = Table::new(&["ACCESS KEY", "ADMIN", "CREATED"]);
+        let mut t = Table::new(&["ACCESS KEY", "ADMIN", "USER", "CREATED"]);
         for k in &res.keys {
             t.plain(vec![
                 k.access_key.clone(),
                 if k.admin { "yes" } else { "no" }.into(),
+                if k.user.is_empty() {
+                    "-".into()
+                } else {
+                    k.user.clone()
+                },
                 format::clock(Some(k.created)),
             ]);
         }

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 refused (busy / unauthorized / forbidden),
 //! 4 timeout (`wait`).
 
+mod authn;
 pub mod cli;
 mod commands;
 mod completion;
@@ -125,7 +126,7 @@ pub fn run(cli: Cli) -> i32 {
     let json = cli.json;
     let res = rt.block_on(async move {
         let endpoint = cli::resolve_endpoint(cli.endpoint.clone());
-        let token = cli.token.clone();
+        let token = cli::resolve_token(cli.token.clone());
         let env = Env {
             client: Client::new(endpoint)
                 .with_token(token)

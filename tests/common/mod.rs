@@ -249,6 +249,8 @@ impl TestCluster {
             .arg(&self.lc.endpoint)
             .args(args)
             .env_remove("NODECTL_TOKEN")
+            // Never a token saved by a login in the real home (`nodectl auth login`).
+            .env("NODECTL_TOKEN_FILE", self.dir().join("no-login-token"))
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run nodectl")

@@ -278,6 +278,10 @@ pub struct Model {
     pub history: Option<Option<Result<Vec<shoal_actors::types::status::GenRecord>, String>>>,
     /// Set by quit keys; the runner leaves its loop when it sees it.
     pub quit: bool,
+    /// Who the console acts as (its token's subject and roles), asked once at start: shown in
+    /// the header, and keys whose request would be refused are refused here first, with why.
+    /// `None` until known (or when it could not be asked): the cluster decides alone.
+    pub identity: Option<shoal_actors::types::auth::WhoAmI>,
 }
 
 impl Model {
@@ -308,6 +312,7 @@ impl Model {
             reb_dialog: None,
             history: None,
             quit: false,
+            identity: None,
         }
     }
 
@@ -394,6 +399,29 @@ impl Model {
 }
 
 /// `t[ID]` or `p[ID]` for a node, the form `nodectl` accepts and prints.
+/// "alice (read-only)": who the console acts as, for the header; `None` with auth off or
+/// before it is known.
+pub fn identity_text(m: &Model) -> Option<String> {
+    let who = m.identity.as_ref().filter(|w| w.auth_enabled)?;
+    let p = &who.principal;
+    let what = if !p.roles.is_empty() {
+        p.roles.join(",")
+    } else if shoal_actors::logic::perm::is_cluster_admin(p) {
+        "admin".into()
+    } else {
+        p.perms
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Some(if what.is_empty() {
+        p.subject.clone()
+    } else {
+        format!("{} ({what})", p.subject)
+    })
+}
+
 pub fn label(n: &NodeStatus) -> String {
     let letter = n.role.letter();
     format!("{letter}[{}]", n.id)

@@ -147,6 +147,7 @@ async fn event_loop(
     ));
     let _poller_guard = AbortOnDrop(poller.abort_handle());
 
+    execute(Command::WhoAmI, &client, &tx, &refresh_now);
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(REDRAW_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -204,6 +205,16 @@ fn execute(cmd: Command, client: &Client, tx: &mpsc::Sender<Action>, refresh_now
     let (client, tx) = (client.clone(), tx.clone());
     match cmd {
         Command::Refresh => refresh_now.notify_one(),
+        Command::WhoAmI => {
+            tokio::spawn(async move {
+                let r = client
+                    .rpc(shoal_actors::proto::msg::AuthOp::WhoAmI)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.whoami.ok_or_else(|| "no answer".to_string()));
+                let _ = tx.send(Action::Identity(r)).await;
+            });
+        }
         Command::DryRun(req) => {
             tokio::spawn(async move {
                 let result = match client.lifecycle(req.clone()).await {

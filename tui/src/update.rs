@@ -3,6 +3,7 @@
 //! runner to execute; their results come back in as actions.
 
 use shoal_actors::logic::checks::{self, Check};
+use shoal_actors::logic::perm::Action as PermAction;
 use shoal_actors::proto::msg::MountpathOp;
 use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleReply, LifecycleRequest, Plan};
 use shoal_actors::types::smap::NodeId;
@@ -170,6 +171,8 @@ pub enum Action {
     Tick {
         now: u64,
     },
+    /// Who the console's token says it is (asked once at start).
+    Identity(Result<shoal_actors::types::auth::WhoAmI, String>),
 }
 
 /// What the runner must do on the cluster's side.
@@ -187,6 +190,8 @@ pub enum Command {
     RebalanceCtl(bool),
     /// Read the rebalance history (the cluster config's).
     FetchHistory,
+    /// Ask who the console's token says it is.
+    WhoAmI,
     /// Poll the cluster now rather than at the next refresh.
     Refresh,
 }
@@ -315,6 +320,15 @@ pub fn update(m: &mut Model, action: Action) -> Option<Command> {
         Action::MpDryRunDone { req, result } => mp_dry_run_done(m, req, result),
         Action::MountpathDone { req, result } => return mountpath_done(m, req, result),
         Action::Tick { now } => m.now = now,
+        Action::Identity(Ok(who)) => {
+            m.identity = Some(who);
+            if let Some(t) = crate::model::identity_text(m) {
+                m.log(Severity::Info, format!("acting as {t}"));
+            }
+        }
+        Action::Identity(Err(e)) => {
+            m.log(Severity::Warn, format!("who am I: {e}"));
+        }
     }
     None
 }
@@ -368,14 +382,32 @@ fn back(m: &mut Model) {
     }
 }
 
+/// Every key that changes the cluster passes here: refused on a read-only console, and when
+/// the console's identity may not change the cluster (the request would be forbidden), with
+/// the reason the cluster would give.
 fn refuse_readonly(m: &mut Model, what: &str) -> bool {
     if m.readonly {
         m.set_status(
             Severity::Warn,
             format!("read-only console: {what} is disabled"),
         );
+        return true;
     }
-    m.readonly
+    let Some(who) = m.identity.as_ref().filter(|w| w.auth_enabled) else {
+        return false;
+    };
+    let doing = format!("use {what}");
+    match shoal_actors::logic::perm::check(&who.principal, PermAction::Cluster(&doing)) {
+        Ok(()) => false,
+        Err(e) => {
+            let msg = match e {
+                shoal_actors::Error::Forbidden(m) => m,
+                other => other.to_string(),
+            };
+            m.set_status(Severity::Warn, format!("forbidden: {msg}"));
+            true
+        }
+    }
 }
 
 fn toggle_mark(m: &mut Model) {

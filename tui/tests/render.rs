@@ -523,6 +523,29 @@ fn detail_view_shows_restarts_of_supervised_children() {
 }
 
 #[test]
+fn the_header_says_who_the_console_acts_as() {
+    let mut m = model_with(&cluster(2), None, false);
+    let t = text(&render(&m, 80, 24));
+    assert!(!t.contains(" as "), "unknown yet: nothing shown\n{t}");
+    update(
+        &mut m,
+        Action::Identity(Ok(identity("reader", &["read-only"]))),
+    );
+    let buf = render(&m, 80, 24);
+    let (x, y) = find(&buf, "as reader (read-only)").unwrap_or_else(|| panic!("{}", text(&buf)));
+    assert_eq!(y, 1, "on the header's second line");
+    assert!(
+        buf[(x + 3, y)].modifier.contains(Modifier::BOLD),
+        "the name stands out"
+    );
+    // A refused key says why on the status line, in the warning colour.
+    press(&mut m, KeyCode::Char('m'));
+    let buf = render(&m, 80, 24);
+    let (x, y) = find(&buf, "forbidden: reader").unwrap_or_else(|| panic!("{}", text(&buf)));
+    assert_eq!(buf[(x, y)].fg, Color::Yellow);
+}
+
+#[test]
 fn help_overlay_and_readonly_notice() {
     let mut m = model_with(&cluster(2), None, true);
     let t = text(&render(&m, 80, 24));

@@ -287,6 +287,72 @@ fn n_inside_a_dialog_toggles_and_asks_for_a_new_plan() {
 }
 
 #[test]
+fn keys_the_console_identity_may_not_use_are_refused_with_the_reason() {
+    let mut c = cluster(4);
+    in_maintenance(&mut c, 1, false);
+    let mut m = model_with(&c, None, false);
+    assert_eq!(
+        update(
+            &mut m,
+            Action::Identity(Ok(identity("reader", &["read-only"])))
+        ),
+        None
+    );
+    assert!(
+        m.events
+            .iter()
+            .any(|e| e.text == "acting as reader (read-only)")
+    );
+    for k in [
+        KeyCode::Char('m'),
+        KeyCode::Char('s'),
+        KeyCode::Char('D'),
+        KeyCode::Char('P'),
+        KeyCode::Char(' '),
+        KeyCode::Char('n'),
+    ] {
+        if let Some(cmd) = press(&mut m, k) {
+            assert!(!is_mutation(&cmd), "{k:?} produced {cmd:?}");
+        }
+        assert!(
+            m.dialog.is_none() && m.reb_dialog.is_none(),
+            "{k:?} opened a dialog"
+        );
+        let st = m.status.clone().expect("a reason");
+        assert_eq!(st.severity, Severity::Warn);
+        assert!(
+            st.text
+                .starts_with("forbidden: reader (roles: read-only) may not use ")
+                && st.text.ends_with("that needs cluster-admin (role admin)"),
+            "{k:?}: {}",
+            st.text
+        );
+    }
+    assert!(m.marked.is_empty() && !m.no_rebalance);
+    // A bucket admin may not either; a cluster admin may.
+    update(
+        &mut m,
+        Action::Identity(Ok(identity("bucketeer", &["bucket-admin"]))),
+    );
+    assert_eq!(press(&mut m, KeyCode::Char('m')), None);
+    assert!(m.status.as_ref().unwrap().text.contains("bucketeer"));
+    update(&mut m, Action::Identity(Ok(identity("boss", &["admin"]))));
+    let cmd = press(&mut m, KeyCode::Char('m'));
+    assert!(matches!(cmd, Some(Command::DryRun(_))), "{cmd:?}");
+    // Not known (or not asked): the cluster decides, as before.
+    let mut m = model_with(&c, None, false);
+    update(
+        &mut m,
+        Action::Identity(Err("unauthorized: token revoked".into())),
+    );
+    assert!(m.identity.is_none());
+    assert!(matches!(
+        press(&mut m, KeyCode::Char('m')),
+        Some(Command::DryRun(_))
+    ));
+}
+
+#[test]
 fn readonly_console_never_produces_cluster_commands() {
     let mut c = cluster(4);
     in_maintenance(&mut c, 1, false);

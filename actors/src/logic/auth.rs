@@ -7,6 +7,10 @@
 //! travels: tokens prove that the sender knows it.
 
 use crate::error::{Error, Result};
+use crate::logic::oidc::{self, OidcKeys};
+use crate::logic::perm::{self, Action};
+use crate::types::auth::{Access, Perm, Principal, PrincipalKind};
+use crate::types::config::AuthConfig;
 use crate::types::smap::NodeId;
 
 /// How long a node token is valid: long enough for clock skew and a slow peer, short enough
@@ -113,6 +117,7 @@ pub fn node_token(secret: &Secret, me: &NodeId, uuid: Option<&str>) -> Option<St
         admin: false,
         iat: Some(now),
         cluster: uuid.map(str::to_string),
+        jti: None,
     };
     jwt::sign(&claims, secret.bytes()).ok()
 }
@@ -124,6 +129,10 @@ pub struct Checker<'a> {
     pub secret: Option<&'a Secret>,
     /// The cluster this node belongs to, once it has joined.
     pub uuid: Option<&'a str>,
+    /// Users, roles, revocations and external issuers, as the cluster config has them now.
+    pub cfg: &'a AuthConfig,
+    /// The external issuers' keys, when `auth.oidc` trusts any (read by the node).
+    pub oidc: Option<&'a OidcKeys>,
 }
 
 impl Checker<'_> {
@@ -173,19 +182,112 @@ impl Checker<'_> {
         self.node_claims(&c, from)
     }
 
-    /// Any request from a client or a node: a valid user token, or a node's own token.
-    pub fn user(&self, from: &NodeId, token: Option<&str>) -> Result<()> {
+    /// Who sends a request: a node, a holder of a shared-secret token, an AuthN user, an
+    /// external identity. Missing, malformed, badly signed, expired or revoked tokens, and
+    /// users that no longer exist, are *unauthorized*.
+    pub fn identify(&self, from: &NodeId, token: Option<&str>) -> Result<Principal> {
         if !self.enabled {
-            return Ok(());
+            return Ok(Principal {
+                subject: "anyone".into(),
+                kind: PrincipalKind::Anyone,
+                roles: Vec::new(),
+                perms: Vec::new(),
+            });
         }
-        let c = self.verify(token, "this request")?;
-        if c.sub.starts_with("node:") {
-            self.node_claims(&c, from)?;
+        let t = token.ok_or_else(|| Error::Unauthorized("this request needs a token".into()))?;
+        if oidc::is_external(t) {
+            let keys = self.oidc.ok_or_else(|| {
+                Error::Unauthorized(
+                    "invalid external token: this cluster trusts no external issuer (auth.oidc)"
+                        .into(),
+                )
+            })?;
+            let ext = oidc::verify(t, keys, self.cfg)?;
+            if let Some(j) = &ext.jti
+                && self.cfg.is_revoked(j)
+            {
+                return Err(Error::Unauthorized(format!("token {j} was revoked")));
+            }
+            return Ok(oidc::principal(&ext, self.cfg));
         }
-        Ok(())
+        let c = self.verify(Some(t), "this request")?;
+        self.principal_of(&c, from)
     }
 
-    /// Lifecycle, bucket and cluster-wide operations: an admin token.
+    /// The principal of verified claims of one of our own (HS256) tokens.
+    fn principal_of(&self, c: &jwt::Claims, from: &NodeId) -> Result<Principal> {
+        if c.sub.starts_with("node:") {
+            self.node_claims(c, from)?;
+            return Ok(Principal {
+                subject: c.sub.clone(),
+                kind: PrincipalKind::Node,
+                roles: Vec::new(),
+                perms: Vec::new(),
+            });
+        }
+        match &c.jti {
+            // Issued by the AuthN service: the user's roles as they are now.
+            Some(j) => {
+                if self.cfg.is_revoked(j) {
+                    return Err(Error::Unauthorized(format!(
+                        "token {j} of {} was revoked",
+                        c.sub
+                    )));
+                }
+                if let Some(at) = self.cfg.user_revoked_until(&c.sub)
+                    && c.iat.unwrap_or(0) <= at
+                {
+                    return Err(Error::Unauthorized(format!(
+                        "the tokens of {} issued before {} UTC were revoked: log in again",
+                        c.sub,
+                        crate::logic::format::clock(at + 1)
+                    )));
+                }
+                let user = self.cfg.user(&c.sub).ok_or_else(|| {
+                    Error::Unauthorized(format!("user {:?} does not exist (any more)", c.sub))
+                })?;
+                Ok(perm::user_principal(user, &self.cfg.roles))
+            }
+            // Minted from the shared secret (`nodectl auth token`): its admin flag decides,
+            // as before users existed — admin for everything, otherwise data on every bucket.
+            None => {
+                let access = if c.admin {
+                    Access::ClusterAdmin
+                } else {
+                    Access::ReadWrite
+                };
+                Ok(Principal {
+                    subject: c.sub.clone(),
+                    kind: PrincipalKind::Shared,
+                    roles: Vec::new(),
+                    perms: vec![Perm {
+                        access,
+                        bucket: "*".into(),
+                    }],
+                })
+            }
+        }
+    }
+
+    /// Identifies the sender and decides `action` for it: *unauthorized* when it cannot be
+    /// identified, *forbidden* when it may not.
+    pub fn authorize(
+        &self,
+        from: &NodeId,
+        token: Option<&str>,
+        action: Action<'_>,
+    ) -> Result<Principal> {
+        let p = self.identify(from, token)?;
+        perm::check(&p, action)?;
+        Ok(p)
+    }
+
+    /// Any request from a client or a node: any valid identity.
+    pub fn user(&self, from: &NodeId, token: Option<&str>) -> Result<()> {
+        self.identify(from, token).map(|_| ())
+    }
+
+    /// Lifecycle and cluster-wide operations: a cluster admin.
     pub fn admin(&self, token: Option<&str>) -> Result<()> {
         self.admin_subject(token).map(|_| ())
     }
@@ -195,11 +297,79 @@ impl Checker<'_> {
         if !self.enabled {
             return Ok(None);
         }
-        let c = self.verify(token, "this operation (admin)")?;
-        if !c.admin {
-            return Err(Error::Forbidden(format!("{} is not an admin", c.sub)));
-        }
-        Ok(Some(c.sub))
+        let p = self.authorize(
+            &NodeId(String::new()),
+            token,
+            Action::Cluster("run cluster-wide operations"),
+        )?;
+        Ok(Some(p.subject))
+    }
+}
+
+/// The claims of one of our own tokens that is to be revoked: signed with our secret and
+/// carrying an ID. Expired ones are refused (nothing left to revoke), as are shared-secret
+/// tokens (they have no ID: rotating the secret is how those are revoked).
+pub fn revocable(secret: &Secret, token: &str) -> Result<jwt::Claims> {
+    let c = jwt::verify(token, secret.bytes()).map_err(|e| match e {
+        Error::Unauthorized(m) => Error::BadRequest(format!("cannot revoke that token: {m}")),
+        other => other,
+    })?;
+    if c.jti.is_none() {
+        return Err(Error::BadRequest(
+            "that token has no ID (minted from the shared secret): rotate the secret to revoke it"
+                .into(),
+        ));
+    }
+    Ok(c)
+}
+
+/// A fresh token ID: 128 random bits, hex.
+pub fn new_jti() -> String {
+    use rand::Rng;
+    let v: u128 = rand::rng().random();
+    format!("{v:032x}")
+}
+
+/// A token the AuthN service issues for `user`: HS256 under the cluster secret, with an ID
+/// (revocable), its issue time `iat` (see `authn::next_iat`) and an expiry.
+pub fn issue(
+    secret: &Secret,
+    user: &str,
+    ttl_secs: u64,
+    jti: String,
+    iat: u64,
+) -> Result<(String, u64)> {
+    let now = crate::types::unix_secs();
+    let claims = jwt::Claims {
+        sub: user.to_string(),
+        exp: now + ttl_secs.max(1),
+        admin: false,
+        iat: Some(iat),
+        cluster: None,
+        jti: Some(jti),
+    };
+    Ok((jwt::sign(&claims, secret.bytes())?, claims.exp))
+}
+
+/// Hashes a password with argon2id (random salt, the crate's default cost), PHC string.
+pub fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Encode(format!("password hashing failed: {e}")))
+}
+
+/// Whether `password` matches a PHC hash made by [`hash_password`]. A malformed hash matches
+/// nothing.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    match PasswordHash::new(phc) {
+        Ok(h) => argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
+        Err(_) => false,
     }
 }
 
@@ -265,6 +435,10 @@ pub mod jwt {
         /// The cluster UUID a node token is for.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub cluster: Option<String>,
+        /// Token ID of a token the AuthN service issued (login, S3 keys of users): what
+        /// revocation names. Tokens minted from the shared secret have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub jti: Option<String>,
     }
 
     const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -327,6 +501,7 @@ pub mod jwt {
                 admin,
                 iat: None,
                 cluster: None,
+                jti: None,
             }
         }
 
@@ -438,10 +613,13 @@ mod tests {
         let secret = Secret::new("cluster-secret-for-tests").unwrap();
         let a = NodeId("aaat1".into());
         let b = NodeId("bbbt2".into());
+        let cfg = AuthConfig::default();
         let ck = Checker {
             enabled: true,
             secret: Some(&secret),
             uuid: Some("u1"),
+            cfg: &cfg,
+            oidc: None,
         };
         let t = node_token(&secret, &a, Some("u1")).unwrap();
         assert!(ck.node(&a, Some(&t)).is_ok());
@@ -465,6 +643,7 @@ mod tests {
                 admin: false,
                 iat: Some(now),
                 cluster: Some("u1".into()),
+                jti: None,
             },
             secret.bytes(),
         )
@@ -482,6 +661,7 @@ mod tests {
                 admin: true,
                 iat: None,
                 cluster: None,
+                jti: None,
             },
             secret.bytes(),
         )
@@ -493,6 +673,8 @@ mod tests {
             enabled: true,
             secret: None,
             uuid: None,
+            cfg: &cfg,
+            oidc: None,
         };
         assert!(
             matches!(blind.user(&a, Some(&t)), Err(Error::Unauthorized(m)) if m.contains("no cluster secret"))
@@ -502,8 +684,116 @@ mod tests {
             enabled: false,
             secret: None,
             uuid: None,
+            cfg: &cfg,
+            oidc: None,
         };
         assert!(off.admin(None).is_ok() && off.node(&a, None).is_ok());
+    }
+
+    #[test]
+    fn users_tokens_resolve_to_their_roles_until_revoked_or_removed() {
+        let secret = Secret::new("cluster-secret-for-tests").unwrap();
+        let mut cfg = AuthConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let hash = hash_password("correct horse").unwrap();
+        assert!(!hash.contains("correct horse"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not-a-phc-string"));
+        crate::logic::authn::add_user(&mut cfg, "alice", &hash, &["read-only".into()], 1).unwrap();
+        let now = crate::types::unix_secs();
+        let (t, _) = issue(&secret, "alice", 60, "j1".into(), now).unwrap();
+        let a = NodeId("x".into());
+        let check = |cfg: &AuthConfig, action| {
+            Checker {
+                enabled: true,
+                secret: Some(&secret),
+                uuid: None,
+                cfg,
+                oidc: None,
+            }
+            .authorize(&a, Some(&t), action)
+        };
+        let p = check(&cfg, Action::Read("b")).unwrap();
+        assert_eq!(
+            (p.subject.as_str(), p.kind.clone()),
+            ("alice", PrincipalKind::User)
+        );
+        assert!(matches!(
+            check(&cfg, Action::Write("b")),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            check(&cfg, Action::Cluster("x")),
+            Err(Error::Forbidden(_))
+        ));
+        let mut revoked = cfg.clone();
+        crate::logic::authn::revoke(&mut revoked, "j1", 0, "alice", 1).unwrap();
+        assert!(
+            matches!(check(&revoked, Action::View), Err(Error::Unauthorized(m)) if m.contains("revoked"))
+        );
+        let mut everywhere = cfg.clone();
+        crate::logic::authn::revoke_user(&mut everywhere, "alice", now).unwrap();
+        assert!(
+            matches!(check(&everywhere, Action::View), Err(Error::Unauthorized(m)) if m.contains("log in again"))
+        );
+        let iat = crate::logic::authn::next_iat(&everywhere, "alice", now);
+        let (fresh, _) = issue(&secret, "alice", 60, "j3".into(), iat).unwrap();
+        let ck2 = Checker {
+            enabled: true,
+            secret: Some(&secret),
+            uuid: None,
+            cfg: &everywhere,
+            oidc: None,
+        };
+        assert!(
+            ck2.identify(&a, Some(&fresh)).is_ok(),
+            "a login after it is good"
+        );
+        let mut removed = cfg.clone();
+        crate::logic::authn::remove_user(&mut removed, "alice").unwrap();
+        assert!(
+            matches!(check(&removed, Action::View), Err(Error::Unauthorized(m)) if m.contains("does not exist"))
+        );
+        let mut c = jwt::verify(&t, secret.bytes()).unwrap();
+        c.exp = crate::types::unix_secs() - 1;
+        let stale = jwt::sign(&c, secret.bytes()).unwrap();
+        let ck = Checker {
+            enabled: true,
+            secret: Some(&secret),
+            uuid: None,
+            cfg: &cfg,
+            oidc: None,
+        };
+        assert!(
+            matches!(ck.identify(&a, Some(&stale)), Err(Error::Unauthorized(m)) if m.contains("expired"))
+        );
+        // Revoking needs one of our tokens with an ID.
+        assert!(revocable(&secret, &t).is_ok());
+        let shared = jwt::sign(
+            &jwt::Claims {
+                sub: "ops".into(),
+                exp: crate::types::unix_secs() + 60,
+                admin: true,
+                iat: None,
+                cluster: None,
+                jti: None,
+            },
+            secret.bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            revocable(&secret, &shared),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(revocable(&secret, "junk").is_err());
+        // An external-looking token without any trusted issuer is unauthorized.
+        assert!(matches!(
+            ck.identify(&a, Some("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")),
+            Err(Error::Unauthorized(_))
+        ));
     }
 
     #[test]

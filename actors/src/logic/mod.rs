@@ -5,12 +5,15 @@
 
 pub mod admission;
 pub mod auth;
+pub mod authn;
 pub mod checks;
 pub mod election;
 pub mod format;
 pub mod generation;
 pub mod meta;
 pub mod names;
+pub mod oidc;
+pub mod perm;
 pub mod placement;
 pub mod plan;
 pub mod progress;

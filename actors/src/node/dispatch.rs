@@ -12,14 +12,17 @@ use super::primary::PrimaryMsg;
 use super::{Contact, Kit, Restarts, names};
 use crate::error::{Error, Result};
 use crate::logic::auth::{self, Checker, Secret};
+use crate::logic::oidc::OidcKeys;
+use crate::logic::perm::{self, Action};
 use crate::logic::{names as name_rules, placement};
 use crate::proto::codec::{Conn, Envelope};
 use crate::proto::msg::{
-    Control, Data, GetClusterStatus, GetConfig, GetMetrics, GetNodeStats, GetSmap, Handshake,
-    ListBuckets, ListObjects, Msg, Peer, Query, Reb, Rpc, VoteRequest,
+    AuthOp, AuthReply, Control, Data, GetClusterStatus, GetConfig, GetMetrics, GetNodeStats,
+    GetSmap, Handshake, ListBuckets, ListObjects, Msg, Peer, Query, Reb, Rpc, VoteRequest,
 };
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
+use crate::types::auth::{PrincipalKind, WhoAmI};
 use crate::types::lifecycle::NodeAction;
 use crate::types::meta::MetaUpdate;
 use crate::types::object::{MAX_PAGE, ObjEntry, ObjPage};
@@ -81,13 +84,35 @@ impl Router {
         })
     }
 
-    /// What requests are checked against: the cluster's auth switch, this node's secret, and
-    /// the cluster it belongs to.
-    fn checker<'a>(&'a self, meta: &'a crate::types::meta::Meta) -> Checker<'a> {
+    /// What requests are checked against: the cluster's auth switch, this node's secret, the
+    /// cluster it belongs to, its users, roles and revocations, and the external issuers' keys.
+    fn checker<'a>(
+        &'a self,
+        meta: &'a crate::types::meta::Meta,
+        oidc: &'a Option<Arc<OidcKeys>>,
+    ) -> Checker<'a> {
         Checker {
             enabled: meta.config.auth.enabled,
             secret: self.secret.as_ref(),
             uuid: meta.smap.as_ref().map(|s| s.uuid.as_str()),
+            cfg: &meta.config.auth,
+            oidc: oidc.as_deref(),
+        }
+    }
+
+    /// The external issuers' keys, when the config trusts any (read from disk, cached until
+    /// the files change). A key file that cannot be read is logged, and external tokens are
+    /// then refused.
+    fn oidc_keys(meta: &crate::types::meta::Meta) -> Option<Arc<OidcKeys>> {
+        if !meta.config.auth.enabled {
+            return None;
+        }
+        match crate::store::keys::oidc_keys(&meta.config.auth.oidc) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!("external tokens cannot be checked: {e}");
+                None
+            }
         }
     }
 
@@ -111,11 +136,12 @@ impl Router {
             ..
         } = env;
         let meta = self.meta.get();
-        let ck = self.checker(&meta);
+        let keys = Self::oidc_keys(&meta);
+        let ck = self.checker(&meta, &keys);
         let token = token.as_deref();
         match body {
             Msg::Query(q) => {
-                ck.user(&from, token)?;
+                ck.authorize(&from, token, Action::View)?;
                 self.query(q).await.map(Some)
             }
             Msg::Control(c) => self.control(c, &from, token).await.map(Some),
@@ -124,7 +150,7 @@ impl Router {
                 self.peer(conn, corr, p, &from).await
             }
             Msg::Data(d) => {
-                ck.user(&from, token)?;
+                ck.authorize(&from, token, data_action(&d))?;
                 self.data(conn, corr, d).await
             }
             Msg::Reb(r) => {
@@ -141,10 +167,13 @@ impl Router {
                 }
             }
             Msg::Storage(s) => {
-                match &s {
-                    crate::proto::msg::Storage::Mountpath(_) => ck.admin(token)?,
-                    _ => ck.user(&from, token)?,
-                }
+                let action = match &s {
+                    crate::proto::msg::Storage::Mountpath(_) => {
+                        Action::Cluster("attach, detach, enable or disable mountpaths")
+                    }
+                    _ => Action::View,
+                };
+                ck.authorize(&from, token, action)?;
                 let store = self.store.as_ref().ok_or_else(|| {
                     Error::BadRequest(format!(
                         "{} is a proxy: storage requests go to a target",
@@ -240,9 +269,55 @@ impl Router {
 
     async fn control(&self, c: Control, from: &NodeId, token: Option<&str>) -> Result<Msg> {
         let meta = self.meta.get();
-        let ck = self.checker(&meta);
+        let keys = Self::oidc_keys(&meta);
+        let ck = self.checker(&meta, &keys);
         let mut by = None;
-        if c.is_from_node() {
+        if let Control::Auth(op) = &c {
+            match op {
+                // Any node answers these: every node has the users and the secret.
+                AuthOp::Login {
+                    user,
+                    password,
+                    ttl_secs,
+                } => return self.login(&meta, user, password, *ttl_secs).await,
+                AuthOp::WhoAmI => {
+                    let principal = ck.identify(from, token)?;
+                    let who = WhoAmI {
+                        auth_enabled: meta.config.auth.enabled,
+                        principal,
+                        exp: token.and_then(token_exp),
+                    };
+                    return Ok(Msg::Reply(AuthOp::reply(Box::new(AuthReply {
+                        whoami: Some(who),
+                        ..Default::default()
+                    }))));
+                }
+                // A holder may revoke their own token (logout); other tokens, token IDs and
+                // users need an admin (the match is exact: a token of one's own does not
+                // carry a `jti` or `user` along).
+                AuthOp::Revoke {
+                    token: Some(t),
+                    jti: None,
+                    user: None,
+                } => {
+                    let p = ck.identify(from, token)?;
+                    if meta.config.auth.enabled {
+                        let secret = ck.secret.ok_or_else(|| {
+                            Error::Unauthorized("this node has no cluster secret".into())
+                        })?;
+                        let target = auth::revocable(secret, t)?;
+                        if target.sub != p.subject || p.kind != PrincipalKind::User {
+                            perm::check(&p, Action::Cluster("revoke another user's token"))?;
+                        }
+                    }
+                    by = Some(p.subject);
+                }
+                _ => {
+                    let p = ck.authorize(from, token, control_action(&c))?;
+                    by = Some(p.subject);
+                }
+            }
+        } else if c.is_from_node() {
             ck.node(from, token)?;
             match &c {
                 // Join is how non-members become members: the joiner itself asks (forwarded
@@ -258,13 +333,36 @@ impl Router {
                 _ => auth::check_member(meta.smap.as_ref(), from)?,
             }
         } else if c.is_admin() {
-            by = ck.admin_subject(token)?;
+            let p = ck.authorize(from, token, control_action(&c))?;
+            by = meta.config.auth.enabled.then_some(p.subject);
         } else {
-            ck.user(from, token)?;
+            ck.authorize(from, token, Action::View)?;
         }
         if !meta.is_primary(&self.me.id) {
             return self.forward_to_primary(c, from, token).await;
         }
+        // A new user's password is hashed here, on the primary's node, outside its actor
+        // (argon2 is slow on purpose); only the hash goes into the config.
+        let c = match c {
+            Control::Auth(AuthOp::UserAdd {
+                name,
+                password,
+                roles,
+                ..
+            }) => {
+                perm::validate_password(&name, &password)?;
+                let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+                    .await
+                    .map_err(|e| Error::Unavailable(format!("password hashing: {e}")))??;
+                Control::Auth(AuthOp::UserAdd {
+                    name,
+                    password: String::new(),
+                    roles,
+                    password_hash: hash,
+                })
+            }
+            other => other,
+        };
         // The primary actor may be restarting after a failure: wait for it a little (its
         // supervisor's back-off) rather than fail the client at once.
         let name = names::primary(&self.me.id);
@@ -288,6 +386,52 @@ impl Router {
             tokio::time::sleep(wait).await;
             wait *= 2;
         }
+    }
+
+    /// A login: the password checked against the user's hash, and a token with an ID the
+    /// AuthN service can revoke. Unknown users and wrong passwords get the same answer (and
+    /// the same work), so a caller cannot tell which users exist.
+    async fn login(
+        &self,
+        meta: &crate::types::meta::Meta,
+        user: &str,
+        password: &str,
+        ttl_secs: u64,
+    ) -> Result<Msg> {
+        let cfg = &meta.config.auth;
+        if !cfg.enabled {
+            return Err(Error::BadRequest(
+                "auth is off on this cluster: nobody needs to log in".into(),
+            ));
+        }
+        let secret = self.secret.clone().ok_or_else(|| {
+            Error::Unauthorized("this node has no cluster secret: it cannot issue tokens".into())
+        })?;
+        let rec = cfg.user(user).cloned();
+        let hash = rec.as_ref().map(|u| u.password_hash.clone());
+        let password = password.to_string();
+        // Both argon2 runs (the dummy hash is made once, on first use) stay off the runtime.
+        let ok = tokio::task::spawn_blocking(move || {
+            auth::verify_password(&password, hash.as_deref().unwrap_or_else(|| dummy_hash()))
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("password check: {e}")))?;
+        let Some(rec) = rec.filter(|_| ok) else {
+            tracing::info!(user = %crate::logic::format::safe(user), "login refused");
+            return Err(Error::Unauthorized("wrong user name or password".into()));
+        };
+        let ttl = match ttl_secs {
+            0 => cfg.token_ttl(),
+            n => n.min(MAX_TOKEN_TTL_SECS),
+        };
+        let iat = crate::logic::authn::next_iat(cfg, &rec.name, crate::types::unix_secs());
+        let (token, exp) = auth::issue(&secret, &rec.name, ttl, auth::new_jti(), iat)?;
+        tracing::info!(user = %rec.name, ttl, "login");
+        Ok(Msg::Reply(AuthOp::reply(Box::new(AuthReply {
+            token: Some(token),
+            exp: Some(exp),
+            ..Default::default()
+        }))))
     }
 
     /// `show cluster`: the map's facts from the primary actor, live stats from every node
@@ -459,6 +603,58 @@ async fn primary_call(
         ractor::rpc::CallResult::SenderError => Err(Error::Remote(
             "the primary actor stopped while handling the request".into(),
         )),
+    }
+}
+
+use crate::types::auth::MAX_TOKEN_TTL_SECS;
+
+/// A hash to check unknown users' passwords against, so that they cost what known ones do.
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| auth::hash_password("not a password of anyone").unwrap_or_default())
+}
+
+/// The expiry a token claims (unverified: only shown back to its holder by `whoami`).
+fn token_exp(token: &str) -> Option<u64> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&raw)
+        .ok()?
+        .get("exp")?
+        .as_u64()
+}
+
+/// What a data request does to which bucket.
+fn data_action(d: &Data) -> Action<'_> {
+    match d {
+        Data::List(l) => Action::Read(&l.bucket),
+        Data::Get(g) => Action::Read(&g.key.bucket),
+        Data::Head(h) => Action::Read(&h.key.bucket),
+        Data::Locate(l) => Action::Read(&l.key.bucket),
+        Data::Stamp(s) => Action::Read(&s.key.bucket),
+        Data::Put(p) => Action::Write(&p.key.bucket),
+        Data::Delete(x) => Action::Write(&x.key.bucket),
+    }
+}
+
+/// What an admin control request needs, described for a refusal.
+fn control_action(c: &Control) -> Action<'_> {
+    match c {
+        Control::CreateBucket(b) => Action::Bucket(&b.bucket),
+        Control::DestroyBucket(b) => Action::Bucket(&b.bucket),
+        Control::Lifecycle(_) => {
+            Action::Cluster("change a node's lifecycle (maintenance, shutdown, decommission)")
+        }
+        Control::AdminJoin(_) => Action::Cluster("join nodes to the cluster"),
+        Control::RemoveFromSmap(_) => Action::Cluster("remove nodes from the cluster map"),
+        Control::Cluster(_) => Action::Cluster("shut down or decommission the cluster"),
+        Control::S3Keys(_) => Action::Cluster("manage S3 access keys"),
+        Control::Rebalance(_) => Action::Cluster("pause, resume or throttle rebalancing"),
+        Control::Auth(_) => Action::Cluster("manage users, roles and tokens"),
+        _ => Action::View,
     }
 }
 

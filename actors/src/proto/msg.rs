@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, WireError};
+use crate::types::auth::{Perm, RoleDef, WhoAmI};
 use crate::types::config::{ClusterConfig, RebalanceConfig};
 use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove};
 use crate::types::meta::MetaUpdate;
@@ -133,6 +134,9 @@ pub enum Control {
     S3Keys(S3KeyOp),
     /// Pause, resume or throttle rebalancing cluster-wide (admin; empty: just read).
     Rebalance(RebalanceCtl),
+    /// The AuthN service: login and whoami (answered by any node), users, roles and
+    /// revocations (the primary changes the cluster config).
+    Auth(AuthOp),
 }
 
 impl Control {
@@ -151,6 +155,7 @@ impl Control {
             Control::RebReport(_) => "reb-report",
             Control::S3Keys(_) => "s3-keys",
             Control::Rebalance(_) => "rebalance-ctl",
+            Control::Auth(a) => a.name(),
         }
     }
 
@@ -166,7 +171,7 @@ impl Control {
                 | Control::DestroyBucket(_)
                 | Control::S3Keys(_)
                 | Control::Rebalance(_)
-        )
+        ) || matches!(self, Control::Auth(a) if a.is_admin())
     }
 
     /// Sent by nodes, not clients: needs the sender to be (or become) a member.
@@ -180,6 +185,125 @@ impl Control {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GetClusterStatus;
+
+/// Requests to the AuthN service (`nodectl auth ...`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthOp {
+    /// A token for a user and password (no token needed); `ttl_secs` 0: the configured TTL.
+    Login {
+        user: String,
+        password: String,
+        ttl_secs: u64,
+    },
+    /// Who the caller's token says they are.
+    WhoAmI,
+    /// A new user with roles (admin). The password is hashed by the primary's node before
+    /// the primary stores it; `password_hash` is set there and nowhere else.
+    UserAdd {
+        name: String,
+        password: String,
+        roles: Vec<String>,
+        #[serde(default)]
+        password_hash: String,
+    },
+    /// Removes a user; their tokens and S3 keys stop working at once (admin).
+    UserRm {
+        name: String,
+    },
+    UserLs,
+    /// A new role (admin); the built-in ones cannot be redefined.
+    RoleAdd {
+        name: String,
+        desc: String,
+        perms: Vec<Perm>,
+    },
+    RoleRm {
+        name: String,
+    },
+    RoleLs,
+    /// Revokes a token: by the token itself (its holder or an admin) or by its ID (admin);
+    /// or every token of a user issued until now (admin).
+    Revoke {
+        token: Option<String>,
+        jti: Option<String>,
+        #[serde(default)]
+        user: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for AuthOp {
+    /// Passwords and tokens never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthOp::Login { user, ttl_secs, .. } => {
+                write!(f, "Login {{ user: {user:?}, ttl_secs: {ttl_secs} }}")
+            }
+            AuthOp::UserAdd { name, roles, .. } => {
+                write!(f, "UserAdd {{ name: {name:?}, roles: {roles:?} }}")
+            }
+            AuthOp::Revoke { jti, token, user } => write!(
+                f,
+                "Revoke {{ jti: {jti:?}, user: {user:?}, token: {} }}",
+                if token.is_some() { "<token>" } else { "None" }
+            ),
+            AuthOp::WhoAmI => f.write_str("WhoAmI"),
+            AuthOp::UserRm { name } => write!(f, "UserRm {{ name: {name:?} }}"),
+            AuthOp::UserLs => f.write_str("UserLs"),
+            AuthOp::RoleAdd { name, perms, .. } => {
+                write!(f, "RoleAdd {{ name: {name:?}, perms: {perms:?} }}")
+            }
+            AuthOp::RoleRm { name } => write!(f, "RoleRm {{ name: {name:?} }}"),
+            AuthOp::RoleLs => f.write_str("RoleLs"),
+        }
+    }
+}
+
+impl AuthOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthOp::Login { .. } => "auth-login",
+            AuthOp::WhoAmI => "auth-whoami",
+            AuthOp::UserAdd { .. } => "auth-user-add",
+            AuthOp::UserRm { .. } => "auth-user-rm",
+            AuthOp::UserLs => "auth-user-ls",
+            AuthOp::RoleAdd { .. } => "auth-role-add",
+            AuthOp::RoleRm { .. } => "auth-role-rm",
+            AuthOp::RoleLs => "auth-role-ls",
+            AuthOp::Revoke { .. } => "auth-revoke",
+        }
+    }
+
+    /// Needs a cluster admin (revoking one's own token does not; the node checks that).
+    pub fn is_admin(&self) -> bool {
+        !matches!(
+            self,
+            AuthOp::Login { .. } | AuthOp::WhoAmI | AuthOp::Revoke { .. }
+        )
+    }
+}
+
+/// One user as listed (never the hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub created: u64,
+}
+
+/// What the AuthN service answers; each request fills its part.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthReply {
+    /// Login: the token and when it expires.
+    pub token: Option<String>,
+    pub exp: Option<u64>,
+    pub users: Vec<UserInfo>,
+    /// Every role, the built-in ones first.
+    pub roles: Vec<RoleDef>,
+    pub whoami: Option<WhoAmI>,
+    /// Revoke: the token ID revoked.
+    pub revoked: Option<String>,
+}
 
 /// Changes to the live rebalance settings; `None` leaves one as it is. Answered with the
 /// settings in force afterwards.
@@ -195,6 +319,9 @@ pub enum S3KeyOp {
     /// A new key; its secret is in the answer, once.
     Create {
         admin: bool,
+        /// The AuthN user the key acts as (their roles decide, not `admin`).
+        #[serde(default)]
+        user: Option<String>,
     },
     List,
     Remove {
@@ -207,6 +334,9 @@ pub enum S3KeyOp {
 pub struct S3KeyInfo {
     pub access_key: String,
     pub admin: bool,
+    /// The user the key acts as, if any.
+    #[serde(default)]
+    pub user: String,
     pub created: u64,
 }
 
@@ -471,6 +601,7 @@ pub enum Reply {
     Resilver(Option<Box<ResilverStatus>>),
     RebalanceConfig(Box<RebalanceConfig>),
     Metrics(String),
+    Auth(Box<AuthReply>),
 }
 
 /// Everything a node needs after joining.
@@ -641,6 +772,7 @@ rpc!(PlanMoves, Reb::PlanMoves, Vec<PlanMove>, Reply::PlanMoves);
 rpc!(RebTomb, Reb::Tomb, RebAck, Reply::RebAck);
 rpc!(StampQuery, Data::Stamp, Option<Stamp>, Reply::Stamp);
 rpc!(S3KeyOp, Control::S3Keys, S3Keys, Reply::S3Keys);
+rpc!(AuthOp, Control::Auth, Box<AuthReply>, Reply::Auth);
 rpc!(
     RebalanceCtl,
     Control::Rebalance,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::types::auth::{OidcConfig, RequiredClaims, Revoked, RoleDef, UserRec};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -142,7 +143,96 @@ pub struct AuthConfig {
     /// S3 access keys (SigV4 needs each key's secret on every node): the secrets travel
     /// sealed with a key derived from the cluster secret, which only nodes have.
     pub s3_keys: Vec<S3Key>,
+    /// Users of the integrated AuthN service (argon2 hashes only). Kept here, in the config
+    /// the primary versions, persists and metasyncs, so every node can check every request
+    /// and a change (a user removed, a token revoked) reaches every node in one push.
+    pub users: Vec<UserRec>,
+    /// Roles defined by the operators, beside the built-in ones (`logic::perm`).
+    pub roles: Vec<RoleDef>,
+    /// Revoked token IDs, until their tokens would have expired anyway.
+    pub revoked: Vec<Revoked>,
+    /// How long a login token lasts when the client asks for no TTL, seconds (0: 24 h).
+    pub token_ttl_secs: u64,
+    pub required_claims: RequiredClaims,
+    pub oidc: OidcConfig,
 }
+
+/// A login token lasts this long unless asked otherwise.
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+impl AuthConfig {
+    pub fn user(&self, name: &str) -> Option<&UserRec> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        !jti.is_empty() && self.revoked.iter().any(|r| r.jti == jti)
+    }
+
+    /// Tokens of `user` issued at or before this instant (unix seconds) are revoked.
+    pub fn user_revoked_until(&self, user: &str) -> Option<u64> {
+        self.revoked
+            .iter()
+            .filter(|r| r.jti.is_empty() && r.sub == user)
+            .map(|r| r.at)
+            .max()
+    }
+
+    pub fn token_ttl(&self) -> u64 {
+        match self.token_ttl_secs {
+            0 => DEFAULT_TOKEN_TTL_SECS,
+            n => n,
+        }
+    }
+
+    /// The section as `nodectl config cluster auth --json` shows it: the seed's shape
+    /// (`signature`, `required_claims`, `oidc`, `enabled`), then what Shoal adds (users and
+    /// their roles, roles, S3 keys, revocations) — secrets and hashes masked.
+    pub fn seed_view(&self) -> serde_json::Value {
+        let opt_list = |v: &Option<Vec<String>>| match v {
+            Some(l) if !l.is_empty() => serde_json::json!(l),
+            _ => serde_json::Value::Null,
+        };
+        let bundle = match self.oidc.issuer_ca_bundle.as_str() {
+            "" => "-",
+            b => b,
+        };
+        serde_json::json!({
+            "signature": {
+                "key": if self.secret.is_empty() { "" } else { MASK },
+                "method": "hmac",
+            },
+            "required_claims": { "aud": opt_list(&self.required_claims.aud) },
+            "oidc": {
+                "issuer_ca_bundle": bundle,
+                "allowed_iss": opt_list(&self.oidc.allowed_iss),
+                "jwks_file": if self.oidc.jwks_file.is_empty() { "-" } else { &self.oidc.jwks_file },
+                "roles_claim": if self.oidc.roles_claim.is_empty() { "groups" } else { &self.oidc.roles_claim },
+                "role_map": self.oidc.role_map,
+            },
+            "enabled": self.enabled,
+            // Kept beside `signature.key` for scripts written before the seed's shape.
+            "secret": if self.secret.is_empty() { "" } else { MASK },
+            "token_ttl": crate::logic::format::duration(self.token_ttl()),
+            "users": self.users.iter().map(|u| serde_json::json!({
+                "name": u.name, "roles": u.roles, "password_hash": MASK,
+            })).collect::<Vec<_>>(),
+            "roles": self.roles.iter().map(|r| serde_json::json!({
+                "name": r.name, "desc": r.desc,
+                "perms": r.perms.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "s3_keys": self.s3_keys.iter().map(|k| serde_json::json!({
+                "access_key": k.access_key, "secret_key": MASK, "admin": k.admin,
+                "user": if k.user.is_empty() { serde_json::Value::Null } else { k.user.clone().into() },
+            })).collect::<Vec<_>>(),
+            "revoked_tokens": self.revoked.iter().filter(|r| !r.jti.is_empty()).count(),
+            "revoked_users": self.revoked.iter().filter(|r| r.jti.is_empty()).map(|r| r.sub.clone()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// How secrets show.
+pub const MASK: &str = "**********";
 
 /// One S3 access key as the cluster config carries it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,8 +241,11 @@ pub struct S3Key {
     pub access_key: String,
     /// The secret key, sealed (`logic::auth::seal`); `**********` when shown.
     pub secret_sealed: String,
-    /// Admin keys may also create and destroy buckets; others read and write data.
+    /// Admin keys may also create and destroy buckets; others read and write data. Ignored
+    /// when the key belongs to a user: then the user's roles decide.
     pub admin: bool,
+    /// The AuthN user this key acts as (empty: a key of its own, with `admin`).
+    pub user: String,
     /// Unix seconds.
     pub created: u64,
 }
@@ -192,10 +285,13 @@ impl ClusterConfig {
     pub fn masked(&self, secret_provisioned: bool) -> ClusterConfig {
         let mut c = self.shareable();
         if secret_provisioned {
-            c.auth.secret = "**********".into();
+            c.auth.secret = MASK.into();
         }
         for k in &mut c.auth.s3_keys {
-            k.secret_sealed = "**********".into();
+            k.secret_sealed = MASK.into();
+        }
+        for u in &mut c.auth.users {
+            u.password_hash = MASK.into();
         }
         c
     }
@@ -207,6 +303,7 @@ impl ClusterConfig {
         let mut all = serde_json::to_value(self).map_err(|e| Error::Encode(e.to_string()))?;
         if let Some(o) = all.as_object_mut() {
             o.remove("history");
+            o.insert("auth".into(), self.auth.seed_view());
         }
         match section {
             None => Ok(all),
@@ -259,10 +356,39 @@ mod tests {
         c.auth.secret = "hunter2".into();
         c.proxy.primary_url = "127.0.0.1:8080".into();
         assert_eq!(c.shareable().auth.secret, "");
+        c.auth.users.push(UserRec {
+            name: "alice".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            roles: vec!["read-only".into()],
+            created: 1,
+        });
+        c.auth.oidc.allowed_iss = Some(vec!["https://idp.example".into()]);
+        c.auth.required_claims.aud = Some(vec!["shoal".into()]);
         let v = c.masked(true).section_json(Some("auth")).unwrap();
-        assert_eq!(v["auth"]["secret"], "**********");
+        // The seed's shape: signature, required_claims, oidc, enabled.
+        assert_eq!(v["auth"]["signature"]["key"], "**********");
+        assert_eq!(
+            v["auth"]["secret"], "**********",
+            "the key scripts read before"
+        );
+        assert_eq!(v["auth"]["signature"]["method"], "hmac");
+        assert_eq!(v["auth"]["required_claims"]["aud"][0], "shoal");
+        assert_eq!(v["auth"]["oidc"]["allowed_iss"][0], "https://idp.example");
+        assert_eq!(v["auth"]["oidc"]["issuer_ca_bundle"], "-");
+        assert_eq!(v["auth"]["enabled"], false);
+        assert_eq!(v["auth"]["users"][0]["password_hash"], "**********");
+        let text = v.to_string();
+        assert!(
+            !text.contains("argon2") && !text.contains("hunter2"),
+            "{text}"
+        );
         let v = c.masked(false).section_json(Some("auth")).unwrap();
-        assert_eq!(v["auth"]["secret"], "");
+        assert_eq!(v["auth"]["signature"]["key"], "");
+        assert_eq!(
+            ClusterConfig::default().section_json(Some("auth")).unwrap()["auth"]["required_claims"]
+                ["aud"],
+            serde_json::Value::Null
+        );
         let v = c.section_json(Some("proxy")).unwrap();
         assert_eq!(v["proxy"]["primary_url"], "127.0.0.1:8080");
         assert!(c.section_json(Some("nope")).is_err());

@@ -2,6 +2,7 @@
 //! map and its companions, objects, lifecycle requests and plans, and the status views shown by
 //! `nodectl` and the console. No behaviour beyond small accessors.
 
+pub mod auth;
 pub mod config;
 pub mod lifecycle;
 pub mod meta;

@@ -129,6 +129,10 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         (_, Some(f)) => second.push(Span::styled(f, dim)),
         _ => {}
     }
+    if let Some(who) = crate::model::identity_text(m) {
+        second.push(Span::styled("  as ", dim));
+        second.push(Span::styled(who, bold));
+    }
     if m.readonly {
         second.push(Span::styled("  read-only", Style::new().fg(Color::Yellow)));
     }

@@ -268,6 +268,23 @@ pub fn model_with(c: &ClusterStatus, r: Option<&RebalanceStatus>, readonly: bool
     m
 }
 
+/// What `whoami` answers for a user with `roles` (the built-in ones), auth on.
+pub fn identity(subject: &str, roles: &[&str]) -> shoal_actors::types::auth::WhoAmI {
+    use shoal_actors::types::auth::{Principal, PrincipalKind, UserRec, WhoAmI};
+    let user = UserRec {
+        name: subject.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ..Default::default()
+    };
+    let principal: Principal = shoal_actors::logic::perm::user_principal(&user, &[]);
+    assert_eq!(principal.kind, PrincipalKind::User);
+    WhoAmI {
+        auth_enabled: true,
+        principal,
+        exp: None,
+    }
+}
+
 /// Presses one key the way the runner does: map it, then update.
 pub fn press(m: &mut Model, code: KeyCode) -> Option<Command> {
     press_mod(m, code, KeyModifiers::NONE)

@@ -302,6 +302,7 @@ async fn control(state: &mut PrimaryState, c: Control, reply: ReplyTo) {
         Control::CreateBucket(b) => ops::bucket_op(state, b.bucket, true, reply).await,
         Control::DestroyBucket(b) => ops::bucket_op(state, b.bucket, false, reply).await,
         Control::S3Keys(op) => ops::s3_keys(state, op, reply).await,
+        Control::Auth(op) => ops::auth(state, op, reply).await,
         Control::GetClusterStatus(_) => {
             // Answered by the server with a snapshot and a stats fan-out.
             let _ = reply.send(Err(Error::BadRequest(

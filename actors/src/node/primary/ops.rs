@@ -10,10 +10,12 @@ use super::push::{self, METASYNC_TIMEOUT};
 use super::{PrimaryMsg, PrimaryState, ReplyTo};
 use crate::error::{Error, Result};
 use crate::logic::auth;
-use crate::logic::{admission, names, plan};
+use crate::logic::{admission, authn, names, plan};
 use crate::proto::msg::{
-    CreateBucket, GetNodeStats, PlanMoves, RebalanceCtl, Reply, Rpc, S3KeyInfo, S3KeyOp, S3Keys,
+    AuthOp, AuthReply, CreateBucket, GetNodeStats, PlanMoves, RebalanceCtl, Reply, Rpc, S3KeyInfo,
+    S3KeyOp, S3Keys, UserInfo,
 };
+use crate::types::auth::RoleDef;
 use crate::types::config::S3Key;
 use crate::types::lifecycle::{
     ClusterOp, LifecycleOp, LifecycleReply, LifecycleRequest, NodeAction, PlanMove,
@@ -333,7 +335,15 @@ pub async fn s3_keys(state: &mut PrimaryState, op: S3KeyOp, reply: ReplyTo) {
         let changes = !matches!(op, S3KeyOp::List);
         match op {
             S3KeyOp::List => {}
-            S3KeyOp::Create { admin } => {
+            S3KeyOp::Create { admin, user } => {
+                if let Some(u) = &user
+                    && cfg.auth.user(u).is_none()
+                {
+                    return Err(Error::BadRequest(format!(
+                        "no user {:?}: add the user first (nodectl auth user add)",
+                        crate::logic::format::safe(u)
+                    )));
+                }
                 let secret = state.a.secret.as_ref().ok_or_else(|| {
                     Error::BadRequest(
                         "S3 keys are sealed with the cluster secret: provision it on the nodes first"
@@ -345,6 +355,7 @@ pub async fn s3_keys(state: &mut PrimaryState, op: S3KeyOp, reply: ReplyTo) {
                     access_key: access.clone(),
                     secret_sealed: auth::seal(secret, &key)?,
                     admin,
+                    user: user.unwrap_or_default(),
                     created: crate::types::unix_secs(),
                 });
                 created = Some((access, key));
@@ -364,10 +375,116 @@ pub async fn s3_keys(state: &mut PrimaryState, op: S3KeyOp, reply: ReplyTo) {
             .map(|k| S3KeyInfo {
                 access_key: k.access_key.clone(),
                 admin: k.admin,
+                user: k.user.clone(),
                 created: k.created,
             })
             .collect();
         let value = S3KeyOp::reply(S3Keys { keys, created });
+        if !changes {
+            return Ok((None, value));
+        }
+        cfg.version += 1;
+        let upd = MetaUpdate {
+            config: Some(Box::new(cfg)),
+            ..Default::default()
+        };
+        Ok((Some(push::commit(state, upd).await?), value))
+    }
+    .await;
+    match res {
+        Ok((Some(push), value)) => push.spawn_then(move || {
+            let _ = reply.send(Ok(value));
+        }),
+        Ok((None, value)) => {
+            let _ = reply.send(Ok(value));
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+/// The AuthN service's changes to users, roles and revocations: applied to the config by the
+/// rules of `logic::authn`, then persisted and pushed to every node before the answer (so a
+/// revoked token is refused everywhere once the revoke returns). Logins and `whoami` are
+/// answered by the node that received them.
+pub async fn auth(state: &mut PrimaryState, op: AuthOp, reply: ReplyTo) {
+    let res = async {
+        let mut cfg = state.a.meta.get().config.clone();
+        let now = crate::types::unix_secs();
+        let mut out = AuthReply::default();
+        let changes = match op {
+            AuthOp::UserLs | AuthOp::RoleLs => false,
+            AuthOp::UserAdd {
+                name,
+                roles,
+                password_hash,
+                ..
+            } => {
+                authn::add_user(&mut cfg.auth, &name, &password_hash, &roles, now)?;
+                tracing::info!(user = %name, ?roles, "user added");
+                true
+            }
+            AuthOp::UserRm { name } => {
+                authn::remove_user(&mut cfg.auth, &name)?;
+                tracing::info!(user = %name, "user removed");
+                true
+            }
+            AuthOp::RoleAdd { name, desc, perms } => {
+                authn::add_role(&mut cfg.auth, RoleDef { name, desc, perms })?;
+                true
+            }
+            AuthOp::RoleRm { name } => {
+                authn::remove_role(&mut cfg.auth, &name)?;
+                true
+            }
+            AuthOp::Revoke {
+                user: Some(user), ..
+            } => {
+                authn::revoke_user(&mut cfg.auth, &user, now)?;
+                tracing::info!(%user, "every token of the user revoked");
+                out.revoked = Some(format!("every token of {user}"));
+                true
+            }
+            AuthOp::Revoke { token, jti, .. } => {
+                let (jti, exp, sub) = match (token, jti) {
+                    (Some(t), _) => {
+                        let secret = state.a.secret.as_ref().ok_or_else(|| {
+                            Error::BadRequest("this node has no cluster secret".into())
+                        })?;
+                        let c = auth::revocable(secret, &t)?;
+                        (c.jti.unwrap_or_default(), c.exp, c.sub)
+                    }
+                    (None, Some(j)) => (j, 0, String::new()),
+                    (None, None) => {
+                        return Err(Error::BadRequest(
+                            "revoke what? a token or a token ID".into(),
+                        ));
+                    }
+                };
+                authn::revoke(&mut cfg.auth, &jti, exp, &sub, now)?;
+                tracing::info!(%jti, %sub, "token revoked");
+                out.revoked = Some(jti);
+                true
+            }
+            AuthOp::Login { .. } | AuthOp::WhoAmI => {
+                return Err(Error::BadRequest(
+                    "logins are answered by the node that receives them".into(),
+                ));
+            }
+        };
+        out.users = cfg
+            .auth
+            .users
+            .iter()
+            .map(|u| UserInfo {
+                name: u.name.clone(),
+                roles: u.roles.clone(),
+                created: u.created,
+            })
+            .collect();
+        out.roles = crate::logic::perm::all_roles(&cfg.auth.roles);
+        let value = AuthOp::reply(Box::new(out));
         if !changes {
             return Ok((None, value));
         }
