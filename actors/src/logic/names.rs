@@ -125,7 +125,13 @@ mod tests {
 
     #[test]
     fn plain_file_names_decode_to_their_object_names() {
-        for name in ["plain-name_1.txt", "a/b c", "dir/ünï cödé/%41", "x.", "a%2Fb"] {
+        for name in [
+            "plain-name_1.txt",
+            "a/b c",
+            "dir/ünï cödé/%41",
+            "x.",
+            "a%2Fb",
+        ] {
             assert_eq!(decode_plain(&encode_name(name)).as_deref(), Some(name));
         }
         // Hashed, temporary and foreign names say nothing.
