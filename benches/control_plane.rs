@@ -212,21 +212,47 @@ async fn start_nodes(
     Ok((sims, failed))
 }
 
-/// Waits until every node has a map of at least `version`: time from `since`, and how many
-/// had it when the wait ended.
+/// When a new map version reached the nodes, from the request: the first node, half of them,
+/// and all of them (where the time goes: a late first node means a slow sender, a wide spread
+/// slow delivery or slow receivers).
+#[derive(Clone, Copy, Debug, Default)]
+struct Arrival {
+    first: Option<Duration>,
+    half: Option<Duration>,
+    all: Duration,
+    /// Nodes that had it when the wait ended (all of them unless it timed out).
+    have: usize,
+}
+
+/// Waits until every node has a map of at least `version`, polling every 2 ms.
+async fn wait_arrival(sims: &[Sim], version: u64, since: Instant, timeout: Duration) -> Arrival {
+    let mut a = Arrival::default();
+    loop {
+        let have = sims.iter().filter(|s| version_of(&s.h) >= version).count();
+        if have > 0 && a.first.is_none() {
+            a.first = Some(since.elapsed());
+        }
+        if have * 2 >= sims.len() && a.half.is_none() {
+            a.half = Some(since.elapsed());
+        }
+        if have == sims.len() || since.elapsed() > timeout {
+            a.all = since.elapsed();
+            a.have = have;
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// As [`wait_arrival`]: (time until all, how many had it).
 async fn wait_all_version(
     sims: &[Sim],
     version: u64,
     since: Instant,
     timeout: Duration,
 ) -> (Duration, usize) {
-    loop {
-        let have = sims.iter().filter(|s| version_of(&s.h) >= version).count();
-        if have == sims.len() || since.elapsed() > timeout {
-            return (since.elapsed(), have);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let a = wait_arrival(sims, version, since, timeout).await;
+    (a.all, a.have)
 }
 
 /// Waits for quiet: the primary's map version reached by every node and unchanged for 300 ms.
@@ -326,6 +352,7 @@ struct Change {
     all: Duration,
     have: usize,
     version: u64,
+    arrival: Arrival,
 }
 
 async fn timed_change(
@@ -346,13 +373,14 @@ async fn timed_change(
         .await
         .with_context(|| format!("{op}"))?;
     let answered = t.elapsed();
-    let (all, have) = wait_all_version(sims, reply.smap_version, t, Duration::from_secs(60)).await;
+    let arrival = wait_arrival(sims, reply.smap_version, t, Duration::from_secs(60)).await;
     Ok((
         Change {
             reply: answered,
-            all,
-            have,
+            all: arrival.all,
+            have: arrival.have,
             version: reply.smap_version,
+            arrival,
         },
         reply,
     ))
@@ -366,6 +394,16 @@ fn median(v: &[Duration]) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+fn opt_ms(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.0} ms", ms(d)))
+        .unwrap_or_else(|| "never".into())
+}
+
+/// `first node 12 ms, half 40 ms`.
+fn spread(a: &Arrival) -> String {
+    format!("first node {}, half {}", opt_ms(a.first), opt_ms(a.half))
 }
 
 fn main() -> Result<()> {
@@ -524,12 +562,13 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
         )
         .await?;
         println!(
-            "    start-maintenance: answered {:.0} ms, v{} on {}/{} nodes after {:.0} ms",
+            "    start-maintenance: answered {:.0} ms, v{} on {}/{} nodes after {:.0} ms ({})",
             ms(c.reply),
             c.version,
             c.have,
             sims.len(),
-            ms(c.all)
+            ms(c.all),
+            spread(&c.arrival)
         );
         starts.push(c);
         settle(&client, &sims, settle_timeout).await?;
@@ -541,12 +580,13 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
         )
         .await?;
         println!(
-            "    stop-maintenance:  answered {:.0} ms, v{} on {}/{} nodes after {:.0} ms",
+            "    stop-maintenance:  answered {:.0} ms, v{} on {}/{} nodes after {:.0} ms ({})",
             ms(c.reply),
             c.version,
             c.have,
             sims.len(),
-            ms(c.all)
+            ms(c.all),
+            spread(&c.arrival)
         );
         stops.push(c);
         settle(&client, &sims, settle_timeout).await?;
@@ -598,13 +638,14 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
     settle(&client, &sims, settle_timeout).await?;
     for (what, c) in [("start", &batch_start), ("stop", &batch_stop)] {
         println!(
-            "    {what}-maintenance of {}: answered {:.0} ms, v{} on {}/{} nodes after {:.0} ms",
+            "    {what}-maintenance of {}: answered {:.0} ms, v{} on {}/{} nodes after {:.0} ms ({})",
             batch.len(),
             ms(c.reply),
             c.version,
             c.have,
             sims.len(),
-            ms(c.all)
+            ms(c.all),
+            spread(&c.arrival)
         );
     }
 
@@ -646,18 +687,19 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
     };
     let failover_ok = agreed == sims.len();
     println!(
-        "    {agreed}/{} nodes agree on {} after {:.2} s (first node {:.2} s)",
+        "    {agreed}/{} nodes agree on {} after {:.2} s (first node: {})",
         sims.len(),
         new_primary
             .as_ref()
             .map(|p| format!("p[{p}]"))
             .unwrap_or_else(|| "no new primary".into()),
         failover.as_secs_f64(),
-        first_new.unwrap_or_default().as_secs_f64()
+        opt_ms(first_new)
     );
 
     // Stop everything.
-    println!("  stopping {} in-process nodes ...", sims.len());
+    let running = sims.len();
+    println!("  stopping {running} in-process nodes ...");
     let stop = futures::future::join_all(sims.into_iter().map(|x| x.h.stop()));
     if tokio::time::timeout(Duration::from_secs(60), stop)
         .await
@@ -689,7 +731,7 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
     );
     println!(
         "{:<44} {:>10.1} s {:>10} {:>22}   {} failed to start; map v{v_up}, {smap_bytes} B; CPU primary {:.1} s, in-process nodes {:.1} s",
-        format!("bring-up: {n} nodes joined"),
+        format!("bring-up: {running} of {n} nodes joined"),
         up.as_secs_f64(),
         "",
         "",
@@ -698,13 +740,15 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
         upcpu.1
     );
     println!(
-        "{:<44} {:>9.0} ms {:>10} {:>19.1} ms   {:.1}x; answered {:.0} ms; baseline = loopback fan-out of {smap_bytes} B to {n} (one RTT {:.0} us)",
+        "{:<44} {:>9.0} ms {:>10} {:>19.1} ms   {:.1}x; answered {:.0} ms; first node {:.0} ms, half {:.0} ms; baseline = loopback fan-out of {smap_bytes} B to {running} (one RTT {:.0} us)",
         "(a) map change reaches all nodes (start-m.)",
         ms(start_all),
         "<= 1 s",
         ms(fanout),
         start_all.as_secs_f64() / fanout.as_secs_f64().max(1e-9),
         ms(med(&starts, |c| c.reply)),
+        ms(med(&starts, |c| c.arrival.first.unwrap_or(c.all))),
+        ms(med(&starts, |c| c.arrival.half.unwrap_or(c.all))),
         rtt.as_secs_f64() * 1e6
     );
     println!(
@@ -717,7 +761,7 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
         ms(med(&stops, |c| c.reply)),
     );
     println!(
-        "{:<44} {:>10.1} % {:>10} {:>20.1} %   of one core over {window:.0} s; baseline = the primary alone; the {n} in-process nodes used {:.0} %",
+        "{:<44} {:>10.1} % {:>10} {:>20.1} %   of one core over {window:.0} s; baseline = the primary alone; the {running} in-process nodes used {:.0} % of one core",
         "(b) primary CPU, idle, keepalives",
         cpu_idle * 100.0,
         "<= 10 %",
@@ -725,13 +769,14 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
         cpu_sims * 100.0
     );
     println!(
-        "{:<44} {:>10.2} s {:>10} {:>22}   {agreed}/{n} agree{}; first node {:.2} s; detection alone is num_retries x interval",
+        "{:<44} {:>10.2} s {:>10} {:>22}   {agreed}/{} agree{}; first node: {}; detection alone is num_retries x interval",
         "(c) failover (kill -9 primary)",
         failover.as_secs_f64(),
         "<= 3 s",
         "",
+        running,
         if failover_ok { "" } else { " (TIMED OUT)" },
-        first_new.unwrap_or_default().as_secs_f64()
+        opt_ms(first_new)
     );
     println!(
         "{:<44} {:>9.0} ms {:>10} {:>22}   {plan_note}",
@@ -751,16 +796,16 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
         ms(batch_stop.reply)
     );
     println!(
-        "memory: primary RSS {:.1} MiB; this process (the {n} nodes) {:.1} MiB = {:.0} KiB per node",
+        "memory: primary RSS {:.1} MiB; this process (the {running} nodes) {:.1} MiB = {:.0} KiB per node",
         mib(primary_rss),
         mib(bench_rss),
-        bench_rss as f64 / n.max(1) as f64
+        bench_rss as f64 / running.max(1) as f64
     );
 
     let change_json = |c: &Change| json!({"reply_ms": round3(ms(c.reply)), "all_ms": round3(ms(c.all)), "nodes_with_it": c.have, "version": c.version});
     let doc = json!({
         "cores": cores(), "loadavg_end": loadavg(),
-        "nodes": n, "proxies_in_process": s.proxies, "keepalive_ms": s.keepalive_ms,
+        "nodes": n, "nodes_running": running, "proxies_in_process": s.proxies, "keepalive_ms": s.keepalive_ms,
         "rebalance_enabled": s.rebalance, "join_concurrency": s.join_concurrency,
         "total_secs": round3(total.as_secs_f64()),
         "bring_up": {
