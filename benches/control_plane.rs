@@ -658,6 +658,8 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
     let limit = Duration::from_secs(s.failover_secs);
     let mut first_new: Option<Duration> = None;
     let mut last_print = Instant::now();
+    // (time since the kill, nodes agreeing on the new primary), every 5 s.
+    let mut timeline: Vec<(Duration, usize)> = Vec::new();
     let (failover, agreed, new_primary) = loop {
         let mut counts: std::collections::HashMap<NodeId, usize> = Default::default();
         for x in &sims {
@@ -677,6 +679,7 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
         }
         if last_print.elapsed() > Duration::from_secs(5) {
             last_print = Instant::now();
+            timeline.push((t.elapsed(), n));
             println!(
                 "    {:.0} s: {n}/{} nodes name a new primary",
                 t.elapsed().as_secs_f64(),
@@ -829,6 +832,7 @@ async fn run(s: Settings, nofile: u64) -> Result<()> {
             "goal_secs": 3, "secs": round3(failover.as_secs_f64()), "kill_secs": round3(killed.as_secs_f64()),
             "first_node_secs": first_new.map(|d| round3(d.as_secs_f64())),
             "agreed": agreed, "complete": failover_ok,
+            "timeline": timeline.iter().map(|(d, n)| json!([round3(d.as_secs_f64()), n])).collect::<Vec<_>>(),
             "new_primary": new_primary.map(|p| p.0),
         },
         "batch": {
