@@ -13,6 +13,15 @@ bench:
     cargo bench --bench cluster
     cargo bench -p shoal-tui
 
+# Scale benches (issue 15 items 5 and 6), long runs: 1 proxy + TARGETS targets as processes holding
+# OBJECTS small objects (load, paged listing, decommission, maintenance of 5, RSS per node), then
+# a 1,000-node control plane (map push, keepalive CPU, failover, a 100-node dry run). Results: a
+# table each, target/bench-scale.json, target/bench-control-plane.json, and their keys in
+# target/bench-results.json. Needs about 6 GB of free disk for 1,000,000 objects.
+bench-scale objects="1000000" targets="20" nodes="1000":
+    SHOAL_SCALE_OBJECTS={{objects}} SHOAL_SCALE_TARGETS={{targets}} cargo bench --bench scale
+    SHOAL_CP_NODES={{nodes}} cargo bench --bench control_plane
+
 # Shoal's S3 front door beside Garage 2.5 in one run (data path and a decommission; ~25 min).
 # Results: a table, and target/bench-http.json. Arguments go to the script (see its --help).
 bench-http *ARGS:
