@@ -291,16 +291,26 @@ async fn with_auth_on_nothing_gets_in_without_the_right_token() {
         }
     }
 
-    // A new target joins through the non-primary proxy (its own token travels along).
+    // A new target joins through the non-primary proxy (its own token travels along), started
+    // as the README says: with the secret file only, no cluster config saying auth is on.
     let via = c.lc.procs["proxy1"].addr.clone();
+    let secret_file = c.dir().join("joiner-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let config = c.lc.config.take();
     c.lc.add(
         "joiner",
         Role::Target,
         free_port().unwrap(),
         1,
-        &["--join", &via],
+        &[
+            "--join",
+            &via,
+            "--auth-secret-file",
+            secret_file.to_str().unwrap(),
+        ],
     )
     .unwrap();
+    c.lc.config = config;
     c.wait_for("the joiner in the map", T, || async {
         c.id_opt("joiner").await.is_some()
     })

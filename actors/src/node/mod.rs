@@ -302,7 +302,10 @@ pub async fn start_with(
             id.clone(),
             Box::new(move || {
                 let m = rx.borrow();
-                let s = secret.as_ref().filter(|_| m.config.auth.enabled)?;
+                // Signed whenever a secret is provisioned, not only once this node knows the
+                // cluster has auth on: a node started with just the secret (as the README says)
+                // must be able to join. A cluster with auth off ignores the token.
+                let s = secret.as_ref()?;
                 crate::logic::auth::node_token(s, &id, m.smap.as_ref().map(|s| s.uuid.as_str()))
             }),
         ))
@@ -496,7 +499,11 @@ pub async fn join_cluster(
                     return Ok(());
                 }
                 Err(
-                    e @ (Error::ClusterIntegrity(_) | Error::BadRequest(_) | Error::NotFound(_)),
+                    e @ (Error::ClusterIntegrity(_)
+                    | Error::BadRequest(_)
+                    | Error::NotFound(_)
+                    | Error::Unauthorized(_)
+                    | Error::Forbidden(_)),
                 ) => return Err(e),
                 Err(e) => {
                     tracing::debug!(candidate = %c, error = %e, "join attempt failed");
