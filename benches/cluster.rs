@@ -44,7 +44,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -56,6 +56,11 @@ use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
 use shoal_actors::types::smap::{NodeId, Role};
 use shoal_actors::types::status::RebalanceStatus;
 use shoal_nodectl::playground::{LocalCluster, free_port};
+
+mod common;
+use common::{
+    RssSampler, RunStats, env_usize, kb_json, mib, round3, status_kb, sync_dir, sync_fs, target_dir,
+};
 
 const BUCKET: &str = "bench";
 const KIB: usize = 1024;
@@ -79,16 +84,6 @@ struct Settings {
     reb_4k: usize,
     base_dir: PathBuf,
     filters: Vec<String>,
-}
-
-fn env_usize(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not a number")),
-        Err(_) => Ok(default),
-    }
 }
 
 impl Settings {
@@ -146,87 +141,9 @@ fn noded_path() -> Result<PathBuf> {
     )
 }
 
-/// `target/` of this build: the bench runs as `target/<profile>/deps/cluster-<hash>`.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
-        .filter(|d| d.join("CACHEDIR.TAG").exists() || d.ends_with("target"))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Memory: /proc/<pid>/status
 // ---------------------------------------------------------------------------------------------
-
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines().find_map(|l| {
-        l.strip_prefix(key)?
-            .strip_prefix(':')?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
-/// Resets the peak-RSS counter (`VmHWM`) of a process (Linux: `echo 5 > clear_refs`).
-fn reset_hwm(pid: u32) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
-}
-
-fn mib(kb: u64) -> f64 {
-    kb as f64 / 1024.0
-}
-
-/// Peak RSS of a set of processes over a phase: resets `VmHWM` at the start, then samples
-/// `VmHWM` and `VmRSS` every 50 ms from a thread (so a process that exits during the phase, like
-/// a decommissioned target, still has its peak up to shortly before it went).
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<BTreeMap<String, u64>>,
-    reset_ok: bool,
-}
-
-impl RssSampler {
-    fn start(pids: Vec<(String, u32)>) -> Self {
-        let reset_ok = pids.iter().all(|(_, p)| reset_hwm(*p));
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let mut peak: BTreeMap<String, u64> = BTreeMap::new();
-            loop {
-                for (name, pid) in &pids {
-                    let v = status_kb(*pid, "VmHWM")
-                        .into_iter()
-                        .chain(status_kb(*pid, "VmRSS"))
-                        .max();
-                    if let Some(v) = v {
-                        let e = peak.entry(name.clone()).or_default();
-                        *e = (*e).max(v);
-                    }
-                }
-                if s.load(Ordering::Relaxed) {
-                    return peak;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        RssSampler {
-            stop,
-            handle,
-            reset_ok,
-        }
-    }
-
-    /// Peak RSS per process, kB.
-    fn finish(self) -> BTreeMap<String, u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap_or_default()
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Cluster
@@ -415,15 +332,6 @@ impl Pool {
     }
 }
 
-#[derive(Clone)]
-struct RunStats {
-    secs: f64,
-    ops: usize,
-    bytes: u64,
-    errors: u64,
-    first_error: Option<String>,
-}
-
 /// Runs `f(0..n)` on `conc` tokio tasks pulling indices from a shared counter.
 async fn run_tasks<F, Fut>(n: usize, conc: usize, f: F) -> RunStats
 where
@@ -522,44 +430,6 @@ where
         errors: errors.load(Ordering::Relaxed),
         first_error: first_error.into_inner().unwrap(),
     }
-}
-
-impl RunStats {
-    fn mb_s(&self) -> f64 {
-        self.bytes as f64 / 1e6 / self.secs.max(1e-9)
-    }
-    fn ops_s(&self) -> f64 {
-        (self.ops as u64 - self.errors) as f64 / self.secs.max(1e-9)
-    }
-    fn json(&self) -> Value {
-        json!({
-            "secs": round3(self.secs), "objects": self.ops, "bytes": self.bytes,
-            "errors": self.errors, "first_error": self.first_error,
-            "mb_per_sec": round3(self.mb_s()), "objs_per_sec": round3(self.ops_s()),
-        })
-    }
-    fn warn(&self, what: &str) {
-        if self.errors > 0 {
-            eprintln!(
-                "!! {what}: {} of {} failed; first: {}",
-                self.errors,
-                self.ops,
-                self.first_error.as_deref().unwrap_or("?")
-            );
-        }
-    }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn sync_fs() {
-    let _ = Command::new("sync").status();
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,14 +922,6 @@ fn rss_list(m: &BTreeMap<String, u64>) -> String {
         .map(|(n, kb)| format!("{n} {:.1}", mib(*kb)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn kb_json(m: &BTreeMap<String, u64>) -> Value {
-    Value::Object(
-        m.iter()
-            .map(|(n, kb)| (n.clone(), json!(round3(mib(*kb)))))
-            .collect(),
-    )
 }
 
 fn size_label(size: usize) -> String {
