@@ -135,8 +135,12 @@ async fn walk(store: &LocalStore, mp: usize, c: &Counters, cancel: &Cancellation
             if cancel.is_cancelled() {
                 return;
             }
-            // Test hook: a resilver slow enough to watch reads and writes go on during it.
+            // Test hook: a resilver slow enough to watch reads and writes go on during it —
+            // one move at a time, so its length does not shrink with the moves in flight (at 32
+            // a test polling for "midway" could miss the whole of it).
             if crate::fault::switch("slow_resilver") {
+                static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+                let _turn = ONE_AT_A_TIME.lock().await;
                 tokio::time::sleep(std::time::Duration::from_millis(40)).await;
             }
             let Some(to) = store.local_dest(mp, &m.bucket, &m.object) else {
