@@ -338,55 +338,7 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<u64>> + Send,
 {
-    let f = Arc::new(f);
-    let next = Arc::new(AtomicUsize::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
-    let t = Instant::now();
-    let tasks: Vec<_> = (0..conc)
-        .map(|_| {
-            let (f, next, bytes, errors, first_error) = (
-                f.clone(),
-                next.clone(),
-                bytes.clone(),
-                errors.clone(),
-                first_error.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        return;
-                    }
-                    match f(i).await {
-                        Ok(b) => {
-                            bytes.fetch_add(b, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                            first_error
-                                .lock()
-                                .unwrap()
-                                .get_or_insert(format!("#{i}: {e:#}"));
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    let first_error = first_error.lock().unwrap().take();
-    RunStats {
-        secs,
-        ops: n,
-        bytes: bytes.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        first_error,
-    }
+    common::run_tasks(0..n, conc, Arc::new(AtomicUsize::new(0)), f).await
 }
 
 /// Same as [`run_tasks`] with OS threads, for the raw file-system baselines.
