@@ -391,17 +391,7 @@ pub async fn s3_keys(state: &mut PrimaryState, op: S3KeyOp, reply: ReplyTo) {
         Ok((Some(push::commit(state, upd).await?), value))
     }
     .await;
-    match res {
-        Ok((Some(push), value)) => push.spawn_then(move || {
-            let _ = reply.send(Ok(value));
-        }),
-        Ok((None, value)) => {
-            let _ = reply.send(Ok(value));
-        }
-        Err(e) => {
-            let _ = reply.send(Err(e));
-        }
-    }
+    answer_after_push(res, reply);
 }
 
 /// The AuthN service's changes to users, roles and revocations: applied to the config by the
@@ -496,17 +486,7 @@ pub async fn auth(state: &mut PrimaryState, op: AuthOp, reply: ReplyTo) {
         Ok((Some(push::commit(state, upd).await?), value))
     }
     .await;
-    match res {
-        Ok((Some(push), value)) => push.spawn_then(move || {
-            let _ = reply.send(Ok(value));
-        }),
-        Ok((None, value)) => {
-            let _ = reply.send(Ok(value));
-        }
-        Err(e) => {
-            let _ = reply.send(Err(e));
-        }
-    }
+    answer_after_push(res, reply);
 }
 
 /// Random text for keys: upper-case letters and digits (access keys), or letters, digits and
@@ -520,4 +500,20 @@ fn random_text(n: usize, access: bool) -> String {
     (0..n)
         .map(|_| set[rng.random_range(0..set.len())] as char)
         .collect()
+}
+
+/// Answers `reply` with `res` once the config change it committed (if any) has been pushed to
+/// every node: a change the caller was told about is in force everywhere.
+fn answer_after_push(res: Result<(Option<push::Push>, Reply)>, reply: ReplyTo) {
+    match res {
+        Ok((Some(push), value)) => push.spawn_then(move || {
+            let _ = reply.send(Ok(value));
+        }),
+        Ok((None, value)) => {
+            let _ = reply.send(Ok(value));
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
 }
