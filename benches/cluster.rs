@@ -194,34 +194,16 @@ impl Bench {
         })
     }
 
-    fn pid(&self, name: &str) -> Option<u32> {
-        self.lc.procs.get(name)?.child.as_ref().map(|c| c.id())
-    }
-
     fn pids(&self) -> Vec<(String, u32)> {
-        self.lc
-            .procs
-            .keys()
-            .filter_map(|n| Some((n.clone(), self.pid(n)?)))
-            .collect()
+        common::pids_of(&self.lc)
     }
 
     fn target_names(&self) -> Vec<String> {
-        self.lc
-            .procs
-            .iter()
-            .filter(|(_, p)| p.role == Role::Target)
-            .map(|(n, _)| n.clone())
-            .collect()
+        common::target_names_of(&self.lc)
     }
 
     async fn id(&self, name: &str) -> Result<NodeId> {
-        let addr = &self.lc.procs[name].addr;
-        let smap = self.client.smap().await?;
-        smap.all_nodes()
-            .find(|n| &n.addr == addr)
-            .map(|n| n.id.clone())
-            .ok_or_else(|| anyhow!("{name} ({addr}) is not in the map"))
+        common::id_of(&self.lc, &self.client, name).await
     }
 
     /// Stops every node and removes the cluster's directory.

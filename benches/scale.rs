@@ -266,29 +266,15 @@ impl Cluster {
     }
 
     fn pids(&self) -> Vec<(String, u32)> {
-        self.lc
-            .procs
-            .iter()
-            .filter_map(|(n, p)| Some((n.clone(), p.child.as_ref()?.id())))
-            .collect()
+        common::pids_of(&self.lc)
     }
 
     fn target_names(&self) -> Vec<String> {
-        self.lc
-            .procs
-            .iter()
-            .filter(|(_, p)| p.role == Role::Target)
-            .map(|(n, _)| n.clone())
-            .collect()
+        common::target_names_of(&self.lc)
     }
 
     async fn id(&self, name: &str) -> Result<NodeId> {
-        let addr = &self.lc.procs[name].addr;
-        let smap = self.client.smap().await?;
-        smap.all_nodes()
-            .find(|n| &n.addr == addr)
-            .map(|n| n.id.clone())
-            .ok_or_else(|| anyhow!("{name} ({addr}) is not in the map"))
+        common::id_of(&self.lc, &self.client, name).await
     }
 
     fn mountpaths(&self, names: &[String]) -> Vec<PathBuf> {

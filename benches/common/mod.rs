@@ -383,3 +383,34 @@ pub fn write_results(key: &str, own_file: &str, doc: &Value) -> Result<(PathBuf,
     std::fs::write(&merged, serde_json::to_string_pretty(&all)?)?;
     Ok((own, merged))
 }
+
+/// Every running process of `lc`, by harness name, with its PID.
+pub fn pids_of(lc: &shoal_nodectl::playground::LocalCluster) -> Vec<(String, u32)> {
+    lc.procs
+        .iter()
+        .filter_map(|(n, p)| Some((n.clone(), p.child.as_ref()?.id())))
+        .collect()
+}
+
+/// The harness names of `lc`'s targets.
+pub fn target_names_of(lc: &shoal_nodectl::playground::LocalCluster) -> Vec<String> {
+    lc.procs
+        .iter()
+        .filter(|(_, p)| p.role == shoal_actors::types::smap::Role::Target)
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// The node ID of harness node `name`, from the cluster map.
+pub async fn id_of(
+    lc: &shoal_nodectl::playground::LocalCluster,
+    client: &shoal_actors::client::Client,
+    name: &str,
+) -> Result<shoal_actors::types::smap::NodeId> {
+    let addr = &lc.procs[name].addr;
+    let smap = client.smap().await?;
+    smap.all_nodes()
+        .find(|n| &n.addr == addr)
+        .map(|n| n.id.clone())
+        .ok_or_else(|| anyhow::anyhow!("{name} ({addr}) is not in the map"))
+}
