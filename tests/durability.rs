@@ -358,3 +358,109 @@ async fn the_next_candidate_takes_over_when_the_best_one_is_down_too() {
     }
     client.put_bytes(BUCKET, "after", b"ok").await.unwrap();
 }
+
+/// A batch of small rebalanced objects (issue 15 item 3): bad batches are refused before any
+/// body byte moves (the link stays in step), and of a good batch only what arrived whole is
+/// stored and acknowledged — the sender keeps the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_batch_acknowledges_only_what_arrived_whole() {
+    use shoal_actors::proto::msg::{RebBatch, RebBatchAck};
+    use shoal_actors::store::object::next_version;
+    use shoal_actors::types::object::ObjMeta;
+
+    let c = TestCluster::start(1, 2, 1, FAST_CONFIG).await;
+    put_all(&c.client, &make_objects(4, 1, 64, 44)).await;
+    c.wait_rebalance_idle(T).await;
+    let g = c
+        .client
+        .rebalance_status()
+        .await
+        .unwrap()
+        .and_then(|r| r.id.trim_start_matches('g').parse::<u64>().ok())
+        .unwrap_or(0);
+    let smap = c.smap().await;
+    let t0 = c.id("target0").await;
+    // Only members may send rebalance traffic: speak as the other target.
+    let from = c.id("target1").await;
+    let mut conn = Conn::connect(&smap.get(&t0).unwrap().addr, from, T)
+        .await
+        .unwrap();
+    let meta = |name: &str, data: &[u8]| ObjMeta {
+        bucket: BUCKET.into(),
+        object: name.into(),
+        size: data.len() as u64,
+        checksum: checksum(data),
+        version: next_version(),
+        mtime: 0,
+        attrs: Default::default(),
+    };
+    let batch = |generation: u64, metas: Vec<ObjMeta>| {
+        Msg::from(RebBatch {
+            generation,
+            bmd_version: 0,
+            metas,
+        })
+    };
+    let one = meta("batch-one", b"x");
+    let mut huge = meta("batch-huge", b"x");
+    huge.size = u64::MAX;
+    let refused = [
+        (batch(g, vec![]), "empty"),
+        (batch(g, vec![one.clone(); 2000]), "too many objects"),
+        (batch(g, vec![one.clone(), huge]), "sizes that overflow"),
+        (
+            batch(g + 1, vec![one.clone()]),
+            "a generation not started here",
+        ),
+    ];
+    for (msg, what) in refused {
+        let res = conn.request(msg).await;
+        let bad = matches!(res, Err(Error::BadRequest(_)));
+        let busy = matches!(res, Err(Error::Busy(_)));
+        assert!(
+            bad || (busy && what.contains("generation")),
+            "{what}: {res:?}"
+        );
+    }
+    if g > 0 {
+        let res = conn.request(batch(g - 1, vec![one.clone()])).await;
+        assert!(
+            matches!(&res, Err(Error::BadRequest(m)) if m.contains("stale")),
+            "{res:?}"
+        );
+    }
+
+    // A good batch whose middle object is damaged on the way.
+    let bodies: [&[u8]; 3] = [b"first body", b"second body", b"third body"];
+    let names = ["batch-a", "batch-b", "batch-c"];
+    let mut metas: Vec<ObjMeta> = names.iter().zip(bodies).map(|(n, b)| meta(n, b)).collect();
+    metas[1].checksum = "0".repeat(16);
+    let corr = conn.start(batch(g, metas)).await.unwrap();
+    assert_eq!(conn.finish(corr).await.unwrap(), Msg::Reply(Reply::Ok));
+    let body = bodies.concat();
+    conn.send_body(corr, &mut &body[..], body.len() as u64)
+        .await
+        .unwrap();
+    let ack = conn.finish(corr).await.unwrap();
+    assert_eq!(
+        ack,
+        Msg::Reply(Reply::RebBatchAck(RebBatchAck {
+            stored: vec![true, false, true]
+        }))
+    );
+    let files = c.object_files();
+    for (name, data, want) in [
+        (names[0], bodies[0], true),
+        (names[1], bodies[1], false),
+        (names[2], bodies[2], true),
+    ] {
+        let on_t0 = files
+            .get(&format!("{BUCKET}/{name}"))
+            .is_some_and(|copies| {
+                copies
+                    .iter()
+                    .any(|(t, _, m)| t == "target0" && m.size == data.len() as u64)
+            });
+        assert_eq!(on_t0, want, "{name}");
+    }
+}

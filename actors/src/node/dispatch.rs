@@ -160,6 +160,7 @@ impl Router {
                 match r {
                     Reb::Object(o) => dp.receive_reb_object(conn, corr, o).await.map(Some),
                     Reb::Tomb(t) => dp.receive_tomb(t).await.map(Some),
+                    Reb::Batch(b) => dp.receive_reb_batch(conn, corr, b).await.map(Some),
                     Reb::PlanMoves(p) => {
                         let moves = dp.store.plan_moves(&self.me.id, &p.smap).await?;
                         Ok(Some(Msg::Reply(crate::proto::msg::PlanMoves::reply(moves))))

@@ -73,6 +73,7 @@ impl Msg {
             Msg::Reb(Reb::Object(_)) => "reb-object",
             Msg::Reb(Reb::PlanMoves(_)) => "plan-moves",
             Msg::Reb(Reb::Tomb(_)) => "reb-tomb",
+            Msg::Reb(Reb::Batch(_)) => "reb-batch",
             Msg::Reply(_) => "reply",
             Msg::Storage(s) => match s {
                 Storage::Show(_) => "show-storage",
@@ -520,6 +521,24 @@ pub enum Reb {
     PlanMoves(PlanMoves),
     /// A delete record moving to the object's new owner (acknowledged with `RebAck`).
     Tomb(RebTomb),
+    /// Many small rebalancing objects in one exchange: go ahead (or a refusal of the whole
+    /// batch), then their bodies back to back as one body, then `RebBatchAck` once every
+    /// installed one is durable.
+    Batch(RebBatch),
+}
+
+/// What a receiver accepts in one [`RebBatch`] (larger ones are refused as bad requests).
+pub const REB_BATCH_MAX_OBJS: usize = 1024;
+pub const REB_BATCH_MAX_BYTES: u64 = 8 << 20;
+
+/// Small objects travel this way so that one round trip and one flush to disk serve many.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebBatch {
+    pub generation: u64,
+    /// As in [`RebObject`].
+    pub bmd_version: u64,
+    /// In the order of their bodies.
+    pub metas: Vec<ObjMeta>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -593,6 +612,7 @@ pub enum Reply {
     Put(PutDone),
     Located(Located),
     RebAck(RebAck),
+    RebBatchAck(RebBatchAck),
     PlanMoves(Vec<PlanMove>),
     Stamp(Option<Stamp>),
     S3Keys(S3Keys),
@@ -649,6 +669,13 @@ pub struct Located {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebAck {
     pub stored: bool,
+}
+
+/// One [`RebAck::stored`] per object of a [`RebBatch`], in its order. An object not stored
+/// (checksum mismatch, a refusal of its own) stays with the sender, which sends it on its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebBatchAck {
+    pub stored: Vec<bool>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -808,6 +835,12 @@ impl From<PutObject> for Msg {
 impl From<GetObject> for Msg {
     fn from(g: GetObject) -> Msg {
         Msg::Data(Data::Get(g))
+    }
+}
+
+impl From<RebBatch> for Msg {
+    fn from(r: RebBatch) -> Msg {
+        Msg::Reb(Reb::Batch(r))
     }
 }
 

@@ -44,6 +44,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Makes everything written on the filesystem holding `path` durable (syncfs(2)): one journal
+/// commit for a whole batch of new files and renames, where an fsync per file and per
+/// directory would cost one each.
+pub fn sync_fs(path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path)?;
+    rustix::fs::syncfs(&f).map_err(std::io::Error::from)?;
+    Ok(())
+}
+
 /// Makes renames and new entries in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)?.sync_all()?;

@@ -199,6 +199,124 @@ impl TempObject {
         self.done = true;
         sync_dir(dir)
     }
+
+    /// As [`Self::commit`] without making anything durable: for a batch whose caller flushes
+    /// the whole filesystem once ([`super::files::sync_fs`]) before acknowledging any of it.
+    pub fn commit_unsynced(mut self, dest: &Path) -> Result<()> {
+        let dir = dest
+            .parent()
+            .ok_or_else(|| Error::BadRequest(format!("{} has no parent", dest.display())))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::rename(&self.tmp, dest)?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// Writes a whole small object (data and trailer) to a temp file on `mountpath`, not yet
+/// durable: see [`TempObject::commit_unsynced`].
+pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Result<TempObject> {
+    if crate::fault::switch("disk_full") {
+        return Err(Error::NoSpace(format!(
+            "{}: no space left on device (fault disk_full)",
+            mountpath.display()
+        )));
+    }
+    let dir = tmp_dir(mountpath);
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!(
+        "{}.{}",
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let m = rmp_serde::to_vec_named(meta).map_err(|e| Error::Encode(e.to_string()))?;
+    let mut buf = Vec::with_capacity(data.len() + m.len() + TRAILER_FIXED as usize);
+    buf.extend_from_slice(data);
+    buf.extend_from_slice(&m);
+    buf.extend_from_slice(&(m.len() as u32).to_be_bytes());
+    buf.extend_from_slice(MAGIC);
+    let t = TempObject {
+        tmp: tmp.clone(),
+        done: false,
+    };
+    // One write: the file exists only as a temp until renamed, and is removed if this fails.
+    std::fs::write(&tmp, &buf).map_err(map_space)?;
+    Ok(t)
+}
+
+/// Reads a whole object file at once (one open, one read): its meta and its data. For small
+/// objects only — the caller bounds the size (`max`; a larger file is an error, read it
+/// streaming instead).
+pub fn read_small(path: &Path, max: u64) -> Result<(ObjMeta, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let meta = read_small_into(path, max, &mut buf)?;
+    Ok((meta, buf))
+}
+
+/// As [`read_small`], appending the data to `out` (a batch body read in place, no copy); on
+/// an error `out` is left as it was.
+pub fn read_small_into(path: &Path, max: u64, out: &mut Vec<u8>) -> Result<ObjMeta> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len > max + u64::from(MAX_META) + TRAILER_FIXED {
+        return Err(Error::BadRequest(format!(
+            "{}: {len} bytes is not a small object",
+            path.display()
+        )));
+    }
+    let start = out.len();
+    out.reserve(len as usize);
+    let res = f
+        .read_to_end(out)
+        .map_err(Error::from)
+        .and_then(|_| meta_from_file_bytes(&out[start..], path))
+        .and_then(|m| {
+            if m.size > max {
+                Err(Error::BadRequest(format!(
+                    "{}: {} bytes is not a small object",
+                    path.display(),
+                    m.size
+                )))
+            } else {
+                Ok(m)
+            }
+        });
+    match res {
+        Ok(meta) => {
+            out.truncate(start + meta.size as usize);
+            Ok(meta)
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// The trailer of an object file held whole in memory.
+fn meta_from_file_bytes(buf: &[u8], path: &Path) -> Result<ObjMeta> {
+    let corrupt = |why: &str| Error::Decode(format!("{}: {why}", path.display()));
+    let len = buf.len();
+    let fixed = TRAILER_FIXED as usize;
+    if len < fixed {
+        return Err(corrupt("too short for an object file"));
+    }
+    if &buf[len - 4..] != MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    let mlen = u32::from_be_bytes(buf[len - fixed..len - 4].try_into().expect("4 bytes"));
+    if mlen > MAX_META || mlen as usize + fixed > len {
+        return Err(corrupt("bad trailer length"));
+    }
+    let start = len - fixed - mlen as usize;
+    let meta: ObjMeta =
+        rmp_serde::from_slice(&buf[start..len - fixed]).map_err(|e| corrupt(&e.to_string()))?;
+    if meta.size != start as u64 {
+        return Err(corrupt("size does not match the file"));
+    }
+    Ok(meta)
 }
 
 impl Drop for TempObject {
@@ -337,6 +455,50 @@ mod tests {
         let a = next_version();
         let b = next_version();
         assert!(b > a);
+    }
+
+    #[test]
+    fn small_reads_append_in_place_and_refuse_what_is_not_an_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"hello batch";
+        let meta = ObjMeta {
+            bucket: "b".into(),
+            object: "o".into(),
+            size: data.len() as u64,
+            checksum: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data)),
+            version: 7,
+            mtime: 0,
+            attrs: Default::default(),
+        };
+        let t = write_temp_unsynced(dir.path(), &meta, data).unwrap();
+        let path = dir.path().join("o.obj");
+        t.commit_unsynced(&path).unwrap();
+        let mut body = b"before".to_vec();
+        assert_eq!(read_small_into(&path, 1024, &mut body).unwrap(), meta);
+        assert_eq!(body, b"beforehello batch");
+        // The trailer agrees with the streaming reader's view.
+        assert_eq!(read_meta(&path).unwrap(), meta);
+        // Too large for a small read: refused, `out` untouched.
+        assert!(matches!(
+            read_small_into(&path, 1, &mut body),
+            Err(Error::BadRequest(_))
+        ));
+        assert_eq!(body, b"beforehello batch");
+        // Torn or foreign files: errors, never a panic, `out` untouched.
+        let full = std::fs::read(&path).unwrap();
+        for cut in [0, 3, 8, full.len() - 1] {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            assert!(
+                read_small_into(&path, 1024, &mut body).is_err(),
+                "cut {cut}"
+            );
+            assert_eq!(body, b"beforehello batch");
+        }
+        let mut bad = full.clone();
+        let n = bad.len();
+        bad[n - 5] ^= 0xff; // the trailer length
+        std::fs::write(&path, &bad).unwrap();
+        assert!(read_small_into(&path, 1024, &mut body).is_err());
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use super::Counters;
 use crate::error::{Error, Result};
 use crate::logic::placement;
 use crate::node::meta::MetaHandle;
-use crate::proto::msg::{Msg, RebObject, RebTomb, Reply, expect_go_ahead};
+use crate::proto::msg::{Msg, RebBatch, RebObject, RebTomb, Reply, expect_go_ahead};
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
 use crate::store::object::{self as store, ObjMeta};
@@ -130,6 +130,24 @@ pub(super) fn stream_objects(
     tokio_stream_lite::Receiver(rx)
 }
 
+/// Objects up to this size travel in batches.
+const BATCH_OBJ_MAX: u64 = 128 * 1024;
+/// A batch is sent once it holds this many objects or bytes (the receiver holds one batch in
+/// memory per sender).
+const BATCH_OBJS: usize = 64;
+const BATCH_BYTES: u64 = 512 * 1024;
+/// Tries of a batch the receiver is not ready for (busy) before its objects go one by one.
+const BATCH_BUSY_TRIES: usize = 8;
+
+/// Objects to send, as the walk found them.
+type Items = Vec<(PathBuf, ObjMeta)>;
+
+/// One step of the moving pass.
+enum Work {
+    One(PathBuf, ObjMeta),
+    Batch(Node, Items),
+}
+
 /// Where an object should go under the current map.
 enum Dest {
     Stay,
@@ -187,7 +205,9 @@ impl Walk {
         // reach it from elsewhere.
         self.move_tombs(&root).await;
 
-        // Pass 2: move.
+        // Pass 2: move. Small objects bound for the same target travel in batches; several
+        // batches (or large objects) are in flight at once, so walking, reading, sending and
+        // the receivers' writing overlap.
         let senders = self
             .meta
             .get()
@@ -197,8 +217,8 @@ impl Walk {
             .max(1);
         let stream = stream_objects(root, self.cancel.clone());
         let failed = std::sync::atomic::AtomicBool::new(false);
-        stream
-            .for_each_concurrent(senders, |(path, m)| {
+        self.batched(stream)
+            .for_each_concurrent(senders, |work| {
                 let failed = &failed;
                 async move {
                     if self.cancel.is_cancelled() {
@@ -208,25 +228,11 @@ impl Walk {
                         let _ = self.actor.cast(JoggerMsg::Panic);
                     }
                     self.while_paused().await;
-                    if self.cancel.is_cancelled() {
-                        return;
-                    }
-                    let res = match self.destination(&m) {
-                        Dest::Stay => Ok(()),
-                        Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|()| {
-                            Counters::add(&c.local_objs, 1);
-                            Counters::add(&c.local_bytes, m.size);
-                        }),
-                        Dest::Remote(node) => {
-                            self.throttle(m.size).await;
-                            self.send_with_retry(&node, &path).await
-                        }
+                    let ok = match work {
+                        Work::One(path, m) => self.move_one(path, m).await,
+                        Work::Batch(node, items) => self.move_batch(&node, items).await,
                     };
-                    if let Err(e) = res
-                        && !self.cancel.is_cancelled()
-                    {
-                        tracing::warn!(object = %format!("{}/{}", m.bucket, m.object), error = %e, "rebalance move failed");
-                        Counters::add(&c.errors, 1);
+                    if !ok {
                         failed.store(true, Ordering::Relaxed);
                     }
                 }
@@ -241,6 +247,259 @@ impl Walk {
             tracing::warn!(mountpath = self.mp, "rebalance walk finished with errors");
         }
         Ok(())
+    }
+
+    /// Groups the walk's small objects by destination target into batches (at most
+    /// [`BATCH_OBJS`] objects, [`BATCH_BYTES`] bytes); everything else goes one by one. At most
+    /// one partial batch per target waits for more, so memory stays flat.
+    fn batched<'a>(
+        &'a self,
+        rx: tokio_stream_lite::Receiver<(PathBuf, ObjMeta)>,
+    ) -> impl futures::Stream<Item = Work> + 'a {
+        struct St {
+            rx: tokio_stream_lite::Receiver<(PathBuf, ObjMeta)>,
+            pending: std::collections::HashMap<NodeId, (Node, Items, u64)>,
+            ready: std::collections::VecDeque<Work>,
+            done: bool,
+        }
+        let st = St {
+            rx,
+            pending: Default::default(),
+            ready: Default::default(),
+            done: false,
+        };
+        futures::stream::unfold(st, move |mut st| async move {
+            loop {
+                if let Some(w) = st.ready.pop_front() {
+                    return Some((w, st));
+                }
+                if st.done {
+                    return None;
+                }
+                let Some((path, m)) = st.rx.next().await else {
+                    st.done = true;
+                    st.ready.extend(
+                        st.pending
+                            .drain()
+                            .map(|(_, (node, items, _))| Work::Batch(node, items)),
+                    );
+                    continue;
+                };
+                let node = match self.destination(&m) {
+                    Dest::Remote(node) if m.size <= BATCH_OBJ_MAX => node,
+                    _ => {
+                        st.ready.push_back(Work::One(path, m));
+                        continue;
+                    }
+                };
+                let size = m.size;
+                let id = node.id.clone();
+                let entry = st
+                    .pending
+                    .entry(id.clone())
+                    .or_insert_with(|| (node, Vec::new(), 0));
+                entry.1.push((path, m));
+                entry.2 += size;
+                if (entry.1.len() >= BATCH_OBJS || entry.2 >= BATCH_BYTES)
+                    && let Some((node, items, _)) = st.pending.remove(&id)
+                {
+                    st.ready.push_back(Work::Batch(node, items));
+                }
+            }
+        })
+    }
+
+    /// Moves one object where it belongs now; false if it failed (counted and logged).
+    async fn move_one(&self, path: PathBuf, m: ObjMeta) -> bool {
+        if self.cancel.is_cancelled() {
+            return true;
+        }
+        let c = &self.c;
+        let res = match self.destination(&m) {
+            Dest::Stay => Ok(()),
+            Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|()| {
+                Counters::add(&c.local_objs, 1);
+                Counters::add(&c.local_bytes, m.size);
+            }),
+            Dest::Remote(node) => {
+                self.throttle(m.size).await;
+                self.send_with_retry(&node, &path).await
+            }
+        };
+        match res {
+            Err(e) if !self.cancel.is_cancelled() => {
+                tracing::warn!(object = %format!("{}/{}", m.bucket, m.object), error = %e, "rebalance move failed");
+                Counters::add(&c.errors, 1);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Moves a batch of small objects to `node`; whatever the batch did not store (refused,
+    /// failed its checksum, moved elsewhere meanwhile) goes on one by one, where every
+    /// failure has its own handling.
+    async fn move_batch(&self, node: &Node, items: Items) -> bool {
+        let bytes = items.iter().map(|(_, m)| m.size).sum();
+        self.throttle(bytes).await;
+        let mut delay = Duration::from_millis(20);
+        let mut left = items;
+        for _ in 0..BATCH_BUSY_TRIES {
+            if self.cancel.is_cancelled() || left.is_empty() {
+                return true;
+            }
+            match self.send_batch(node, left).await {
+                Ok(rest) => {
+                    left = rest;
+                    break;
+                }
+                // The receiver has not started this generation yet (or lacks a bucket): it
+                // will shortly, keep batching.
+                Err((Error::Busy(_), rest)) => left = rest,
+                Err((e, rest)) => {
+                    tracing::debug!(to = %node.id, error = %e, "batch refused, sending one by one");
+                    left = rest;
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return true,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+        let mut ok = true;
+        for (path, m) in left {
+            ok &= self.move_one(path, m).await;
+        }
+        ok
+    }
+
+    /// One batch exchange. Returns the objects it did not store (to send one by one), or the
+    /// error that refused the whole batch with every object still to send.
+    async fn send_batch(
+        &self,
+        node: &Node,
+        items: Items,
+    ) -> std::result::Result<Items, (Error, Items)> {
+        // Test hook: hold this target's sends (an object that stays here for a while).
+        while crate::fault::switch("hold_reb_sends") && !self.cancel.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut rest = Vec::new();
+        let mut sendable = Vec::with_capacity(items.len());
+        for (path, m) in items {
+            // The map may have changed while the batch filled: such objects are decided anew.
+            match self.destination(&m) {
+                Dest::Remote(n) if n.id == node.id => sendable.push(path),
+                _ => rest.push((path, m)),
+            }
+        }
+        if sendable.is_empty() {
+            return Ok(rest);
+        }
+        // Read every object whole, appended in place to one body: one open and one read each.
+        let read = tokio::task::spawn_blocking(move || {
+            let mut body = Vec::new();
+            let mut sent = Vec::with_capacity(sendable.len());
+            let mut rest = Vec::new();
+            for path in sendable {
+                match store::read_small_into(&path, BATCH_OBJ_MAX, &mut body) {
+                    Ok(meta) => sent.push((path, meta)),
+                    // Deleted or replaced meanwhile: nothing to move.
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    // Grown large, unreadable: the one-by-one path reports it.
+                    Err(_) => {
+                        if let Ok(m) = store::read_meta(&path) {
+                            rest.push((path, m));
+                        }
+                    }
+                }
+            }
+            (body, sent, rest)
+        })
+        .await;
+        let (body, sent, more) = match read {
+            Ok(x) => x,
+            Err(e) => return Err((Error::Io(std::io::Error::other(e)), rest)),
+        };
+        rest.extend(more);
+        if sent.is_empty() {
+            return Ok(rest);
+        }
+        let mut offered: Vec<ObjMeta> = sent.iter().map(|(_, m)| m.clone()).collect();
+        if crate::fault::switch("corrupt_reb_sends") {
+            // Test hook: the receiver finds checksum mismatches.
+            for m in &mut offered {
+                m.checksum = "0".repeat(16);
+            }
+        }
+        let offer = Msg::from(RebBatch {
+            generation: self.generation,
+            bmd_version: self.meta.get().bmd.version,
+            metas: offered,
+        });
+        let all = |rest: Items, sent: Items| {
+            let mut v = rest;
+            v.extend(sent);
+            v
+        };
+        let (mut link, first) = match self
+            .pool
+            .exchange(&node.addr, offer, Duration::from_secs(5))
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => return Err((e, all(rest, sent))),
+        };
+        if let Err(e) = expect_go_ahead(first) {
+            self.pool.release(link);
+            return Err((e, all(rest, sent)));
+        }
+        let corr = link.conn.last_corr();
+        let total = body.len() as u64;
+        let io = async {
+            link.conn.send_body(corr, &mut &body[..], total).await?;
+            match link.conn.finish(corr).await? {
+                Msg::Reply(Reply::RebBatchAck(ack)) if ack.stored.len() == sent.len() => {
+                    Ok(ack.stored)
+                }
+                other => Err(Error::Protocol(format!(
+                    "unexpected {} after a rebalance batch",
+                    other.name()
+                ))),
+            }
+        };
+        let stored = match tokio::time::timeout(Duration::from_secs(60), io).await {
+            Ok(Ok(s)) => s,
+            // The link is dropped, not pooled: it may be out of step.
+            Ok(Err(e)) => return Err((e, all(rest, sent))),
+            Err(_) => {
+                return Err((
+                    Error::Timeout(format!("sending to {}", node.addr)),
+                    all(rest, sent),
+                ));
+            }
+        };
+        self.pool.release(link);
+        drop(body);
+        // A newer generation may have decided otherwise meanwhile: then it owns the decision
+        // and these copies stay.
+        let current = self.meta.get().rmd.version == self.generation;
+        let c = &self.c;
+        for ((path, meta), ok) in sent.into_iter().zip(stored) {
+            if !ok {
+                rest.push((path, meta));
+                continue;
+            }
+            Counters::add(&c.tx_objs, 1);
+            Counters::add(&c.tx_bytes, meta.size);
+            if current && let Err(e) = self.store.remove_if_version(&meta).await {
+                tracing::warn!(object = %format!("{}/{}", meta.bucket, meta.object), error = %e, "sent copy not removed");
+            }
+        }
+        c.set_blocked(None);
+        Ok(rest)
     }
 
     /// Sends misplaced delete records to their object's owner (or to the right local

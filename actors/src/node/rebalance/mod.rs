@@ -68,8 +68,12 @@ pub struct RebArgs {
 pub enum RebMsg {
     /// The metadata changed: start a newer generation if there is one for us.
     MetaChanged,
-    /// An object of `generation` was received (counted here).
-    Received { generation: u64, bytes: u64 },
+    /// `objs` objects of `generation` were received (counted here).
+    Received {
+        generation: u64,
+        objs: u64,
+        bytes: u64,
+    },
     /// A received object of `generation` failed its checksum.
     ReceiveError { generation: u64 },
     /// The running generation ended (done or aborted).
@@ -188,13 +192,17 @@ impl Actor for RebalanceActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RebMsg::MetaChanged => follow(&myself, state).await,
-            RebMsg::Received { generation, bytes } => {
+            RebMsg::Received {
+                generation,
+                objs,
+                bytes,
+            } => {
                 if let Some(r) = state
                     .current
                     .as_ref()
                     .filter(|r| r.generation == generation)
                 {
-                    Counters::add(&r.counters.rx_objs, 1);
+                    Counters::add(&r.counters.rx_objs, objs);
                     Counters::add(&r.counters.rx_bytes, bytes);
                 }
             }

@@ -175,13 +175,9 @@ impl DataPath<'_> {
     /// Takes an object body into a temp file on mountpath `mp`: refused before any byte moves
     /// when it cannot fit (or the temp file cannot be made), then "go ahead", then the body,
     /// hashed as it lands. A full disk is reported as such, and no partial file stays.
-    pub(crate) async fn receive_body(
-        &self,
-        conn: &mut Conn,
-        corr: u64,
-        mp: usize,
-        size: u64,
-    ) -> Result<ObjectWriter> {
+    /// Refuses (before any byte moves) a write of `size` bytes to mountpath `mp` that a full
+    /// or failing disk could not take.
+    pub(crate) fn room_for(&self, mp: usize, size: u64) -> Result<()> {
         let path = self.store.path_of(mp);
         if let Some(m) = self.store.mps.get(mp)
             && m.io_fault()
@@ -199,6 +195,18 @@ impl DataPath<'_> {
                 c.avail
             )));
         }
+        Ok(())
+    }
+
+    pub(crate) async fn receive_body(
+        &self,
+        conn: &mut Conn,
+        corr: u64,
+        mp: usize,
+        size: u64,
+    ) -> Result<ObjectWriter> {
+        self.room_for(mp, size)?;
+        let path = self.store.path_of(mp);
         let mut w = match ObjectWriter::create(&path).await {
             Ok(w) => w,
             Err(Error::Io(e)) => {

@@ -9,7 +9,12 @@ use crate::logic::names;
 use crate::node::names as actor_names;
 use crate::node::rebalance::RebMsg;
 use crate::proto::codec::Conn;
-use crate::proto::msg::{Msg, RebAck, RebObject, RebTomb, Reply};
+use crate::proto::msg::{
+    Msg, REB_BATCH_MAX_BYTES, REB_BATCH_MAX_OBJS, RebAck, RebBatch, RebBatchAck, RebObject,
+    RebTomb, Reply,
+};
+use crate::store::object as store;
+use crate::types::object::ObjMeta;
 use crate::types::smap::Bmd;
 
 /// May a rebalanced object of `bucket` be installed here? A bucket this target does not know is
@@ -71,14 +76,7 @@ impl DataPath<'_> {
         names::validate_bucket(&meta.bucket)?;
         names::validate_object(&meta.object)?;
         reb_bucket_known(&now.bmd, &meta.bucket, bmd_version)?;
-        // A stamp a day or more ahead of our clock is corrupt: it would beat every later
-        // write.
-        if meta.version > crate::store::object::next_version().saturating_add(86_400_000_000_000) {
-            return Err(Error::BadRequest(format!(
-                "{}/{}: implausible version {} (from the future)",
-                meta.bucket, meta.object, meta.version
-            )));
-        }
+        check_plausible(&meta)?;
         let mp = self.store.mountpath_for(&meta.bucket, &meta.object)?;
         // A full disk refuses before any byte moves: the sender keeps its copy and backs off.
         let w = self.receive_body(conn, corr, mp, meta.size).await?;
@@ -100,9 +98,138 @@ impl DataPath<'_> {
         self.store.install(&meta, tmp, mp).await?;
         self.count(RebMsg::Received {
             generation,
+            objs: 1,
             bytes: meta.size,
         });
         Ok(Msg::Reply(Reply::RebAck(RebAck { stored: true })))
+    }
+}
+
+/// A stamp a day or more ahead of our clock is corrupt: it would beat every later write.
+fn check_plausible(meta: &ObjMeta) -> Result<()> {
+    if meta.version > store::next_version().saturating_add(86_400_000_000_000) {
+        return Err(Error::BadRequest(format!(
+            "{}/{}: implausible version {} (from the future)",
+            meta.bucket, meta.object, meta.version
+        )));
+    }
+    Ok(())
+}
+
+impl DataPath<'_> {
+    /// A batch of small rebalanced objects: checked whole before the go-ahead (a refusal costs
+    /// no transfer), received into memory (bounded by [`REB_BATCH_MAX_BYTES`]), written as temp
+    /// files, installed, and made durable with one flush per filesystem before the
+    /// acknowledgement says which are stored.
+    pub async fn receive_reb_batch(&self, conn: &mut Conn, corr: u64, b: RebBatch) -> Result<Msg> {
+        let RebBatch {
+            generation,
+            bmd_version,
+            metas,
+        } = b;
+        if metas.is_empty() || metas.len() > REB_BATCH_MAX_OBJS {
+            return Err(Error::BadRequest(format!(
+                "a rebalance batch holds 1 to {REB_BATCH_MAX_OBJS} objects, not {}",
+                metas.len()
+            )));
+        }
+        let total = metas
+            .iter()
+            .try_fold(0u64, |t, m| t.checked_add(m.size))
+            .filter(|&t| t <= REB_BATCH_MAX_BYTES)
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "a rebalance batch holds at most {REB_BATCH_MAX_BYTES} bytes"
+                ))
+            })?;
+        let now = self.meta.get();
+        check_generation(now.rmd.version, generation)?;
+        let mut mps = Vec::with_capacity(metas.len());
+        let mut need: Vec<(usize, u64)> = Vec::new();
+        for m in &metas {
+            names::validate_bucket(&m.bucket)?;
+            names::validate_object(&m.object)?;
+            reb_bucket_known(&now.bmd, &m.bucket, bmd_version)?;
+            check_plausible(m)?;
+            let mp = self.store.mountpath_for(&m.bucket, &m.object)?;
+            match need.iter_mut().find(|(i, _)| *i == mp) {
+                Some((_, n)) => *n += m.size,
+                None => need.push((mp, m.size)),
+            }
+            mps.push(mp);
+        }
+        for &(mp, bytes) in &need {
+            self.room_for(mp, bytes)?;
+        }
+        conn.send(corr, Msg::Reply(Reply::Ok)).await?;
+        let mut body = Vec::with_capacity(total as usize);
+        conn.recv_body(&mut body, total, |_| {}).await?;
+
+        // Temp files and checksums off the runtime; nothing is durable yet.
+        let st = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut at = 0usize;
+            let mut out = Vec::with_capacity(metas.len());
+            for (m, mp) in metas.into_iter().zip(mps) {
+                let data = &body[at..at + m.size as usize];
+                at += m.size as usize;
+                let sum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data));
+                let r = if sum != m.checksum {
+                    Err(Error::Checksum(format!(
+                        "{}/{}: sent {} received {sum}",
+                        m.bucket, m.object, m.checksum
+                    )))
+                } else {
+                    store::write_temp_unsynced(&st.path_of(mp), &m, data)
+                };
+                out.push((m, mp, r));
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+
+        // Checked again after the body: a newer generation, or a destroyed bucket, wins.
+        let now = self.meta.get();
+        check_generation(now.rmd.version, generation)?;
+        let mut stored = vec![false; written.len()];
+        let mut idx = Vec::with_capacity(written.len());
+        let mut items = Vec::with_capacity(written.len());
+        for (i, (m, mp, r)) in written.into_iter().enumerate() {
+            match r {
+                Ok(tmp) if reb_bucket_known(&now.bmd, &m.bucket, bmd_version).is_ok() => {
+                    idx.push(i);
+                    items.push((m, tmp, mp));
+                }
+                Ok(_) => {}
+                Err(e @ Error::Checksum(_)) => {
+                    tracing::warn!(error = %e, "rebalanced object failed its checksum");
+                    self.count(RebMsg::ReceiveError { generation });
+                }
+                Err(e) => tracing::warn!(error = %e, "rebalanced object not written"),
+            }
+        }
+        let sizes: Vec<u64> = items.iter().map(|(m, _, _)| m.size).collect();
+        let results = self.store.install_batch(items).await;
+        let (mut objs, mut bytes) = (0, 0);
+        for ((i, r), size) in idx.into_iter().zip(results).zip(sizes) {
+            match r {
+                Ok(_) => {
+                    stored[i] = true;
+                    objs += 1;
+                    bytes += size;
+                }
+                Err(e) => tracing::warn!(error = %e, "rebalanced object not installed"),
+            }
+        }
+        if objs > 0 {
+            self.count(RebMsg::Received {
+                generation,
+                objs,
+                bytes,
+            });
+        }
+        Ok(Msg::Reply(Reply::RebBatchAck(RebBatchAck { stored })))
     }
 }
 
