@@ -26,6 +26,9 @@ use crate::store::object::{self as store, ObjectWriter};
 use crate::types::object::{ObjAttrs, ObjKey, ObjMeta, Tomb};
 use crate::types::smap::NodeId;
 
+/// Objects up to this size are read whole and sent in one write.
+const SMALL_GET: u64 = 64 * 1024;
+
 /// What serving one data request needs.
 pub struct DataPath<'a> {
     pub me: &'a NodeId,
@@ -338,9 +341,32 @@ impl DataPath<'_> {
         key: &ObjKey,
         read: Read,
     ) -> Result<bool> {
-        let Some((_, path, _)) = self.store.find(&key.bucket, &key.object) else {
+        let Some((_, path, found)) = self.store.find(&key.bucket, &key.object) else {
             return Ok(false);
         };
+        if found.size <= SMALL_GET && !read.verify {
+            // Small: one open and one read off the runtime, and one write on the socket.
+            let p = path.clone();
+            let got = tokio::task::spawn_blocking(move || store::read_small(&p, SMALL_GET))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            match got {
+                Ok((meta, data)) => {
+                    let (offset, len) = read.span(&meta)?;
+                    let body = &data[offset as usize..(offset + len) as usize];
+                    conn.send_with_body(corr, Msg::Reply(Reply::Object(meta)), body)
+                        .await?;
+                    return Ok(true);
+                }
+                // Moved away between the lookup and the read.
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(false);
+                }
+                // Replaced by a large object meanwhile: streamed below.
+                Err(Error::BadRequest(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         if read.verify {
             let p = path.clone();
             tokio::task::spawn_blocking(move || store::verify(&p))
