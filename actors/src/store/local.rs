@@ -309,8 +309,15 @@ impl LocalStore {
         }
         let paths: Vec<PathBuf> = touched.iter().map(|&i| self.path_of(i)).collect();
         let flushed = tokio::task::spawn_blocking(move || -> Result<()> {
+            // Once per filesystem: mountpaths that share one need one flush.
+            let mut devs = Vec::new();
             for p in &paths {
-                super::files::sync_fs(p)?;
+                use std::os::unix::fs::MetadataExt;
+                let dev = std::fs::metadata(p)?.dev();
+                if !devs.contains(&dev) {
+                    devs.push(dev);
+                    super::files::sync_fs(p)?;
+                }
             }
             Ok(())
         })

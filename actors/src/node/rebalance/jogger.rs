@@ -134,8 +134,8 @@ pub(super) fn stream_objects(
 const BATCH_OBJ_MAX: u64 = 128 * 1024;
 /// A batch is sent once it holds this many objects or bytes (the receiver holds one batch in
 /// memory per sender).
-const BATCH_OBJS: usize = 64;
-const BATCH_BYTES: u64 = 512 * 1024;
+const BATCH_OBJS: usize = 256;
+const BATCH_BYTES: u64 = 1024 * 1024;
 /// Tries of a batch the receiver is not ready for (busy) before its objects go one by one.
 const BATCH_BUSY_TRIES: usize = 8;
 
