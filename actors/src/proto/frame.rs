@@ -19,6 +19,11 @@ impl FrameCodec {
     pub fn new(max: usize) -> Self {
         FrameCodec { max }
     }
+
+    /// The largest frame this codec sends or accepts.
+    pub fn max(&self) -> usize {
+        self.max
+    }
 }
 
 impl Decoder for FrameCodec {

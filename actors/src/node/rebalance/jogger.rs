@@ -457,9 +457,8 @@ impl Walk {
             return Err((e, all(rest, sent)));
         }
         let corr = link.conn.last_corr();
-        let total = body.len() as u64;
         let io = async {
-            link.conn.send_body(corr, &mut &body[..], total).await?;
+            link.conn.send_body_bytes(corr, &body).await?;
             match link.conn.finish(corr).await? {
                 Msg::Reply(Reply::RebBatchAck(ack)) if ack.stored.len() == sent.len() => {
                     Ok(ack.stored)
