@@ -358,7 +358,12 @@ impl LocalStore {
         }
         let dest = self.dest_on(dest_mp, &meta.bucket, &meta.object)?;
         if durable {
-            tmp.commit(&dest)?;
+            // The rename and its directory fsync run off the runtime: on a worker they would
+            // stall every other request it serves for the length of an fsync.
+            let to = dest.clone();
+            tokio::task::spawn_blocking(move || tmp.commit(&to))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         } else {
             tmp.commit_unsynced(&dest)?;
         }
