@@ -1,5 +1,8 @@
 //! The targets and proxies tables. Columns follow `nodectl show cluster`; on narrow terminals
 //! headers shrink first and then the least useful columns go, so TARGET and STATUS always show.
+//!
+//! Column widths come from every row that passes the filter, measured without formatting
+//! ([`TargetColumn::width`]), so sizing does not cost a `String` per cell.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
@@ -11,6 +14,7 @@ use shoal_actors::types::status::NodeStatus;
 
 use crate::format;
 use crate::model::{Focus, Model, label};
+use crate::view::cell_width;
 use crate::view::{power_cue, status_style};
 
 /// One column of the targets table.
@@ -88,6 +92,22 @@ impl TargetColumn {
             TargetColumn::Status => n.status.to_string(),
         }
     }
+
+    /// `self.cell(n).chars().count()`, without formatting: sizing a column reads every row.
+    pub fn width(self, n: &NodeStatus) -> usize {
+        let metric = |w: usize| if n.reachable { w } else { 1 };
+        match self {
+            TargetColumn::Target => n.id.chars().count(),
+            TargetColumn::MemUsed => metric(cell_width::pct2(n.mem_used_pct)),
+            TargetColumn::MemAvail => metric(cell_width::iec(n.mem_avail)),
+            TargetColumn::CapUsed => metric(cell_width::pct0(n.cap_used_pct)),
+            TargetColumn::CapAvail => metric(cell_width::iec(n.cap_avail)),
+            TargetColumn::CpuUsed => metric(cell_width::pct2(n.cpu_used_pct)),
+            TargetColumn::Rebalance => n.rebalance.chars().count(),
+            TargetColumn::Uptime => metric(cell_width::duration(n.uptime_secs)),
+            TargetColumn::Status => n.status.as_str().chars().count(),
+        }
+    }
 }
 
 /// Width of the mark column (`*` for nodes marked for a batch).
@@ -96,21 +116,20 @@ const MARK_W: u16 = 1;
 /// Which columns fit in `width` for these rows, whether headers are abbreviated, and each
 /// column's width. Public so tests can check the 80-column choice directly.
 pub fn target_columns(rows: &[&NodeStatus], width: u16) -> (Vec<(TargetColumn, u16)>, bool) {
-    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
-    fit_columns(&content_widths(&cells), width)
+    fit_columns(&content_widths(rows), width)
 }
 
-/// Every cell of one row, formatted once per frame and shared by sizing and rendering.
+/// Every cell of one row on screen.
 fn target_cells(n: &NodeStatus) -> [String; 9] {
     TargetColumn::ALL.map(|c| c.cell(n))
 }
 
-/// The widest cell of each column.
-fn content_widths(cells: &[[String; 9]]) -> [usize; 9] {
+/// The widest cell of each column over `rows`, none of them formatted.
+fn content_widths(rows: &[&NodeStatus]) -> [usize; 9] {
     let mut w = [0; 9];
-    for row in cells {
-        for (w, cell) in w.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    for n in rows {
+        for (w, c) in w.iter_mut().zip(TargetColumn::ALL) {
+            *w = (*w).max(c.width(n));
         }
     }
     w
@@ -219,15 +238,15 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
         render_empty(m, total, ("target", "targets"), inner, buf);
         return;
     }
-    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
-    let (cols, short) = fit_columns(&content_widths(&cells), inner.width);
+    let (cols, short) = fit_columns(&content_widths(&rows), inner.width);
     let spacing = if short { 1 } else { 2 };
     let header = Row::new(
         std::iter::once(Cell::from(""))
             .chain(cols.iter().map(|(c, _)| Cell::from(c.header(short)))),
     )
     .style(Style::new().add_modifier(Modifier::BOLD));
-    let body = rows.iter().zip(cells).map(|(n, mut row)| {
+    let body = rows.iter().map(|n| {
+        let mut row = target_cells(n);
         let cells = std::iter::once(mark_cell(m, n)).chain(cols.iter().map(|&(c, _)| {
             let cell = Cell::from(std::mem::take(&mut row[c as usize]));
             match c {
