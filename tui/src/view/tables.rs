@@ -1,8 +1,12 @@
 //! The targets and proxies tables. Columns follow `nodectl show cluster`; on narrow terminals
 //! headers shrink first and then the least useful columns go, so TARGET and STATUS always show.
 //!
-//! Column widths come from every row that passes the filter, measured without formatting
-//! ([`TargetColumn::width`]), so sizing does not cost a `String` per cell.
+//! A frame builds rows only for the nodes on screen ([`window`]): at 1,000 targets, formatting
+//! every row each frame cost more than drawing the whole screen. Column widths still come from
+//! every row that passes the filter, measured without formatting ([`TargetColumn::width`]), so
+//! columns stay put while the selection scrolls.
+
+use std::ops::Range;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
@@ -108,6 +112,33 @@ impl TargetColumn {
             TargetColumn::Status => n.status.as_str().chars().count(),
         }
     }
+}
+
+/// The rows `[start, end)` that ratatui's `Table` shows of `len` one-line rows in `height`
+/// lines (below the header), given the selection and a fresh `TableState` (offset 0), which is
+/// how every frame draws: the first page until the selection goes past it, then the selection
+/// on the bottom line. A selection past the end scrolls to the last row and highlights none.
+///
+/// Handing the table only these rows, with the selection shifted by `start`, draws the same
+/// lines as handing it all of them (the tests check this against ratatui itself).
+pub fn window(len: usize, selected: Option<usize>, height: usize) -> Range<usize> {
+    let first_page = len.min(height);
+    match selected {
+        Some(sel) if len > 0 => {
+            let sel = sel.min(len - 1);
+            if sel < first_page {
+                0..first_page
+            } else {
+                sel + 1 - height..sel + 1
+            }
+        }
+        _ => 0..first_page,
+    }
+}
+
+/// The selection as an index into the rows of `window`.
+fn selected_in(window: &Range<usize>, selected: Option<usize>) -> Option<usize> {
+    selected.and_then(|s| s.checked_sub(window.start))
 }
 
 /// Width of the mark column (`*` for nodes marked for a batch).
@@ -245,7 +276,10 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
             .chain(cols.iter().map(|(c, _)| Cell::from(c.header(short)))),
     )
     .style(Style::new().add_modifier(Modifier::BOLD));
-    let body = rows.iter().map(|n| {
+    // Below the one-line header.
+    let sel = focused.then_some(m.target_sel);
+    let shown = window(rows.len(), sel, usize::from(inner.height.saturating_sub(1)));
+    let body = rows[shown.clone()].iter().map(|n| {
         let mut row = target_cells(n);
         let cells = std::iter::once(mark_cell(m, n)).chain(cols.iter().map(|&(c, _)| {
             let cell = Cell::from(std::mem::take(&mut row[c as usize]));
@@ -265,7 +299,7 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
         .header(header)
         .column_spacing(spacing)
         .row_highlight_style(highlight());
-    let mut state = TableState::default().with_selected(focused.then_some(m.target_sel));
+    let mut state = TableState::default().with_selected(selected_in(&shown, sel));
     StatefulWidget::render(table, inner, buf, &mut state);
 }
 
@@ -307,7 +341,9 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
         headers.extend(["UPTIME", "ADDR"]);
     }
     headers.push("STATUS");
-    let body: Vec<Row> = rows
+    let sel = focused.then_some(m.proxy_sel);
+    let shown = window(rows.len(), sel, usize::from(inner.height.saturating_sub(1)));
+    let body: Vec<Row> = rows[shown.clone()]
         .iter()
         .map(|n| {
             let metric = |s: String| if n.reachable { s } else { "-".to_string() };
@@ -348,6 +384,60 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
         .header(Row::new(headers).style(Style::new().add_modifier(Modifier::BOLD)))
         .column_spacing(1)
         .row_highlight_style(highlight());
-    let mut state = TableState::default().with_selected(focused.then_some(m.proxy_sel));
+    let mut state = TableState::default().with_selected(selected_in(&shown, sel));
     StatefulWidget::render(table, inner, buf, &mut state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What ratatui's `Table` draws of `rows` in `area` (one header line) with `selected`.
+    fn draw(rows: &[(usize, String)], selected: Option<usize>, area: Rect) -> Buffer {
+        let body = rows.iter().map(|(i, r)| {
+            // Every third row styled, as offline nodes are, so a shifted style shows too.
+            let style = if i % 3 == 0 {
+                Style::new().fg(Color::DarkGray)
+            } else {
+                Style::new()
+            };
+            Row::new([Cell::from(r.as_str())]).style(style)
+        });
+        let table = Table::new(body, [Constraint::Length(area.width)])
+            .header(Row::new(["ROWS"]))
+            .row_highlight_style(highlight());
+        let mut buf = Buffer::empty(area);
+        let mut state = TableState::default().with_selected(selected);
+        StatefulWidget::render(table, area, &mut buf, &mut state);
+        buf
+    }
+
+    #[test]
+    fn the_window_draws_exactly_what_the_whole_table_draws() {
+        for len in 0..14 {
+            let rows: Vec<(usize, String)> = (0..len).map(|i| (i, format!("row {i}"))).collect();
+            for height in 0..8u16 {
+                let area = Rect::new(0, 0, 8, height + 1);
+                let sels = std::iter::once(None).chain((0..len + 3).map(Some));
+                for sel in sels {
+                    let whole = draw(&rows, sel, area);
+                    let w = window(len, sel, usize::from(height));
+                    let part = draw(&rows[w.clone()], selected_in(&w, sel), area);
+                    assert_eq!(part, whole, "len {len}, height {height}, selected {sel:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_window_follows_the_selection_to_the_end_and_back() {
+        assert_eq!(window(200, Some(0), 40), 0..40);
+        assert_eq!(window(200, Some(39), 40), 0..40);
+        assert_eq!(window(200, Some(40), 40), 1..41);
+        assert_eq!(window(200, Some(199), 40), 160..200);
+        assert_eq!(window(200, Some(500), 40), 160..200);
+        assert_eq!(window(200, None, 40), 0..40);
+        assert_eq!(window(10, Some(9), 40), 0..10);
+        assert_eq!(window(0, Some(0), 40), 0..0);
+    }
 }
