@@ -17,10 +17,11 @@ fn fixed(v: f64, decimals: usize) -> usize {
     // Small non-negative values: the integer part keeps its digits unless rounding carries it
     // to the next power of ten, which only a value within half a last digit below it can do
     // (the 0.1% margin dwarfs f64's error below 1e6).
-    if v.is_sign_positive() && v < 1e6 {
+    const POW10: [f64; 8] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7];
+    if v.is_sign_positive() && v < 1e6 && decimals < POW10.len() {
         let k = digits(v as u64);
-        let half = 0.5 / 10f64.powi(decimals as i32);
-        if v < 10f64.powi(k as i32) - half * 1.001 {
+        let half = 0.5 / POW10[decimals];
+        if v < POW10[k] - half * 1.001 {
             let frac = if decimals > 0 { decimals + 1 } else { 0 };
             return k + frac;
         }
