@@ -244,11 +244,11 @@ fn metric_cells(n: &NodeStatus, target: bool) -> Vec<String> {
         let k = if target { 5 } else { 2 };
         return vec!["-".into(); k];
     }
-    let mut v = vec![format!("{:.2}%", n.mem_used_pct), format::size(n.mem_avail)];
+    let mut v = vec![format::pct2(n.mem_used_pct), format::size(n.mem_avail)];
     if target {
-        v.push(format!("{:.0}%", n.cap_used_pct));
+        v.push(format::pct0(n.cap_used_pct));
         v.push(format::size(n.cap_avail));
-        v.push(format!("{:.2}%", n.cpu_used_pct));
+        v.push(format::pct2(n.cpu_used_pct));
     }
     v
 }
@@ -1195,6 +1195,17 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_metric_that_is_not_a_number_shows_as_a_dash_as_in_the_console() {
+        let mut st = cluster(1);
+        st.targets[0].cpu_used_pct = f64::NAN;
+        st.targets[0].cap_used_pct = f64::INFINITY;
+        let out = targets_table(&st, false);
+        let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!((row[3], row[5]), ("-", "-"), "{out}");
+        assert!(!out.contains("NaN") && !out.contains("inf"), "{out}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use shoal_actors::types::status::{NodeState, NodeStatus, RebState, RebalanceStatus};
 
 // Sizes, durations and times come from the formatter the console uses too (DESIGN §11).
-pub use shoal_actors::logic::format::{clock_opt as clock, duration, iec as size, safe};
+pub use shoal_actors::logic::format::{
+    clock_opt as clock, duration, iec as size, pct0, pct2, safe,
+};
 
 pub const RED: &str = "\x1b[31m";
 pub const CYAN: &str = "\x1b[36m";
