@@ -244,11 +244,11 @@ fn metric_cells(n: &NodeStatus, target: bool) -> Vec<String> {
         let k = if target { 5 } else { 2 };
         return vec!["-".into(); k];
     }
-    let mut v = vec![format!("{:.2}%", n.mem_used_pct), format::size(n.mem_avail)];
+    let mut v = vec![format::pct2(n.mem_used_pct), format::size(n.mem_avail)];
     if target {
-        v.push(format!("{:.0}%", n.cap_used_pct));
+        v.push(format::pct0(n.cap_used_pct));
         v.push(format::size(n.cap_avail));
-        v.push(format!("{:.2}%", n.cpu_used_pct));
+        v.push(format::pct2(n.cpu_used_pct));
     }
     v
 }
@@ -1133,6 +1133,147 @@ async fn object(env: &Env, o: ObjectCmd) -> CmdResult {
                 println!("ais://{b}/{name}: t[{}] {}", loc.target, loc.mountpath);
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Target `i` of a simulated cluster, with widths that vary from row to row: three-digit CPU
+    /// percentages, sizes in several units, every tenth offline, every seventh in maintenance.
+    fn target(i: usize) -> NodeStatus {
+        NodeStatus {
+            id: format!("t{i}xt{}", 8100 + i),
+            role: Role::Target,
+            mem_used_pct: (i % 100) as f64 + 0.13,
+            mem_avail: 33_586_659_328 >> (i % 5),
+            cap_used_pct: (i * 7 % 101) as f64,
+            cap_avail: 2_677_340_000_000 >> (i % 31),
+            cpu_used_pct: i as f64 * 1.37,
+            rebalance: if i.is_multiple_of(3) {
+                "running(g5)"
+            } else {
+                "finished(g4)"
+            }
+            .into(),
+            uptime_secs: (i as u64) * 3_599,
+            status: if i.is_multiple_of(7) {
+                NodeState::Maintenance
+            } else if i % 10 == 3 {
+                NodeState::Offline
+            } else {
+                NodeState::Online
+            },
+            reachable: i % 10 != 3,
+            migrating: i.is_multiple_of(14),
+            ..Default::default()
+        }
+    }
+
+    fn cluster(n: usize) -> ClusterStatus {
+        ClusterStatus {
+            uuid: "7d1c9c2e".into(),
+            smap_version: 12,
+            primary: "p1".into(),
+            proxies: vec![],
+            targets: (0..n).map(target).collect(),
+            rebalance: None,
+        }
+    }
+
+    /// `s` without ANSI colour sequences.
+    fn strip_ansi(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_metric_that_is_not_a_number_shows_as_a_dash_as_in_the_console() {
+        let mut st = cluster(1);
+        st.targets[0].cpu_used_pct = f64::NAN;
+        st.targets[0].cap_used_pct = f64::INFINITY;
+        let out = targets_table(&st, false);
+        let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!((row[3], row[5]), ("-", "-"), "{out}");
+        assert!(!out.contains("NaN") && !out.contains("inf"), "{out}");
+    }
+
+    #[test]
+    fn show_cluster_at_200_targets_has_a_row_each_and_the_columns_line_up() {
+        let n = 200;
+        let st = cluster(n);
+        let headers = [
+            "TARGET",
+            "MEM USED %",
+            "MEM AVAIL",
+            "CAP USED %",
+            "CAP AVAIL",
+            "CPU USED %",
+            "REBALANCE",
+            "UPTIME",
+            "STATUS",
+        ];
+        for colour in [false, true] {
+            let out = targets_table(&st, colour);
+            assert_eq!(out.contains('\x1b'), colour);
+            let plain = strip_ansi(&out);
+            let lines: Vec<&str> = plain.lines().collect();
+            assert_eq!(lines.len(), 1 + n, "a header and a row per target");
+            let starts: Vec<usize> = headers
+                .iter()
+                .map(|h| {
+                    lines[0]
+                        .find(h)
+                        .unwrap_or_else(|| panic!("{h} in {}", lines[0]))
+                })
+                .collect();
+            assert!(starts.windows(2).all(|w| w[0] < w[1]), "{starts:?}");
+            // The cells of each row with where they start (none holds a space).
+            let rows: Vec<Vec<(usize, &str)>> = lines[1..]
+                .iter()
+                .map(|line| {
+                    line.split(' ')
+                        .scan(0, |at, w| {
+                            let cell = (*at, w);
+                            *at += w.len() + 1;
+                            Some(cell)
+                        })
+                        .filter(|(_, w)| !w.is_empty())
+                        .collect()
+                })
+                .collect();
+            // Each column is as wide as its widest cell (header included), then three blanks.
+            for (j, h) in headers.iter().enumerate().take(headers.len() - 1) {
+                let widest = rows.iter().map(|r| r[j].1.len()).chain([h.len()]).max();
+                assert_eq!(Some(starts[j + 1] - starts[j] - 3), widest, "column {h}");
+            }
+            for (i, (line, cells)) in lines[1..].iter().zip(&rows).enumerate() {
+                // Every cell starts under its header.
+                let at: Vec<usize> = cells.iter().map(|c| c.0).collect();
+                assert_eq!(at, starts, "row {i}: {line:?}\nheader: {:?}", lines[0]);
+                let t = &st.targets[i];
+                let name = if t.reachable {
+                    t.id.clone()
+                } else {
+                    format!("{}[x]", t.id)
+                };
+                assert_eq!(cells[0].1, name);
+                assert_eq!(cells[8].1, t.status.as_str());
+                if !t.reachable {
+                    assert!(cells[1..6].iter().all(|c| c.1 == "-"), "{line:?}");
+                }
+                assert_eq!(*line, line.trim_end(), "no trailing blanks");
+            }
         }
     }
 }

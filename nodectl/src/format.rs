@@ -3,7 +3,9 @@
 use shoal_actors::types::status::{NodeState, NodeStatus, RebState, RebalanceStatus};
 
 // Sizes, durations and times come from the formatter the console uses too (DESIGN §11).
-pub use shoal_actors::logic::format::{clock_opt as clock, duration, iec as size, safe};
+pub use shoal_actors::logic::format::{
+    clock_opt as clock, duration, iec as size, pct0, pct2, safe,
+};
 
 pub const RED: &str = "\x1b[31m";
 pub const CYAN: &str = "\x1b[36m";
@@ -27,7 +29,14 @@ impl Table {
         self.rows.push(
             cells
                 .into_iter()
-                .map(|(c, col)| (safe(&c).into_owned(), col))
+                .map(|(c, col)| {
+                    // Most cells are safe already: keep them rather than copy them.
+                    let escaped = match safe(&c) {
+                        std::borrow::Cow::Owned(e) => Some(e),
+                        std::borrow::Cow::Borrowed(_) => None,
+                    };
+                    (escaped.unwrap_or(c), col)
+                })
                 .collect(),
         );
     }
@@ -44,23 +53,28 @@ impl Table {
                 width[i] = width[i].max(c.chars().count());
             }
         }
-        let mut out = String::new();
+        // One string for the whole table, rows written straight into it (200 targets are
+        // 1,800 cells: no string per cell or per line).
+        let line_len: usize = width.iter().map(|w| w + 3).sum::<usize>() + 16;
+        let mut out = String::with_capacity(self.rows.len() * line_len);
         for r in &self.rows {
-            let mut line = String::new();
+            let start = out.len();
             for (i, (c, col)) in r.iter().enumerate() {
-                let last = i + 1 == r.len();
-                let pad = if last {
-                    0
-                } else {
-                    width[i] + 3 - c.chars().count()
-                };
                 match (colour, col) {
-                    (true, Some(code)) => line.push_str(&format!("{code}{c}{RESET}")),
-                    _ => line.push_str(c),
+                    (true, Some(code)) => {
+                        out.push_str(code);
+                        out.push_str(c);
+                        out.push_str(RESET);
+                    }
+                    _ => out.push_str(c),
                 }
-                line.push_str(&" ".repeat(pad));
+                if i + 1 < r.len() {
+                    let pad = width[i] + 3 - c.chars().count();
+                    out.extend(std::iter::repeat_n(' ', pad));
+                }
             }
-            out.push_str(line.trim_end());
+            let kept = out[start..].trim_end().len();
+            out.truncate(start + kept);
             out.push('\n');
         }
         out

@@ -19,6 +19,8 @@ use clap::Parser;
 use shoal_actors::client::Client;
 
 pub use cli::Cli;
+/// What `show cluster` prints for the targets and the proxies (public for its bench).
+pub use commands::{proxies_table, targets_table};
 
 /// Exit codes as documented in DESIGN §11.
 pub mod exit {

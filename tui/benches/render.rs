@@ -1,30 +1,58 @@
-//! Render cost of one console frame with 100 and 200 targets (a tenth in maintenance, some
-//! offline) and a running rebalance, on a 200×60 `TestBackend`. A plain `Instant` loop (no
-//! harness): `cargo bench -p shoal-tui` prints the mean per frame beside the goal of issue #15
-//! (≤ 1 ms at 200 targets). It measures our widgets and layout, not a real terminal's output.
+//! Render cost of one console frame with 100, 200 and 1,000 targets (a tenth in maintenance,
+//! some offline) and a running rebalance, on a 200×60 `TestBackend`, the selection in the
+//! middle. A plain `Instant` loop (no harness): `cargo bench -p shoal-tui --bench render`
+//! prints the mean per frame beside the goal of issue #15 (≤ 1 ms at 200 targets), then the
+//! median and 99th percentile of the frames, timed one by one. It measures our widgets and
+//! layout, not a real terminal's output.
+//!
+//! Results: stdout, `target/bench-render.json`, and the key `render` of
+//! `target/bench-results.json` (merged: the other benches' keys stay), as the root benches
+//! write theirs. The machine is shared, so the load average goes with the figures.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use serde_json::{Value, json};
 
-const FRAMES: u32 = 200;
-const WARMUP: u32 = 20;
+const FRAMES: u32 = 1000;
+const WARMUP: u32 = 50;
 
 /// The frame budget at 200 targets (issue #15).
 const GOAL_US: f64 = 1000.0;
 
+/// Cluster sizes measured: the goal's 200, and either side of it.
+const SIZES: [usize; 3] = [100, 200, 1000];
+
 fn main() {
-    for n in [100, 200] {
-        bench(n);
+    println!("render: load average {} (1, 5, 15 min)", loadavg());
+    let mut runs = serde_json::Map::new();
+    for n in SIZES {
+        runs.insert(n.to_string(), bench(n));
+    }
+    let doc = json!({
+        "frame": "200x60",
+        "frames": FRAMES,
+        "goal_us_at_200": GOAL_US,
+        "loadavg": loadavg(),
+        "targets": runs,
+    });
+    match write_results("render", "bench-render.json", &doc) {
+        Ok((own, merged)) => println!(
+            "render: results in {} and {}",
+            own.display(),
+            merged.display()
+        ),
+        Err(e) => eprintln!("render: could not write results: {e}"),
     }
 }
 
-fn bench(n: usize) {
+fn bench(n: usize) -> Value {
     let mut c = common::cluster(n);
     for i in (0..n).step_by(7) {
         common::in_maintenance(&mut c, i, i % 2 == 0);
@@ -51,9 +79,12 @@ fn bench(n: usize) {
     for _ in 0..WARMUP {
         term.draw(|f| shoal_tui::view(black_box(&m), f)).unwrap();
     }
+    let mut frames_us = Vec::with_capacity(FRAMES as usize);
     let start = Instant::now();
     for _ in 0..FRAMES {
+        let t = Instant::now();
         term.draw(|f| shoal_tui::view(black_box(&m), f)).unwrap();
+        frames_us.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let elapsed = start.elapsed();
     let mean_us = elapsed.as_secs_f64() * 1e6 / f64::from(FRAMES);
@@ -62,4 +93,69 @@ fn bench(n: usize) {
         1e6 / mean_us,
         mean_us / GOAL_US
     );
+    frames_us.sort_by(f64::total_cmp);
+    let (median, p99, max) = (
+        percentile(&frames_us, 0.50),
+        percentile(&frames_us, 0.99),
+        frames_us[frames_us.len() - 1],
+    );
+    println!(
+        "render: {n} targets, 200x60, per frame: median {median:.1} µs, p99 {p99:.1} µs, max {max:.1} µs"
+    );
+    json!({
+        "mean_us": round1(mean_us),
+        "median_us": round1(median),
+        "p99_us": round1(p99),
+        "max_us": round1(max),
+    })
+}
+
+/// The value below which `q` of the sorted `v` lie (nearest rank).
+fn percentile(v: &[f64], q: f64) -> f64 {
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+// The root benches' helpers (`benches/common`) need the whole workspace; these are the three
+// this bench uses, with the same behaviour.
+
+/// The 1-, 5- and 15-minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `target/` of this build: the bench runs as `target/<profile>/deps/<bench>-<hash>`.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
+        .filter(|d| d.join("CACHEDIR.TAG").exists() || d.ends_with("target"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        })
+}
+
+/// Writes `doc` to `target/<own_file>` and merges it under `key` into
+/// `target/bench-results.json` (read, replace that key, write: the other benches' keys stay).
+fn write_results(key: &str, own_file: &str, doc: &Value) -> std::io::Result<(PathBuf, PathBuf)> {
+    let dir = target_dir();
+    let own = dir.join(own_file);
+    std::fs::write(&own, serde_json::to_string_pretty(doc)?)?;
+    let merged = dir.join("bench-results.json");
+    let mut all = std::fs::read_to_string(&merged)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .filter(|v| v.is_object())
+        .unwrap_or_else(|| json!({}));
+    all[key] = doc.clone();
+    std::fs::write(&merged, serde_json::to_string_pretty(&all)?)?;
+    Ok((own, merged))
 }

@@ -348,8 +348,10 @@ impl Model {
 
     /// The target whose detail view is open (`None` when it is closed or shows a proxy).
     pub fn detail_target(&self) -> Option<&NodeStatus> {
-        self.selected()
-            .filter(|n| self.detail && n.role == Role::Target)
+        if !self.detail {
+            return None;
+        }
+        self.selected().filter(|n| n.role == Role::Target)
     }
 
     /// The mountpath under the cursor in the open target detail.

@@ -1164,3 +1164,145 @@ mod storage {
         );
     }
 }
+
+/// The targets table builds rows only for the window on screen (issue #15: ≤ 1 ms a frame at
+/// 200 targets); these fail if the window and the selection ever part ways.
+mod large_clusters {
+    use super::*;
+    use ratatui::buffer::Buffer;
+
+    /// The target IDs on the body lines of the targets table at `area` (inside its border,
+    /// below its header), top to bottom.
+    fn target_rows(buf: &Buffer, area: Rect) -> Vec<String> {
+        (area.y + 2..area.bottom().saturating_sub(1))
+            .filter_map(|y| {
+                let line: String = (area.x + 1..area.right().saturating_sub(1))
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect();
+                line.split_whitespace()
+                    .find(|w| w.starts_with('T') && w.contains("xt"))
+                    .map(String::from)
+            })
+            .collect()
+    }
+
+    /// Lines of the table body the terminal has room for.
+    fn body_height(area: Rect) -> usize {
+        usize::from(area.height.saturating_sub(3))
+    }
+
+    fn is_highlighted(buf: &Buffer, id: &str) -> bool {
+        let (x, y) = find(buf, id).unwrap_or_else(|| panic!("{id} not on screen"));
+        buf[(x, y)].modifier.contains(Modifier::REVERSED)
+    }
+
+    #[test]
+    fn with_200_targets_the_selection_stays_on_screen_from_first_to_last() {
+        let n = 200;
+        let mut m = model_with(&cluster(n), None, false);
+        let (w, h) = (120, 40);
+        let area = layout(Rect::new(0, 0, w, h), &m).targets;
+        let height = body_height(area);
+        assert!(height > 5 && height < n, "{area:?}");
+
+        // First page: rows 0.. as many as fit, the first one selected.
+        let top = render(&m, w, h);
+        let ids = target_rows(&top, area);
+        assert_eq!(ids, (0..height).map(tid).collect::<Vec<_>>());
+        assert!(is_highlighted(&top, &tid(0)));
+
+        // End: the last target on the bottom line, highlighted, one full page above it.
+        press(&mut m, KeyCode::End);
+        assert_eq!(m.target_sel, n - 1);
+        let bottom = render(&m, w, h);
+        let ids = target_rows(&bottom, area);
+        assert_eq!(ids, (n - height..n).map(tid).collect::<Vec<_>>());
+        assert!(is_highlighted(&bottom, &tid(n - 1)));
+        // Columns are sized over every target, not the window: the header does not move.
+        let header = |b: &Buffer| lines(b)[usize::from(area.y) + 1].clone();
+        assert_eq!(header(&top), header(&bottom));
+
+        // One up: as before the window, the selection stays on the bottom line.
+        press(&mut m, KeyCode::Up);
+        let ids = target_rows(&render(&m, w, h), area);
+        assert_eq!(ids.len(), height);
+        assert_eq!(ids.last(), Some(&tid(n - 2)));
+
+        // Back to the top: the first page again.
+        press(&mut m, KeyCode::Home);
+        let again = render(&m, w, h);
+        assert_eq!(
+            target_rows(&again, area),
+            (0..height).map(tid).collect::<Vec<_>>()
+        );
+        assert!(is_highlighted(&again, &tid(0)));
+        assert_eq!(lines(&again), lines(&top));
+    }
+
+    #[test]
+    fn with_1000_targets_a_page_down_walk_always_shows_the_selected_row() {
+        let n = 1000;
+        let mut m = model_with(&cluster(n), None, false);
+        let (w, h) = (200, 60);
+        let area = layout(Rect::new(0, 0, w, h), &m).targets;
+        let height = body_height(area);
+        let mut seen = 0;
+        while m.target_sel < n - 1 {
+            press(&mut m, KeyCode::PageDown);
+            let buf = render(&m, w, h);
+            let (sel, ids) = (m.target_sel, target_rows(&buf, area));
+            assert_eq!(ids.len(), height, "at {sel}");
+            // The first page until the selection leaves it, then the selection at the bottom.
+            let start = (sel + 1).saturating_sub(height);
+            assert_eq!(ids, (start..start + height).map(tid).collect::<Vec<_>>());
+            assert!(is_highlighted(&buf, &tid(sel)));
+            seen += 1;
+        }
+        assert!(seen > 1);
+    }
+
+    #[test]
+    fn a_filter_windows_the_matching_rows_only() {
+        let n = 200;
+        let mut m = model_with(&cluster(n), None, false);
+        // `T1` matches T10..T19 and T100..T199: 110 targets.
+        press(&mut m, KeyCode::Char('/'));
+        type_str(&mut m, "T1");
+        press(&mut m, KeyCode::Enter);
+        let (w, h) = (120, 40);
+        let area = layout(Rect::new(0, 0, w, h), &m).targets;
+        let height = body_height(area);
+        let buf = render(&m, w, h);
+        assert!(text(&buf).contains("(110/200)"), "{}", text(&buf));
+        let first: Vec<String> = (10..20).chain(100..200).map(tid).collect();
+        assert_eq!(target_rows(&buf, area), first[..height]);
+        press(&mut m, KeyCode::End);
+        let buf = render(&m, w, h);
+        assert_eq!(target_rows(&buf, area), first[first.len() - height..]);
+        assert!(is_highlighted(&buf, &tid(199)));
+    }
+
+    #[test]
+    fn the_rebalance_pane_lists_the_first_targets_that_fit() {
+        let n = 200;
+        let m = model_with(&cluster(n), Some(&running_rebalance(n, None)), false);
+        let (w, h) = (200, 60);
+        let reb = layout(Rect::new(0, 0, w, h), &m).rebalance;
+        let buf = render(&m, w, h);
+        let (ys, rows): (Vec<u16>, Vec<String>) = (reb.y..reb.bottom())
+            .filter_map(|y| {
+                let line: String = (reb.x + 1..reb.right() - 1)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect();
+                line.split_whitespace()
+                    .next()
+                    .filter(|w| w.starts_with('T') && w.contains("xt"))
+                    .map(|id| (y, id.to_string()))
+            })
+            .unzip();
+        assert!(rows.len() > 3, "{}", text(&buf));
+        assert_eq!(rows, (0..rows.len()).map(tid).collect::<Vec<_>>());
+        // As many as fit: the last one on the pane's last line, inside its border.
+        assert_eq!(ys.last(), Some(&(reb.bottom() - 2)));
+    }
+}

@@ -2,6 +2,7 @@
 //! ([`AppLayout`]) and each panel is its own widget module. Only the 16 named ANSI colours are
 //! used, so the console looks the same over any SSH terminal.
 
+mod cell_width;
 mod detail;
 mod dialog;
 mod header;

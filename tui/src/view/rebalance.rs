@@ -143,7 +143,10 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     } else {
         vec!["TARGET", "TX", "RX", "STAGE"]
     };
-    let rows = r.targets.iter().map(|t| {
+    // Only the rows on screen are built: the table has no selection, so it shows the first
+    // ones that fit below its header.
+    let shown = super::tables::window(r.targets.len(), None, usize::from(per_target.height - 1));
+    let rows = r.targets[shown].iter().map(|t| {
         let stage_style = if t.blocked_by.is_some() {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
         } else {

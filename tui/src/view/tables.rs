@@ -1,5 +1,12 @@
 //! The targets and proxies tables. Columns follow `nodectl show cluster`; on narrow terminals
 //! headers shrink first and then the least useful columns go, so TARGET and STATUS always show.
+//!
+//! A frame builds rows only for the nodes on screen ([`window`]): at 1,000 targets, formatting
+//! every row each frame cost more than drawing the whole screen. Column widths still come from
+//! every row that passes the filter, measured without formatting ([`TargetColumn::width`]), so
+//! columns stay put while the selection scrolls.
+
+use std::ops::Range;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
@@ -11,6 +18,7 @@ use shoal_actors::types::status::NodeStatus;
 
 use crate::format;
 use crate::model::{Focus, Model, label};
+use crate::view::cell_width;
 use crate::view::{power_cue, status_style};
 
 /// One column of the targets table.
@@ -88,6 +96,49 @@ impl TargetColumn {
             TargetColumn::Status => n.status.to_string(),
         }
     }
+
+    /// `self.cell(n).chars().count()`, without formatting: sizing a column reads every row.
+    pub fn width(self, n: &NodeStatus) -> usize {
+        let metric = |w: usize| if n.reachable { w } else { 1 };
+        match self {
+            TargetColumn::Target => n.id.chars().count(),
+            TargetColumn::MemUsed => metric(cell_width::pct2(n.mem_used_pct)),
+            TargetColumn::MemAvail => metric(cell_width::iec(n.mem_avail)),
+            TargetColumn::CapUsed => metric(cell_width::pct0(n.cap_used_pct)),
+            TargetColumn::CapAvail => metric(cell_width::iec(n.cap_avail)),
+            TargetColumn::CpuUsed => metric(cell_width::pct2(n.cpu_used_pct)),
+            TargetColumn::Rebalance => n.rebalance.chars().count(),
+            TargetColumn::Uptime => metric(cell_width::duration(n.uptime_secs)),
+            TargetColumn::Status => n.status.as_str().chars().count(),
+        }
+    }
+}
+
+/// The rows `[start, end)` that ratatui's `Table` shows of `len` one-line rows in `height`
+/// lines (below the header), given the selection and a fresh `TableState` (offset 0), which is
+/// how every frame draws: the first page until the selection goes past it, then the selection
+/// on the bottom line. A selection past the end scrolls to the last row and highlights none.
+///
+/// Handing the table only these rows, with the selection shifted by `start`, draws the same
+/// lines as handing it all of them (the tests check this against ratatui itself).
+pub fn window(len: usize, selected: Option<usize>, height: usize) -> Range<usize> {
+    let first_page = len.min(height);
+    match selected {
+        Some(sel) if len > 0 => {
+            let sel = sel.min(len - 1);
+            if sel < first_page {
+                0..first_page
+            } else {
+                sel + 1 - height..sel + 1
+            }
+        }
+        _ => 0..first_page,
+    }
+}
+
+/// The selection as an index into the rows of `window`.
+fn selected_in(window: &Range<usize>, selected: Option<usize>) -> Option<usize> {
+    selected.and_then(|s| s.checked_sub(window.start))
 }
 
 /// Width of the mark column (`*` for nodes marked for a batch).
@@ -96,21 +147,20 @@ const MARK_W: u16 = 1;
 /// Which columns fit in `width` for these rows, whether headers are abbreviated, and each
 /// column's width. Public so tests can check the 80-column choice directly.
 pub fn target_columns(rows: &[&NodeStatus], width: u16) -> (Vec<(TargetColumn, u16)>, bool) {
-    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
-    fit_columns(&content_widths(&cells), width)
+    fit_columns(&content_widths(rows), width)
 }
 
-/// Every cell of one row, formatted once per frame and shared by sizing and rendering.
+/// Every cell of one row on screen.
 fn target_cells(n: &NodeStatus) -> [String; 9] {
     TargetColumn::ALL.map(|c| c.cell(n))
 }
 
-/// The widest cell of each column.
-fn content_widths(cells: &[[String; 9]]) -> [usize; 9] {
+/// The widest cell of each column over `rows`, none of them formatted.
+fn content_widths(rows: &[&NodeStatus]) -> [usize; 9] {
     let mut w = [0; 9];
-    for row in cells {
-        for (w, cell) in w.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    for n in rows {
+        for (w, c) in w.iter_mut().zip(TargetColumn::ALL) {
+            *w = (*w).max(c.width(n));
         }
     }
     w
@@ -219,15 +269,18 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
         render_empty(m, total, ("target", "targets"), inner, buf);
         return;
     }
-    let cells: Vec<[String; 9]> = rows.iter().map(|n| target_cells(n)).collect();
-    let (cols, short) = fit_columns(&content_widths(&cells), inner.width);
+    let (cols, short) = fit_columns(&content_widths(&rows), inner.width);
     let spacing = if short { 1 } else { 2 };
     let header = Row::new(
         std::iter::once(Cell::from(""))
             .chain(cols.iter().map(|(c, _)| Cell::from(c.header(short)))),
     )
     .style(Style::new().add_modifier(Modifier::BOLD));
-    let body = rows.iter().zip(cells).map(|(n, mut row)| {
+    // Below the one-line header.
+    let sel = focused.then_some(m.target_sel);
+    let shown = window(rows.len(), sel, usize::from(inner.height.saturating_sub(1)));
+    let body = rows[shown.clone()].iter().map(|n| {
+        let mut row = target_cells(n);
         let cells = std::iter::once(mark_cell(m, n)).chain(cols.iter().map(|&(c, _)| {
             let cell = Cell::from(std::mem::take(&mut row[c as usize]));
             match c {
@@ -246,7 +299,7 @@ pub fn render_targets(m: &Model, area: Rect, buf: &mut Buffer) {
         .header(header)
         .column_spacing(spacing)
         .row_highlight_style(highlight());
-    let mut state = TableState::default().with_selected(focused.then_some(m.target_sel));
+    let mut state = TableState::default().with_selected(selected_in(&shown, sel));
     StatefulWidget::render(table, inner, buf, &mut state);
 }
 
@@ -288,7 +341,9 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
         headers.extend(["UPTIME", "ADDR"]);
     }
     headers.push("STATUS");
-    let body: Vec<Row> = rows
+    let sel = focused.then_some(m.proxy_sel);
+    let shown = window(rows.len(), sel, usize::from(inner.height.saturating_sub(1)));
+    let body: Vec<Row> = rows[shown.clone()]
         .iter()
         .map(|n| {
             let metric = |s: String| if n.reachable { s } else { "-".to_string() };
@@ -329,6 +384,60 @@ pub fn render_proxies(m: &Model, area: Rect, buf: &mut Buffer) {
         .header(Row::new(headers).style(Style::new().add_modifier(Modifier::BOLD)))
         .column_spacing(1)
         .row_highlight_style(highlight());
-    let mut state = TableState::default().with_selected(focused.then_some(m.proxy_sel));
+    let mut state = TableState::default().with_selected(selected_in(&shown, sel));
     StatefulWidget::render(table, inner, buf, &mut state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What ratatui's `Table` draws of `rows` in `area` (one header line) with `selected`.
+    fn draw(rows: &[(usize, String)], selected: Option<usize>, area: Rect) -> Buffer {
+        let body = rows.iter().map(|(i, r)| {
+            // Every third row styled, as offline nodes are, so a shifted style shows too.
+            let style = if i % 3 == 0 {
+                Style::new().fg(Color::DarkGray)
+            } else {
+                Style::new()
+            };
+            Row::new([Cell::from(r.as_str())]).style(style)
+        });
+        let table = Table::new(body, [Constraint::Length(area.width)])
+            .header(Row::new(["ROWS"]))
+            .row_highlight_style(highlight());
+        let mut buf = Buffer::empty(area);
+        let mut state = TableState::default().with_selected(selected);
+        StatefulWidget::render(table, area, &mut buf, &mut state);
+        buf
+    }
+
+    #[test]
+    fn the_window_draws_exactly_what_the_whole_table_draws() {
+        for len in 0..14 {
+            let rows: Vec<(usize, String)> = (0..len).map(|i| (i, format!("row {i}"))).collect();
+            for height in 0..8u16 {
+                let area = Rect::new(0, 0, 8, height + 1);
+                let sels = std::iter::once(None).chain((0..len + 3).map(Some));
+                for sel in sels {
+                    let whole = draw(&rows, sel, area);
+                    let w = window(len, sel, usize::from(height));
+                    let part = draw(&rows[w.clone()], selected_in(&w, sel), area);
+                    assert_eq!(part, whole, "len {len}, height {height}, selected {sel:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_window_follows_the_selection_to_the_end_and_back() {
+        assert_eq!(window(200, Some(0), 40), 0..40);
+        assert_eq!(window(200, Some(39), 40), 0..40);
+        assert_eq!(window(200, Some(40), 40), 1..41);
+        assert_eq!(window(200, Some(199), 40), 160..200);
+        assert_eq!(window(200, Some(500), 40), 160..200);
+        assert_eq!(window(200, None, 40), 0..40);
+        assert_eq!(window(10, Some(9), 40), 0..10);
+        assert_eq!(window(0, Some(0), 40), 0..0);
+    }
 }
