@@ -116,9 +116,8 @@ impl Actor for MetaActor {
         // published (a write that landed before a crash mid-publish).
         let cur = args.tx.borrow().clone();
         let disk = load(&args.data_dir, &cur.config)?;
-        let merged = merge(&cur, disk.as_update())?;
-        if merged.changed.any() {
-            args.tx.send_replace(Arc::new(merged.next));
+        if let Some(next) = merge(&cur, disk.as_update())?.next {
+            args.tx.send_replace(Arc::new(next));
         }
         crate::fault::maybe_panic("meta");
         Ok(args)
@@ -158,27 +157,26 @@ fn apply(state: &MetaArgs, mut upd: MetaUpdate) -> Result<Changed> {
     let cur = state.tx.borrow().clone();
     let m = merge(&cur, upd)?;
     let dir = &state.data_dir;
-    // Persist before publishing: nobody acts on metadata that a crash could take back.
-    if m.changed.smap
-        && let Some(s) = &m.next.smap
-    {
-        store::persist(&dir.join(SMAP_FILE), s)?;
-    }
-    if m.changed.rmd {
-        store::persist(&dir.join(RMD_FILE), &m.next.rmd)?;
-    }
-    if m.changed.bmd {
-        store::persist(&dir.join(BMD_FILE), &m.next.bmd)?;
-    }
-    if m.changed.config {
-        store::persist(&dir.join(CONFIG_FILE), &m.next.config)?;
-    }
-    let changed = m.changed;
-    if changed.any() {
-        state.tx.send_replace(Arc::new(m.next));
+    if let Some(next) = m.next {
+        // Persist before publishing: nobody acts on metadata that a crash could take back.
+        if m.changed.smap
+            && let Some(s) = &next.smap
+        {
+            store::persist(&dir.join(SMAP_FILE), s)?;
+        }
+        if m.changed.rmd {
+            store::persist(&dir.join(RMD_FILE), &next.rmd)?;
+        }
+        if m.changed.bmd {
+            store::persist(&dir.join(BMD_FILE), &next.bmd)?;
+        }
+        if m.changed.config {
+            store::persist(&dir.join(CONFIG_FILE), &next.config)?;
+        }
+        state.tx.send_replace(Arc::new(next));
     }
     match m.refused {
         Some(e) => Err(e),
-        None => Ok(changed),
+        None => Ok(m.changed),
     }
 }

@@ -275,9 +275,13 @@ pub const HISTORY_KEEP: usize = 64;
 impl ClusterConfig {
     /// A copy safe to store or send: without any secret.
     pub fn shareable(&self) -> ClusterConfig {
-        let mut c = self.clone();
-        c.auth.secret.clear();
-        c
+        self.clone().into_shareable()
+    }
+
+    /// As [`shareable`](Self::shareable), without a copy.
+    pub fn into_shareable(mut self) -> ClusterConfig {
+        self.auth.secret.clear();
+        self
     }
 
     /// A copy safe to print: the secret shown only as provisioned (`**********`) or not, and
