@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::PrimaryState;
 use crate::error::Result;
-use crate::proto::msg::GetNodeStats;
+use crate::proto::codec::Encoded;
+use crate::proto::msg::{GetNodeStats, Rpc, expect};
 use crate::proto::pool::Pool;
 use crate::types::meta::MetaUpdate;
 use crate::types::smap::{NodeId, Smap};
@@ -20,10 +21,10 @@ pub const STATS_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long a push may wait for one node.
 pub const METASYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Pushes in flight at once. Each holds its own copy of the update (and its encoded frame): at
-/// 1,000 nodes an unbounded fan-out held them all at once (3 GiB for an 80 KB map with 16
-/// concurrent joins, helper-8's control-plane bench). A silent node holds its slot up to
-/// [`METASYNC_TIMEOUT`]; a refused one frees it at once.
+/// Pushes in flight at once. The update is encoded once and shared, but each link still holds
+/// its own frame while it is written: at 1,000 nodes an unbounded fan-out held them all at once
+/// (3 GiB for an 80 KB map with 16 concurrent joins, helper-8's control-plane bench). A silent
+/// node holds its slot up to [`METASYNC_TIMEOUT`]; a refused one frees it at once.
 const PUSHES_IN_FLIGHT: usize = 256;
 
 /// A committed change on its way to the other nodes.
@@ -37,14 +38,21 @@ impl Push {
     /// Pushes to every node (at once); returns the nodes that did not take it.
     pub async fn send(self) -> Vec<NodeId> {
         use futures::StreamExt;
-        let upd = Arc::new(self.upd);
-        let pool = self.pool;
-        let calls = futures::stream::iter(self.to.into_iter().map(move |(id, addr)| {
-            let (pool, upd) = (pool.clone(), upd.clone());
-            async move {
-                let r = pool.rpc(&addr, (*upd).clone(), METASYNC_TIMEOUT).await;
-                (id, r)
+        // Encoded once for every destination (not cloned and encoded per node).
+        let body = match Encoded::new(&self.upd.into_msg()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a metasync");
+                return self.to.into_iter().map(|(id, _)| id).collect();
             }
+        };
+        let (pool, body) = (&self.pool, &body);
+        let calls = futures::stream::iter(self.to.into_iter().map(|(id, addr)| async move {
+            let r = pool
+                .call_encoded(&addr, body, METASYNC_TIMEOUT)
+                .await
+                .and_then(expect::<MetaUpdate>);
+            (id, r)
         }))
         .buffer_unordered(PUSHES_IN_FLIGHT);
         let results: Vec<_> = calls.collect().await;
