@@ -521,7 +521,7 @@ pub async fn tick(state: &mut PrimaryState) {
 /// is enough here).
 pub async fn resume(state: &mut PrimaryState) {
     let Ok(smap) = state.smap() else { return };
-    push::push(state, state.a.meta.get().as_update()).spawn();
+    push::push(state, state.a.meta.get().as_update()).spawn_until_taken();
     refresh_urls(state).await;
     let meta = state.a.meta.get();
     let unfinished: Vec<NodeId> = meta

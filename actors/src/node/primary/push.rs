@@ -37,33 +37,39 @@ pub struct Push {
 impl Push {
     /// Pushes to every node (at once); returns the nodes that did not take it.
     pub async fn send(self) -> Vec<NodeId> {
-        use futures::StreamExt;
-        // Encoded once for every destination (not cloned and encoded per node).
-        let body = match Encoded::new(&self.upd.into_msg()) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a metasync");
-                return self.to.into_iter().map(|(id, _)| id).collect();
-            }
-        };
-        let (pool, body) = (&self.pool, &body);
-        let calls = futures::stream::iter(self.to.into_iter().map(|(id, addr)| async move {
-            let r = pool
-                .call_encoded(&addr, body, METASYNC_TIMEOUT)
-                .await
-                .and_then(expect::<MetaUpdate>);
-            (id, r)
-        }))
-        .buffer_unordered(PUSHES_IN_FLIGHT);
-        let results: Vec<_> = calls.collect().await;
-        let mut failed = Vec::new();
-        for (id, r) in results {
-            if let Err(e) = r {
-                tracing::debug!(node = %id, error = %e, "metasync failed (will catch up)");
-                failed.push(id);
-            }
+        match encode(self.upd) {
+            Some(body) => send_to(&self.pool, &body, self.to).await,
+            None => self.to.into_iter().map(|(id, _)| id).collect(),
         }
-        failed
+    }
+
+    /// Pushes in a task, and again, with back-off, to the nodes that did not take it: for a
+    /// new primary's announcement, which a node that misses it would otherwise wait for in
+    /// vain — it heartbeats the old primary, and the catch-up rides on heartbeats
+    /// (scale-benchmarks finding 11).
+    pub fn spawn_until_taken(self) {
+        tokio::spawn(async move {
+            let Push { upd, mut to, pool } = self;
+            let Some(body) = encode(upd) else { return };
+            let mut wait = ANNOUNCE_RETRY_FIRST;
+            for attempt in 0..=ANNOUNCE_RETRIES {
+                let failed = send_to(&pool, &body, to.clone()).await;
+                if failed.is_empty() {
+                    return;
+                }
+                if attempt == ANNOUNCE_RETRIES {
+                    tracing::info!(
+                        nodes = failed.len(),
+                        "announcement not taken; left to catch up"
+                    );
+                    return;
+                }
+                let failed: std::collections::HashSet<NodeId> = failed.into_iter().collect();
+                to.retain(|(id, _)| failed.contains(id));
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(ANNOUNCE_RETRY_MAX);
+            }
+        });
     }
 
     /// Pushes in a task, then runs `then`.
@@ -77,6 +83,42 @@ impl Push {
     pub fn spawn(self) {
         self.spawn_then(|| {});
     }
+}
+
+/// Retries of an announcement to the nodes that did not take it, and the waits between them
+/// (doubling): about a minute in all.
+const ANNOUNCE_RETRIES: u32 = 10;
+const ANNOUNCE_RETRY_FIRST: Duration = Duration::from_millis(250);
+const ANNOUNCE_RETRY_MAX: Duration = Duration::from_secs(8);
+
+/// An update encoded once for every destination (not cloned and encoded per node).
+fn encode(upd: MetaUpdate) -> Option<Encoded> {
+    Encoded::new(&upd.into_msg())
+        .inspect_err(|e| tracing::error!(error = %e, "cannot encode a metasync"))
+        .ok()
+}
+
+/// Sends `body` to each of `to`, [`PUSHES_IN_FLIGHT`] at a time; returns those that did not
+/// take it.
+async fn send_to(pool: &Pool, body: &Encoded, to: Vec<(NodeId, String)>) -> Vec<NodeId> {
+    use futures::StreamExt;
+    let calls = futures::stream::iter(to.into_iter().map(|(id, addr)| async move {
+        let r = pool
+            .call_encoded(&addr, body, METASYNC_TIMEOUT)
+            .await
+            .and_then(expect::<MetaUpdate>);
+        (id, r)
+    }))
+    .buffer_unordered(PUSHES_IN_FLIGHT);
+    let results: Vec<_> = calls.collect().await;
+    let mut failed = Vec::new();
+    for (id, r) in results {
+        if let Err(e) = r {
+            tracing::debug!(node = %id, error = %e, "metasync failed (will catch up)");
+            failed.push(id);
+        }
+    }
+    failed
 }
 
 /// Every other node of `smap`, with its address.
