@@ -115,9 +115,8 @@ impl Settings {
         let mut c = ClusterConfig::default();
         c.keepalive.interval_ms = self.keepalive_ms;
         c.rebalance.enabled = self.rebalance;
-        // Every node keeps a connection to the primary (keepalive) besides the ones it
-        // serves: the default cap (1024) is below what 1,000 nodes need.
-        c.limits.max_connections = c.limits.max_connections.max(self.nodes + 1024);
+        // The connection cap is the default: it grows with the map (two per member) beyond
+        // `limits.max_connections`, so 1,000 keepalive links fit.
         c
     }
 

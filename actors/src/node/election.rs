@@ -110,6 +110,30 @@ async fn sync_from_peers(meta: &MetaHandle, pool: &Pool, me: &Node) -> Result<bo
     Ok(moved_on)
 }
 
+/// A target that lost the primary asks one proxy (the `ask`-th, in turn) for a newer map, in
+/// case it missed the new primary's announcement. Targets are never elected, so they do not
+/// take part otherwise.
+pub async fn ask_one_proxy(meta: &MetaHandle, pool: &Pool, me: &Node, ask: u32) {
+    let Some(smap) = meta.get().smap.clone() else {
+        return;
+    };
+    let peers: Vec<&Node> = smap
+        .proxies
+        .values()
+        .filter(|n| n.id != me.id && n.id != smap.primary)
+        .collect();
+    if peers.is_empty() {
+        return;
+    }
+    let peer = peers[ask as usize % peers.len()];
+    if let Some(newer) = newest_from(pool, &smap, vec![peer], Duration::from_secs(2)).await {
+        tracing::info!(version = newer.version, primary = %newer.primary, from = %peer.display_name(), "adopting a newer cluster map from a proxy");
+        if let Err(e) = meta.apply(MetaUpdate::smap(newer)).await {
+            tracing::warn!(error = %e, "could not adopt the newer map");
+        }
+    }
+}
+
 async fn run(meta: &MetaHandle, pool: &Pool, me: &Node, contact: &Contact) -> Result<bool> {
     let Some(smap) = meta.get().smap.clone() else {
         return Ok(false);

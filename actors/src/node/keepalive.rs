@@ -15,7 +15,7 @@ use super::meta::MetaHandle;
 use crate::error::{Error, Result};
 use crate::proto::msg::{Heartbeat, KeepaliveAck};
 use crate::proto::pool::Pool;
-use crate::types::smap::{Flags, Node};
+use crate::types::smap::{Flags, Node, Role};
 
 pub struct KeepaliveActor;
 
@@ -157,24 +157,95 @@ fn answered(state: &mut KeepaliveState, res: Result<KeepaliveAck>) {
             }
         }
         Err(e) => {
-            state.misses += 1;
-            let retries = a.meta.get().config.keepalive.num_retries;
-            if state.misses == retries {
+            let retries = a.meta.get().config.keepalive.num_retries.max(1);
+            let was_lost = state.misses >= retries;
+            // A refused connection means no process listens at the primary's address any more
+            // (killed, crashed): waiting out `num_retries` intervals only delays the failover
+            // (scale-benchmarks finding 2). A timeout may be a slow primary: one miss each.
+            state.misses = if refused(&e) {
+                (state.misses + 1).max(retries)
+            } else {
+                state.misses + 1
+            };
+            if state.misses >= retries && !was_lost {
                 tracing::warn!(error = %e, "primary unreachable");
             }
-            if state.misses >= retries && !state.acting.swap(true, Ordering::AcqRel) {
-                let (meta, pool, me, contact) = (
-                    a.meta.clone(),
-                    a.pool.clone(),
-                    a.me.clone(),
-                    a.contact.clone(),
-                );
-                let flag = state.acting.clone();
+            if state.misses < retries || state.acting.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let (meta, pool, me, contact) = (
+                a.meta.clone(),
+                a.pool.clone(),
+                a.me.clone(),
+                a.contact.clone(),
+            );
+            let flag = state.acting.clone();
+            if me.role == Role::Proxy {
                 tokio::spawn(async move {
                     super::election::on_primary_lost(&meta, &pool, &me, &contact).await;
                     flag.store(false, Ordering::Release);
                 });
+            } else if let Some(ask) = target_asks(&me, state.misses - retries) {
+                // A target cannot be elected: the new primary's announcement (retried until
+                // taken) brings it the new map. Asking every proxy on every tick as well made
+                // the proxies answer N maps a second in the middle of their election (finding
+                // 1); a target only asks one proxy now and then, in case it was missed.
+                tokio::spawn(async move {
+                    super::election::ask_one_proxy(&meta, &pool, &me, ask).await;
+                    flag.store(false, Ordering::Release);
+                });
+            } else {
+                flag.store(false, Ordering::Release);
             }
         }
+    }
+}
+
+/// Whether a connection to the primary was refused (nothing listens there).
+fn refused(e: &Error) -> bool {
+    matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+/// Whether a target that lost the primary `since` ticks ago asks a proxy for a newer map now,
+/// and which ask this is: first after 4 to 7 ticks (spread by node, so that targets do not all
+/// ask at once), then at doubling intervals, at most every 64 ticks.
+fn target_asks(me: &Node, since: u32) -> Option<u32> {
+    let first = 4 + (me.id_digest % 4) as u32;
+    let k = since.checked_sub(first)?;
+    if k >= 64 {
+        return (k % 64 == 0).then_some(6 + k / 64);
+    }
+    (k == 0 || k.is_power_of_two()).then(|| if k == 0 { 0 } else { k.trailing_zeros() + 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::smap::NodeId;
+
+    #[test]
+    fn a_refused_connection_is_a_lost_primary_a_timeout_is_one_miss() {
+        let io = |k| Error::Io(std::io::Error::new(k, "x"));
+        assert!(refused(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(!refused(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(!refused(&Error::Timeout("slow".into())));
+    }
+
+    #[test]
+    fn a_target_asks_a_proxy_rarely_and_ever_less_often() {
+        let me = Node::new(NodeId("abcdt9000".into()), Role::Target, "a".into());
+        let asks: Vec<u32> = (0..400)
+            .filter(|t| target_asks(&me, *t).is_some())
+            .collect();
+        let first = asks[0];
+        assert!((4..8).contains(&first), "{asks:?}");
+        // Doubling gaps up to 64 ticks, then every 64.
+        let gaps: Vec<u32> = asks.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
+        assert!(gaps.iter().all(|g| *g <= 64), "{gaps:?}");
+        assert_eq!(asks.len(), 13, "{asks:?}");
+        // Each ask has its own number (the proxy asked rotates with it).
+        let nums: Vec<u32> = asks.iter().map(|t| target_asks(&me, *t).unwrap()).collect();
+        assert!(nums.windows(2).all(|w| w[1] > w[0]), "{nums:?}");
     }
 }

@@ -116,9 +116,8 @@ impl Actor for MetaActor {
         // published (a write that landed before a crash mid-publish).
         let cur = args.tx.borrow().clone();
         let disk = load(&args.data_dir, &cur.config)?;
-        let merged = merge(&cur, disk.as_update())?;
-        if merged.changed.any() {
-            args.tx.send_replace(Arc::new(merged.next));
+        if let Some(next) = merge(&cur, disk.as_update())?.next {
+            args.tx.send_replace(Arc::new(next));
         }
         crate::fault::maybe_panic("meta");
         Ok(args)
@@ -130,55 +129,80 @@ impl Actor for MetaActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // The file work (write, fsync, rename, directory fsync) runs on the blocking pool, not
+        // on a runtime worker: two fsyncs per map change stalled a worker on every node
+        // (scale-benchmarks finding 6). This handler still waits for it before taking the next
+        // message, so updates are persisted and published in the order they came, and each is
+        // durable before it is acknowledged.
         match msg {
             MetaMsg::Apply(upd, reply) => {
-                let _ = reply.send(apply(state, *upd));
+                let (dir, tx, started) = (state.data_dir.clone(), state.tx.clone(), state.started);
+                let res = blocking(move || apply(&dir, &tx, started, *upd)).await;
+                let _ = reply.send(res);
             }
             MetaMsg::Wipe(reply) => {
-                let mut res = Ok(());
-                for f in [SMAP_FILE, RMD_FILE, BMD_FILE, CONFIG_FILE] {
-                    match std::fs::remove_file(state.data_dir.join(f)) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => res = Err(e.into()),
-                    }
-                }
-                let _ = reply.send(res);
+                let dir = state.data_dir.clone();
+                let _ = reply.send(blocking(move || wipe(&dir)).await);
             }
         }
         Ok(())
     }
 }
 
-fn apply(state: &MetaArgs, mut upd: MetaUpdate) -> Result<Changed> {
+/// Runs `f` on the blocking pool; a panic in it is this actor's panic (its supervisor restarts
+/// it, as when the work ran inline).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Unavailable(format!("metadata writer: {e}"))),
+    }
+}
+
+fn wipe(dir: &Path) -> Result<()> {
+    let mut res = Ok(());
+    for f in [SMAP_FILE, RMD_FILE, BMD_FILE, CONFIG_FILE] {
+        match std::fs::remove_file(dir.join(f)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => res = Err(e.into()),
+        }
+    }
+    res
+}
+
+fn apply(
+    dir: &Path,
+    tx: &watch::Sender<Arc<Meta>>,
+    started: std::time::Instant,
+    mut upd: MetaUpdate,
+) -> Result<Changed> {
     // Test hook: a joiner that learns of buckets late (see `fault::hold_bmd`).
-    if upd.bmd.is_some() && crate::fault::hold_bmd(state.started) {
+    if upd.bmd.is_some() && crate::fault::hold_bmd(started) {
         upd.bmd = None;
     }
-    let cur = state.tx.borrow().clone();
+    let cur = tx.borrow().clone();
     let m = merge(&cur, upd)?;
-    let dir = &state.data_dir;
-    // Persist before publishing: nobody acts on metadata that a crash could take back.
-    if m.changed.smap
-        && let Some(s) = &m.next.smap
-    {
-        store::persist(&dir.join(SMAP_FILE), s)?;
-    }
-    if m.changed.rmd {
-        store::persist(&dir.join(RMD_FILE), &m.next.rmd)?;
-    }
-    if m.changed.bmd {
-        store::persist(&dir.join(BMD_FILE), &m.next.bmd)?;
-    }
-    if m.changed.config {
-        store::persist(&dir.join(CONFIG_FILE), &m.next.config)?;
-    }
-    let changed = m.changed;
-    if changed.any() {
-        state.tx.send_replace(Arc::new(m.next));
+    if let Some(next) = m.next {
+        // Persist before publishing: nobody acts on metadata that a crash could take back.
+        if m.changed.smap
+            && let Some(s) = &next.smap
+        {
+            store::persist(&dir.join(SMAP_FILE), s)?;
+        }
+        if m.changed.rmd {
+            store::persist(&dir.join(RMD_FILE), &next.rmd)?;
+        }
+        if m.changed.bmd {
+            store::persist(&dir.join(BMD_FILE), &next.bmd)?;
+        }
+        if m.changed.config {
+            store::persist(&dir.join(CONFIG_FILE), &next.config)?;
+        }
+        tx.send_replace(Arc::new(next));
     }
     match m.refused {
         Some(e) => Err(e),
-        None => Ok(changed),
+        None => Ok(m.changed),
     }
 }

@@ -225,8 +225,15 @@ async fn accept_loop(
                 continue;
             }
         };
-        let limits = router.meta.get().config.limits.clone();
-        let Some((slot, close)) = slots.admit(limits.max_connections) else {
+        let (limits, members) = {
+            let m = router.meta.get();
+            let members = m
+                .smap
+                .as_ref()
+                .map_or(0, |s| s.proxies.len() + s.targets.len());
+            (m.config.limits.clone(), members)
+        };
+        let Some((slot, close)) = slots.admit(limits.connection_cap(members)) else {
             tracing::debug!(%peer, "connection refused: every slot is busy");
             shed(stream, router.me.id.clone());
             continue;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::codec::Conn;
+use super::codec::{Conn, Encoded};
 use super::msg::{Msg, Rpc, expect};
 use crate::error::{Error, Result};
 use crate::types::smap::NodeId;
@@ -141,8 +141,20 @@ impl Pool {
         timeout: Duration,
         token: Option<String>,
     ) -> Result<(Link, Msg)> {
+        // Encoded once: a retry resends the same bytes instead of a copy of the message.
+        let body = Encoded::new(&msg)?;
+        self.exchange_encoded(addr, &body, timeout, token).await
+    }
+
+    async fn exchange_encoded(
+        &self,
+        addr: &str,
+        body: &Encoded,
+        timeout: Duration,
+        token: Option<String>,
+    ) -> Result<(Link, Msg)> {
         let mut link = self.link_as(addr, timeout, false, token.clone()).await?;
-        let first = tokio::time::timeout(timeout, link.conn.request(msg.clone())).await;
+        let first = tokio::time::timeout(timeout, link.conn.request_encoded(body)).await;
         let res = match first {
             Ok(Err(e)) if link.reused && is_transport(&e) => {
                 tracing::debug!(%addr, error = %e, "stale pooled connection, retrying");
@@ -151,7 +163,7 @@ impl Pool {
                     Ok(l) => l,
                     Err(_) => return Err(e),
                 };
-                tokio::time::timeout(timeout, link.conn.request(msg)).await
+                tokio::time::timeout(timeout, link.conn.request_encoded(body)).await
             }
             other => other,
         };
@@ -168,6 +180,16 @@ impl Pool {
                 Err(e)
             }
         }
+    }
+
+    /// One request encoded beforehand, shared by many destinations (a metasync), and its
+    /// reply; the same retry rule as [`exchange`](Self::exchange).
+    pub async fn call_encoded(&self, addr: &str, body: &Encoded, timeout: Duration) -> Result<Msg> {
+        let (link, reply) = self
+            .exchange_encoded(addr, body, timeout, (self.token)())
+            .await?;
+        self.release(link);
+        Ok(reply)
     }
 
     /// One request and its reply (no body).

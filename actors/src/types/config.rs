@@ -74,8 +74,9 @@ impl Default for RebalanceConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LimitsConfig {
-    /// Connections a node serves at once. Past it, the longest-idle connection is closed to
-    /// admit a new one; when none is idle, the new one is refused as busy.
+    /// Connections a node serves at once, besides the cluster's own (see
+    /// [`connection_cap`](LimitsConfig::connection_cap)). Past it, the longest-idle connection
+    /// is closed to admit a new one; when none is idle, the new one is refused as busy.
     pub max_connections: usize,
     /// A connection that sends no request for this long is closed, ms.
     pub idle_timeout_ms: u64,
@@ -94,6 +95,15 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
+    /// The connections a node of a `members`-node cluster serves at once: the client cap plus
+    /// two per member. Every node keeps a keepalive link to the primary and members talk to
+    /// each other, so a fixed cap below the cluster's size made the primary of 1,000 nodes
+    /// evict keepalive links on every beat (scale-benchmarks finding 8).
+    pub fn connection_cap(&self, members: usize) -> usize {
+        self.max_connections
+            .saturating_add(members.saturating_mul(2))
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms.max(100))
     }
@@ -275,9 +285,13 @@ pub const HISTORY_KEEP: usize = 64;
 impl ClusterConfig {
     /// A copy safe to store or send: without any secret.
     pub fn shareable(&self) -> ClusterConfig {
-        let mut c = self.clone();
-        c.auth.secret.clear();
-        c
+        self.clone().into_shareable()
+    }
+
+    /// As [`shareable`](Self::shareable), without a copy.
+    pub fn into_shareable(mut self) -> ClusterConfig {
+        self.auth.secret.clear();
+        self
     }
 
     /// A copy safe to print: the secret shown only as provisioned (`**********`) or not, and
@@ -349,6 +363,14 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connection_cap_grows_with_the_cluster() {
+        let l = LimitsConfig::default();
+        assert_eq!(l.connection_cap(0), l.max_connections);
+        assert!(l.connection_cap(1000) >= l.max_connections + 1000);
+        assert_eq!(l.connection_cap(usize::MAX), usize::MAX);
+    }
 
     #[test]
     fn sections_and_masking() {

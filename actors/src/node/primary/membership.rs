@@ -8,7 +8,7 @@ use super::generations::{self, busy};
 use super::push::{self, Push};
 use super::{PrimaryMsg, PrimaryState, ReplyTo};
 use crate::error::{Error, Result};
-use crate::logic::generation::{JoinAdmission, admit_join, new_rmd};
+use crate::logic::generation::{admit_join, new_rmd};
 use crate::proto::msg::{
     AdminJoin, Handshake, Heartbeat, JoinRequest, Joined, KeepaliveAck, Reply, Rpc,
 };
@@ -50,45 +50,84 @@ pub fn keepalive(state: &mut PrimaryState, hb: Heartbeat) -> Result<Reply> {
     }))
 }
 
-/// What admitting a join committed.
+/// What admitting joins committed.
 struct Admitted {
     push: Option<Push>,
-    /// The newcomer's address: it gets a full sync before anyone relies on it.
-    newcomer: Option<String>,
+    /// The newcomers' addresses: each gets a full sync before anyone relies on it.
+    newcomers: Vec<String>,
     rmd: Option<Rmd>,
     smap_before: u64,
 }
 
-/// Admits `node` and commits the map (and a rebalance when an active target arrives).
+/// One node asking to join.
+struct Joiner<'a> {
+    node: &'a Node,
+    /// The cluster it says it belonged to.
+    uuid: Option<&'a str>,
+    /// It was mid-rebalance when it stopped.
+    reb_interrupted: bool,
+}
+
+/// Admits `joiners` into one map version (and one rebalance when active targets arrive), and
+/// commits it. Each joiner is refused or admitted on its own (the first element: its
+/// refusal, in order); an error of the commit itself refuses them all.
 async fn admit(
     state: &mut PrimaryState,
-    node: &Node,
-    uuid: Option<&str>,
-    reb_interrupted: bool,
-) -> Result<Admitted> {
+    joiners: &[Joiner<'_>],
+) -> Result<(Vec<Result<()>>, Admitted)> {
     let smap = state.smap()?;
-    let JoinAdmission {
-        next,
-        changed,
-        newcomer,
-        added_active_target,
-    } = admit_join(&smap, node, uuid)?;
-    state.last_seen.insert(node.id.clone(), Instant::now());
-    state.offline.remove(&node.id);
     let meta = state.a.meta.get();
-    let active_target = next
-        .get(&node.id)
-        .is_some_and(|n| n.role == Role::Target && n.is_active());
-    let returning_sender = reb_interrupted && next.count_active_targets() >= 1 && !newcomer;
-    let wants_reb = (active_target
-        && (added_active_target || reb_interrupted || state.missed.remove(&node.id))
-        && next.count_active_targets() >= 2
-        && meta.config.rebalance.enabled)
-        // Someone that was mid-rebalance as a maintenance sender also needs a new generation.
-        || returning_sender;
-    let rmd = wants_reb.then(|| {
+    let mut next = smap.clone();
+    let mut changed = false;
+    let mut outcome = Vec::with_capacity(joiners.len());
+    let mut newcomers = Vec::new();
+    // Per admitted joiner: (its id, it asks for a rebalance as an active target, as a
+    // returning sender), decided on the batch's final map below.
+    let mut asks = Vec::new();
+    for j in joiners {
+        let adm = match admit_join(&next, j.node, j.uuid) {
+            Ok(a) => a,
+            Err(e) => {
+                outcome.push(Err(e));
+                continue;
+            }
+        };
+        outcome.push(Ok(()));
+        state.last_seen.insert(j.node.id.clone(), Instant::now());
+        state.offline.remove(&j.node.id);
+        let active_target = adm
+            .next
+            .get(&j.node.id)
+            .is_some_and(|n| n.role == Role::Target && n.is_active());
+        let as_target = active_target
+            && (adm.added_active_target || j.reb_interrupted || state.missed.remove(&j.node.id));
+        asks.push((
+            j.node.display_name(),
+            as_target,
+            j.reb_interrupted && !adm.newcomer,
+        ));
+        if adm.newcomer {
+            newcomers.push(j.node.addr.clone());
+        }
+        changed |= adm.changed;
+        next = adm.next;
+    }
+    // One version for the whole batch.
+    next.version = smap.version + u64::from(changed);
+    let active = next.count_active_targets();
+    let wanting: Vec<&str> = asks
+        .iter()
+        .filter(|(_, as_target, returning)| {
+            (*as_target && active >= 2 && meta.config.rebalance.enabled)
+                // Someone that was mid-rebalance as a maintenance sender also needs a new
+                // generation.
+                || (*returning && active >= 1)
+        })
+        .map(|(name, ..)| name.as_str())
+        .collect();
+    let rmd = (!wanting.is_empty()).then(|| {
         let mut r = new_rmd(&next, meta.rmd.version);
-        r.trigger = format!("join {}", node.display_name());
+        r.trigger = format!("join {}", wanting.join(" "));
         r
     });
     // A generation this join supersedes goes into the history in the same push.
@@ -100,16 +139,18 @@ async fn admit(
             .map(|t| t.history_record(format!("superseded by {}", r.rebalance_id())))
     });
     if !changed && rmd.is_none() {
-        return Ok(Admitted {
+        let adm = Admitted {
             push: None,
-            newcomer: None,
+            newcomers: Vec::new(),
             rmd: None,
             smap_before: smap.version,
-        });
+        };
+        return Ok((outcome, adm));
     }
     // A newcomer gets the bucket map and config in the same push as the map that names it, so
     // peers that start sending it objects find it knows their buckets (others ignore the equal
     // versions).
+    let newcomer = !newcomers.is_empty();
     let upd = MetaUpdate {
         smap: changed.then_some(next),
         rmd: rmd.clone(),
@@ -120,53 +161,116 @@ async fn admit(
         },
     };
     let push = push::commit(state, upd).await?;
+    let names = || {
+        joiners
+            .iter()
+            .zip(&outcome)
+            .filter(|(_, o)| o.is_ok())
+            .map(|(j, _)| j.node.display_name())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     match &rmd {
         Some(r) => {
             generations::track(state, r);
-            tracing::info!(node = %node.display_name(), generation = %r.rebalance_id(), "node joined; rebalancing");
+            tracing::info!(nodes = %names(), generation = %r.rebalance_id(), "joined; rebalancing");
         }
-        None => tracing::info!(node = %node.display_name(), "node joined"),
+        None => tracing::info!(nodes = %names(), "joined"),
     }
-    Ok(Admitted {
+    let adm = Admitted {
         push: Some(push),
-        newcomer: newcomer.then(|| node.addr.clone()),
+        newcomers,
         rmd,
         smap_before: smap.version,
-    })
+    };
+    Ok((outcome, adm))
 }
 
-/// Sends the push and the newcomer's full sync from a task, then `then`.
+/// Sends the push and the newcomers' full syncs from a task, then `then`.
 fn deliver(state: &PrimaryState, adm: Admitted, then: impl FnOnce() + Send + 'static) {
-    let sync = adm.newcomer.map(|addr| {
-        let (pool, upd) = (state.a.pool.clone(), state.a.meta.get().as_update());
-        async move {
-            let _ = pool.rpc(&addr, upd, push::METASYNC_TIMEOUT).await;
-        }
-    });
+    let (pool, full) = (state.a.pool.clone(), state.a.meta.get().as_update());
     let push = adm.push;
+    let newcomers = adm.newcomers;
     tokio::spawn(async move {
         if let Some(p) = push {
             p.send().await;
         }
-        if let Some(s) = sync {
-            s.await;
-        }
+        let syncs = newcomers
+            .iter()
+            .map(|addr| pool.rpc(addr, full.clone(), push::METASYNC_TIMEOUT));
+        futures::future::join_all(syncs).await;
         then();
     });
 }
 
 /// A node's own join at start (or rejoin); answered once every reachable node knows it.
+///
+/// Joins that arrive while the previous ones are being pushed wait, and are then admitted
+/// together as one map version with one push: at start-up, with every join its own version
+/// pushed to every node, bring-up was O(N²) pushes of an O(N) map (scale-benchmarks finding
+/// 3). A join that finds nothing in flight is admitted at once.
 pub async fn self_join(state: &mut PrimaryState, j: JoinRequest, reply: ReplyTo) {
-    let adm = match admit(state, &j.node, j.uuid.as_deref(), j.reb_interrupted).await {
-        Ok(a) => a,
+    state.joins.waiting.push((j, reply));
+    if !state.joins.in_flight {
+        admit_waiting_joins(state).await;
+    }
+}
+
+/// The push of the last batch of joins is done: admit those that came meanwhile.
+pub async fn joins_delivered(state: &mut PrimaryState) {
+    state.joins.in_flight = false;
+    if !state.joins.waiting.is_empty() {
+        admit_waiting_joins(state).await;
+    }
+}
+
+async fn admit_waiting_joins(state: &mut PrimaryState) {
+    let batch = std::mem::take(&mut state.joins.waiting);
+    let joiners: Vec<Joiner> = batch
+        .iter()
+        .map(|(j, _)| Joiner {
+            node: &j.node,
+            uuid: j.uuid.as_deref(),
+            reb_interrupted: j.reb_interrupted,
+        })
+        .collect();
+    let res = admit(state, &joiners).await;
+    drop(joiners);
+    let (outcome, adm) = match res {
+        Ok(x) => x,
         Err(e) => {
-            let _ = reply.send(Err(e));
+            for (_, reply) in batch {
+                let _ = reply.send(Err(Error::from(e.to_wire())));
+            }
             return;
         }
     };
-    let meta = state.a.meta.clone();
+    let mut replies = Vec::new();
+    for ((_, reply), o) in batch.into_iter().zip(outcome) {
+        match o {
+            Ok(()) => replies.push(reply),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+    if adm.push.is_none() && adm.newcomers.is_empty() {
+        // Nothing changed (a node rejoining as it was): answer at once.
+        answer_joined(&state.a.meta, replies);
+        return;
+    }
+    state.joins.in_flight = true;
+    let (meta, me) = (state.a.meta.clone(), state.myself.clone());
     deliver(state, adm, move || {
-        let m = meta.get();
+        answer_joined(&meta, replies);
+        let _ = me.cast(PrimaryMsg::JoinsDelivered);
+    });
+}
+
+/// Answers joiners with everything they need, as it is now.
+fn answer_joined(meta: &crate::node::meta::MetaHandle, replies: Vec<ReplyTo>) {
+    let m = meta.get();
+    for reply in replies {
         let res = m
             .smap
             .clone()
@@ -180,7 +284,7 @@ pub async fn self_join(state: &mut PrimaryState, j: JoinRequest, reply: ReplyTo)
                 }))
             });
         let _ = reply.send(res);
-    });
+    }
 }
 
 /// An admin join of a standby node: meet it first (from a task), then admit it.
@@ -246,7 +350,13 @@ pub async fn admin_join_met(
                 node.display_name()
             )));
         }
-        let adm = admit(state, &node, None, false).await?;
+        let joiner = Joiner {
+            node: &node,
+            uuid: None,
+            reb_interrupted: false,
+        };
+        let (mut outcome, adm) = admit(state, &[joiner]).await?;
+        outcome.pop().unwrap_or(Ok(()))?;
         Ok((node, adm))
     }
     .await;
@@ -411,7 +521,7 @@ pub async fn tick(state: &mut PrimaryState) {
 /// is enough here).
 pub async fn resume(state: &mut PrimaryState) {
     let Ok(smap) = state.smap() else { return };
-    push::push(state, state.a.meta.get().as_update()).spawn();
+    push::push(state, state.a.meta.get().as_update()).spawn_until_taken();
     refresh_urls(state).await;
     let meta = state.a.meta.get();
     let unfinished: Vec<NodeId> = meta

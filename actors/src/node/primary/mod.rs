@@ -83,6 +83,8 @@ pub enum PrimaryMsg {
     },
     /// A held progress report's time is up (see [`PrimaryState::held`]).
     ReleaseHeld,
+    /// The push of a batch of self-joins is done (see [`PrimaryState::joins`]).
+    JoinsDelivered,
 }
 
 /// What `show cluster` needs from the primary's state.
@@ -108,6 +110,16 @@ pub struct PrimaryState {
     /// the moment every participant is past traverse, so the end of a generation is pushed
     /// rather than polled; at the latest after [`generations::HOLD`].
     held: Vec<generations::Held>,
+    /// Self-joins: admitted in batches, one map version and one push per batch.
+    joins: Joins,
+}
+
+/// Self-joins that arrived while the previous batch was being pushed.
+#[derive(Default)]
+struct Joins {
+    /// A batch's push is under way; new joins wait for it.
+    in_flight: bool,
+    waiting: Vec<(crate::proto::msg::JoinRequest, ReplyTo)>,
 }
 
 impl PrimaryState {
@@ -213,6 +225,7 @@ impl Actor for PrimaryActor {
             ticks: 0,
             requester: None,
             held: Vec::new(),
+            joins: Joins::default(),
         })
     }
 
@@ -272,6 +285,7 @@ impl Actor for PrimaryActor {
                 finalize::remove_decommissioned(state, nodes, then).await
             }
             PrimaryMsg::ReleaseHeld => generations::release_held(state),
+            PrimaryMsg::JoinsDelivered => membership::joins_delivered(state).await,
         }
         Ok(())
     }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::PrimaryState;
 use crate::error::Result;
-use crate::proto::msg::GetNodeStats;
+use crate::proto::codec::Encoded;
+use crate::proto::msg::{GetNodeStats, Rpc, expect};
 use crate::proto::pool::Pool;
 use crate::types::meta::MetaUpdate;
 use crate::types::smap::{NodeId, Smap};
@@ -20,10 +21,10 @@ pub const STATS_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long a push may wait for one node.
 pub const METASYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Pushes in flight at once. Each holds its own copy of the update (and its encoded frame): at
-/// 1,000 nodes an unbounded fan-out held them all at once (3 GiB for an 80 KB map with 16
-/// concurrent joins, helper-8's control-plane bench). A silent node holds its slot up to
-/// [`METASYNC_TIMEOUT`]; a refused one frees it at once.
+/// Pushes in flight at once. The update is encoded once and shared, but each link still holds
+/// its own frame while it is written: at 1,000 nodes an unbounded fan-out held them all at once
+/// (3 GiB for an 80 KB map with 16 concurrent joins, helper-8's control-plane bench). A silent
+/// node holds its slot up to [`METASYNC_TIMEOUT`]; a refused one frees it at once.
 const PUSHES_IN_FLIGHT: usize = 256;
 
 /// A committed change on its way to the other nodes.
@@ -36,26 +37,39 @@ pub struct Push {
 impl Push {
     /// Pushes to every node (at once); returns the nodes that did not take it.
     pub async fn send(self) -> Vec<NodeId> {
-        use futures::StreamExt;
-        let upd = Arc::new(self.upd);
-        let pool = self.pool;
-        let calls = futures::stream::iter(self.to.into_iter().map(move |(id, addr)| {
-            let (pool, upd) = (pool.clone(), upd.clone());
-            async move {
-                let r = pool.rpc(&addr, (*upd).clone(), METASYNC_TIMEOUT).await;
-                (id, r)
-            }
-        }))
-        .buffer_unordered(PUSHES_IN_FLIGHT);
-        let results: Vec<_> = calls.collect().await;
-        let mut failed = Vec::new();
-        for (id, r) in results {
-            if let Err(e) = r {
-                tracing::debug!(node = %id, error = %e, "metasync failed (will catch up)");
-                failed.push(id);
-            }
+        match encode(self.upd) {
+            Some(body) => send_to(&self.pool, &body, self.to).await,
+            None => self.to.into_iter().map(|(id, _)| id).collect(),
         }
-        failed
+    }
+
+    /// Pushes in a task, and again, with back-off, to the nodes that did not take it: for a
+    /// new primary's announcement, which a node that misses it would otherwise wait for in
+    /// vain — it heartbeats the old primary, and the catch-up rides on heartbeats
+    /// (scale-benchmarks finding 11).
+    pub fn spawn_until_taken(self) {
+        tokio::spawn(async move {
+            let Push { upd, mut to, pool } = self;
+            let Some(body) = encode(upd) else { return };
+            let mut wait = ANNOUNCE_RETRY_FIRST;
+            for attempt in 0..=ANNOUNCE_RETRIES {
+                let failed = send_to(&pool, &body, to.clone()).await;
+                if failed.is_empty() {
+                    return;
+                }
+                if attempt == ANNOUNCE_RETRIES {
+                    tracing::info!(
+                        nodes = failed.len(),
+                        "announcement not taken; left to catch up"
+                    );
+                    return;
+                }
+                let failed: std::collections::HashSet<NodeId> = failed.into_iter().collect();
+                to.retain(|(id, _)| failed.contains(id));
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(ANNOUNCE_RETRY_MAX);
+            }
+        });
     }
 
     /// Pushes in a task, then runs `then`.
@@ -69,6 +83,42 @@ impl Push {
     pub fn spawn(self) {
         self.spawn_then(|| {});
     }
+}
+
+/// Retries of an announcement to the nodes that did not take it, and the waits between them
+/// (doubling): about a minute in all.
+const ANNOUNCE_RETRIES: u32 = 10;
+const ANNOUNCE_RETRY_FIRST: Duration = Duration::from_millis(250);
+const ANNOUNCE_RETRY_MAX: Duration = Duration::from_secs(8);
+
+/// An update encoded once for every destination (not cloned and encoded per node).
+fn encode(upd: MetaUpdate) -> Option<Encoded> {
+    Encoded::new(&upd.into_msg())
+        .inspect_err(|e| tracing::error!(error = %e, "cannot encode a metasync"))
+        .ok()
+}
+
+/// Sends `body` to each of `to`, [`PUSHES_IN_FLIGHT`] at a time; returns those that did not
+/// take it.
+async fn send_to(pool: &Pool, body: &Encoded, to: Vec<(NodeId, String)>) -> Vec<NodeId> {
+    use futures::StreamExt;
+    let calls = futures::stream::iter(to.into_iter().map(|(id, addr)| async move {
+        let r = pool
+            .call_encoded(&addr, body, METASYNC_TIMEOUT)
+            .await
+            .and_then(expect::<MetaUpdate>);
+        (id, r)
+    }))
+    .buffer_unordered(PUSHES_IN_FLIGHT);
+    let results: Vec<_> = calls.collect().await;
+    let mut failed = Vec::new();
+    for (id, r) in results {
+        if let Err(e) = r {
+            tracing::debug!(node = %id, error = %e, "metasync failed (will catch up)");
+            failed.push(id);
+        }
+    }
+    failed
 }
 
 /// Every other node of `smap`, with its address.
