@@ -300,7 +300,7 @@ impl Walk {
                     .or_insert_with(|| (node, Vec::new(), 0));
                 entry.1.push((path, m));
                 entry.2 += size;
-                if (entry.1.len() >= BATCH_OBJS || entry.2 >= BATCH_BYTES)
+                if (entry.1.len() >= BATCH_OBJS || entry.2 >= self.batch_bytes())
                     && let Some((node, items, _)) = st.pending.remove(&id)
                 {
                     st.ready.push_back(Work::Batch(node, items));
@@ -566,15 +566,47 @@ impl Walk {
     }
 
     /// Keeps this target's outgoing rate under `rebalance.throttle_bytes_per_sec`, read live
-    /// (`nodectl rebalance throttle`).
+    /// (`nodectl rebalance throttle`): a changed limit (or none) applies to a send already
+    /// waiting, not only to the next one.
     async fn throttle(&self, bytes: u64) {
-        let limit = self.meta.get().config.rebalance.throttle_bytes_per_sec;
-        let wait = self.c.pace(limit, bytes);
-        if !wait.is_zero() {
-            tokio::select! {
-                _ = self.cancel.cancelled() => {}
-                _ = tokio::time::sleep(wait) => {}
+        let mut rx = self.meta.subscribe();
+        let mut limit = rx
+            .borrow_and_update()
+            .config
+            .rebalance
+            .throttle_bytes_per_sec;
+        loop {
+            let wait = self.c.pace(limit, bytes);
+            if wait.is_zero() {
+                return;
             }
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    _ = &mut sleep => return,
+                    r = rx.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        let now = rx.borrow_and_update().config.rebalance.throttle_bytes_per_sec;
+                        if now != limit {
+                            limit = now;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes a batch may carry: under a throttle, about a second's worth, so the rate stays
+    /// even and a lifted throttle is not stuck behind a long booking.
+    fn batch_bytes(&self) -> u64 {
+        match self.meta.get().config.rebalance.throttle_bytes_per_sec {
+            0 => BATCH_BYTES,
+            limit => limit.min(BATCH_BYTES),
         }
     }
 
