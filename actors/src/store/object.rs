@@ -18,6 +18,8 @@ const MAGIC: &[u8; 4] = b"SHO1";
 const TRAILER_FIXED: u64 = 8; // u32 meta length + magic
 /// Metadata trailers larger than this are treated as corrupt (names are bounded well below).
 const MAX_META: u32 = 64 * 1024;
+/// Bytes read from an object file's end to find its trailer in one go.
+const TAIL_READ: u64 = 4096;
 /// Where `bucket/object` lives under a mountpath root.
 pub fn object_path(mountpath: &Path, bucket: &str, object: &str) -> PathBuf {
     mountpath
@@ -334,14 +336,17 @@ pub fn read_meta(path: &Path) -> Result<ObjMeta> {
 }
 
 fn read_meta_from(f: &mut std::fs::File, path: &Path) -> Result<ObjMeta> {
+    use std::os::unix::fs::FileExt;
     let len = f.metadata()?.len();
     let corrupt = |why: &str| Error::Decode(format!("{}: {why}", path.display()));
     if len < TRAILER_FIXED {
         return Err(corrupt("too short for an object file"));
     }
-    f.seek(SeekFrom::Start(len - TRAILER_FIXED))?;
-    let mut fixed = [0u8; 8];
-    f.read_exact(&mut fixed)?;
+    // One read of the file's tail holds a usual trailer whole (walks read every object's).
+    let tail_len = len.min(TAIL_READ);
+    let mut tail = vec![0u8; tail_len as usize];
+    f.read_exact_at(&mut tail, len - tail_len)?;
+    let fixed = &tail[tail.len() - TRAILER_FIXED as usize..];
     if &fixed[4..] != MAGIC {
         return Err(corrupt("bad magic"));
     }
@@ -349,9 +354,14 @@ fn read_meta_from(f: &mut std::fs::File, path: &Path) -> Result<ObjMeta> {
     if mlen > MAX_META || u64::from(mlen) + TRAILER_FIXED > len {
         return Err(corrupt("bad trailer length"));
     }
-    f.seek(SeekFrom::Start(len - TRAILER_FIXED - u64::from(mlen)))?;
-    let mut m = vec![0u8; mlen as usize];
-    f.read_exact(&mut m)?;
+    let m = if u64::from(mlen) + TRAILER_FIXED <= tail_len {
+        let end = tail.len() - TRAILER_FIXED as usize;
+        tail[end - mlen as usize..end].to_vec()
+    } else {
+        let mut m = vec![0u8; mlen as usize];
+        f.read_exact_at(&mut m, len - TRAILER_FIXED - u64::from(mlen))?;
+        m
+    };
     let meta: ObjMeta = rmp_serde::from_slice(&m).map_err(|e| corrupt(&e.to_string()))?;
     if meta.size + u64::from(mlen) + TRAILER_FIXED != len {
         return Err(corrupt("size does not match the file"));
@@ -499,6 +509,14 @@ mod tests {
         bad[n - 5] ^= 0xff; // the trailer length
         std::fs::write(&path, &bad).unwrap();
         assert!(read_small_into(&path, 1024, &mut body).is_err());
+
+        // A trailer larger than the one tail read (big user metadata): read in a second step.
+        let mut big = meta.clone();
+        big.attrs.user_meta.insert("k".into(), "v".repeat(10_000));
+        let t = write_temp_unsynced(dir.path(), &big, data).unwrap();
+        t.commit_unsynced(&path).unwrap();
+        assert_eq!(read_meta(&path).unwrap(), big);
+        assert_eq!(read_small(&path, 1024).unwrap(), (big, data.to_vec()));
     }
 
     #[tokio::test]
