@@ -39,6 +39,8 @@ pub struct LocalStore {
     /// every sender has finished): a local copy may then be older than one in flight, and
     /// reads check the other targets first.
     pub settling: AtomicBool,
+    /// Group commit of the flushes that make rebalance batches durable.
+    flush: super::flush::FsFlush,
 }
 
 impl LocalStore {
@@ -66,6 +68,7 @@ impl LocalStore {
             installs: tokio::sync::RwLock::new(()),
             locks: Default::default(),
             settling: AtomicBool::new(false),
+            flush: Default::default(),
         }
     }
 
@@ -307,23 +310,23 @@ impl LocalStore {
             }
             out.push(r);
         }
-        let paths: Vec<PathBuf> = touched.iter().map(|&i| self.path_of(i)).collect();
-        let flushed = tokio::task::spawn_blocking(move || -> Result<()> {
-            // Once per filesystem: mountpaths that share one need one flush.
-            let mut devs = Vec::new();
-            for p in &paths {
-                use std::os::unix::fs::MetadataExt;
-                let dev = std::fs::metadata(p)?.dev();
-                if !devs.contains(&dev) {
-                    devs.push(dev);
-                    super::files::sync_fs(p)?;
-                }
+        let mut flushed = Ok(());
+        let mut devs = Vec::new();
+        for i in touched {
+            // Once per filesystem (mountpaths that share one need one flush), shared with the
+            // batches being installed at the same time.
+            use std::os::unix::fs::MetadataExt;
+            let path = self.path_of(i);
+            let dev = std::fs::metadata(&path).map(|m| m.dev()).ok();
+            if dev.is_some() && devs.contains(&dev) {
+                continue;
             }
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))
-        .and_then(|r| r);
+            devs.push(dev);
+            if let Err(e) = self.flush.flush(&path).await {
+                flushed = Err(e);
+                break;
+            }
+        }
         if let Err(e) = flushed {
             // Renamed but maybe not durable: none of it counts as stored, the senders keep
             // their copies.

@@ -2,6 +2,7 @@
 //! mountpath and its counters (`mountpath`), and the local object store of a target (`local`).
 
 pub mod files;
+pub mod flush;
 pub mod keys;
 pub mod local;
 pub mod mountpath;

@@ -227,7 +227,6 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
         )));
     }
     let dir = tmp_dir(mountpath);
-    std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!(
         "{}.{}",
         std::process::id(),
@@ -244,7 +243,14 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
         done: false,
     };
     // One write: the file exists only as a temp until renamed, and is removed if this fails.
-    std::fs::write(&tmp, &buf).map_err(map_space)?;
+    // The temp directory exists but for the first write on a mountpath.
+    match std::fs::write(&tmp, &buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&tmp, &buf).map_err(map_space)?;
+        }
+        other => other.map_err(map_space)?,
+    }
     Ok(t)
 }
 
