@@ -22,6 +22,10 @@ pub const PROTO_VERSION: u16 = 2;
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
 /// Object bodies travel in chunks of at most this many bytes.
 pub const CHUNK_SIZE: usize = 1 << 20;
+/// Chunks streamed from a reader (a file) are this large: every concurrent send holds a few
+/// buffers of this size (ours, tokio's file buffer, the connection's), so it sets the memory a
+/// rebalance of large objects needs, while frames this size already cost the wire little.
+const STREAM_CHUNK: usize = 128 << 10;
 
 /// Every frame's payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -301,7 +305,7 @@ impl Conn {
         size: u64,
     ) -> Result<()> {
         let mut left = size;
-        let mut buf = vec![0u8; CHUNK_SIZE.min(size.max(1) as usize)];
+        let mut buf = vec![0u8; STREAM_CHUNK.min(size.max(1) as usize)];
         while left > 0 {
             let n = (left as usize).min(buf.len());
             src.read_exact(&mut buf[..n]).await?;
