@@ -11,14 +11,16 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod report;
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use serde_json::{Value, json};
+
+use report::{loadavg, percentile, round1, write_results};
 
 const FRAMES: u32 = 1000;
 const WARMUP: u32 = 50;
@@ -108,54 +110,4 @@ fn bench(n: usize) -> Value {
         "p99_us": round1(p99),
         "max_us": round1(max),
     })
-}
-
-/// The value below which `q` of the sorted `v` lie (nearest rank).
-fn percentile(v: &[f64], q: f64) -> f64 {
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-// The root benches' helpers (`benches/common`) need the whole workspace; these are the three
-// this bench uses, with the same behaviour.
-
-/// The 1-, 5- and 15-minute load averages.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// `target/` of this build: the bench runs as `target/<profile>/deps/<bench>-<hash>`.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
-        .filter(|d| d.join("CACHEDIR.TAG").exists() || d.ends_with("target"))
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        })
-}
-
-/// Writes `doc` to `target/<own_file>` and merges it under `key` into
-/// `target/bench-results.json` (read, replace that key, write: the other benches' keys stay).
-fn write_results(key: &str, own_file: &str, doc: &Value) -> std::io::Result<(PathBuf, PathBuf)> {
-    let dir = target_dir();
-    let own = dir.join(own_file);
-    std::fs::write(&own, serde_json::to_string_pretty(doc)?)?;
-    let merged = dir.join("bench-results.json");
-    let mut all = std::fs::read_to_string(&merged)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .filter(|v| v.is_object())
-        .unwrap_or_else(|| json!({}));
-    all[key] = doc.clone();
-    std::fs::write(&merged, serde_json::to_string_pretty(&all)?)?;
-    Ok((own, merged))
 }

@@ -277,16 +277,26 @@ impl Conn {
     /// Sends a body held in memory as chunks with correlation `corr`, straight from `body`.
     pub async fn send_body_bytes(&mut self, corr: u64, body: &[u8]) -> Result<()> {
         for piece in body.chunks(CHUNK_SIZE) {
-            let chunk = ChunkOut {
-                proto: PROTO_VERSION,
-                from: &self.me,
-                corr,
-                token: None,
-                body: ChunkBody::Chunk(piece),
-            };
-            let stalled = self.stalled("sending a body");
-            timed(self.io_timeout, self.framed.feed(chunk), stalled).await??;
+            self.feed_chunk(corr, piece).await?;
         }
+        self.flush_body().await
+    }
+
+    /// Queues one chunk without flushing: the sink writes once its buffer fills.
+    async fn feed_chunk(&mut self, corr: u64, data: &[u8]) -> Result<()> {
+        let chunk = ChunkOut {
+            proto: PROTO_VERSION,
+            from: &self.me,
+            corr,
+            token: None,
+            body: ChunkBody::Chunk(data),
+        };
+        let stalled = self.stalled("sending a body");
+        timed(self.io_timeout, self.framed.feed(chunk), stalled).await??;
+        Ok(())
+    }
+
+    async fn flush_body(&mut self) -> Result<()> {
         let stalled = self.stalled("sending a body");
         timed(
             self.io_timeout,
@@ -309,26 +319,10 @@ impl Conn {
         while left > 0 {
             let n = (left as usize).min(buf.len());
             src.read_exact(&mut buf[..n]).await?;
-            // Feed without flushing each chunk: the sink flushes once its buffer fills.
-            let chunk = ChunkOut {
-                proto: PROTO_VERSION,
-                from: &self.me,
-                corr,
-                token: None,
-                body: ChunkBody::Chunk(&buf[..n]),
-            };
-            let stalled = self.stalled("sending a body");
-            timed(self.io_timeout, self.framed.feed(chunk), stalled).await??;
+            self.feed_chunk(corr, &buf[..n]).await?;
             left -= n as u64;
         }
-        let stalled = self.stalled("sending a body");
-        timed(
-            self.io_timeout,
-            SinkExt::<Bytes>::flush(&mut self.framed),
-            stalled,
-        )
-        .await??;
-        Ok(())
+        self.flush_body().await
     }
 
     fn stalled(&self, what: &str) -> Error {
