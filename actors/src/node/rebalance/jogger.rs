@@ -391,7 +391,7 @@ impl Walk {
         for (path, m) in items {
             // The map may have changed while the batch filled: such objects are decided anew.
             match self.destination(&m) {
-                Dest::Remote(n) if n.id == node.id => sendable.push(path),
+                Dest::Remote(n) if n.id == node.id => sendable.push((path, m)),
                 _ => rest.push((path, m)),
             }
         }
@@ -403,17 +403,13 @@ impl Walk {
             let mut body = Vec::new();
             let mut sent = Vec::with_capacity(sendable.len());
             let mut rest = Vec::new();
-            for path in sendable {
+            for (path, walked) in sendable {
                 match store::read_small_into(&path, BATCH_OBJ_MAX, &mut body) {
                     Ok(meta) => sent.push((path, meta)),
                     // Deleted or replaced meanwhile: nothing to move.
                     Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    // Grown large, unreadable: the one-by-one path reports it.
-                    Err(_) => {
-                        if let Ok(m) = store::read_meta(&path) {
-                            rest.push((path, m));
-                        }
-                    }
+                    // Grown large, unreadable: the one-by-one path sends or reports it.
+                    Err(_) => rest.push((path, walked)),
                 }
             }
             (body, sent, rest)
