@@ -128,7 +128,7 @@ async fn cluster_shutdown_keeps_the_map_and_restarts() {
     let again = c.smap().await;
     assert_eq!(again.uuid, smap.uuid, "same cluster after restart");
     assert_eq!(again.targets.len(), 2);
-    wait_for("targets online", T, || async {
+    c.wait_for("targets online", T, || async {
         c.status()
             .await
             .targets
