@@ -52,19 +52,37 @@ pub struct LocalCluster {
 /// tests' (−11000).
 pub const PORT_RANGE: std::ops::Range<u16> = 21000..31500;
 
+/// Ports this process has handed out. A port is free only until its node binds it, and free
+/// again while that node restarts: without this, another cluster of the same test binary could
+/// be given it meanwhile, and the node would fail to start ("address already in use").
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Claims `p` for this process; false if it was handed out before.
+fn claim(p: u16) -> bool {
+    HANDED_OUT.lock().expect("poisoned").insert(p)
+}
+
 /// Picks a free TCP port on loopback, at random in [`PORT_RANGE`] (random, so that tests running
-/// side by side rarely try the same one), else any the kernel gives.
+/// side by side rarely try the same one), else any the kernel gives; never one this process
+/// handed out before.
 pub fn free_port() -> Result<u16> {
     use rand::Rng;
     let mut rng = rand::rng();
     for _ in 0..500 {
         let p = rng.random_range(PORT_RANGE);
-        if port_free(p) {
+        if port_free(p) && claim(p) {
             return Ok(p);
         }
     }
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    for _ in 0..100 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let p = l.local_addr()?.port();
+        if claim(p) {
+            return Ok(p);
+        }
+    }
+    bail!("no free port on 127.0.0.1")
 }
 
 fn port_free(p: u16) -> bool {
@@ -78,6 +96,7 @@ pub fn free_port_pair(offset: i32) -> Result<u16> {
         if let Ok(h) = u16::try_from(p as i32 + offset)
             && h > 1024
             && port_free(h)
+            && claim(h)
         {
             return Ok(p);
         }
@@ -557,5 +576,22 @@ pub async fn wait_idle(client: &Client, timeout: Duration) {
             Err(_) => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_is_never_handed_out_twice_even_once_it_is_free_again() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            // Nothing binds them: each is free again right away, as a restarting node's is.
+            assert!(seen.insert(free_port().unwrap()), "a port handed out twice");
+        }
+        let p = free_port_pair(-11000).unwrap();
+        assert!(!seen.contains(&p) && !seen.contains(&(p - 11000)));
+        assert!(!claim(p) && !claim(p - 11000), "the pair is claimed");
     }
 }
