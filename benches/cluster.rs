@@ -248,13 +248,7 @@ async fn empty_rebalances(b: &Bench, rounds: usize) -> Result<Vec<f64>> {
         let t = Instant::now();
         let reply = b
             .client
-            .lifecycle(LifecycleRequest {
-                op,
-                nodes: vec![victim.clone()],
-                no_rebalance: false,
-                rm_user_data: false,
-                dry_run: false,
-            })
+            .lifecycle(LifecycleRequest::new(op, vec![victim.clone()]))
             .await?;
         let rid = reply
             .rebalance_id
@@ -746,13 +740,10 @@ async fn rebalance(
     let t = Instant::now();
     let reply = b
         .client
-        .lifecycle(LifecycleRequest {
-            op: LifecycleOp::Decommission,
-            nodes: vec![victim_id.clone()],
-            no_rebalance: false,
-            rm_user_data: false,
-            dry_run: false,
-        })
+        .lifecycle(LifecycleRequest::new(
+            LifecycleOp::Decommission,
+            vec![victim_id.clone()],
+        ))
         .await?;
     let rid = reply
         .rebalance_id

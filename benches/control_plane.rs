@@ -362,13 +362,7 @@ async fn timed_change(
 ) -> Result<(Change, LifecycleReply)> {
     let t = Instant::now();
     let reply = client
-        .lifecycle(LifecycleRequest {
-            op,
-            nodes,
-            no_rebalance: false,
-            rm_user_data: false,
-            dry_run: false,
-        })
+        .lifecycle(LifecycleRequest::new(op, nodes))
         .await
         .with_context(|| format!("{op}"))?;
     let answered = t.elapsed();

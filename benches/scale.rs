@@ -323,15 +323,7 @@ async fn lifecycle_timed(
     nodes: Vec<NodeId>,
 ) -> Result<(f64, Option<RebalanceStatus>)> {
     let t = Instant::now();
-    let reply = client
-        .lifecycle(LifecycleRequest {
-            op,
-            nodes,
-            no_rebalance: false,
-            rm_user_data: false,
-            dry_run: false,
-        })
-        .await?;
+    let reply = client.lifecycle(LifecycleRequest::new(op, nodes)).await?;
     let rid = reply
         .rebalance_id
         .clone()

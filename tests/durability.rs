@@ -20,13 +20,7 @@ use shoal_actors::types::status::RebState;
 const T: Duration = Duration::from_secs(60);
 
 fn op(op: LifecycleOp, id: &NodeId) -> LifecycleRequest {
-    LifecycleRequest {
-        op,
-        nodes: vec![id.clone()],
-        no_rebalance: false,
-        rm_user_data: false,
-        dry_run: false,
-    }
+    LifecycleRequest::new(op, vec![id.clone()])
 }
 
 /// No copy of `bucket/name` on any target's disks.

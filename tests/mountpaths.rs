@@ -496,13 +496,10 @@ async fn a_resilver_waits_for_a_running_global_rebalance() {
     // A global rebalance that stays running: target1 leaves but holds on to its objects.
     switch_on(&root, "target1", "hold_reb_sends");
     c.client
-        .lifecycle(LifecycleRequest {
-            op: LifecycleOp::StartMaintenance,
-            nodes: vec![t1.clone()],
-            no_rebalance: false,
-            rm_user_data: false,
-            dry_run: false,
-        })
+        .lifecycle(LifecycleRequest::new(
+            LifecycleOp::StartMaintenance,
+            vec![t1.clone()],
+        ))
         .await
         .unwrap();
     c.wait_for("the rebalance running", T, || async {

@@ -151,13 +151,7 @@ async fn with_auth_on_nothing_gets_in_without_the_right_token() {
     // A valid non-admin token reads and writes data, but changes nothing else.
     let u = as_user(Some(&reader));
     assert!(u.get_bytes(BUCKET, name).await.is_ok());
-    let maint = LifecycleRequest {
-        op: LifecycleOp::StartMaintenance,
-        nodes: vec![t0.id.clone()],
-        no_rebalance: false,
-        rm_user_data: false,
-        dry_run: false,
-    };
+    let maint = LifecycleRequest::new(LifecycleOp::StartMaintenance, vec![t0.id.clone()]);
     assert!(
         refused(&u.lifecycle(maint.clone()).await, true),
         "lifecycle"
@@ -357,13 +351,10 @@ async fn the_rebalance_history_names_the_admin_who_asked() {
     put_all(&c.client, &make_objects(20, 1, 4 << 10, 147)).await;
     let t1 = c.id("target1").await;
     c.client
-        .lifecycle(LifecycleRequest {
-            op: LifecycleOp::StartMaintenance,
-            nodes: vec![t1.clone()],
-            no_rebalance: false,
-            rm_user_data: false,
-            dry_run: false,
-        })
+        .lifecycle(LifecycleRequest::new(
+            LifecycleOp::StartMaintenance,
+            vec![t1.clone()],
+        ))
         .await
         .unwrap();
     c.wait_rebalance_idle(Duration::from_secs(60)).await;

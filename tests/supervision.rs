@@ -25,13 +25,7 @@ async fn restarts(c: &TestCluster, name: &str, child: &str) -> u64 {
 }
 
 fn maintenance(id: NodeId) -> LifecycleRequest {
-    LifecycleRequest {
-        op: LifecycleOp::StartMaintenance,
-        nodes: vec![id],
-        no_rebalance: false,
-        rm_user_data: false,
-        dry_run: false,
-    }
+    LifecycleRequest::new(LifecycleOp::StartMaintenance, vec![id])
 }
 
 /// Reads random expected objects until told to stop; counts failures.

@@ -163,13 +163,7 @@ mod tests {
     }
 
     fn req(op: LifecycleOp, ids: &[&str]) -> LifecycleRequest {
-        LifecycleRequest {
-            op,
-            nodes: ids.iter().map(|s| NodeId(s.to_string())).collect(),
-            no_rebalance: false,
-            rm_user_data: false,
-            dry_run: false,
-        }
+        LifecycleRequest::new(op, ids.iter().map(|s| NodeId(s.to_string())).collect())
     }
 
     #[test]

@@ -62,6 +62,19 @@ pub struct LifecycleRequest {
     pub dry_run: bool,
 }
 
+impl LifecycleRequest {
+    /// `op` on `nodes` with data migration, keeping user data, for real (no flags set).
+    pub fn new(op: LifecycleOp, nodes: Vec<NodeId>) -> Self {
+        LifecycleRequest {
+            op,
+            nodes,
+            no_rebalance: false,
+            rm_user_data: false,
+            dry_run: false,
+        }
+    }
+}
+
 /// What a mutating command returns (`--json`: `rebalance_id`, `smap_version`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleReply {
