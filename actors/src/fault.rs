@@ -64,11 +64,16 @@ fn counter(event: &'static str) -> &'static std::sync::atomic::AtomicU64 {
 /// `disk_full`; for mountpaths `fail_io_<dir name>`, `full_<dir name>` and `slow_resilver`).
 #[cfg(feature = "fault-injection")]
 pub fn switch(name: &str) -> bool {
+    switch_dir().is_some_and(|d| d.join(name).exists())
+}
+
+/// `SHOAL_FAULT_DIR`, read once.
+#[cfg(feature = "fault-injection")]
+fn switch_dir() -> Option<&'static std::path::Path> {
     use std::sync::OnceLock;
     static DIR: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| std::env::var_os("SHOAL_FAULT_DIR").map(Into::into))
-        .as_ref()
-        .is_some_and(|d| d.join(name).exists())
+        .as_deref()
 }
 
 #[cfg(not(feature = "fault-injection"))]
@@ -107,7 +112,7 @@ pub fn maybe_panic(child: &str) {
 pub fn switches_enabled() -> bool {
     #[cfg(feature = "fault-injection")]
     {
-        std::env::var_os("SHOAL_FAULT_DIR").is_some()
+        switch_dir().is_some()
     }
     #[cfg(not(feature = "fault-injection"))]
     {

@@ -125,12 +125,20 @@ pub fn codec(max_frame: usize) -> FrameCodec {
 async fn timed<T>(
     limit: Option<std::time::Duration>,
     step: impl std::future::Future<Output = std::io::Result<T>>,
-    stalled: Error,
+    stalled: impl FnOnce() -> Error,
 ) -> Result<std::io::Result<T>> {
     match limit {
-        Some(t) => tokio::time::timeout(t, step).await.map_err(|_| stalled),
+        // The error is built only when it happens (this runs for every frame of a body).
+        Some(t) => tokio::time::timeout(t, step).await.map_err(|_| stalled()),
         None => Ok(step.await),
     }
+}
+
+fn stalled(what: &str, peer: &str, limit: Option<std::time::Duration>) -> Error {
+    Error::Timeout(format!(
+        "{what}: {peer} sent nothing for {:?}",
+        limit.unwrap_or_default()
+    ))
 }
 
 /// A framed connection with a sender identity and an optional token.
@@ -213,7 +221,8 @@ impl Conn {
     /// (one write on the socket, for a small object) instead of one per frame.
     pub async fn send_with_body(&mut self, corr: u64, header: Msg, body: &[u8]) -> Result<()> {
         let frame = self.frame(corr, header)?;
-        let stalled = self.stalled("sending a reply");
+        let (peer, limit) = (&self.peer, self.io_timeout);
+        let stalled = || stalled("sending a reply", peer, limit);
         timed(self.io_timeout, self.framed.feed(frame), stalled).await??;
         self.send_body_bytes(corr, body).await
     }
@@ -291,13 +300,15 @@ impl Conn {
             token: None,
             body: ChunkBody::Chunk(data),
         };
-        let stalled = self.stalled("sending a body");
+        let (peer, limit) = (&self.peer, self.io_timeout);
+        let stalled = || stalled("sending a body", peer, limit);
         timed(self.io_timeout, self.framed.feed(chunk), stalled).await??;
         Ok(())
     }
 
     async fn flush_body(&mut self) -> Result<()> {
-        let stalled = self.stalled("sending a body");
+        let (peer, limit) = (&self.peer, self.io_timeout);
+        let stalled = || stalled("sending a body", peer, limit);
         timed(
             self.io_timeout,
             SinkExt::<Bytes>::flush(&mut self.framed),
@@ -326,11 +337,7 @@ impl Conn {
     }
 
     fn stalled(&self, what: &str) -> Error {
-        Error::Timeout(format!(
-            "{what}: {} sent nothing for {:?}",
-            self.peer,
-            self.io_timeout.unwrap_or_default()
-        ))
+        stalled(what, &self.peer, self.io_timeout)
     }
 
     /// Receives chunks adding up to exactly `size` bytes into `dst`, calling `observe` on each.

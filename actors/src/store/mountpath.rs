@@ -163,9 +163,12 @@ impl Mountpath {
 
     /// Test hook: `fail_io_<dir name>` makes this mountpath's I/O fail.
     pub fn io_fault(&self) -> bool {
-        self.path
-            .file_name()
-            .is_some_and(|n| crate::fault::switch(&format!("fail_io_{}", n.to_string_lossy())))
+        // Checked on every object lookup: no name is built unless switches can be on.
+        crate::fault::switches_enabled()
+            && self
+                .path
+                .file_name()
+                .is_some_and(|n| crate::fault::switch(&format!("fail_io_{}", n.to_string_lossy())))
     }
 
     pub fn marker_path(&self) -> PathBuf {
