@@ -22,6 +22,16 @@ pub enum Install {
     Superseded,
 }
 
+/// A local copy found by [`LocalStore::find_reading`].
+#[derive(Debug)]
+pub struct Found {
+    pub mp: usize,
+    pub path: PathBuf,
+    pub meta: ObjMeta,
+    /// The whole data, when the copy was small enough to read with its metadata.
+    pub data: Option<Vec<u8>>,
+}
+
 /// Files a hashed long name may occupy (names whose hashes collide take the next one).
 pub const NAME_SLOTS: usize = 16;
 
@@ -152,6 +162,19 @@ impl LocalStore {
     }
 
     fn locate_on(&self, mp: usize, bucket: &str, object: &str) -> Option<(PathBuf, ObjMeta)> {
+        self.locate_reading(mp, bucket, object, 0)
+            .map(|(p, meta, _)| (p, meta))
+    }
+
+    /// As [`locate_on`](Self::locate_on), with the data of an object of at most about
+    /// `small` bytes read in the same go.
+    fn locate_reading(
+        &self,
+        mp: usize,
+        bucket: &str,
+        object: &str,
+        small: u64,
+    ) -> Option<(PathBuf, ObjMeta, Option<Vec<u8>>)> {
         let m = self.mps.get(mp)?;
         if m.io_fault() {
             m.note_io_error(&"injected I/O failure (fault fail_io)");
@@ -159,8 +182,10 @@ impl LocalStore {
         }
         self.candidates(mp, bucket, object)
             .into_iter()
-            .find_map(|p| match store::read_meta(&p) {
-                Ok(meta) => (meta.bucket == bucket && meta.object == object).then_some((p, meta)),
+            .find_map(|p| match store::read_meta_and_small(&p, small) {
+                Ok((meta, data)) => {
+                    (meta.bucket == bucket && meta.object == object).then_some((p, meta, data))
+                }
                 Err(Error::Io(e)) if e.kind() != std::io::ErrorKind::NotFound => {
                     m.note_io_error(&e);
                     None
@@ -187,13 +212,25 @@ impl LocalStore {
 
     /// Finds a local copy: the proper mountpath first, then the others (not yet resilvered).
     pub fn find(&self, bucket: &str, object: &str) -> Option<(usize, PathBuf, ObjMeta)> {
+        self.find_reading(bucket, object, 0)
+            .map(|f| (f.mp, f.path, f.meta))
+    }
+
+    /// As [`find`](Self::find), reading the data of a copy of at most about `small` bytes in
+    /// the same open (0: never).
+    pub fn find_reading(&self, bucket: &str, object: &str, small: u64) -> Option<Found> {
         let first = self.proper(bucket, object);
         let order = first
             .into_iter()
             .chain(self.readable().into_iter().filter(|&i| Some(i) != first));
-        for i in order {
-            if let Some((p, m)) = self.locate_on(i, bucket, object) {
-                return Some((i, p, m));
+        for mp in order {
+            if let Some((path, meta, data)) = self.locate_reading(mp, bucket, object, small) {
+                return Some(Found {
+                    mp,
+                    path,
+                    meta,
+                    data,
+                });
             }
         }
         None
@@ -225,7 +262,18 @@ impl LocalStore {
 
     /// The newest stamp known here for `bucket/object`: its copy's version or its delete's.
     pub fn stamp(&self, bucket: &str, object: &str) -> Option<Stamp> {
-        let copy = self.find(bucket, object).map(|(_, _, m)| Stamp {
+        let copy = self.find(bucket, object);
+        self.stamp_beside(bucket, object, copy.as_ref().map(|(_, _, m)| m))
+    }
+
+    /// The newest stamp for `bucket/object` given its local copy, already looked up.
+    pub fn stamp_beside(
+        &self,
+        bucket: &str,
+        object: &str,
+        copy: Option<&ObjMeta>,
+    ) -> Option<Stamp> {
+        let copy = copy.map(|m| Stamp {
             version: m.version,
             deleted: false,
         });

@@ -11,6 +11,6 @@ pub mod object;
 pub mod walk;
 
 pub use files::{load, persist, write_atomic};
-pub use local::{Install, LocalStore};
+pub use local::{Found, Install, LocalStore};
 pub use mountpath::{Mountpath, MpState};
 pub use mpset::{Identity, MountpathSet};

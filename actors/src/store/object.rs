@@ -220,6 +220,16 @@ impl TempObject {
 /// Writes a whole small object (data and trailer) to a temp file on `mountpath`, not yet
 /// durable: see [`TempObject::commit_unsynced`].
 pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Result<TempObject> {
+    write_temp_as(mountpath, meta, data, false)
+}
+
+/// Writes a whole small object to a temp file on `mountpath` and makes it durable (the caller
+/// renames it into place with [`TempObject::commit`]): a small PUT's one trip off the runtime.
+pub fn write_temp(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Result<TempObject> {
+    write_temp_as(mountpath, meta, data, true)
+}
+
+fn write_temp_as(mountpath: &Path, meta: &ObjMeta, data: &[u8], sync: bool) -> Result<TempObject> {
     if crate::fault::switch("disk_full") {
         return Err(Error::NoSpace(format!(
             "{}: no space left on device (fault disk_full)",
@@ -244,10 +254,18 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
     };
     // One write: the file exists only as a temp until renamed, and is removed if this fails.
     // The temp directory exists but for the first write on a mountpath.
-    match std::fs::write(&tmp, &buf) {
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &buf)?;
+        if sync {
+            f.sync_all()?;
+        }
+        Ok(())
+    };
+    match write() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(&tmp, &buf).map_err(map_space)?;
+            write().map_err(map_space)?;
         }
         other => other.map_err(map_space)?,
     }
@@ -339,6 +357,27 @@ impl Drop for TempObject {
 pub fn read_meta(path: &Path) -> Result<ObjMeta> {
     let mut f = std::fs::File::open(path)?;
     read_meta_from(&mut f, path)
+}
+
+/// An object file's metadata and, when its data is at most about `whole` bytes, the data too:
+/// one open and one read for a small object (a GET's whole answer, where looking up the
+/// trailer alone would already read most of the file).
+pub fn read_meta_and_small(path: &Path, whole: u64) -> Result<(ObjMeta, Option<Vec<u8>>)> {
+    let mut f = std::fs::File::open(path)?;
+    if whole == 0 {
+        return read_meta_from(&mut f, path).map(|m| (m, None));
+    }
+    let len = f.metadata()?.len();
+    if len > whole + TAIL_READ {
+        return read_meta_from(&mut f, path).map(|m| (m, None));
+    }
+    // Exactly the stated length (files are replaced, never changed in place): no second read
+    // to find the end.
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact(&mut buf)?;
+    let meta = meta_from_file_bytes(&buf, path)?;
+    buf.truncate(meta.size as usize);
+    Ok((meta, Some(buf)))
 }
 
 fn read_meta_from(f: &mut std::fs::File, path: &Path) -> Result<ObjMeta> {
@@ -523,6 +562,45 @@ mod tests {
         t.commit_unsynced(&path).unwrap();
         assert_eq!(read_meta(&path).unwrap(), big);
         assert_eq!(read_small(&path, 1024).unwrap(), (big, data.to_vec()));
+    }
+
+    /// A GET's lookup: a small object comes back whole with its trailer, a larger one (or
+    /// `whole` 0) as its trailer alone; torn files are errors, never a panic.
+    #[test]
+    fn meta_and_small_data_in_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta_of = |data: &[u8]| ObjMeta {
+            bucket: "b".into(),
+            object: "o".into(),
+            size: data.len() as u64,
+            checksum: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data)),
+            version: 9,
+            mtime: 0,
+            attrs: Default::default(),
+        };
+        let path = dir.path().join("o.obj");
+        let small = vec![5u8; 1000];
+        write_temp(dir.path(), &meta_of(&small), &small)
+            .unwrap()
+            .commit(&path)
+            .unwrap();
+        let (m, data) = read_meta_and_small(&path, 1000).unwrap();
+        assert_eq!((m, data), (meta_of(&small), Some(small.clone())));
+        assert_eq!(read_meta_and_small(&path, 0).unwrap().1, None);
+
+        let large = vec![6u8; 3 * TAIL_READ as usize];
+        write_temp(dir.path(), &meta_of(&large), &large)
+            .unwrap()
+            .commit(&path)
+            .unwrap();
+        let (m, data) = read_meta_and_small(&path, 1000).unwrap();
+        assert_eq!((m, data), (meta_of(&large), None));
+
+        let full = std::fs::read(&path).unwrap();
+        for cut in [0, 3, 8, 100, full.len() - 1] {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            assert!(read_meta_and_small(&path, 1 << 20).is_err(), "cut {cut}");
+        }
     }
 
     #[tokio::test]

@@ -28,6 +28,46 @@ use crate::types::smap::NodeId;
 
 /// Objects up to this size are read whole and sent in one write.
 const SMALL_GET: u64 = 64 * 1024;
+/// PUT bodies up to this size are taken into memory, then written whole.
+const SMALL_PUT: u64 = 64 * 1024;
+
+/// A PUT body that has arrived: in memory (small) or in a temp file.
+enum Received {
+    Small((Vec<u8>, String)),
+    File(Box<store::ObjectWriter>),
+}
+
+impl Received {
+    fn checksum(&self) -> String {
+        match self {
+            Received::Small((_, sum)) => sum.clone(),
+            Received::File(w) => w.checksum(),
+        }
+    }
+
+    async fn abort(self) {
+        if let Received::File(w) = self {
+            w.abort().await;
+        }
+    }
+
+    /// The durable temp file holding the object and its trailer `meta`, on `mountpath`.
+    async fn finish(
+        self,
+        meta: &ObjMeta,
+        mountpath: std::path::PathBuf,
+    ) -> Result<store::TempObject> {
+        match self {
+            Received::Small((data, _)) => {
+                let meta = meta.clone();
+                tokio::task::spawn_blocking(move || store::write_temp(&mountpath, &meta, &data))
+                    .await
+                    .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            }
+            Received::File(w) => w.finish(meta).await,
+        }
+    }
+}
 
 /// What serving one data request needs.
 pub struct DataPath<'a> {
@@ -201,6 +241,31 @@ impl DataPath<'_> {
         Ok(())
     }
 
+    /// Takes a small body into memory: the temp file is then written and made durable in
+    /// one trip off the runtime, where streaming it costs one trip per file operation.
+    async fn receive_small(
+        &self,
+        conn: &mut Conn,
+        corr: u64,
+        mp: usize,
+        size: u64,
+    ) -> Result<(Vec<u8>, String)> {
+        self.room_for(mp, size)?;
+        if crate::fault::switch("disk_full") {
+            return Err(Error::NoSpace(format!(
+                "{}: no space left on device (fault disk_full)",
+                self.store.path_of(mp).display()
+            )));
+        }
+        // Go ahead: the body is sent only now, so a refusal costs no transfer.
+        conn.send(corr, Msg::Reply(Reply::Ok)).await?;
+        let mut data = Vec::with_capacity(size as usize);
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        conn.recv_body(&mut data, size, |d| hasher.update(d))
+            .await?;
+        Ok((data, format!("{:016x}", hasher.digest())))
+    }
+
     pub(crate) async fn receive_body(
         &self,
         conn: &mut Conn,
@@ -250,7 +315,11 @@ impl DataPath<'_> {
         attrs: ObjAttrs,
     ) -> Result<Msg> {
         let mp = self.store.mountpath_for(&key.bucket, &key.object)?;
-        let w = self.receive_body(conn, corr, mp, size).await?;
+        let w = if size <= SMALL_PUT {
+            Received::Small(self.receive_small(conn, corr, mp, size).await?)
+        } else {
+            Received::File(Box::new(self.receive_body(conn, corr, mp, size).await?))
+        };
         // Ownership is checked again at install time, under the install barrier: a map that
         // changed while the body travelled sends the client to the new owner, and nothing is
         // stored here (it would be stranded behind a rebalance walk that already went by).
@@ -273,7 +342,7 @@ impl DataPath<'_> {
             mtime: crate::types::unix_ms(),
             attrs,
         };
-        let tmp = w.finish(&meta).await?;
+        let tmp = w.finish(&meta, self.store.path_of(mp)).await?;
         if self.store.install(&meta, tmp, mp).await? == crate::store::Install::Superseded {
             // Only a corrupt stamp far in the future can beat the one chosen above: say so
             // rather than report a write that is not there.
@@ -304,9 +373,15 @@ impl DataPath<'_> {
         // Two rounds: an object in flight to us is installed here before its sender deletes
         // it, so if the others lost it between our look and theirs, it is here now.
         for round in 0..2 {
-            match self.newest(key).await? {
+            // One look here answers both "is the newest copy here?" and, for a small object,
+            // "what is in it?".
+            let found = self.find_local(key, read);
+            let mine =
+                self.store
+                    .stamp_beside(&key.bucket, &key.object, found.as_ref().map(|f| &f.meta));
+            match self.newest_given(key, mine).await? {
                 Newest::Here => {
-                    if self.serve_local(conn, corr, key, read).await? {
+                    if self.serve_found(conn, corr, read, found).await? {
                         return Ok(());
                     }
                 }
@@ -333,6 +408,15 @@ impl DataPath<'_> {
         }
     }
 
+    /// The local copy of `key`, with its data when it is small and needs no verification.
+    /// Read on the runtime thread, as every lookup of a trailer is: for a small object the
+    /// trailer read already brings in most of the file, and a hop to the blocking pool costs
+    /// more than the read (two thread wake-ups per GET).
+    fn find_local(&self, key: &ObjKey, read: Read) -> Option<crate::store::Found> {
+        let small = if read.verify { 0 } else { SMALL_GET };
+        self.store.find_reading(&key.bucket, &key.object, small)
+    }
+
     /// Streams the local copy if there is one; `Ok(false)` when there is none.
     async fn serve_local(
         &self,
@@ -341,32 +425,29 @@ impl DataPath<'_> {
         key: &ObjKey,
         read: Read,
     ) -> Result<bool> {
-        let Some((_, path, found)) = self.store.find(&key.bucket, &key.object) else {
+        let found = self.find_local(key, read);
+        self.serve_found(conn, corr, read, found).await
+    }
+
+    /// Sends `found`: from memory when its data was read with it, else streamed from its file.
+    async fn serve_found(
+        &self,
+        conn: &mut Conn,
+        corr: u64,
+        read: Read,
+        found: Option<crate::store::Found>,
+    ) -> Result<bool> {
+        let Some(found) = found else {
             return Ok(false);
         };
-        if found.size <= SMALL_GET && !read.verify {
-            // Small: one open and one read off the runtime, and one write on the socket.
-            let p = path.clone();
-            let got = tokio::task::spawn_blocking(move || store::read_small(&p, SMALL_GET))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-            match got {
-                Ok((meta, data)) => {
-                    let (offset, len) = read.span(&meta)?;
-                    let body = &data[offset as usize..(offset + len) as usize];
-                    conn.send_with_body(corr, Msg::Reply(Reply::Object(meta)), body)
-                        .await?;
-                    return Ok(true);
-                }
-                // Moved away between the lookup and the read.
-                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok(false);
-                }
-                // Replaced by a large object meanwhile: streamed below.
-                Err(Error::BadRequest(_)) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(data) = found.data {
+            let (offset, len) = read.span(&found.meta)?;
+            let body = &data[offset as usize..(offset + len) as usize];
+            conn.send_with_body(corr, Msg::Reply(Reply::Object(found.meta)), body)
+                .await?;
+            return Ok(true);
         }
+        let path = found.path;
         if read.verify {
             let p = path.clone();
             tokio::task::spawn_blocking(move || store::verify(&p))

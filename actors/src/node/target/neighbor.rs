@@ -94,6 +94,11 @@ impl DataPath<'_> {
     /// written object as missing, or an overwritten one back — the request fails instead.
     pub(super) async fn newest(&self, key: &ObjKey) -> Result<Newest> {
         let mine = self.store.stamp(&key.bucket, &key.object);
+        self.newest_given(key, mine).await
+    }
+
+    /// As [`newest`](Self::newest), with this target's own stamp already looked up.
+    pub(super) async fn newest_given(&self, key: &ObjKey, mine: Option<Stamp>) -> Result<Newest> {
         let settled = !self.store.settling.load(Ordering::Relaxed);
         // Settled: what this owner has is the newest there is.
         if settled && mine.is_some() {
