@@ -495,9 +495,21 @@ impl Client {
         Ok(meta)
     }
 
+    /// The whole of `bucket/object` in memory, checked against its stored checksum.
     pub async fn get_bytes(&self, bucket: &str, object: &str) -> Result<Vec<u8>> {
+        let (meta, mut body) = self.open(bucket, object, None).await?;
+        // Sized once (no regrowth copies); a body that came as one chunk is kept as is.
         let mut out = Vec::new();
-        self.get(bucket, object, &mut out, false).await?;
+        while let Some(chunk) = body.next().await? {
+            if out.is_empty() && chunk.len() as u64 == meta.size {
+                out = chunk;
+            } else {
+                if out.is_empty() {
+                    out.reserve_exact(meta.size.min(1 << 30) as usize);
+                }
+                out.extend_from_slice(&chunk);
+            }
+        }
         Ok(out)
     }
 

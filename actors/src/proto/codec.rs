@@ -336,6 +336,44 @@ impl Conn {
         self.flush_body().await
     }
 
+    /// Streams `len` bytes of `file` from `offset` as chunks with correlation `corr`. Each
+    /// chunk is read off the runtime straight into the buffer it is sent from (one `pread`,
+    /// no intermediate copy) while the chunk before it goes out: disk and socket overlap.
+    pub async fn send_file(
+        &mut self,
+        corr: u64,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = std::sync::Arc::new(file);
+        let piece = STREAM_CHUNK as u64;
+        let read = |mut buf: Vec<u8>, at: u64, n: u64| {
+            let f = file.clone();
+            tokio::task::spawn_blocking(move || {
+                buf.resize(n as usize, 0);
+                f.read_exact_at(&mut buf, at).map(|()| buf)
+            })
+        };
+        let end = offset + len;
+        let mut at = offset;
+        let mut next = (len > 0).then(|| read(Vec::new(), at, len.min(piece)));
+        let mut spare = Vec::new();
+        while let Some(pending) = next.take() {
+            let buf = pending
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            at += buf.len() as u64;
+            if at < end {
+                next = Some(read(std::mem::take(&mut spare), at, (end - at).min(piece)));
+            }
+            self.feed_chunk(corr, &buf).await?;
+            spare = buf;
+        }
+        self.flush_body().await
+    }
+
     fn stalled(&self, what: &str) -> Error {
         stalled(what, &self.peer, self.io_timeout)
     }

@@ -414,18 +414,16 @@ fn read_meta_from(f: &mut std::fs::File, path: &Path) -> Result<ObjMeta> {
     Ok(meta)
 }
 
-/// Opens an object for reading: the file positioned at the start of the data, and its meta.
-pub async fn open_object(path: &Path) -> Result<(tokio::fs::File, ObjMeta)> {
+/// Opens an object for reading (its data starts at offset 0): the file and its meta.
+pub async fn open_object(path: &Path) -> Result<(std::fs::File, ObjMeta)> {
     let p = path.to_path_buf();
-    let (f, meta) = tokio::task::spawn_blocking(move || -> Result<_> {
+    tokio::task::spawn_blocking(move || -> Result<_> {
         let mut f = std::fs::File::open(&p)?;
         let meta = read_meta_from(&mut f, &p)?;
-        f.seek(SeekFrom::Start(0))?;
         Ok((f, meta))
     })
     .await
-    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-    Ok((tokio::fs::File::from_std(f), meta))
+    .map_err(|e| Error::Io(std::io::Error::other(e)))?
 }
 
 /// Recomputes the checksum of an object's data.
@@ -625,11 +623,9 @@ mod tests {
         tmp.commit(&dest).unwrap();
         assert_eq!(read_meta(&dest).unwrap(), meta);
         assert_eq!(verify(&dest).unwrap(), meta);
-        let (mut f, m) = open_object(&dest).await.unwrap();
+        let (f, m) = open_object(&dest).await.unwrap();
         let mut buf = vec![0u8; m.size as usize];
-        tokio::io::AsyncReadExt::read_exact(&mut f, &mut buf)
-            .await
-            .unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut buf, 0).unwrap();
         assert_eq!(&buf, data);
         // Flip a data byte: verify must catch it.
         let mut raw = std::fs::read(&dest).unwrap();

@@ -687,7 +687,7 @@ impl Walk {
 
     /// One attempt: returns the size sent, or `None` if there was nothing to send any more.
     async fn send_once(&self, node: &Node, path: &std::path::Path) -> Result<Option<u64>> {
-        let (mut file, meta) = match store::open_object(path).await {
+        let (file, meta) = match store::open_object(path).await {
             Ok(x) => x,
             Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -713,7 +713,7 @@ impl Walk {
         }
         let corr = link.conn.last_corr();
         let io = async {
-            link.conn.send_body(corr, &mut file, meta.size).await?;
+            link.conn.send_file(corr, file, 0, meta.size).await?;
             match link.conn.finish(corr).await? {
                 Msg::Reply(Reply::RebAck(ack)) => Ok(ack.stored),
                 other => Err(Error::Protocol(format!(

@@ -455,15 +455,11 @@ impl DataPath<'_> {
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         }
         match store::open_object(&path).await {
-            Ok((mut f, meta)) => {
+            Ok((f, meta)) => {
                 let (offset, len) = read.span(&meta)?;
-                if offset > 0 {
-                    use tokio::io::AsyncSeekExt;
-                    f.seek(std::io::SeekFrom::Start(offset)).await?;
-                }
                 conn.send(corr, Msg::Reply(Reply::Object(meta.clone())))
                     .await?;
-                conn.send_body(corr, &mut f, len).await?;
+                conn.send_file(corr, f, offset, len).await?;
                 Ok(true)
             }
             // Moved away between the lookup and the open.
