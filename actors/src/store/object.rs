@@ -264,7 +264,7 @@ fn write_temp_as(mountpath: &Path, meta: &ObjMeta, data: &[u8], sync: bool) -> R
     };
     match write() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&dir)?;
+            std::fs::create_dir_all(&dir).map_err(map_space)?;
             write().map_err(map_space)?;
         }
         other => other.map_err(map_space)?,

@@ -152,7 +152,7 @@ pub struct Tomb {
 }
 
 /// The newest thing a target knows of an object: a copy or a delete, with its stamp.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     pub version: u64,
     pub deleted: bool,

@@ -242,7 +242,9 @@ impl DataPath<'_> {
     }
 
     /// Takes a small body into memory: the temp file is then written and made durable in
-    /// one trip off the runtime, where streaming it costs one trip per file operation.
+    /// one trip off the runtime, where streaming it costs one trip per file operation. What
+    /// is refused before the body is sent: no room, a mountpath known to fail; a temp file
+    /// that cannot be made is reported after the body (at most 64 KiB) arrived.
     async fn receive_small(
         &self,
         conn: &mut Conn,
@@ -342,7 +344,18 @@ impl DataPath<'_> {
             mtime: crate::types::unix_ms(),
             attrs,
         };
-        let tmp = w.finish(&meta, self.store.path_of(mp)).await?;
+        let tmp = match w.finish(&meta, self.store.path_of(mp)).await {
+            Ok(t) => t,
+            // A small body's temp file is made only now (see `receive_small`): a mountpath
+            // that cannot take it is noted as failing here, as at creation for a large one.
+            Err(Error::Io(e)) => {
+                if let Some(m) = self.store.mps.get(mp) {
+                    m.note_io_error(&e);
+                }
+                return Err(Error::Io(e));
+            }
+            Err(e) => return Err(e),
+        };
         if self.store.install(&meta, tmp, mp).await? == crate::store::Install::Superseded {
             // Only a corrupt stamp far in the future can beat the one chosen above: say so
             // rather than report a write that is not there.
@@ -374,14 +387,25 @@ impl DataPath<'_> {
         // it, so if the others lost it between our look and theirs, it is here now.
         for round in 0..2 {
             // One look here answers both "is the newest copy here?" and, for a small object,
-            // "what is in it?".
+            // "what is in it?" — when no one else needs asking. Otherwise the look is repeated
+            // after the others answered: while they did, a newer copy may have arrived here
+            // (and left its sender), and the first look would read back the older one.
             let found = self.find_local(key, read);
             let mine =
                 self.store
                     .stamp_beside(&key.bucket, &key.object, found.as_ref().map(|f| &f.meta));
-            match self.newest_given(key, mine).await? {
+            let (newest, asked) = match self.newest_without_asking(mine) {
+                Some(n) => (n, false),
+                None => (self.newest_given(key, mine).await?, true),
+            };
+            match newest {
                 Newest::Here => {
-                    if self.serve_found(conn, corr, read, found).await? {
+                    let served = if asked {
+                        self.serve_local(conn, corr, key, read).await?
+                    } else {
+                        self.serve_found(conn, corr, read, found).await?
+                    };
+                    if served {
                         return Ok(());
                     }
                 }

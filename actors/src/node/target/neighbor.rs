@@ -97,12 +97,17 @@ impl DataPath<'_> {
         self.newest_given(key, mine).await
     }
 
+    /// Settled, with a stamp here: what this owner has is the newest there is, and no one
+    /// needs asking. `None` when the others must be asked.
+    pub(super) fn newest_without_asking(&self, mine: Option<Stamp>) -> Option<Newest> {
+        let settled = !self.store.settling.load(Ordering::Relaxed);
+        (settled && mine.is_some()).then(|| choose(mine, &[]))
+    }
+
     /// As [`newest`](Self::newest), with this target's own stamp already looked up.
     pub(super) async fn newest_given(&self, key: &ObjKey, mine: Option<Stamp>) -> Result<Newest> {
-        let settled = !self.store.settling.load(Ordering::Relaxed);
-        // Settled: what this owner has is the newest there is.
-        if settled && mine.is_some() {
-            return Ok(choose(mine, &[]));
+        if let Some(n) = self.newest_without_asking(mine) {
+            return Ok(n);
         }
         let mut others: Vec<(String, Stamp)> = Vec::new();
         for a in self
