@@ -510,19 +510,24 @@ mod tests {
         assert!(b > a);
     }
 
-    #[test]
-    fn small_reads_append_in_place_and_refuse_what_is_not_an_object() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = b"hello batch";
-        let meta = ObjMeta {
+    /// The meta of `b/o` holding `data`, stamped `version`.
+    fn meta_of(data: &[u8], version: u64) -> ObjMeta {
+        ObjMeta {
             bucket: "b".into(),
             object: "o".into(),
             size: data.len() as u64,
             checksum: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data)),
-            version: 7,
+            version,
             mtime: 0,
             attrs: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn small_reads_append_in_place_and_refuse_what_is_not_an_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"hello batch";
+        let meta = meta_of(data, 7);
         let t = write_temp_unsynced(dir.path(), &meta, data).unwrap();
         let path = dir.path().join("o.obj");
         t.commit_unsynced(&path).unwrap();
@@ -567,15 +572,7 @@ mod tests {
     #[test]
     fn meta_and_small_data_in_one_read() {
         let dir = tempfile::tempdir().unwrap();
-        let meta_of = |data: &[u8]| ObjMeta {
-            bucket: "b".into(),
-            object: "o".into(),
-            size: data.len() as u64,
-            checksum: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data)),
-            version: 9,
-            mtime: 0,
-            attrs: Default::default(),
-        };
+        let meta_of = |data: &[u8]| meta_of(data, 9);
         let path = dir.path().join("o.obj");
         let small = vec![5u8; 1000];
         write_temp(dir.path(), &meta_of(&small), &small)
