@@ -51,15 +51,6 @@ pub fn noded_path() -> Result<PathBuf> {
     )
 }
 
-/// `target/` of this build: the bench runs as `target/<profile>/deps/<bench>-<hash>`.
-pub fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
-        .filter(|d| d.join("CACHEDIR.TAG").exists() || d.ends_with("target"))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
 /// Free bytes on the filesystem of `dir` (`df`).
 pub fn disk_free(dir: &Path) -> Option<u64> {
     let out = Command::new("df").arg("-Pk").arg(dir).output().ok()?;
@@ -365,24 +356,13 @@ pub fn progress(
 // Results
 // ---------------------------------------------------------------------------------------------
 
-/// Writes `doc` to `target/<own_file>` and merges it under `key` into
-/// `target/bench-results.json` (read, replace that key, write: the other benches' keys stay).
-/// `cluster.rs` rewrites the whole file, so run it first when both are wanted there; the
-/// bench's own file always has its latest result.
-pub fn write_results(key: &str, own_file: &str, doc: &Value) -> Result<(PathBuf, PathBuf)> {
-    let dir = target_dir();
-    let own = dir.join(own_file);
-    std::fs::write(&own, serde_json::to_string_pretty(doc)?)?;
-    let merged = dir.join("bench-results.json");
-    let mut all = std::fs::read_to_string(&merged)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .filter(|v| v.is_object())
-        .unwrap_or_else(|| json!({}));
-    all[key] = doc.clone();
-    std::fs::write(&merged, serde_json::to_string_pretty(&all)?)?;
-    Ok((own, merged))
-}
+// `target_dir` and `write_results` (merging under a key into `target/bench-results.json`):
+// shared with the console's benches. `cluster.rs` rewrites that file whole, so run it first
+// when both are wanted there; each bench's own file always has its latest result.
+#[path = "../../tui/benches/report/mod.rs"]
+mod report;
+#[allow(unused_imports)] // each bench uses its own subset, as with the rest of this module
+pub use report::{target_dir, write_results};
 
 /// Every running process of `lc`, by harness name, with its PID.
 pub fn pids_of(lc: &shoal_nodectl::playground::LocalCluster) -> Vec<(String, u32)> {

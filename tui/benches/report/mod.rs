@@ -1,6 +1,6 @@
-//! What the console's benches share (the render bench here, `show cluster` in nodectl, which
-//! includes this file by path): percentiles, the load average, and writing results next to
-//! the root benches' (whose helpers in `benches/common` need the whole workspace).
+//! What the benches share by path (a bench cannot depend on another crate's): the render bench
+//! here, `show cluster` in nodectl, and the root benches through `benches/common` —
+//! percentiles, the load average, and writing results into one `target/bench-results.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -30,9 +30,12 @@ pub fn target_dir() -> PathBuf {
         .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
         .filter(|d| d.join("CACHEDIR.TAG").exists() || d.ends_with("target"))
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
+            // The workspace's: the first `target` above the crate that includes this file.
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .map(|d| d.join("target"))
+                .find(|t| t.is_dir())
+                .unwrap_or_else(|| PathBuf::from("target"))
         })
 }
 
