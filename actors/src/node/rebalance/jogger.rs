@@ -46,8 +46,10 @@ pub struct JoggerArgs {
 pub enum JoggerMsg {
     /// The walk task ended (`Err` = it failed).
     Finished(std::result::Result<(), String>),
-    /// Test builds: an injected failure of this jogger.
-    Panic,
+    /// Test builds: panic if the switch `panic_jogger` is on (checked every 200 ms while the
+    /// walk runs, like the other actors' injected faults: a check per work item could miss a
+    /// switch turned on after the last item started).
+    FaultCheck,
 }
 
 impl Actor for JoggerActor {
@@ -71,8 +73,12 @@ impl Actor for JoggerActor {
             store: args.store.clone(),
             c: args.counters.clone(),
             cancel: args.cancel.clone(),
-            actor: myself.clone(),
         };
+        if crate::fault::switches_enabled() {
+            myself.send_interval(std::time::Duration::from_millis(200), || {
+                JoggerMsg::FaultCheck
+            });
+        }
         tokio::spawn(async move {
             let res = w.walk().await;
             let _ = myself.cast(JoggerMsg::Finished(res.map_err(|e| e.to_string())));
@@ -88,7 +94,12 @@ impl Actor for JoggerActor {
     ) -> Result<(), ActorProcessingErr> {
         let res = match msg {
             JoggerMsg::Finished(res) => res,
-            JoggerMsg::Panic => panic!("fault panic_jogger: injected panic"),
+            JoggerMsg::FaultCheck => {
+                if crate::fault::take_switch("panic_jogger") {
+                    panic!("fault panic_jogger: injected panic");
+                }
+                return Ok(());
+            }
         };
         match res {
             Ok(()) => {
@@ -165,7 +176,6 @@ struct Walk {
     store: Arc<LocalStore>,
     c: Arc<Counters>,
     cancel: CancellationToken,
-    actor: ActorRef<JoggerMsg>,
 }
 
 impl Walk {
@@ -223,9 +233,6 @@ impl Walk {
                 async move {
                     if self.cancel.is_cancelled() {
                         return;
-                    }
-                    if crate::fault::take_switch("panic_jogger") {
-                        let _ = self.actor.cast(JoggerMsg::Panic);
                     }
                     self.while_paused().await;
                     let ok = match work {
