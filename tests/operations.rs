@@ -87,9 +87,11 @@ async fn pause_holds_a_rebalance_still_across_a_restart_and_resume_completes_it(
     let fin = c.client.rebalance_status().await.unwrap().unwrap();
     assert_eq!(fin.state, RebState::Finished);
     assert!(!fin.paused);
+    // Both statuses in full (generation, trigger, per-target counts) if this fails: it did
+    // once in nine suite runs, cause not found yet.
     assert!(
         fin.objs_moved > held.objs_moved,
-        "nothing moved after resume"
+        "nothing moved after resume: held {held:?}, finished {fin:?}"
     );
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
