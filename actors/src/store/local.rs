@@ -719,7 +719,8 @@ mod tests {
             assert_eq!(meta.version, 10);
             // A whole, valid object file: data and trailer agree.
             assert_eq!(store::verify(&path).unwrap(), meta);
-            let (m, data) = store::read_small(&path, 1024).unwrap();
+            let mut data = Vec::new();
+            let m = store::read_small_into(&path, 1024, &mut data).unwrap();
             assert_eq!((m, data), (meta, format!("data of {name}").into_bytes()));
         }
         assert_eq!(ls.find("b", "newer-here").unwrap().2.version, 50);

@@ -94,12 +94,7 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl ObjectWriter {
     pub async fn create(mountpath: &Path) -> Result<Self> {
-        if crate::fault::switch("disk_full") {
-            return Err(Error::NoSpace(format!(
-                "{}: no space left on device (fault disk_full)",
-                mountpath.display()
-            )));
-        }
+        refuse_if_full(mountpath)?;
         let dir = tmp_dir(mountpath);
         tokio::fs::create_dir_all(&dir).await?;
         let tmp = dir.join(format!(
@@ -159,6 +154,18 @@ impl ObjectWriter {
     pub async fn abort(self) {
         let _ = tokio::fs::remove_file(&self.tmp).await;
     }
+}
+
+/// Test builds: the fault switch `disk_full` makes every new object on `mountpath` fail as a
+/// full disk would.
+pub fn refuse_if_full(mountpath: &Path) -> Result<()> {
+    if crate::fault::switch("disk_full") {
+        return Err(Error::NoSpace(format!(
+            "{}: no space left on device (fault disk_full)",
+            mountpath.display()
+        )));
+    }
+    Ok(())
 }
 
 /// An I/O error that is really a full disk, as such (the sender then backs off instead of
@@ -230,12 +237,7 @@ pub fn write_temp(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Result<TempO
 }
 
 fn write_temp_as(mountpath: &Path, meta: &ObjMeta, data: &[u8], sync: bool) -> Result<TempObject> {
-    if crate::fault::switch("disk_full") {
-        return Err(Error::NoSpace(format!(
-            "{}: no space left on device (fault disk_full)",
-            mountpath.display()
-        )));
-    }
+    refuse_if_full(mountpath)?;
     let dir = tmp_dir(mountpath);
     let tmp = dir.join(format!(
         "{}.{}",
@@ -272,17 +274,10 @@ fn write_temp_as(mountpath: &Path, meta: &ObjMeta, data: &[u8], sync: bool) -> R
     Ok(t)
 }
 
-/// Reads a whole object file at once (one open, one read): its meta and its data. For small
+/// Reads a whole object file at once (one open, one read): its meta, and its data appended to
+/// `out` (a batch body read in place, no copy); on an error `out` is left as it was. For small
 /// objects only — the caller bounds the size (`max`; a larger file is an error, read it
 /// streaming instead).
-pub fn read_small(path: &Path, max: u64) -> Result<(ObjMeta, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let meta = read_small_into(path, max, &mut buf)?;
-    Ok((meta, buf))
-}
-
-/// As [`read_small`], appending the data to `out` (a batch body read in place, no copy); on
-/// an error `out` is left as it was.
 pub fn read_small_into(path: &Path, max: u64, out: &mut Vec<u8>) -> Result<ObjMeta> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
@@ -564,7 +559,9 @@ mod tests {
         let t = write_temp_unsynced(dir.path(), &big, data).unwrap();
         t.commit_unsynced(&path).unwrap();
         assert_eq!(read_meta(&path).unwrap(), big);
-        assert_eq!(read_small(&path, 1024).unwrap(), (big, data.to_vec()));
+        let mut whole = Vec::new();
+        assert_eq!(read_small_into(&path, 1024, &mut whole).unwrap(), big);
+        assert_eq!(whole, data);
     }
 
     /// A GET's lookup: a small object comes back whole with its trailer, a larger one (or

@@ -33,14 +33,14 @@ const SMALL_PUT: u64 = 64 * 1024;
 
 /// A PUT body that has arrived: in memory (small) or in a temp file.
 enum Received {
-    Small((Vec<u8>, String)),
+    Small { data: Vec<u8>, checksum: String },
     File(Box<store::ObjectWriter>),
 }
 
 impl Received {
     fn checksum(&self) -> String {
         match self {
-            Received::Small((_, sum)) => sum.clone(),
+            Received::Small { checksum, .. } => checksum.clone(),
             Received::File(w) => w.checksum(),
         }
     }
@@ -58,7 +58,7 @@ impl Received {
         mountpath: std::path::PathBuf,
     ) -> Result<store::TempObject> {
         match self {
-            Received::Small((data, _)) => {
+            Received::Small { data, .. } => {
                 let meta = meta.clone();
                 tokio::task::spawn_blocking(move || store::write_temp(&mountpath, &meta, &data))
                     .await
@@ -253,12 +253,7 @@ impl DataPath<'_> {
         size: u64,
     ) -> Result<(Vec<u8>, String)> {
         self.room_for(mp, size)?;
-        if crate::fault::switch("disk_full") {
-            return Err(Error::NoSpace(format!(
-                "{}: no space left on device (fault disk_full)",
-                self.store.path_of(mp).display()
-            )));
-        }
+        store::refuse_if_full(&self.store.path_of(mp))?;
         // Go ahead: the body is sent only now, so a refusal costs no transfer.
         conn.send(corr, Msg::Reply(Reply::Ok)).await?;
         let mut data = Vec::with_capacity(size as usize);
@@ -318,7 +313,8 @@ impl DataPath<'_> {
     ) -> Result<Msg> {
         let mp = self.store.mountpath_for(&key.bucket, &key.object)?;
         let w = if size <= SMALL_PUT {
-            Received::Small(self.receive_small(conn, corr, mp, size).await?)
+            let (data, checksum) = self.receive_small(conn, corr, mp, size).await?;
+            Received::Small { data, checksum }
         } else {
             Received::File(Box::new(self.receive_body(conn, corr, mp, size).await?))
         };
