@@ -42,7 +42,7 @@ pub fn keepalive(state: &mut PrimaryState, hb: Heartbeat) -> Result<Reply> {
         hb.config_version,
     ];
     let ours = meta.versions();
-    if theirs.iter().zip(ours).any(|(t, o)| *t < o) {
+    if theirs.iter().zip(ours).any(|(t, o)| *t < o) && !state.pushing.covers(theirs, ours) {
         push::catch_up(state, n.addr.clone());
     }
     Ok(Heartbeat::reply(KeepaliveAck {

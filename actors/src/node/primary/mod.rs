@@ -112,6 +112,8 @@ pub struct PrimaryState {
     held: Vec<generations::Held>,
     /// Self-joins: admitted in batches, one map version and one push per batch.
     joins: Joins,
+    /// What pushes under way deliver: a heartbeat they cover needs no catch-up of its own.
+    pushing: push::InFlight,
 }
 
 /// Self-joins that arrived while the previous batch was being pushed.
@@ -226,6 +228,7 @@ impl Actor for PrimaryActor {
             requester: None,
             held: Vec::new(),
             joins: Joins::default(),
+            pushing: push::InFlight::default(),
         })
     }
 

@@ -32,15 +32,80 @@ pub struct Push {
     upd: MetaUpdate,
     to: Vec<(NodeId, String)>,
     pool: Arc<Pool>,
+    /// Registered while the push is under way (see [`InFlight`]).
+    flight: Option<Flight>,
+}
+
+/// The versions that pushes under way are delivering. A node whose heartbeat reports older
+/// metadata gets a full catch-up, unless a push already on its way carries what it lacks: at
+/// 1,000 nodes a push takes about a keepalive interval to reach everyone, and about half of
+/// the nodes heartbeated before theirs arrived — each then got the whole metadata twice, and
+/// the primary encoded it once more per node (control-plane bench, map change).
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<std::sync::Mutex<InFlightInner>>);
+
+#[derive(Default)]
+struct InFlightInner {
+    next: u64,
+    /// Per push: the version of each part it carries (smap, rmd, bmd, config), 0 for none.
+    pushes: std::collections::HashMap<u64, [u64; 4]>,
+}
+
+impl InFlight {
+    fn register(&self, upd: &MetaUpdate) -> Flight {
+        let carried = [
+            upd.smap.as_ref().map_or(0, |s| s.version),
+            upd.rmd.as_ref().map_or(0, |r| r.version),
+            upd.bmd.as_ref().map_or(0, |b| b.version),
+            upd.config.as_ref().map_or(0, |c| c.version),
+        ];
+        let mut g = self.0.lock().expect("poisoned");
+        g.next += 1;
+        let key = g.next;
+        g.pushes.insert(key, carried);
+        Flight {
+            reg: self.clone(),
+            key,
+        }
+    }
+
+    /// Whether pushes under way bring a node at versions `theirs` up to `ours`: every part it
+    /// lacks is carried, at our version, by one of them.
+    pub fn covers(&self, theirs: [u64; 4], ours: [u64; 4]) -> bool {
+        let g = self.0.lock().expect("poisoned");
+        (0..4).all(|i| theirs[i] >= ours[i] || g.pushes.values().any(|c| c[i] == ours[i]))
+    }
+}
+
+/// A push's entry in [`InFlight`], removed when the push is done (or dropped unsent).
+struct Flight {
+    reg: InFlight,
+    key: u64,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.reg.0.lock() {
+            g.pushes.remove(&self.key);
+        }
+    }
 }
 
 impl Push {
     /// Pushes to every node (at once); returns the nodes that did not take it.
     pub async fn send(self) -> Vec<NodeId> {
-        match encode(self.upd) {
-            Some(body) => send_to(&self.pool, &body, self.to).await,
-            None => self.to.into_iter().map(|(id, _)| id).collect(),
-        }
+        let Push {
+            upd,
+            to,
+            pool,
+            flight,
+        } = self;
+        let failed = match encode(upd) {
+            Some(body) => send_to(&pool, &body, to).await,
+            None => to.into_iter().map(|(id, _)| id).collect(),
+        };
+        drop(flight);
+        failed
     }
 
     /// Pushes in a task, and again, with back-off, to the nodes that did not take it: for a
@@ -49,11 +114,19 @@ impl Push {
     /// (scale-benchmarks finding 11).
     pub fn spawn_until_taken(self) {
         tokio::spawn(async move {
-            let Push { upd, mut to, pool } = self;
+            let Push {
+                upd,
+                mut to,
+                pool,
+                mut flight,
+            } = self;
             let Some(body) = encode(upd) else { return };
             let mut wait = ANNOUNCE_RETRY_FIRST;
             for attempt in 0..=ANNOUNCE_RETRIES {
                 let failed = send_to(&pool, &body, to.clone()).await;
+                // Only the first round counts as under way: a node it missed is caught up by
+                // its next heartbeat rather than left to the back-off.
+                flight.take();
                 if failed.is_empty() {
                     return;
                 }
@@ -137,10 +210,12 @@ pub fn push(state: &PrimaryState, upd: MetaUpdate) -> Push {
         .as_ref()
         .map(|s| others(s, &state.a.me.id))
         .unwrap_or_default();
+    let flight = Some(state.pushing.register(&upd));
     Push {
         upd,
         to,
         pool: state.a.pool.clone(),
+        flight,
     }
 }
 
@@ -175,4 +250,46 @@ pub async fn fetch_stats(
         (n.id.clone(), s)
     });
     futures::future::join_all(calls).await.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::smap::{Bmd, Node, Role};
+
+    fn smap_update(version: u64) -> MetaUpdate {
+        let mut s = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, "a".into()));
+        s.version = version;
+        MetaUpdate::smap(s)
+    }
+
+    #[test]
+    fn a_push_under_way_covers_only_what_it_carries_and_only_while_it_lasts() {
+        let reg = InFlight::default();
+        let ours = [7, 3, 2, 1];
+        assert!(!reg.covers([6, 3, 2, 1], ours), "nothing under way");
+        let flight = reg.register(&smap_update(7));
+        assert!(reg.covers([6, 3, 2, 1], ours), "the push brings map v7");
+        assert!(reg.covers([7, 3, 2, 1], ours), "nothing lacking");
+        assert!(
+            !reg.covers([6, 3, 1, 1], ours),
+            "the bucket map it lacks is not on its way"
+        );
+        assert!(
+            !reg.covers([5, 3, 2, 1], [8, 3, 2, 1]),
+            "an older map on its way is not the newest"
+        );
+        let bmd = reg.register(&MetaUpdate {
+            bmd: Some(Bmd {
+                version: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(reg.covers([6, 3, 1, 1], ours), "two pushes together");
+        drop(flight);
+        assert!(!reg.covers([6, 3, 1, 1], ours), "map push done");
+        drop(bmd);
+        assert!(reg.0.lock().unwrap().pushes.is_empty());
+    }
 }
