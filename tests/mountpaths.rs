@@ -20,6 +20,9 @@ use shoal_actors::types::status::{MpState, NodeState, ResilverStatus, StorageSta
 
 const T: Duration = Duration::from_secs(60);
 
+/// How many of the load's writes may create new objects; later ones overwrite them.
+const NEW_OBJECTS_MAX: usize = 150;
+
 /// Continuous writes (new objects and overwrites) and reads of what was written, until
 /// stopped; every failure is kept, with what it was.
 struct Load {
@@ -37,9 +40,12 @@ impl Load {
             let mut i = 0usize;
             while !s.load(Ordering::Relaxed) {
                 i += 1;
-                // A write: a new object, or an overwrite of an old one every third time.
+                // A write: a new object, or an overwrite of an old one every third time. New
+                // names are bounded: the resilvers' work must not grow with the client's speed
+                // (a release build wrote so many that a throttled detach outlasted the test).
                 let name = match i % 3 {
                     0 if !names.is_empty() => names[i % names.len()].clone(),
+                    _ if i > NEW_OBJECTS_MAX => format!("{tag}/w-{:06}", i % NEW_OBJECTS_MAX),
                     _ => format!("{tag}/w-{i:06}"),
                 };
                 let data = format!("{tag} {i} {}", "x".repeat(i % 5000)).into_bytes();
