@@ -33,7 +33,7 @@ pub struct Push {
     to: Vec<(NodeId, String)>,
     pool: Arc<Pool>,
     /// Registered while the push is under way (see [`InFlight`]).
-    flight: Option<Flight>,
+    flight: Flight,
 }
 
 /// The versions that pushes under way are delivering. A node whose heartbeat reports older
@@ -118,8 +118,9 @@ impl Push {
                 upd,
                 mut to,
                 pool,
-                mut flight,
+                flight,
             } = self;
+            let mut flight = Some(flight);
             let Some(body) = encode(upd) else { return };
             let mut wait = ANNOUNCE_RETRY_FIRST;
             for attempt in 0..=ANNOUNCE_RETRIES {
@@ -210,7 +211,7 @@ pub fn push(state: &PrimaryState, upd: MetaUpdate) -> Push {
         .as_ref()
         .map(|s| others(s, &state.a.me.id))
         .unwrap_or_default();
-    let flight = Some(state.pushing.register(&upd));
+    let flight = state.pushing.register(&upd);
     Push {
         upd,
         to,
