@@ -569,24 +569,23 @@ mod tests {
     #[test]
     fn meta_and_small_data_in_one_read() {
         let dir = tempfile::tempdir().unwrap();
-        let meta_of = |data: &[u8]| meta_of(data, 9);
         let path = dir.path().join("o.obj");
         let small = vec![5u8; 1000];
-        write_temp(dir.path(), &meta_of(&small), &small)
+        write_temp(dir.path(), &meta_of(&small, 9), &small)
             .unwrap()
             .commit(&path)
             .unwrap();
         let (m, data) = read_meta_and_small(&path, 1000).unwrap();
-        assert_eq!((m, data), (meta_of(&small), Some(small.clone())));
+        assert_eq!((m, data), (meta_of(&small, 9), Some(small.clone())));
         assert_eq!(read_meta_and_small(&path, 0).unwrap().1, None);
 
         let large = vec![6u8; 3 * TAIL_READ as usize];
-        write_temp(dir.path(), &meta_of(&large), &large)
+        write_temp(dir.path(), &meta_of(&large, 9), &large)
             .unwrap()
             .commit(&path)
             .unwrap();
         let (m, data) = read_meta_and_small(&path, 1000).unwrap();
-        assert_eq!((m, data), (meta_of(&large), None));
+        assert_eq!((m, data), (meta_of(&large, 9), None));
 
         let full = std::fs::read(&path).unwrap();
         for cut in [0, 3, 8, 100, full.len() - 1] {
