@@ -742,6 +742,11 @@ async fn list_all(
 }
 
 /// One page of [`list_all`], possibly empty once the deleted names are dropped.
+///
+/// Each target is asked for about its share of the page, not for a whole page: the names are
+/// spread evenly by placement, so T targets × a full page each made every page cost T times the
+/// reads on the targets and T pages of memory here. When the shares fall short of a page (one
+/// target's names run denser), the page goes on from where they ended.
 async fn list_page(
     pool: &Pool,
     meta: &crate::types::meta::Meta,
@@ -752,9 +757,53 @@ async fn list_page(
         .as_ref()
         .ok_or_else(|| Error::NotFound("no cluster map yet".into()))?;
     let limit = (l.limit as usize).clamp(1, MAX_PAGE);
+    let mut entries: Vec<ObjEntry> = Vec::new();
+    let mut after = l.start_after.clone();
+    let more = loop {
+        let share = target_share(limit - entries.len(), smap.targets.len());
+        let (span, horizon) = list_span(pool, smap, &l, after.clone(), share).await?;
+        entries.extend(span);
+        match horizon {
+            Some(h) if entries.len() < limit => after = Some(h),
+            Some(h) => break Some(h),
+            None => break None,
+        }
+    };
+    // The names the page covers: up to the limit, or to where the targets' pages ended.
+    let next = if entries.len() > limit {
+        entries.truncate(limit);
+        entries.last().map(|e| e.name.clone())
+    } else {
+        more
+    };
+    // A name whose newest record anywhere is a delete is gone, whatever older copies remain.
+    entries.retain(|e| !e.deleted);
+    Ok(ObjPage {
+        entries,
+        next,
+        settling: false,
+        smap_version: 0,
+    })
+}
+
+/// How many entries to ask each of `targets` for, to fill `left` of a page in one go most of
+/// the time: an even share with a margin for uneven spread, and small pages whole.
+fn target_share(left: usize, targets: usize) -> usize {
+    (left * 5 / 4 / targets.max(1) + 32).min(left)
+}
+
+/// Every target's names after `after` (at most `share` each), merged in name order with the
+/// newest record of each name kept, up to the horizon: where the shortest truncated target
+/// page ends, as beyond it that target may hold names not seen yet. `None` for the horizon
+/// when no target has more.
+async fn list_span(
+    pool: &Pool,
+    smap: &crate::types::smap::Smap,
+    l: &ListObjects,
+    after: Option<String>,
+    share: usize,
+) -> Result<(Vec<ObjEntry>, Option<String>)> {
     let mut merged: std::collections::BTreeMap<String, ObjEntry> = Default::default();
-    // The page ends where the shortest truncated target page ends: beyond it, that target may
-    // hold names we have not seen.
     let mut horizon: Option<String> = None;
     // Targets are read one after the other's answer, not at one instant: an object that a
     // rebalance moves from A to B after B was read and before A was read is in neither page.
@@ -764,7 +813,8 @@ async fn list_page(
         let calls = smap.targets.values().map(|t| {
             let req = ListObjects {
                 local: true,
-                limit: limit as u32,
+                limit: share as u32,
+                start_after: after.clone(),
                 ..l.clone()
             };
             let (addr, id, emptied) = (t.addr.clone(), t.id.clone(), t.emptied());
@@ -818,34 +868,17 @@ async fn list_page(
             break;
         }
     }
-    let mut entries: Vec<ObjEntry> = merged
+    let span = merged
         .into_values()
         .filter(|e| horizon.as_ref().is_none_or(|h| &e.name <= h))
         .collect();
-    let mut more = horizon.is_some();
-    if entries.len() > limit {
-        entries.truncate(limit);
-        more = true;
-    }
-    let next = if more {
-        entries.last().map(|e| e.name.clone())
-    } else {
-        None
-    };
-    // A name whose newest record anywhere is a delete is gone, whatever older copies remain.
-    entries.retain(|e| !e.deleted);
-    Ok(ObjPage {
-        entries,
-        next,
-        settling: false,
-        smap_version: 0,
-    })
+    Ok((span, horizon))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::msg::Reply;
+    use crate::proto::msg::{Data, Reply};
     use crate::types::meta::Meta;
     use crate::types::smap::Smap;
 
@@ -868,6 +901,112 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// A target holding `names`, answering listings as a real one does (in name order after
+    /// the cursor, `next` when truncated), and recording the page size each request asked for.
+    async fn target_holding(mut names: Vec<String>) -> (String, Arc<std::sync::Mutex<Vec<u32>>>) {
+        names.sort();
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let seen = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let (names, seen) = (names.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut c = Conn::new(s, NodeId("t".into()), 1 << 24);
+                    while let Ok(Some(env)) = c.recv().await {
+                        let Msg::Data(Data::List(q)) = env.body else {
+                            panic!("not a listing: {:?}", env.body.name());
+                        };
+                        seen.lock().unwrap().push(q.limit);
+                        let after: Vec<&String> = names
+                            .iter()
+                            .filter(|n| q.start_after.as_ref().is_none_or(|a| *n > a))
+                            .collect();
+                        let take = after.len().min(q.limit as usize);
+                        let page = ObjPage {
+                            entries: after[..take]
+                                .iter()
+                                .map(|n| ObjEntry {
+                                    name: n.to_string(),
+                                    size: 1,
+                                    checksum: String::new(),
+                                    version: 1,
+                                    mtime: 0,
+                                    etag: None,
+                                    deleted: false,
+                                })
+                                .collect(),
+                            next: (take < after.len()).then(|| after[take - 1].clone()),
+                            ..Default::default()
+                        };
+                        let _ = c.send(env.corr, Msg::Reply(Reply::Objects(page))).await;
+                    }
+                });
+            }
+        });
+        (addr, asked)
+    }
+
+    /// Each target is asked for about its share of a page, not a whole page; a page still
+    /// comes back full, every name once and in order, when one target holds most of them.
+    #[tokio::test]
+    async fn a_page_asks_each_target_for_its_share_and_is_still_full() {
+        let all: Vec<String> = (0..1000).map(|i| format!("o{i:04}")).collect();
+        // Uneven: t0 holds 80 % of the names, t1 and t2 10 % each.
+        let mut held = [Vec::new(), Vec::new(), Vec::new()];
+        for (i, n) in all.iter().enumerate() {
+            held[match i % 10 {
+                0 => 1,
+                1 => 2,
+                _ => 0,
+            }]
+            .push(n.clone());
+        }
+        let mut smap = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, "p".into()));
+        let mut asked = Vec::new();
+        for (k, names) in held.into_iter().enumerate() {
+            let (addr, a) = target_holding(names).await;
+            let t = Node::new(NodeId(format!("t{k}")), Role::Target, addr);
+            smap.targets.insert(t.id.clone(), t);
+            asked.push(a);
+        }
+        let meta = Meta {
+            smap: Some(smap),
+            ..Default::default()
+        };
+        let pool = Pool::new(NodeId("p1".into()), Box::new(|| None));
+        let mut listed = Vec::new();
+        let mut pages = 0;
+        let mut l = ListObjects {
+            limit: 300,
+            ..listing()
+        };
+        loop {
+            let page = list_all(&pool, &meta, l.clone()).await.unwrap();
+            pages += 1;
+            listed.extend(page.entries.iter().map(|e| e.name.clone()));
+            match page.next {
+                Some(n) => {
+                    assert_eq!(page.entries.len(), 300, "a page before the last is full");
+                    l.start_after = Some(n);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(listed, all);
+        assert_eq!(pages, 4);
+        let asked: Vec<u32> = asked
+            .iter()
+            .flat_map(|a| a.lock().unwrap().clone())
+            .collect();
+        assert!(
+            asked.iter().all(|&n| n as usize <= target_share(300, 3)),
+            "{asked:?}"
+        );
+        assert!(target_share(300, 3) < 300 && target_share(10_000, 20) < 1_000);
     }
 
     fn meta_with(version: u64, target_addr: &str) -> Meta {

@@ -12,6 +12,25 @@ use crate::types::lifecycle::PlanMove;
 use crate::types::object::{MAX_PAGE, ObjEntry, ObjPage};
 use crate::types::smap::{NodeId, Smap};
 
+/// A name's file found by a listing: not read yet (object or delete record), or read already
+/// (a hashed long name, whose real name is only in its file).
+enum Listed {
+    File(bool, PathBuf),
+    Read(ObjEntry),
+}
+
+/// The listing entry of the object (or, with `tombs`, delete record) file at `path`, if it is
+/// readable and of `bucket`.
+fn read_entry(tombs: bool, path: &std::path::Path, bucket: &str) -> Option<ObjEntry> {
+    let (b, entry) = if tombs {
+        store::read_tomb(path).map(|t| (t.bucket.clone(), ObjEntry::of_tomb(&t)))
+    } else {
+        store::read_meta(path).map(|m| (m.bucket.clone(), ObjEntry::of(&m)))
+    }
+    .ok()?;
+    (b == bucket).then_some(entry)
+}
+
 impl LocalStore {
     /// One page of this target's objects in `bucket` whose names start with `prefix`, in name
     /// order after `start_after`, and of its delete records (entries marked `deleted`) where a
@@ -40,72 +59,63 @@ impl LocalStore {
         let after = start_after.map(str::to_string);
         let limit = limit.clamp(1, MAX_PAGE);
         tokio::task::spawn_blocking(move || {
-            // The `limit` smallest names after `after`, newest copy of each (a copy may sit on
-            // two mountpaths while it moves between them).
-            let mut best: BTreeMap<String, ObjEntry> = BTreeMap::new();
+            // First the page's names, from the directory entries alone: most file names are
+            // the escaped object name, so a name outside the page costs no open (reading every
+            // trailer for every page made listing a bucket quadratic). Only hashed long names
+            // are read to learn theirs. Then the files of the names in the page are read.
+            let mut page: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
             let mut more = false;
+            let wanted =
+                |name: &str| name.starts_with(&prefix) && after.as_deref().is_none_or(|a| name > a);
             for (tombs, d) in dirs {
                 let Ok(rd) = std::fs::read_dir(&d) else {
                     continue;
                 };
                 for e in rd.flatten() {
-                    // Most file names are the escaped object name: a name outside the page is
-                    // skipped without opening its file (listing every object page by page
-                    // read every trailer for every page). Hashed long names are read.
-                    if let Some(name) = e
+                    let (name, found) = match e
                         .file_name()
                         .to_str()
                         .and_then(crate::logic::names::decode_plain)
-                        && (!name.starts_with(&prefix)
-                            || after.as_deref().is_some_and(|a| name.as_str() <= a)
-                            || (best.len() >= limit
-                                && best.keys().next_back().is_some_and(|last| &name > last)))
                     {
-                        if best.len() >= limit && name.starts_with(&prefix) {
-                            more |= after.as_deref().is_none_or(|a| name.as_str() > a);
-                        }
+                        Some(name) => (name, Listed::File(tombs, e.path())),
+                        None => match read_entry(tombs, &e.path(), &bucket) {
+                            Some(entry) => (entry.name.clone(), Listed::Read(entry)),
+                            None => continue,
+                        },
+                    };
+                    if !wanted(&name) {
                         continue;
                     }
-                    let read = if tombs {
-                        store::read_tomb(&e.path())
-                            .map(|t| (t.bucket.clone(), ObjEntry::of_tomb(&t)))
-                    } else {
-                        store::read_meta(&e.path()).map(|m| (m.bucket.clone(), ObjEntry::of(&m)))
-                    };
-                    let Ok((b, entry)) = read else {
-                        continue;
-                    };
-                    if b != bucket
-                        || !entry.name.starts_with(&prefix)
-                        || after.as_deref().is_some_and(|a| entry.name.as_str() <= a)
-                    {
-                        continue;
-                    }
-                    if best.len() >= limit
-                        && best
-                            .keys()
-                            .next_back()
-                            .is_some_and(|last| &entry.name > last)
+                    if page.len() >= limit
+                        && page.keys().next_back().is_some_and(|last| &name > last)
                     {
                         more = true;
                         continue;
                     }
-                    match best.get(&entry.name) {
-                        Some(cur) if !entry.newer_than(cur) => {}
-                        _ => {
-                            best.insert(entry.name.clone(), entry);
-                        }
-                    }
-                    if best.len() > limit {
-                        best.pop_last();
+                    page.entry(name).or_default().push(found);
+                    if page.len() > limit {
+                        page.pop_last();
                         more = true;
                     }
                 }
             }
-            let entries: Vec<ObjEntry> = best.into_values().collect();
-            let next = more
-                .then(|| entries.last().map(|e| e.name.clone()))
-                .flatten();
+            // The page covers every name up to its last, even one whose file went meanwhile.
+            let next = more.then(|| page.keys().next_back().cloned()).flatten();
+            let entries: Vec<ObjEntry> = page
+                .into_iter()
+                .filter_map(|(name, found)| {
+                    // The newest record of the name (a copy may sit on two mountpaths while it
+                    // moves between them, beside a delete record).
+                    found
+                        .into_iter()
+                        .filter_map(|f| match f {
+                            Listed::Read(entry) => Some(entry),
+                            Listed::File(tombs, path) => read_entry(tombs, &path, &bucket),
+                        })
+                        .filter(|entry| entry.name == name)
+                        .reduce(|a, b| if b.newer_than(&a) { b } else { a })
+                })
+                .collect();
             ObjPage {
                 entries,
                 next,
