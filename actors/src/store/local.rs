@@ -4,6 +4,7 @@
 //! build on it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::mpset::{Identity, MountpathSet};
@@ -34,6 +35,9 @@ pub struct Found {
 
 /// Files a hashed long name may occupy (names whose hashes collide take the next one).
 pub const NAME_SLOTS: usize = 16;
+
+/// Delivered copies a rebalance sender removes at once (see `remove_sent`).
+const REMOVE_AT_ONCE: usize = 8;
 
 pub struct LocalStore {
     /// The mountpaths, their states, and where objects belong among them.
@@ -434,6 +438,37 @@ impl LocalStore {
     /// Removes the local copy of `meta` if it is still that version (after a peer acked it).
     pub async fn remove_if_version(&self, meta: &ObjMeta) -> Result<bool> {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+        self.remove_if_version_locked(meta)
+    }
+
+    /// As [`remove_if_version`](Self::remove_if_version), for the copies a rebalance batch
+    /// delivered: several at once, each under its own lock, with the file work off the
+    /// runtime. One after the other on a worker, these unlinks were the slowest step of a
+    /// small-object decommission: each waits for the filesystem's journal, which the
+    /// receivers' flushes keep committing.
+    pub async fn remove_sent(
+        self: &Arc<Self>,
+        metas: Vec<ObjMeta>,
+    ) -> Vec<(ObjMeta, Result<bool>)> {
+        use futures::StreamExt;
+        futures::stream::iter(metas)
+            .map(|meta| async move {
+                let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+                let st = self.clone();
+                let m = meta.clone();
+                let r = tokio::task::spawn_blocking(move || st.remove_if_version_locked(&m))
+                    .await
+                    .unwrap_or_else(|e| Err(Error::Io(std::io::Error::other(e))));
+                (meta, r)
+            })
+            .buffered(REMOVE_AT_ONCE)
+            .collect()
+            .await
+    }
+
+    /// The work of [`remove_if_version`](Self::remove_if_version); the caller holds the
+    /// object's lock.
+    fn remove_if_version_locked(&self, meta: &ObjMeta) -> Result<bool> {
         for i in self.readable() {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object)
                 && m.version == meta.version
@@ -764,5 +799,35 @@ mod tests {
         let want: Vec<String> = (0..25).map(|i| format!("o{i:02}")).collect();
         assert_eq!(names, want);
         assert_eq!(ls.totals().0, 25);
+    }
+
+    /// A sender removes the delivered copies of a batch, all at once, but only those still
+    /// at the version that was delivered: a newer write here meanwhile stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removing_sent_copies_takes_only_the_delivered_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let ls = Arc::new(LocalStore::open(&[dir.path().join("a"), dir.path().join("b")]).unwrap());
+        let mut sent = Vec::new();
+        for i in 0..40 {
+            let name = format!("o{i:02}");
+            assert_eq!(write(&ls, &name, 10).await, Install::Stored);
+            sent.push(ls.find("b", &name).unwrap().2);
+        }
+        // Two were overwritten after they were sent.
+        assert_eq!(write(&ls, "o03", 11).await, Install::Stored);
+        assert_eq!(write(&ls, "o27", 11).await, Install::Stored);
+        let results = ls.remove_sent(sent).await;
+        assert_eq!(results.len(), 40);
+        for (meta, r) in results {
+            let kept = meta.object == "o03" || meta.object == "o27";
+            assert_eq!(r.unwrap(), !kept, "{}", meta.object);
+            assert_eq!(
+                ls.find("b", &meta.object).is_some(),
+                kept,
+                "{}",
+                meta.object
+            );
+        }
+        assert_eq!(ls.totals().0, 2);
     }
 }

@@ -489,6 +489,7 @@ impl Walk {
         // and these copies stay.
         let current = self.meta.get().rmd.version == self.generation;
         let c = &self.c;
+        let mut delivered = Vec::with_capacity(sent.len());
         for ((path, meta), ok) in sent.into_iter().zip(stored) {
             if !ok {
                 rest.push((path, meta));
@@ -496,8 +497,13 @@ impl Walk {
             }
             Counters::add(&c.tx_objs, 1);
             Counters::add(&c.tx_bytes, meta.size);
-            if current && let Err(e) = self.store.remove_if_version(&meta).await {
-                tracing::warn!(object = %format!("{}/{}", meta.bucket, meta.object), error = %e, "sent copy not removed");
+            delivered.push(meta);
+        }
+        if current {
+            for (meta, r) in self.store.remove_sent(delivered).await {
+                if let Err(e) = r {
+                    tracing::warn!(object = %format!("{}/{}", meta.bucket, meta.object), error = %e, "sent copy not removed");
+                }
             }
         }
         c.set_blocked(None);
