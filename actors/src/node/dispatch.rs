@@ -760,14 +760,13 @@ async fn list_page(
     let limit = (l.limit as usize).clamp(1, MAX_PAGE);
     let mut entries: Vec<ObjEntry> = Vec::new();
     let mut after = l.start_after.clone();
-    let mut first = true;
     let more = loop {
         let left = limit - entries.len();
-        let share = match first {
+        // Shares first; whatever a later round is for, it asks for all that is left.
+        let share = match after == l.start_after {
             true => target_share(left, smap.targets.len()),
             false => left,
         };
-        first = false;
         let (span, horizon) = list_span(pool, smap, &l, after.clone(), share).await?;
         entries.extend(span);
         match horizon {
