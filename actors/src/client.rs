@@ -502,7 +502,7 @@ impl Client {
         let mut out = Vec::new();
         while let Some(chunk) = body.next().await? {
             if out.is_empty() && chunk.len() as u64 == meta.size {
-                out = chunk;
+                out = Vec::from(chunk);
             } else {
                 if out.is_empty() {
                     out.reserve_exact(meta.size.min(1 << 30) as usize);
@@ -556,7 +556,7 @@ impl Body {
     }
 
     /// The next chunk, `None` at the end.
-    pub async fn next(&mut self) -> Result<Option<Vec<u8>>> {
+    pub async fn next(&mut self) -> Result<Option<bytes::Bytes>> {
         if self.left == 0 {
             if let Some(link) = self.link.take() {
                 if let Some(h) = self.hash.take() {
@@ -575,29 +575,20 @@ impl Body {
         let Some(link) = self.link.as_mut() else {
             return Ok(None);
         };
-        let env = match link.conn.io_timeout {
-            Some(t) => tokio::time::timeout(t, link.conn.recv_reply())
+        let d = match link.conn.io_timeout {
+            Some(t) => tokio::time::timeout(t, link.conn.recv_chunk())
                 .await
                 .map_err(|_| Error::Timeout("the object body stalled".into()))??,
-            None => link.conn.recv_reply().await?,
+            None => link.conn.recv_chunk().await?,
         };
-        match env.body {
-            Msg::Chunk(d) => {
-                if d.len() as u64 > self.left {
-                    return Err(Error::Protocol("body overruns its declared size".into()));
-                }
-                self.left -= d.len() as u64;
-                if let Some(h) = self.hash.as_mut() {
-                    h.update(&d);
-                }
-                Ok(Some(d))
-            }
-            Msg::Error(w) => Err(w.into()),
-            other => Err(Error::Protocol(format!(
-                "expected a body chunk, got {}",
-                other.name()
-            ))),
+        if d.len() as u64 > self.left {
+            return Err(Error::Protocol("body overruns its declared size".into()));
         }
+        self.left -= d.len() as u64;
+        if let Some(h) = self.hash.as_mut() {
+            h.update(&d);
+        }
+        Ok(Some(d))
     }
 }
 

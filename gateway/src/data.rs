@@ -347,15 +347,21 @@ pub async fn serve(body: Body) -> Result<Served> {
         return Ok(Served::Streamed(Box::new(body)));
     }
     let mut body = body;
-    let mut out: Option<Vec<u8>> = None;
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<u8> = Vec::new();
     // The read after the last chunk checks the checksum and hands the connection back.
     while let Some(chunk) = body.next().await? {
-        match out.as_mut() {
-            None => out = Some(chunk),
-            Some(o) => o.extend_from_slice(&chunk),
+        match first.take() {
+            // A body that came as one chunk is served as it arrived, uncopied.
+            None if more.is_empty() => first = Some(chunk),
+            None => more.extend_from_slice(&chunk),
+            Some(f) => {
+                more.extend_from_slice(&f);
+                more.extend_from_slice(&chunk);
+            }
         }
     }
-    Ok(Served::Whole(Bytes::from(out.unwrap_or_default())))
+    Ok(Served::Whole(first.unwrap_or_else(|| Bytes::from(more))))
 }
 
 /// A body as a stream of chunks. An error ends the stream with that error, which aborts the
@@ -363,7 +369,7 @@ pub async fn serve(body: Body) -> Result<Served> {
 pub fn body_stream(body: Body) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     futures::stream::try_unfold(body, |mut b| async move {
         match b.next().await {
-            Ok(Some(chunk)) => Ok(Some((Bytes::from(chunk), b))),
+            Ok(Some(chunk)) => Ok(Some((chunk, b))),
             Ok(None) => Ok(None),
             Err(e) => {
                 tracing::warn!(error = %e, "object body aborted");
@@ -395,7 +401,7 @@ pub fn concat(
         loop {
             if let Some(b) = st.body.as_mut() {
                 match b.next().await.map_err(io::Error::other)? {
-                    Some(chunk) => return Ok(Some((Bytes::from(chunk), st))),
+                    Some(chunk) => return Ok(Some((chunk, st))),
                     None => st.body = None,
                 }
             }

@@ -26,6 +26,9 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 /// buffers of this size (ours, tokio's file buffer, the connection's), so it sets the memory a
 /// rebalance of large objects needs, while frames this size already cost the wire little.
 const STREAM_CHUNK: usize = 128 << 10;
+/// Chunks at least this large are written to the socket from their own buffer, after their
+/// frame's head, instead of copied into the connection's write buffer first.
+const DIRECT_CHUNK: usize = 16 << 10;
 
 /// Every frame's payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,6 +118,156 @@ impl ChunkBody<'_> {
             _ => 0,
         }
     }
+}
+
+/// The head of a chunk frame of `len` bytes of data: the u32 frame length and the envelope up
+/// to and including the data's `bin` marker. Head then data are byte for byte the frame
+/// [`ChunkOut`] encodes to, so the data can go out from its own buffer.
+fn chunk_head(from: &NodeId, corr: u64, len: usize, max: usize) -> Result<Vec<u8>> {
+    let empty = ChunkOut {
+        proto: PROTO_VERSION,
+        from,
+        corr,
+        token: None,
+        body: ChunkBody::Chunk(&[]),
+    };
+    let mut head = vec![0u8; 4];
+    rmp_serde::encode::write_named(&mut head, &empty).map_err(|e| Error::Encode(e.to_string()))?;
+    // The data is the envelope's last value: an empty one ends it as `bin8 0`, which becomes
+    // the real length in MessagePack's smallest form.
+    if !head.ends_with(&[0xc4, 0x00]) {
+        return Err(Error::Encode("unexpected chunk encoding".into()));
+    }
+    head.truncate(head.len() - 2);
+    match u8::try_from(len) {
+        Ok(n) => head.extend_from_slice(&[0xc4, n]),
+        Err(_) => match u16::try_from(len) {
+            Ok(n) => {
+                head.push(0xc5);
+                head.extend_from_slice(&n.to_be_bytes());
+            }
+            Err(_) => {
+                let n = u32::try_from(len)
+                    .map_err(|_| Error::Encode(format!("a chunk of {len} bytes")))?;
+                head.push(0xc6);
+                head.extend_from_slice(&n.to_be_bytes());
+            }
+        },
+    }
+    let frame = head.len() - 4 + len;
+    if frame > max {
+        return Err(Error::Encode(format!(
+            "frame of {frame} bytes exceeds the limit of {max} bytes"
+        )));
+    }
+    head[..4].copy_from_slice(&(frame as u32).to_be_bytes());
+    Ok(head)
+}
+
+/// What a receiver reads of a chunk frame: the version and the data, borrowed from the frame.
+/// Any other message fails to decode as this and is decoded whole instead.
+#[derive(Deserialize)]
+struct ChunkIn<'a> {
+    proto: u16,
+    #[serde(borrow)]
+    body: ChunkBodyIn<'a>,
+}
+
+/// Mirrors [`Msg`]'s first variants, as [`ChunkBody`] does.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+enum ChunkBodyIn<'a> {
+    Error(serde::de::IgnoredAny),
+    Redirect(serde::de::IgnoredAny),
+    Chunk(&'a [u8]),
+}
+
+/// A duplicate of a connection's socket, for sends off the runtime.
+#[derive(Clone)]
+struct SockFd(std::sync::Arc<std::os::fd::OwnedFd>);
+
+impl std::os::fd::AsRawFd for SockFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// A file being sent as chunk frames by `sendfile`: where it is, where the frame under way
+/// ends, and that frame's head with how much of it went out.
+struct FileOut {
+    file: std::sync::Arc<std::fs::File>,
+    at: u64,
+    end: u64,
+    frame_end: u64,
+    head: Vec<u8>,
+    head_sent: usize,
+    me: NodeId,
+    corr: u64,
+    max: usize,
+}
+
+impl FileOut {
+    /// Sends what the socket takes without waiting; `Ok(true)` once everything went out.
+    fn step(&mut self, sock: &std::os::fd::OwnedFd) -> Result<bool> {
+        use rustix::io::Errno;
+        loop {
+            if self.at == self.frame_end {
+                if self.at == self.end {
+                    return Ok(true);
+                }
+                let n = (self.end - self.at).min(STREAM_CHUNK as u64) as usize;
+                self.head = chunk_head(&self.me, self.corr, n, self.max)?;
+                self.head_sent = 0;
+                self.frame_end = self.at + n as u64;
+            }
+            let res = if self.head_sent < self.head.len() {
+                // More follows at once: let TCP put the head in one segment with its data.
+                rustix::net::send(
+                    sock,
+                    &self.head[self.head_sent..],
+                    rustix::net::SendFlags::MORE,
+                )
+                .map(|n| self.head_sent += n)
+            } else {
+                let want = (self.frame_end - self.at) as usize;
+                match rustix::fs::sendfile(sock, &*self.file, Some(&mut self.at), want) {
+                    Ok(0) => {
+                        return Err(Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the object's file ended before its data did",
+                        )));
+                    }
+                    other => other.map(drop),
+                }
+            };
+            match res {
+                Ok(()) | Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return Ok(false),
+                Err(e) => return Err(Error::Io(e.into())),
+            }
+        }
+    }
+}
+
+/// Writes `head` then `data` with vectored writes: one system call for both, no copy of `data`.
+async fn write_both(
+    stream: &mut TcpStream,
+    head: &mut bytes::BytesMut,
+    data: &[u8],
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    let mut rest = data;
+    while !head.is_empty() || !rest.is_empty() {
+        let bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(rest)];
+        let n = stream.write_vectored(&bufs).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head.advance(from_head);
+        rest = &rest[n - from_head..];
+    }
+    Ok(())
 }
 
 pub fn codec(max_frame: usize) -> FrameCodec {
@@ -291,8 +444,12 @@ impl Conn {
         self.flush_body().await
     }
 
-    /// Queues one chunk without flushing: the sink writes once its buffer fills.
+    /// Queues one chunk without flushing: the sink writes once its buffer fills. A large chunk
+    /// is written at once instead, after what is queued, from its own buffer.
     async fn feed_chunk(&mut self, corr: u64, data: &[u8]) -> Result<()> {
+        if data.len() >= DIRECT_CHUNK {
+            return self.write_chunk(corr, data).await;
+        }
         let chunk = ChunkOut {
             proto: PROTO_VERSION,
             from: &self.me,
@@ -303,6 +460,22 @@ impl Conn {
         let (peer, limit) = (&self.peer, self.io_timeout);
         let stalled = || stalled("sending a body", peer, limit);
         timed(self.io_timeout, self.framed.feed(chunk), stalled).await??;
+        Ok(())
+    }
+
+    async fn write_chunk(&mut self, corr: u64, data: &[u8]) -> Result<()> {
+        let head = chunk_head(&self.me, corr, data.len(), self.framed.codec().max())?;
+        // What is queued goes first, then this frame's head, then its data.
+        let mut queued = std::mem::take(self.framed.write_buffer_mut());
+        queued.extend_from_slice(&head);
+        let (peer, limit) = (&self.peer, self.io_timeout);
+        let stalled = || stalled("sending a body", peer, limit);
+        let stream = self.framed.get_mut();
+        let res = timed(limit, write_both(stream, &mut queued, data), stalled).await;
+        // The buffer keeps its capacity for the frames after this one.
+        queued.clear();
+        *self.framed.write_buffer_mut() = queued;
+        res??;
         Ok(())
     }
 
@@ -336,9 +509,11 @@ impl Conn {
         self.flush_body().await
     }
 
-    /// Streams `len` bytes of `file` from `offset` as chunks with correlation `corr`. Each
-    /// chunk is read off the runtime straight into the buffer it is sent from (one `pread`,
-    /// no intermediate copy) while the chunk before it goes out: disk and socket overlap.
+    /// Streams `len` bytes of `file` from `offset` as chunks with correlation `corr`. The data
+    /// goes from the page cache to the socket by `sendfile`, never copied through this process.
+    /// Each step runs on the blocking pool (a file not in the page cache blocks there, not on
+    /// the runtime) and sends only what the socket takes without waiting; waiting for the peer
+    /// happens on the runtime, so a slow reader holds no thread.
     pub async fn send_file(
         &mut self,
         corr: u64,
@@ -346,36 +521,82 @@ impl Conn {
         offset: u64,
         len: u64,
     ) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let file = std::sync::Arc::new(file);
-        let piece = STREAM_CHUNK as u64;
-        let read = |mut buf: Vec<u8>, at: u64, n: u64| {
-            let f = file.clone();
-            tokio::task::spawn_blocking(move || {
-                buf.resize(n as usize, 0);
-                f.read_exact_at(&mut buf, at).map(|()| buf)
-            })
+        use std::os::fd::AsFd;
+        use tokio::io::unix::AsyncFd;
+        // What is queued (the reply's header) goes first, through the connection's buffer.
+        self.flush_body().await?;
+        let sock = SockFd(std::sync::Arc::new(
+            self.framed.get_ref().as_fd().try_clone_to_owned()?,
+        ));
+        // SAFETY: the descriptor is a duplicate owned by the `Arc` the `AsyncFd` holds, so it
+        // stays open, and refers to the same socket, for as long as the `AsyncFd` lives.
+        let ready =
+            unsafe { AsyncFd::register_with_interest(sock.clone(), tokio::io::Interest::WRITABLE) }
+                .map_err(|e| Error::Io(e.into_parts().1))?;
+        let mut out = FileOut {
+            file: std::sync::Arc::new(file),
+            at: offset,
+            end: offset + len,
+            frame_end: offset,
+            head: Vec::new(),
+            head_sent: 0,
+            me: self.me.clone(),
+            corr,
+            max: self.framed.codec().max(),
         };
-        let end = offset + len;
-        let mut at = offset;
-        let mut next = (len > 0).then(|| read(Vec::new(), at, len.min(piece)));
-        let mut spare = Vec::new();
-        while let Some(pending) = next.take() {
-            let buf = pending
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            at += buf.len() as u64;
-            if at < end {
-                next = Some(read(std::mem::take(&mut spare), at, (end - at).min(piece)));
+        let (peer, limit) = (&self.peer, self.io_timeout);
+        loop {
+            let stalled = || stalled("sending a body", peer, limit);
+            let mut guard = timed(limit, ready.writable(), stalled).await??;
+            let fd = sock.clone();
+            let (back, sent) = tokio::task::spawn_blocking(move || {
+                let sent = out.step(&fd.0);
+                (out, sent)
+            })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            out = back;
+            if sent? {
+                return Ok(());
             }
-            self.feed_chunk(corr, &buf).await?;
-            spare = buf;
+            // The socket was full: wait until it drains. A wake-up that came in meanwhile is
+            // kept (the guard clears only the readiness it saw).
+            guard.clear_ready();
         }
-        self.flush_body().await
     }
 
     fn stalled(&self, what: &str) -> Error {
         stalled(what, &self.peer, self.io_timeout)
+    }
+
+    /// Receives one body chunk. Its bytes are a view of the frame they came in, not a copy. An
+    /// `Error` reply becomes `Err`, and any other message is a protocol error.
+    pub async fn recv_chunk(&mut self) -> Result<Bytes> {
+        let frame = match self.framed.next().await {
+            None => {
+                return Err(Error::Protocol(format!(
+                    "{} closed the connection",
+                    self.peer
+                )));
+            }
+            Some(Err(e)) => return Err(Error::Decode(format!("frame from {}: {e}", self.peer))),
+            Some(Ok(buf)) => buf.freeze(),
+        };
+        if let Ok(ChunkIn {
+            proto: PROTO_VERSION,
+            body: ChunkBodyIn::Chunk(data),
+        }) = rmp_serde::from_slice(&frame)
+        {
+            return Ok(frame.slice_ref(data));
+        }
+        match decode(&frame)?.body {
+            Msg::Chunk(d) => Ok(Bytes::from(d)),
+            Msg::Error(w) => Err(w.into()),
+            other => Err(Error::Protocol(format!(
+                "expected a body chunk, got {}",
+                other.name()
+            ))),
+        }
     }
 
     /// Receives chunks adding up to exactly `size` bytes into `dst`, calling `observe` on each.
@@ -388,32 +609,21 @@ impl Conn {
         let mut left = size;
         while left > 0 {
             let limit = self.io_timeout;
-            let env = match limit {
-                Some(t) => tokio::time::timeout(t, self.recv_reply())
+            let data = match limit {
+                Some(t) => tokio::time::timeout(t, self.recv_chunk())
                     .await
                     .map_err(|_| self.stalled("receiving a body"))??,
-                None => self.recv_reply().await?,
+                None => self.recv_chunk().await?,
             };
-            match env.body {
-                Msg::Chunk(data) => {
-                    if data.len() as u64 > left {
-                        return Err(Error::Protocol(format!(
-                            "body overruns its declared size by {} bytes",
-                            data.len() as u64 - left
-                        )));
-                    }
-                    observe(&data);
-                    dst.write_all(&data).await?;
-                    left -= data.len() as u64;
-                }
-                Msg::Error(w) => return Err(w.into()),
-                other => {
-                    return Err(Error::Protocol(format!(
-                        "expected a body chunk, got {}",
-                        other.name()
-                    )));
-                }
+            if data.len() as u64 > left {
+                return Err(Error::Protocol(format!(
+                    "body overruns its declared size by {} bytes",
+                    data.len() as u64 - left
+                )));
             }
+            observe(&data);
+            dst.write_all(&data).await?;
+            left -= data.len() as u64;
         }
         Ok(())
     }
@@ -535,6 +745,99 @@ mod tests {
         };
         assert!(small.encode(out, &mut wire).is_err());
         assert!(wire.is_empty());
+    }
+
+    /// A chunk written from its own buffer after its head is, byte for byte, the frame the
+    /// encoder makes, for every size of MessagePack's length field.
+    #[test]
+    fn a_chunk_head_and_its_data_make_the_encoded_frame() {
+        let me = NodeId("t[abc]".into());
+        for len in [0usize, 1, 255, 256, 65_535, 65_536, 200_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let owned = Envelope {
+                proto: PROTO_VERSION,
+                from: me.clone(),
+                corr: 9,
+                token: None,
+                body: Msg::Chunk(data.clone()),
+            };
+            let head = chunk_head(&me, 9, len, DEFAULT_MAX_FRAME).unwrap();
+            let mut frame = head[4..].to_vec();
+            frame.extend_from_slice(&data);
+            assert_eq!(frame, encode(&owned).unwrap(), "{len} bytes");
+            assert_eq!(
+                u32::from_be_bytes(head[..4].try_into().unwrap()) as usize,
+                frame.len()
+            );
+        }
+        assert!(chunk_head(&me, 9, 2000, 1000).is_err());
+    }
+
+    /// A connected pair of connections over loopback TCP.
+    async fn pair() -> (Conn, Conn) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (a, b) = tokio::join!(listener.accept(), TcpStream::connect(addr));
+        (
+            Conn::new(a.unwrap().0, NodeId("a".into()), DEFAULT_MAX_FRAME),
+            Conn::new(b.unwrap(), NodeId("b".into()), DEFAULT_MAX_FRAME),
+        )
+    }
+
+    /// Chunks arrive as views of their frames; an error reply in their place is the error it
+    /// carries, and any other message a protocol error, never taken for data.
+    #[tokio::test]
+    async fn chunks_are_received_whole_and_anything_else_is_refused() {
+        let (mut tx, mut rx) = pair().await;
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+        tx.send_body_bytes(5, b"small").await.unwrap();
+        tx.send_body_bytes(5, &big).await.unwrap();
+        tx.send(5, Msg::from(Error::NotFound("gone".into())))
+            .await
+            .unwrap();
+        tx.send(5, Msg::Reply(crate::proto::msg::Reply::Ok))
+            .await
+            .unwrap();
+        assert_eq!(&rx.recv_chunk().await.unwrap()[..], b"small");
+        assert_eq!(rx.recv_chunk().await.unwrap(), big);
+        assert!(matches!(rx.recv_chunk().await, Err(Error::NotFound(m)) if m == "gone"));
+        assert!(matches!(rx.recv_chunk().await, Err(Error::Protocol(_))));
+        drop(tx);
+        assert!(matches!(rx.recv_chunk().await, Err(Error::Protocol(_))));
+    }
+
+    /// A file is sent by `sendfile` in chunk frames: any span of it arrives exactly, even
+    /// through a send buffer far smaller than the body, which makes the sender wait for the
+    /// reader again and again; a file shorter than the span claimed is an error, not a hang.
+    #[tokio::test]
+    async fn a_file_span_arrives_exactly_through_a_small_send_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3_000_005u32).map(|i| (i % 239) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let (mut tx, mut rx) = pair().await;
+        rustix::net::sockopt::set_socket_send_buffer_size(tx.framed.get_ref(), 4096).unwrap();
+        for (offset, len) in [
+            (0u64, data.len() as u64),
+            (7, 300_000),
+            (131_071, 2),
+            (5, 0),
+        ] {
+            let file = std::fs::File::open(&path).unwrap();
+            let send = tx.send_file(3, file, offset, len);
+            let mut got = Vec::new();
+            let recv = rx.recv_body(&mut got, len, |_| {});
+            let (s, r) = tokio::join!(send, recv);
+            s.unwrap();
+            r.unwrap();
+            assert_eq!(got, &data[offset as usize..(offset + len) as usize]);
+        }
+        let file = std::fs::File::open(&path).unwrap();
+        let res = tx.send_file(3, file, 2_999_000, 10_000).await;
+        assert!(
+            matches!(&res, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{res:?}"
+        );
     }
 
     #[test]
