@@ -367,6 +367,18 @@ impl Client {
         size: u64,
         attrs: ObjAttrs,
     ) -> Result<String> {
+        self.put_from(bucket, object, PutBody::Reader(src), size, attrs)
+            .await
+    }
+
+    async fn put_from<R: AsyncRead + Unpin>(
+        &self,
+        bucket: &str,
+        object: &str,
+        body: PutBody<'_, R>,
+        size: u64,
+        attrs: ObjAttrs,
+    ) -> Result<String> {
         let key = ObjKey::new(bucket, object);
         // Two phases: the target says go ahead (or redirects, if it knows a newer map) before
         // any byte of the body is sent, so a stale link is retried without losing the body.
@@ -378,7 +390,10 @@ impl Client {
         let (mut link, first) = self.to_owner(&key, put).await?;
         msg::expect_go_ahead(first)?;
         let corr = link.conn.last_corr();
-        link.conn.send_body(corr, src, size).await?;
+        match body {
+            PutBody::Reader(src) => link.conn.send_body(corr, src, size).await?,
+            PutBody::Bytes(data) => link.conn.send_body_bytes(corr, data).await?,
+        }
         match link.conn.finish(corr).await? {
             Msg::Reply(Reply::Put(done)) => {
                 self.pool.release(link);
@@ -396,8 +411,12 @@ impl Client {
     pub async fn put_bytes(&self, bucket: &str, object: &str, data: &[u8]) -> Result<String> {
         let mut tries = 0;
         loop {
-            let mut r = data;
-            match self.put(bucket, object, &mut r, data.len() as u64).await {
+            let body = PutBody::<&[u8]>::Bytes(data);
+            let size = data.len() as u64;
+            match self
+                .put_from(bucket, object, body, size, ObjAttrs::default())
+                .await
+            {
                 Err(Error::MapChanged(_)) if tries < 3 => tries += 1,
                 other => return other,
             }
@@ -537,6 +556,12 @@ impl Client {
         let key = ObjKey::new(bucket, object);
         self.owner_rpc(&key, Locate { key: key.clone() }).await
     }
+}
+
+/// Where a put's body comes from: a reader, or bytes in memory (sent from where they are).
+enum PutBody<'a, R> {
+    Reader(&'a mut R),
+    Bytes(&'a [u8]),
 }
 
 /// An object body being read: chunks as they arrive. A whole body is checked against the

@@ -608,24 +608,31 @@ impl Conn {
     ) -> Result<()> {
         let mut left = size;
         while left > 0 {
-            let limit = self.io_timeout;
-            let data = match limit {
-                Some(t) => tokio::time::timeout(t, self.recv_chunk())
-                    .await
-                    .map_err(|_| self.stalled("receiving a body"))??,
-                None => self.recv_chunk().await?,
-            };
-            if data.len() as u64 > left {
-                return Err(Error::Protocol(format!(
-                    "body overruns its declared size by {} bytes",
-                    data.len() as u64 - left
-                )));
-            }
+            let data = self.next_body_chunk(&mut left).await?;
             observe(&data);
             dst.write_all(&data).await?;
-            left -= data.len() as u64;
         }
         Ok(())
+    }
+
+    /// The next chunk of a body of which `left` bytes are still to come, waited for under the
+    /// per-frame time limit; `left` shrinks by its length. A chunk longer than what is left is
+    /// a protocol error.
+    pub async fn next_body_chunk(&mut self, left: &mut u64) -> Result<Bytes> {
+        let data = match self.io_timeout {
+            Some(t) => tokio::time::timeout(t, self.recv_chunk())
+                .await
+                .map_err(|_| self.stalled("receiving a body"))??,
+            None => self.recv_chunk().await?,
+        };
+        if data.len() as u64 > *left {
+            return Err(Error::Protocol(format!(
+                "body overruns its declared size by {} bytes",
+                data.len() as u64 - *left
+            )));
+        }
+        *left -= data.len() as u64;
+        Ok(data)
     }
 
     /// Skips a body of `size` bytes (after an early refusal), keeping the stream in step.

@@ -611,7 +611,6 @@ fn move_file(from: &Path, dest: &Path, tmp: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::object::ObjectWriter;
-    use tokio::io::AsyncWriteExt;
 
     fn tomb(name: &str, version: u64) -> Tomb {
         Tomb {
@@ -626,8 +625,7 @@ mod tests {
         let mp = ls.mountpath_for("b", name).unwrap();
         let mut w = ObjectWriter::create(&ls.path_of(mp)).await.unwrap();
         let data = name.as_bytes();
-        w.observe(data);
-        w.file().write_all(data).await.unwrap();
+        w.write(bytes::Bytes::copy_from_slice(data)).await.unwrap();
         let meta = ObjMeta {
             bucket: "b".into(),
             object: name.into(),

@@ -7,8 +7,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
-
 use super::files::sync_dir;
 use crate::error::{Error, Result};
 use crate::logic::names::encode_name;
@@ -82,13 +80,22 @@ pub fn next_version() -> u64 {
 // Object files
 // ---------------------------------------------------------------------------------------------
 
-/// Streams one object into a temp file on its mountpath, hashing as it goes.
+/// Streams one object into a temp file on its mountpath, hashing as it goes. Each piece is
+/// written on the blocking pool from the buffer it arrived in (no copy), with one write in
+/// flight while the next piece arrives; small pieces are gathered first, so a body that comes
+/// in many small pieces still costs few writes.
 pub struct ObjectWriter {
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    /// The file while no write is in flight; the write in flight has it meanwhile.
+    file: Option<std::fs::File>,
+    in_flight: Option<tokio::task::JoinHandle<(std::fs::File, std::io::Result<()>)>>,
+    gather: bytes::BytesMut,
     tmp: PathBuf,
     hasher: xxhash_rust::xxh3::Xxh3,
     written: u64,
 }
+
+/// Pieces smaller than this are gathered before they are written.
+const WRITE_MIN: usize = 128 << 10;
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -104,25 +111,54 @@ impl ObjectWriter {
         ));
         let file = tokio::fs::File::create(&tmp).await.map_err(map_space)?;
         Ok(ObjectWriter {
-            file: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+            file: Some(file.into_std().await),
+            in_flight: None,
+            gather: bytes::BytesMut::new(),
             tmp,
             hasher: xxhash_rust::xxh3::Xxh3::new(),
             written: 0,
         })
     }
 
-    pub fn observe(&mut self, data: &[u8]) {
-        self.hasher.update(data);
+    /// Appends `data` to the object's body.
+    pub async fn write(&mut self, data: bytes::Bytes) -> Result<()> {
+        self.hasher.update(&data);
         self.written += data.len() as u64;
+        if self.gather.is_empty() && data.len() >= WRITE_MIN {
+            return self.submit(data).await;
+        }
+        self.gather.extend_from_slice(&data);
+        if self.gather.len() >= WRITE_MIN {
+            let piece = self.gather.split().freeze();
+            self.submit(piece).await?;
+        }
+        Ok(())
     }
 
-    /// Adopts a hash computed alongside while the body was written through [`Self::file`].
-    pub fn observe_digest(&mut self, hasher: xxhash_rust::xxh3::Xxh3) {
-        self.hasher = hasher;
+    /// Waits for the write in flight, taking the file back.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some(w) = self.in_flight.take() {
+            let (file, res) = w.await.map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            self.file = Some(file);
+            res.map_err(map_space)?;
+        }
+        Ok(())
     }
 
-    pub fn file(&mut self) -> &mut tokio::io::BufWriter<tokio::fs::File> {
-        &mut self.file
+    /// Starts writing `piece` once the write before it is done.
+    async fn submit(&mut self, piece: bytes::Bytes) -> Result<()> {
+        self.settle().await?;
+        let mut file = self.file.take().ok_or_else(|| {
+            Error::Io(std::io::Error::other(
+                "the temp file was lost with a failed write",
+            ))
+        })?;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let res = file.write_all(&piece);
+            (file, res)
+        }));
+        Ok(())
     }
 
     pub fn checksum(&self) -> String {
@@ -136,14 +172,22 @@ impl ObjectWriter {
     /// Appends the trailer and makes the temp file durable; the caller renames it into place.
     pub async fn finish(mut self, meta: &ObjMeta) -> Result<TempObject> {
         let m = rmp_serde::to_vec_named(meta).map_err(|e| Error::Encode(e.to_string()))?;
-        self.file.write_all(&m).await.map_err(map_space)?;
-        self.file
-            .write_all(&(m.len() as u32).to_be_bytes())
+        self.gather.extend_from_slice(&m);
+        self.gather
+            .extend_from_slice(&(m.len() as u32).to_be_bytes());
+        self.gather.extend_from_slice(MAGIC);
+        let last = self.gather.split().freeze();
+        self.submit(last).await?;
+        self.settle().await?;
+        let file = self.file.take().ok_or_else(|| {
+            Error::Io(std::io::Error::other(
+                "the temp file was lost with a failed write",
+            ))
+        })?;
+        tokio::task::spawn_blocking(move || file.sync_all())
             .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
             .map_err(map_space)?;
-        self.file.write_all(MAGIC).await.map_err(map_space)?;
-        self.file.flush().await.map_err(map_space)?;
-        self.file.get_ref().sync_all().await.map_err(map_space)?;
         Ok(TempObject {
             tmp: self.tmp.clone(),
             done: false,
@@ -151,7 +195,8 @@ impl ObjectWriter {
     }
 
     /// Removes the temp file (abandoned write).
-    pub async fn abort(self) {
+    pub async fn abort(mut self) {
+        let _ = self.settle().await;
         let _ = tokio::fs::remove_file(&self.tmp).await;
     }
 }
@@ -600,8 +645,7 @@ mod tests {
         let mp = dir.path();
         let mut w = ObjectWriter::create(mp).await.unwrap();
         let data = b"hello object";
-        w.observe(data);
-        w.file().write_all(data).await.unwrap();
+        w.write(bytes::Bytes::from_static(data)).await.unwrap();
         let meta = ObjMeta {
             bucket: "b".into(),
             object: "o/1".into(),
@@ -626,6 +670,69 @@ mod tests {
         std::fs::write(&dest, raw).unwrap();
         assert!(matches!(verify(&dest), Err(Error::Checksum(_))));
         // Temp dir is empty: nothing left behind.
+        assert_eq!(std::fs::read_dir(tmp_dir(mp)).unwrap().count(), 0);
+    }
+
+    /// A body that arrives in pieces of every size (gathered when small, written as they came
+    /// when large, in any order) is stored byte for byte, with the checksum of the whole; an
+    /// aborted one leaves nothing behind.
+    #[tokio::test]
+    async fn a_body_in_pieces_of_any_size_is_stored_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mp = dir.path();
+        let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 247) as u8).collect();
+        let mut w = ObjectWriter::create(mp).await.unwrap();
+        let mut at = 0;
+        for (k, len) in [
+            1usize,
+            70_000,
+            300_000,
+            5,
+            WRITE_MIN,
+            WRITE_MIN - 1,
+            2,
+            600_000,
+        ]
+        .into_iter()
+        .cycle()
+        .enumerate()
+        {
+            if at == data.len() {
+                break;
+            }
+            let end = (at + len).min(data.len());
+            // Some pieces are views into one larger buffer, as received chunks are.
+            let piece = if k % 2 == 0 {
+                bytes::Bytes::copy_from_slice(&data[at..end])
+            } else {
+                bytes::Bytes::from(data.clone()).slice(at..end)
+            };
+            w.write(piece).await.unwrap();
+            at = end;
+        }
+        assert_eq!(w.written(), data.len() as u64);
+        let whole = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&data));
+        assert_eq!(w.checksum(), whole);
+        let meta = ObjMeta {
+            bucket: "b".into(),
+            object: "big".into(),
+            size: data.len() as u64,
+            checksum: w.checksum(),
+            version: next_version(),
+            mtime: 0,
+            attrs: Default::default(),
+        };
+        let dest = object_path(mp, "b", "big");
+        w.finish(&meta).await.unwrap().commit(&dest).unwrap();
+        assert_eq!(verify(&dest).unwrap(), meta);
+        let (f, _) = open_object(&dest).await.unwrap();
+        let mut back = vec![0u8; data.len()];
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, 0).unwrap();
+        assert!(back == data, "the stored body differs");
+
+        let mut w = ObjectWriter::create(mp).await.unwrap();
+        w.write(bytes::Bytes::from(data.clone())).await.unwrap();
+        w.abort().await;
         assert_eq!(std::fs::read_dir(tmp_dir(mp)).unwrap().count(), 0);
     }
 

@@ -290,16 +290,17 @@ impl DataPath<'_> {
             w.abort().await;
             return Err(e);
         }
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let recv = {
-            let file = w.file();
-            conn.recv_body(file, size, |d| hasher.update(d)).await
-        };
-        if let Err(e) = recv {
-            w.abort().await;
-            return Err(store::no_space(e));
+        let mut left = size;
+        while left > 0 {
+            let wrote = match conn.next_body_chunk(&mut left).await {
+                Ok(d) => w.write(d).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = wrote {
+                w.abort().await;
+                return Err(store::no_space(e));
+            }
         }
-        w.observe_digest(hasher);
         Ok(w)
     }
 
