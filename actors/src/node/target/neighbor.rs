@@ -159,21 +159,10 @@ impl DataPath<'_> {
         let (_, mut left) = read.span(&meta)?;
         conn.send(corr, Msg::Reply(Reply::Object(meta.clone())))
             .await?;
+        // Each chunk goes on as it came, a view of its frame, not a copy.
         while left > 0 {
-            let env = link.conn.recv_reply().await?;
-            match env.body {
-                Msg::Chunk(d) => {
-                    left = left.saturating_sub(d.len() as u64);
-                    conn.send(corr, Msg::Chunk(d)).await?;
-                }
-                Msg::Error(w) => return Err(w.into()),
-                other => {
-                    return Err(Error::Protocol(format!(
-                        "expected a body chunk, got {}",
-                        other.name()
-                    )));
-                }
-            }
+            let d = link.conn.next_body_chunk(&mut left).await?;
+            conn.send_body_bytes(corr, &d).await?;
         }
         self.pool.release(link);
         Ok(())
