@@ -392,7 +392,7 @@ impl Client {
         let corr = link.conn.last_corr();
         match body {
             PutBody::Reader(src) => link.conn.send_body(corr, src, size).await?,
-            PutBody::Bytes(data) => link.conn.send_body_bytes(corr, data).await?,
+            PutBody::Bytes(data) => link.conn.send_body_streamed(corr, data).await?,
         }
         match link.conn.finish(corr).await? {
             Msg::Reply(Reply::Put(done)) => {

@@ -444,6 +444,16 @@ impl Conn {
         self.flush_body().await
     }
 
+    /// As [`send_body_bytes`](Self::send_body_bytes), in the pieces a stream is sent in: the
+    /// receiver holds one such frame at a time per body (a large body stored on disk), not
+    /// one of up to [`CHUNK_SIZE`].
+    pub async fn send_body_streamed(&mut self, corr: u64, body: &[u8]) -> Result<()> {
+        for piece in body.chunks(STREAM_CHUNK) {
+            self.feed_chunk(corr, piece).await?;
+        }
+        self.flush_body().await
+    }
+
     /// Queues one chunk without flushing: the sink writes once its buffer fills. A large chunk
     /// is written at once instead, after what is queued, from its own buffer.
     async fn feed_chunk(&mut self, corr: u64, data: &[u8]) -> Result<()> {
