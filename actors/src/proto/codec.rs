@@ -22,9 +22,10 @@ pub const PROTO_VERSION: u16 = 2;
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
 /// Object bodies travel in chunks of at most this many bytes.
 pub const CHUNK_SIZE: usize = 1 << 20;
-/// Chunks streamed from a reader (a file) are this large: every concurrent send holds a few
-/// buffers of this size (ours, tokio's file buffer, the connection's), so it sets the memory a
-/// rebalance of large objects needs, while frames this size already cost the wire little.
+/// Chunks streamed (from a file, a reader, or a large body in memory) are this large: a
+/// receiver holds about two of them per body under way (the frame arriving, the one being
+/// written), so it sets the memory that large puts and rebalances need, while frames this size
+/// already cost the wire little.
 const STREAM_CHUNK: usize = 128 << 10;
 /// Chunks at least this large are written to the socket from their own buffer, after their
 /// frame's head, instead of copied into the connection's write buffer first.
