@@ -725,6 +725,17 @@ mod tests {
         }
     }
 
+    /// A body chunk as an owned envelope: what every way of sending one must encode to.
+    fn chunk_envelope(from: &NodeId, corr: u64, data: &[u8]) -> Envelope {
+        Envelope {
+            proto: PROTO_VERSION,
+            from: from.clone(),
+            corr,
+            token: None,
+            body: Msg::Chunk(data.to_vec()),
+        }
+    }
+
     #[test]
     fn borrowed_chunks_encode_exactly_as_owned_ones() {
         use tokio_util::codec::{Decoder, Encoder};
@@ -740,13 +751,7 @@ mod tests {
             body: ChunkBody::Chunk(&data),
         };
         codec.encode(out, &mut wire).unwrap();
-        let owned = Envelope {
-            proto: PROTO_VERSION,
-            from: me.clone(),
-            corr: 42,
-            token: None,
-            body: Msg::Chunk(data.clone()),
-        };
+        let owned = chunk_envelope(&me, 42, &data);
         let frame = codec.decode(&mut wire).unwrap().unwrap();
         assert!(wire.is_empty());
         assert_eq!(&frame[..], &encode(&owned).unwrap()[..]);
@@ -772,13 +777,7 @@ mod tests {
         let me = NodeId("t[abc]".into());
         for len in [0usize, 1, 255, 256, 65_535, 65_536, 200_000] {
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-            let owned = Envelope {
-                proto: PROTO_VERSION,
-                from: me.clone(),
-                corr: 9,
-                token: None,
-                body: Msg::Chunk(data.clone()),
-            };
+            let owned = chunk_envelope(&me, 9, &data);
             let head = chunk_head(&me, 9, len, DEFAULT_MAX_FRAME).unwrap();
             let mut frame = head[4..].to_vec();
             frame.extend_from_slice(&data);

@@ -639,6 +639,19 @@ mod tests {
         }
     }
 
+    /// The meta of what `w` holds, as `b/object`.
+    fn written_meta(object: &str, w: &ObjectWriter) -> ObjMeta {
+        ObjMeta {
+            bucket: "b".into(),
+            object: object.into(),
+            size: w.written(),
+            checksum: w.checksum(),
+            version: next_version(),
+            mtime: crate::types::unix_ms(),
+            attrs: Default::default(),
+        }
+    }
+
     #[tokio::test]
     async fn object_write_read_verify() {
         let dir = tempfile::tempdir().unwrap();
@@ -646,15 +659,7 @@ mod tests {
         let mut w = ObjectWriter::create(mp).await.unwrap();
         let data = b"hello object";
         w.write(bytes::Bytes::from_static(data)).await.unwrap();
-        let meta = ObjMeta {
-            bucket: "b".into(),
-            object: "o/1".into(),
-            size: data.len() as u64,
-            checksum: w.checksum(),
-            version: next_version(),
-            mtime: crate::types::unix_ms(),
-            attrs: Default::default(),
-        };
+        let meta = written_meta("o/1", &w);
         let tmp = w.finish(&meta).await.unwrap();
         let dest = object_path(mp, "b", "o/1");
         tmp.commit(&dest).unwrap();
@@ -713,15 +718,7 @@ mod tests {
         assert_eq!(w.written(), data.len() as u64);
         let whole = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&data));
         assert_eq!(w.checksum(), whole);
-        let meta = ObjMeta {
-            bucket: "b".into(),
-            object: "big".into(),
-            size: data.len() as u64,
-            checksum: w.checksum(),
-            version: next_version(),
-            mtime: 0,
-            attrs: Default::default(),
-        };
+        let meta = written_meta("big", &w);
         let dest = object_path(mp, "b", "big");
         w.finish(&meta).await.unwrap().commit(&dest).unwrap();
         assert_eq!(verify(&dest).unwrap(), meta);
