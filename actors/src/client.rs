@@ -600,16 +600,7 @@ impl Body {
         let Some(link) = self.link.as_mut() else {
             return Ok(None);
         };
-        let d = match link.conn.io_timeout {
-            Some(t) => tokio::time::timeout(t, link.conn.recv_chunk())
-                .await
-                .map_err(|_| Error::Timeout("the object body stalled".into()))??,
-            None => link.conn.recv_chunk().await?,
-        };
-        if d.len() as u64 > self.left {
-            return Err(Error::Protocol("body overruns its declared size".into()));
-        }
-        self.left -= d.len() as u64;
+        let d = link.conn.next_body_chunk(&mut self.left).await?;
         if let Some(h) = self.hash.as_mut() {
             h.update(&d);
         }
