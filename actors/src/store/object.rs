@@ -135,24 +135,23 @@ impl ObjectWriter {
         Ok(())
     }
 
-    /// Waits for the write in flight, taking the file back.
-    async fn settle(&mut self) -> Result<()> {
+    /// Waits for the write in flight, if any, and takes the file for the next step.
+    async fn settle(&mut self) -> Result<std::fs::File> {
         if let Some(w) = self.in_flight.take() {
             let (file, res) = w.await.map_err(|e| Error::Io(std::io::Error::other(e)))?;
-            self.file = Some(file);
             res.map_err(map_space)?;
+            return Ok(file);
         }
-        Ok(())
+        self.file.take().ok_or_else(|| {
+            Error::Io(std::io::Error::other(
+                "the temp file was lost with a failed write",
+            ))
+        })
     }
 
     /// Starts writing `piece` once the write before it is done.
     async fn submit(&mut self, piece: bytes::Bytes) -> Result<()> {
-        self.settle().await?;
-        let mut file = self.file.take().ok_or_else(|| {
-            Error::Io(std::io::Error::other(
-                "the temp file was lost with a failed write",
-            ))
-        })?;
+        let mut file = self.settle().await?;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             use std::io::Write;
             let res = file.write_all(&piece);
@@ -177,17 +176,16 @@ impl ObjectWriter {
             .extend_from_slice(&(m.len() as u32).to_be_bytes());
         self.gather.extend_from_slice(MAGIC);
         let last = self.gather.split().freeze();
-        self.submit(last).await?;
-        self.settle().await?;
-        let file = self.file.take().ok_or_else(|| {
-            Error::Io(std::io::Error::other(
-                "the temp file was lost with a failed write",
-            ))
-        })?;
-        tokio::task::spawn_blocking(move || file.sync_all())
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?
-            .map_err(map_space)?;
+        let mut file = self.settle().await?;
+        // The last piece and the fsync in one trip to the blocking pool.
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            file.write_all(&last)?;
+            file.sync_all()
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        .map_err(map_space)?;
         Ok(TempObject {
             tmp: self.tmp.clone(),
             done: false,
