@@ -380,6 +380,9 @@ struct DataPath {
     /// Lowest and highest MB/s over the rounds, in the order raw put, raw put+dirsync, raw get,
     /// cluster put, cluster get, wire put, wire get.
     spread: [(f64, f64); 7],
+    /// Failed operations summed over every round, in the order of `spread`: a failed round's
+    /// MB/s is meaningless, and the median alone would hide it.
+    failed: [u64; 7],
     /// Peak RSS per node during the cluster put+get, kB.
     rss: BTreeMap<String, u64>,
 }
@@ -601,6 +604,7 @@ async fn data_path(
                 v.fold(0.0, f64::max),
             )
         }),
+        failed: std::array::from_fn(|k| rounds.iter().map(|r| r[k].errors).sum()),
         all_rounds: rounds
             .iter()
             .map(|r| {
@@ -984,9 +988,10 @@ async fn run(s: Settings) -> Result<()> {
             "vs raw",
             "vs raw+dirsync",
             "vs wire",
-            "errors",
+            "failed",
             "MB/s over rounds"
         );
+        let mut failed_rows = Vec::new();
         for d in &dps {
             let sz = size_label(d.size);
             // (operation, median round, baseline, second baseline, wire baseline, spread index)
@@ -1034,6 +1039,9 @@ async fn run(s: Settings) -> Result<()> {
             };
             for (op, r, base, base2, wire, k) in rows {
                 let (lo, hi) = d.spread[k];
+                if d.failed[k] > 0 {
+                    failed_rows.push(format!("{sz} {op}: {} failed", d.failed[k]));
+                }
                 println!(
                     "{:<8} {:>7} {:<30} {:>9.1} {:>10.0} {:>8} {:>14} {:>8} {:>7} {:>17}",
                     sz,
@@ -1044,7 +1052,7 @@ async fn run(s: Settings) -> Result<()> {
                     ratio(r, base),
                     ratio(r, base2),
                     ratio(r, wire),
-                    r.errors,
+                    d.failed[k],
                     format!("{lo:.1}-{hi:.1}"),
                 );
             }
@@ -1066,8 +1074,17 @@ async fn run(s: Settings) -> Result<()> {
                 "put_ratio_cluster_over_wire": round3(d.put.mb_s() / d.wire_put.mb_s()),
                 "get_ratio_cluster_over_wire": round3(d.get.mb_s() / d.wire_get.mb_s()),
                 "peak_rss_mib": kb_json(&d.rss),
+                "failed_in_any_round": d.failed.iter().sum::<u64>(),
                 "rounds": d.all_rounds,
             }));
+        }
+        if !failed_rows.is_empty() {
+            println!();
+            println!("!! SOME ROUNDS FAILED: their MB/s counts only what succeeded, and the lines");
+            println!("!! below are not comparable (see each round's first_error in the JSON):");
+            for f in &failed_rows {
+                println!("!!   {f}");
+            }
         }
     }
 
