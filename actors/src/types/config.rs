@@ -45,7 +45,8 @@ pub struct RebalanceConfig {
     pub enabled: bool,
     /// How long a sender retries an unreachable destination before reporting it blocked, ms.
     pub dest_retry_ms: u64,
-    /// Concurrent object sends per jogger.
+    /// Concurrent batch sends per jogger; objects too large for a batch go from their files,
+    /// twice as many at a time.
     pub senders_per_mountpath: usize,
     /// Upper bound on each target's outgoing rebalance traffic, bytes/s; 0 = unlimited. Lets an
     /// operator trade rebalance time for foreground bandwidth (Garage's "tranquility").

@@ -217,7 +217,10 @@ impl Walk {
 
         // Pass 2: move. Small objects bound for the same target travel in batches; several
         // batches (or large objects) are in flight at once, so walking, reading, sending and
-        // the receivers' writing overlap.
+        // the receivers' writing overlap. A batch holds its bodies in memory here and at its
+        // receiver, so `senders` of them at a time; a large object goes from its file and
+        // holds no buffer, and twice as many keep the receivers' fsyncs overlapped (a 1 MiB
+        // decommission waited on them with a core idle).
         let senders = self
             .meta
             .get()
@@ -227,9 +230,10 @@ impl Walk {
             .max(1);
         let stream = stream_objects(root, self.cancel.clone());
         let failed = std::sync::atomic::AtomicBool::new(false);
+        let batch_slots = tokio::sync::Semaphore::new(senders);
         self.batched(stream)
-            .for_each_concurrent(senders, |work| {
-                let failed = &failed;
+            .for_each_concurrent(senders * 2, |work| {
+                let (failed, batch_slots) = (&failed, &batch_slots);
                 async move {
                     if self.cancel.is_cancelled() {
                         return;
@@ -237,7 +241,10 @@ impl Walk {
                     self.while_paused().await;
                     let ok = match work {
                         Work::One(path, m) => self.move_one(path, m).await,
-                        Work::Batch(node, items) => self.move_batch(&node, items).await,
+                        Work::Batch(node, items) => {
+                            let _slot = batch_slots.acquire().await;
+                            self.move_batch(&node, items).await
+                        }
                     };
                     if !ok {
                         failed.store(true, Ordering::Relaxed);
