@@ -7,7 +7,10 @@
 //!    typed client, 4 KiB and 1 MiB objects, against raw `write + fsync + rename` and raw reads
 //!    of the same count and sizes at the same concurrency, and against the bare wire (a
 //!    request/response of the same payload over loopback TCP, same concurrency and runtime:
-//!    what one round trip costs here, with no disk); peak RSS of every node meanwhile.
+//!    what one round trip costs here, with no disk), and against a bare server over that wire
+//!    (each put's body written, fsynced and renamed with a directory fsync, each get's answer
+//!    read from its file: what the wire and the disk cost together, before any work of
+//!    ours); peak RSS of every node meanwhile.
 //! 2. Rebalance: decommission of a target holding (a) ≥ 1 GiB in 1 MiB objects and (b) ≥ 50,000
 //!    objects of 4 KiB, timed from the lifecycle request to `state == "finished"`, against
 //!    `cp -r <its mountpaths> && sync` of the same files; peak RSS of the sender and receivers.
@@ -375,14 +378,17 @@ struct DataPath {
     /// The bare wire: the same payloads, request/response over loopback TCP.
     wire_put: RunStats,
     wire_get: RunStats,
+    /// A bare server over that wire: bodies stored durably, answers read from files.
+    server_put: RunStats,
+    server_get: RunStats,
     /// Every round, for the JSON.
     all_rounds: Vec<Value>,
     /// Lowest and highest MB/s over the rounds, in the order raw put, raw put+dirsync, raw get,
-    /// cluster put, cluster get, wire put, wire get.
-    spread: [(f64, f64); 7],
+    /// cluster put, cluster get, wire put, wire get, server put, server get.
+    spread: [(f64, f64); 9],
     /// Failed operations summed over every round, in the order of `spread`: a failed round's
     /// MB/s is meaningless, and the median alone would hide it.
-    failed: [u64; 7],
+    failed: [u64; 9],
     /// Peak RSS per node during the cluster put+get, kB.
     rss: BTreeMap<String, u64>,
 }
@@ -425,11 +431,60 @@ const WIRE_HEADER: usize = 64;
 /// connection each, pull request indices from a shared counter. One round trip per operation,
 /// no disk: the ceiling any request/response data path can reach here.
 async fn wire(n: usize, conc: usize, req: usize, resp: usize) -> Result<RunStats> {
+    wire_serving(n, conc, req, resp, Serve::Echo).await
+}
+
+/// What the bare server does with a request besides answering it.
+#[derive(Clone)]
+enum Serve {
+    /// Nothing: the wire alone.
+    Echo,
+    /// Stores the request's body as `obj-<index>` in the directory as the raw baseline with
+    /// dirsync does (write, fsync, rename, fsync of the directory) before answering.
+    Store(PathBuf),
+    /// Answers with the body of `obj-<index>` from the directory, read whole.
+    Load(PathBuf),
+}
+
+/// The least a storage server must do over this wire and this disk: the bare wire with each
+/// request's body made durable ([`Serve::Store`]) or each answer read from its file
+/// ([`Serve::Load`]). The cluster's put and get against these say what its own work costs,
+/// apart from what loopback TCP and the disk cost together.
+async fn wire_disk(n: usize, conc: usize, size: usize, serve: Serve) -> Result<RunStats> {
+    match serve {
+        Serve::Store(_) => wire_serving(n, conc, size, 0, serve).await,
+        _ => wire_serving(n, conc, 0, size, serve).await,
+    }
+}
+
+/// Stores `data` as `dir/obj-<i>` durably, the raw baseline's way (with dirsync).
+fn store_durably(dir: &Path, i: u64, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!(".wire-tmp-{i}"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(format!("obj-{i:06}")))?;
+    sync_dir(dir)
+}
+
+async fn wire_serving(
+    n: usize,
+    conc: usize,
+    req: usize,
+    resp: usize,
+    serve: Serve,
+) -> Result<RunStats> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if let Serve::Store(dir) = &serve {
+        std::fs::create_dir_all(dir)?;
+    }
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = l.local_addr()?;
     let server = tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
+            let serve = serve.clone();
             tokio::spawn(async move {
                 let _ = s.set_nodelay(true);
                 let (mut r, mut w) = tokio::io::split(tokio::io::BufStream::new(s));
@@ -440,7 +495,33 @@ async fn wire(n: usize, conc: usize, req: usize, resp: usize) -> Result<RunStats
                     if r.read_exact(&mut buf).await.is_err() {
                         return;
                     }
-                    if w.write_all(&reply).await.is_err() || w.flush().await.is_err() {
+                    let i = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
+                    // A store's fsyncs go to the blocking pool (on a worker they would stall
+                    // the other connections), its buffer there and back instead of copied; a
+                    // load from the page cache is read in place, the fastest way.
+                    let done = match &serve {
+                        Serve::Echo => Ok(()),
+                        Serve::Store(dir) => {
+                            let dir = dir.clone();
+                            let (b, res) = tokio::task::spawn_blocking(move || {
+                                let res = store_durably(&dir, i, &buf[WIRE_HEADER..]);
+                                (buf, res)
+                            })
+                            .await
+                            .expect("store task");
+                            buf = b;
+                            res
+                        }
+                        Serve::Load(dir) => {
+                            use std::io::Read;
+                            std::fs::File::open(dir.join(format!("obj-{i:06}")))
+                                .and_then(|mut f| f.read_exact(&mut reply[WIRE_HEADER..]))
+                        }
+                    };
+                    if done.is_err()
+                        || w.write_all(&reply).await.is_err()
+                        || w.flush().await.is_err()
+                    {
                         return;
                     }
                 }
@@ -460,7 +541,12 @@ async fn wire(n: usize, conc: usize, req: usize, resp: usize) -> Result<RunStats
             msg[..8].copy_from_slice(&(req as u64).to_le_bytes());
             let mut back = vec![0u8; WIRE_HEADER + resp];
             let mut bytes = 0u64;
-            while next.fetch_add(1, Ordering::Relaxed) < n {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                msg[8..16].copy_from_slice(&(i as u64).to_le_bytes());
                 s.write_all(&msg).await?;
                 s.flush().await?;
                 s.read_exact(&mut back).await?;
@@ -506,7 +592,7 @@ async fn data_path(
     );
     // Rounds interleave baseline and cluster so that a noisy disk moment hits both; the table
     // shows the median round of each operation.
-    let mut rounds: Vec<[RunStats; 7]> = Vec::new();
+    let mut rounds: Vec<[RunStats; 9]> = Vec::new();
     let sampler = RssSampler::start(b.pids());
     for round in 0..s.rounds {
         let raw_dir = b.dir.join(format!("raw-{label}"));
@@ -514,9 +600,10 @@ async fn data_path(
         let prefix = format!("dp-{label}/r{round}/obj-");
         // The three writers take turns going first: on a shared virtual disk, fsync latency
         // drifts, and whoever runs right after a burst of deletes pays for it.
-        let (mut raw_put, mut raw_put_dirsync, mut put) = (None, None, None);
-        for k in 0..3 {
-            match (k + round) % 3 {
+        let server_dir = b.dir.join(format!("server-{label}"));
+        let (mut raw_put, mut raw_put_dirsync, mut put, mut server_put) = (None, None, None, None);
+        for k in 0..4 {
+            match (k + round) % 4 {
                 0 => {
                     let r = raw_writes(&raw_dir, n, size, conc, pool, false);
                     r.warn("raw write");
@@ -526,6 +613,10 @@ async fn data_path(
                     let r = raw_writes(&raw_dir2, n, size, conc, pool, true);
                     r.warn("raw write+dirsync");
                     raw_put_dirsync = Some(r);
+                }
+                2 => {
+                    server_put =
+                        Some(wire_disk(n, conc, size, Serve::Store(server_dir.clone())).await?)
                 }
                 _ => {
                     let (c, p, pre) = (b.client.clone(), pool.clone(), prefix.clone());
@@ -542,12 +633,14 @@ async fn data_path(
                 }
             }
         }
-        let (raw_put, raw_put_dirsync, put) = (
+        let (raw_put, raw_put_dirsync, put, server_put) = (
             raw_put.expect("ran"),
             raw_put_dirsync.expect("ran"),
             put.expect("ran"),
+            server_put.expect("ran"),
         );
         let _ = std::fs::remove_dir_all(&raw_dir2);
+        let _ = std::fs::remove_dir_all(&server_dir);
 
         sync_fs();
         let raw_get = raw_reads(&raw_dir, n, conc);
@@ -567,6 +660,7 @@ async fn data_path(
         })
         .await;
         get.warn("cluster get");
+        let server_get = wire_disk(n, conc, size, Serve::Load(raw_dir.clone())).await?;
         let _ = std::fs::remove_dir_all(&raw_dir);
         sync_fs();
         let wire_put = wire(n, conc, size, 0).await?;
@@ -579,6 +673,8 @@ async fn data_path(
             get,
             wire_put,
             wire_get,
+            server_put,
+            server_get,
         ]);
     }
     let rss = sampler.finish();
@@ -597,6 +693,8 @@ async fn data_path(
         get: median(4),
         wire_put: median(5),
         wire_get: median(6),
+        server_put: median(7),
+        server_get: median(8),
         spread: std::array::from_fn(|k| {
             let v = rounds.iter().map(|r| r[k].mb_s());
             (
@@ -612,6 +710,7 @@ async fn data_path(
                     "raw_put": r[0].json(), "raw_put_dirsync": r[1].json(), "raw_get": r[2].json(),
                     "cluster_put": r[3].json(), "cluster_get": r[4].json(),
                     "wire_put": r[5].json(), "wire_get": r[6].json(),
+                    "server_put": r[7].json(), "server_get": r[8].json(),
                 })
             })
             .collect(),
@@ -979,7 +1078,7 @@ async fn run(s: Settings) -> Result<()> {
             s.concurrency, s.rounds
         );
         println!(
-            "{:<8} {:>7} {:<30} {:>9} {:>10} {:>8} {:>14} {:>8} {:>7} {:>17}",
+            "{:<8} {:>7} {:<32} {:>9} {:>10} {:>8} {:>14} {:>8} {:>10} {:>7} {:>17}",
             "size",
             "objects",
             "operation",
@@ -988,48 +1087,53 @@ async fn run(s: Settings) -> Result<()> {
             "vs raw",
             "vs raw+dirsync",
             "vs wire",
+            "vs server",
             "failed",
             "MB/s over rounds"
         );
         let mut failed_rows = Vec::new();
         for d in &dps {
             let sz = size_label(d.size);
-            // (operation, median round, baseline, second baseline, wire baseline, spread index)
-            type Row<'a> = (
-                &'a str,
-                &'a RunStats,
-                Option<&'a RunStats>,
-                Option<&'a RunStats>,
-                Option<&'a RunStats>,
-                usize,
-            );
-            let rows: [Row; 7] = [
-                ("raw write+fsync+rename", &d.raw_put, None, None, None, 0),
+            // (operation, median round, its baselines in the column order, spread index)
+            type Row<'a> = (&'a str, &'a RunStats, [Option<&'a RunStats>; 4], usize);
+            let rows: [Row; 9] = [
+                ("raw write+fsync+rename", &d.raw_put, [None; 4], 0),
                 (
                     "raw write+fsync+rename+dirsync",
                     &d.raw_put_dirsync,
-                    None,
-                    None,
-                    None,
+                    [None; 4],
                     1,
                 ),
-                ("bare wire put (loopback)", &d.wire_put, None, None, None, 5),
+                ("bare wire put (loopback)", &d.wire_put, [None; 4], 5),
+                (
+                    "bare server put (wire+dirsync)",
+                    &d.server_put,
+                    [None; 4],
+                    7,
+                ),
                 (
                     "cluster put",
                     &d.put,
-                    Some(&d.raw_put),
-                    Some(&d.raw_put_dirsync),
-                    Some(&d.wire_put),
+                    [
+                        Some(&d.raw_put),
+                        Some(&d.raw_put_dirsync),
+                        Some(&d.wire_put),
+                        Some(&d.server_put),
+                    ],
                     3,
                 ),
-                ("raw read", &d.raw_get, None, None, None, 2),
-                ("bare wire get (loopback)", &d.wire_get, None, None, None, 6),
+                ("raw read", &d.raw_get, [None; 4], 2),
+                ("bare wire get (loopback)", &d.wire_get, [None; 4], 6),
+                ("bare server get (wire+read)", &d.server_get, [None; 4], 8),
                 (
                     "cluster get",
                     &d.get,
-                    Some(&d.raw_get),
-                    None,
-                    Some(&d.wire_get),
+                    [
+                        Some(&d.raw_get),
+                        None,
+                        Some(&d.wire_get),
+                        Some(&d.server_get),
+                    ],
                     4,
                 ),
             ];
@@ -1037,21 +1141,22 @@ async fn run(s: Settings) -> Result<()> {
                 b.map(|b| format!("{:.2}x", r.mb_s() / b.mb_s()))
                     .unwrap_or_default()
             };
-            for (op, r, base, base2, wire, k) in rows {
+            for (op, r, [raw, raw2, wire, server], k) in rows {
                 let (lo, hi) = d.spread[k];
                 if d.failed[k] > 0 {
                     failed_rows.push(format!("{sz} {op}: {} failed", d.failed[k]));
                 }
                 println!(
-                    "{:<8} {:>7} {:<30} {:>9.1} {:>10.0} {:>8} {:>14} {:>8} {:>7} {:>17}",
+                    "{:<8} {:>7} {:<32} {:>9.1} {:>10.0} {:>8} {:>14} {:>8} {:>10} {:>7} {:>17}",
                     sz,
                     r.ops,
                     op,
                     r.mb_s(),
                     r.ops_s(),
-                    ratio(r, base),
-                    ratio(r, base2),
+                    ratio(r, raw),
+                    ratio(r, raw2),
                     ratio(r, wire),
+                    ratio(r, server),
                     d.failed[k],
                     format!("{lo:.1}-{hi:.1}"),
                 );
@@ -1073,6 +1178,9 @@ async fn run(s: Settings) -> Result<()> {
                 "wire_put": d.wire_put.json(), "wire_get": d.wire_get.json(),
                 "put_ratio_cluster_over_wire": round3(d.put.mb_s() / d.wire_put.mb_s()),
                 "get_ratio_cluster_over_wire": round3(d.get.mb_s() / d.wire_get.mb_s()),
+                "server_put": d.server_put.json(), "server_get": d.server_get.json(),
+                "put_ratio_cluster_over_server": round3(d.put.mb_s() / d.server_put.mb_s()),
+                "get_ratio_cluster_over_server": round3(d.get.mb_s() / d.server_get.mb_s()),
                 "peak_rss_mib": kb_json(&d.rss),
                 "failed_in_any_round": d.failed.iter().sum::<u64>(),
                 "rounds": d.all_rounds,
