@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::Counters;
@@ -218,9 +219,10 @@ impl Walk {
         // Pass 2: move. Small objects bound for the same target travel in batches; several
         // batches (or large objects) are in flight at once, so walking, reading, sending and
         // the receivers' writing overlap. A batch holds its bodies in memory here and at its
-        // receiver, so `senders` of them at a time; a large object goes from its file and
-        // holds no buffer, and twice as many keep the receivers' fsyncs overlapped (a 1 MiB
-        // decommission waited on them with a core idle).
+        // receiver, so `senders` of them at a time (a slot, taken in `send_batch` until its
+        // body is acknowledged: removing the sent copies needs none); a large object goes from
+        // its file and holds no buffer, and twice as many keep the receivers' fsyncs
+        // overlapped (a 1 MiB decommission waited on them with a core idle).
         let senders = self
             .meta
             .get()
@@ -230,7 +232,7 @@ impl Walk {
             .max(1);
         let stream = stream_objects(root, self.cancel.clone());
         let failed = std::sync::atomic::AtomicBool::new(false);
-        let batch_slots = tokio::sync::Semaphore::new(senders);
+        let batch_slots = Semaphore::new(senders);
         self.batched(stream)
             .for_each_concurrent(senders * 2, |work| {
                 let (failed, batch_slots) = (&failed, &batch_slots);
@@ -242,8 +244,7 @@ impl Walk {
                     let ok = match work {
                         Work::One(path, m) => self.move_one(path, m).await,
                         Work::Batch(node, items) => {
-                            let _slot = batch_slots.acquire().await;
-                            self.move_batch(&node, items).await
+                            self.move_batch(&node, items, batch_slots).await
                         }
                     };
                     if !ok {
@@ -353,7 +354,7 @@ impl Walk {
     /// Moves a batch of small objects to `node`; whatever the batch did not store (refused,
     /// failed its checksum, moved elsewhere meanwhile) goes on one by one, where every
     /// failure has its own handling.
-    async fn move_batch(&self, node: &Node, items: Items) -> bool {
+    async fn move_batch(&self, node: &Node, items: Items, slots: &Semaphore) -> bool {
         let bytes = items.iter().map(|(_, m)| m.size).sum();
         self.throttle(bytes).await;
         let mut delay = Duration::from_millis(20);
@@ -362,7 +363,7 @@ impl Walk {
             if self.cancel.is_cancelled() || left.is_empty() {
                 return true;
             }
-            match self.send_batch(node, left).await {
+            match self.send_batch(node, left, slots).await {
                 Ok(rest) => {
                     left = rest;
                     break;
@@ -395,6 +396,7 @@ impl Walk {
         &self,
         node: &Node,
         items: Items,
+        slots: &Semaphore,
     ) -> std::result::Result<Items, (Error, Items)> {
         // Test hook: hold this target's sends (an object that stays here for a while).
         while crate::fault::switch("hold_reb_sends") && !self.cancel.is_cancelled() {
@@ -412,6 +414,8 @@ impl Walk {
         if sendable.is_empty() {
             return Ok(rest);
         }
+        // Held while the body is in memory, here and at the receiver.
+        let slot = slots.acquire().await;
         // Read every object whole, appended in place to one body: one open and one read each.
         let read = tokio::task::spawn_blocking(move || {
             let mut body = Vec::new();
@@ -492,6 +496,7 @@ impl Walk {
         };
         self.pool.release(link);
         drop(body);
+        drop(slot);
         // A newer generation may have decided otherwise meanwhile: then it owns the decision
         // and these copies stay.
         let current = self.meta.get().rmd.version == self.generation;
