@@ -403,22 +403,29 @@ fn raw_writes(
     pool: &Pool,
     dirsync: bool,
 ) -> RunStats {
-    use std::io::Write;
     std::fs::create_dir_all(dir).expect("raw dir");
     sync_dir(dir).ok();
     run_threads(n, conc, |i| {
-        let tmp = dir.join(format!(".tmp-{i}"));
         let data = pool.obj(i, size);
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, dir.join(format!("obj-{i:06}")))?;
-        if dirsync {
-            sync_dir(dir)?;
-        }
+        store(dir, i, data, dirsync)?;
         Ok(data.len() as u64)
     })
+}
+
+/// Stores `data` as `dir/obj-<i>`: written to a temp file, fsynced, renamed into place, and
+/// with `dirsync` the rename made durable too. The raw baselines and the bare server's puts.
+fn store(dir: &Path, i: usize, data: &[u8], dirsync: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!(".tmp-{i}"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(format!("obj-{i:06}")))?;
+    if dirsync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Size of a bare-wire request or response header: what any protocol needs at least (an
@@ -434,7 +441,10 @@ async fn wire(n: usize, conc: usize, req: usize, resp: usize) -> Result<RunStats
     wire_serving(n, conc, req, resp, Serve::Echo).await
 }
 
-/// What the bare server does with a request besides answering it.
+/// What the bare server does with a request besides answering it. Storing or loading makes it
+/// the least a storage server must do over this wire and this disk: the cluster's put and get
+/// against it say what the cluster's own work costs, apart from what loopback TCP and the disk
+/// cost together.
 #[derive(Clone)]
 enum Serve {
     /// Nothing: the wire alone.
@@ -444,29 +454,6 @@ enum Serve {
     Store(PathBuf),
     /// Answers with the body of `obj-<index>` from the directory, read whole.
     Load(PathBuf),
-}
-
-/// The least a storage server must do over this wire and this disk: the bare wire with each
-/// request's body made durable ([`Serve::Store`]) or each answer read from its file
-/// ([`Serve::Load`]). The cluster's put and get against these say what its own work costs,
-/// apart from what loopback TCP and the disk cost together.
-async fn wire_disk(n: usize, conc: usize, size: usize, serve: Serve) -> Result<RunStats> {
-    match serve {
-        Serve::Store(_) => wire_serving(n, conc, size, 0, serve).await,
-        _ => wire_serving(n, conc, 0, size, serve).await,
-    }
-}
-
-/// Stores `data` as `dir/obj-<i>` durably, the raw baseline's way (with dirsync).
-fn store_durably(dir: &Path, i: u64, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!(".wire-tmp-{i}"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(format!("obj-{i:06}")))?;
-    sync_dir(dir)
 }
 
 async fn wire_serving(
@@ -504,7 +491,7 @@ async fn wire_serving(
                         Serve::Store(dir) => {
                             let dir = dir.clone();
                             let (b, res) = tokio::task::spawn_blocking(move || {
-                                let res = store_durably(&dir, i, &buf[WIRE_HEADER..]);
+                                let res = store(&dir, i as usize, &buf[WIRE_HEADER..], true);
                                 (buf, res)
                             })
                             .await
@@ -598,7 +585,7 @@ async fn data_path(
         let raw_dir = b.dir.join(format!("raw-{label}"));
         let raw_dir2 = b.dir.join(format!("raw-{label}-dirsync"));
         let prefix = format!("dp-{label}/r{round}/obj-");
-        // The three writers take turns going first: on a shared virtual disk, fsync latency
+        // The four writers take turns going first: on a shared virtual disk, fsync latency
         // drifts, and whoever runs right after a burst of deletes pays for it.
         let server_dir = b.dir.join(format!("server-{label}"));
         let (mut raw_put, mut raw_put_dirsync, mut put, mut server_put) = (None, None, None, None);
@@ -615,8 +602,8 @@ async fn data_path(
                     raw_put_dirsync = Some(r);
                 }
                 2 => {
-                    server_put =
-                        Some(wire_disk(n, conc, size, Serve::Store(server_dir.clone())).await?)
+                    let serve = Serve::Store(server_dir.clone());
+                    server_put = Some(wire_serving(n, conc, size, 0, serve).await?)
                 }
                 _ => {
                     let (c, p, pre) = (b.client.clone(), pool.clone(), prefix.clone());
@@ -660,7 +647,7 @@ async fn data_path(
         })
         .await;
         get.warn("cluster get");
-        let server_get = wire_disk(n, conc, size, Serve::Load(raw_dir.clone())).await?;
+        let server_get = wire_serving(n, conc, 0, size, Serve::Load(raw_dir.clone())).await?;
         let _ = std::fs::remove_dir_all(&raw_dir);
         sync_fs();
         let wire_put = wire(n, conc, size, 0).await?;
