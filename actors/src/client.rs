@@ -516,19 +516,10 @@ impl Client {
 
     /// The whole of `bucket/object` in memory, checked against its stored checksum.
     pub async fn get_bytes(&self, bucket: &str, object: &str) -> Result<Vec<u8>> {
-        let (meta, mut body) = self.open(bucket, object, None).await?;
-        // Sized once (no regrowth copies); a body that came as one chunk is kept as is.
-        let mut out = Vec::new();
-        while let Some(chunk) = body.next().await? {
-            if out.is_empty() && chunk.len() as u64 == meta.size {
-                out = Vec::from(chunk);
-            } else {
-                if out.is_empty() {
-                    out.reserve_exact(meta.size.min(1 << 30) as usize);
-                }
-                out.extend_from_slice(&chunk);
-            }
-        }
+        let (meta, body) = self.open(bucket, object, None).await?;
+        // Sized once: no regrowth copies.
+        let mut out = Vec::with_capacity(meta.size.min(1 << 30) as usize);
+        body.read_to_end(&mut out).await?;
         Ok(out)
     }
 
@@ -583,18 +574,7 @@ impl Body {
     /// The next chunk, `None` at the end.
     pub async fn next(&mut self) -> Result<Option<bytes::Bytes>> {
         if self.left == 0 {
-            if let Some(link) = self.link.take() {
-                if let Some(h) = self.hash.take() {
-                    let sum = format!("{:016x}", h.digest());
-                    if sum != self.checksum {
-                        return Err(Error::Checksum(format!(
-                            "received {sum}, stored {}",
-                            self.checksum
-                        )));
-                    }
-                }
-                self.pool.release(link);
-            }
+            self.end()?;
             return Ok(None);
         }
         let Some(link) = self.link.as_mut() else {
@@ -605,6 +585,40 @@ impl Body {
             h.update(&d);
         }
         Ok(Some(d))
+    }
+
+    /// All that is left of the body, appended to `out`: large chunks are read from the socket
+    /// straight into it, not copied there from buffers of their own.
+    pub async fn read_to_end(mut self, out: &mut Vec<u8>) -> Result<()> {
+        while self.left > 0 {
+            let Some(link) = self.link.as_mut() else {
+                break;
+            };
+            let from = out.len();
+            link.conn.next_body_chunk_into(out, &mut self.left).await?;
+            if let Some(h) = self.hash.as_mut() {
+                h.update(&out[from..]);
+            }
+        }
+        self.end()
+    }
+
+    /// At the end of the body: checks it against the stored checksum (once) and gives the
+    /// connection back to the pool.
+    fn end(&mut self) -> Result<()> {
+        if let Some(link) = self.link.take() {
+            if let Some(h) = self.hash.take() {
+                let sum = format!("{:016x}", h.digest());
+                if sum != self.checksum {
+                    return Err(Error::Checksum(format!(
+                        "received {sum}, stored {}",
+                        self.checksum
+                    )));
+                }
+            }
+            self.pool.release(link);
+        }
+        Ok(())
     }
 }
 

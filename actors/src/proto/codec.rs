@@ -3,10 +3,10 @@
 //! per connection, matched by correlation ID; object bodies follow their header as bounded
 //! [`Msg::Chunk`] frames so memory stays flat whatever the object size.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -183,6 +183,87 @@ enum ChunkBodyIn<'a> {
     Chunk(&'a [u8]),
 }
 
+/// What the first bytes of a frame say about it, for reading a chunk's data straight into its
+/// destination.
+#[derive(Debug, PartialEq)]
+enum ChunkAt {
+    /// A chunk whose data is the frame's last `len` bytes, after `head` bytes of envelope.
+    Data { head: usize, len: usize },
+    /// Not enough of the frame has arrived to tell.
+    More,
+    /// Anything else (another message, another version, bad bytes): decoded whole instead.
+    Other,
+}
+
+/// The longest envelope head before a chunk's data that is looked for; a longer one (a long
+/// token) is decoded the ordinary way.
+const CHUNK_HEAD_MAX: usize = 1024;
+
+/// Reads the head of a chunk frame of `frame` bytes from its first bytes, `prefix`: the
+/// envelope's fields as [`ChunkOut`] writes them, `body` last and holding the data. Whatever
+/// does not follow that shape is `Other`, so the full decoder (and its errors) handles it.
+fn chunk_at(frame: usize, prefix: &[u8]) -> ChunkAt {
+    fn walk(mut rd: &[u8]) -> Option<(usize, usize)> {
+        use rmp::decode::{read_bin_len, read_int, read_map_len, read_str_from_slice};
+        let start = rd.len();
+        let fields = read_map_len(&mut rd).ok()?;
+        let mut proto = None;
+        for i in 0..fields {
+            let (key, rest) = read_str_from_slice(rd).ok()?;
+            rd = rest;
+            match key {
+                "proto" => proto = Some(read_int::<u16, _>(&mut rd).ok()?),
+                "from" => rd = read_str_from_slice(rd).ok()?.1,
+                "corr" => {
+                    read_int::<u64, _>(&mut rd).ok()?;
+                }
+                "token" if rd.first() == Some(&0xc0) => rd = &rd[1..],
+                "token" => rd = read_str_from_slice(rd).ok()?.1,
+                "body" if i + 1 == fields && proto == Some(PROTO_VERSION) => {
+                    if read_map_len(&mut rd).ok()? != 1 {
+                        return None;
+                    }
+                    let (variant, rest) = read_str_from_slice(rd).ok()?;
+                    rd = rest;
+                    if variant != "Chunk" {
+                        return None;
+                    }
+                    let len = read_bin_len(&mut rd).ok()? as usize;
+                    return Some((start - rd.len(), len));
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+    match walk(prefix) {
+        Some((head, len)) if head.checked_add(len) == Some(frame) => ChunkAt::Data { head, len },
+        Some(_) => ChunkAt::Other,
+        // Cut short, or not a chunk: only more bytes can tell which.
+        None if prefix.len() < frame.min(CHUNK_HEAD_MAX) => ChunkAt::More,
+        None => ChunkAt::Other,
+    }
+}
+
+/// [`chunk_at`] for a frame from its first bytes, length included (`head` counts it too): a
+/// frame too small to be worth reading apart, or too large to be valid, is `Other`.
+fn frame_at(first: &[u8], max: usize) -> ChunkAt {
+    let Some(len) = first.first_chunk::<4>() else {
+        return ChunkAt::More;
+    };
+    let frame = u32::from_be_bytes(*len) as usize;
+    if !(DIRECT_CHUNK..=max).contains(&frame) {
+        return ChunkAt::Other;
+    }
+    match chunk_at(frame, &first[4..first.len().min(4 + frame)]) {
+        ChunkAt::Data { head, len } => ChunkAt::Data {
+            head: 4 + head,
+            len,
+        },
+        other => other,
+    }
+}
+
 /// A duplicate of a connection's socket, for sends off the runtime.
 #[derive(Clone)]
 struct SockFd(std::sync::Arc<std::os::fd::OwnedFd>);
@@ -269,6 +350,16 @@ async fn write_both(
         rest = &rest[n - from_head..];
     }
     Ok(())
+}
+
+/// A chunk of `len` bytes must fit in the `left` bytes its body still announces.
+fn check_within(len: usize, left: u64) -> Result<()> {
+    match (len as u64).checked_sub(left) {
+        Some(over) if over > 0 => Err(Error::Protocol(format!(
+            "body overruns its declared size by {over} bytes"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 pub fn codec(max_frame: usize) -> FrameCodec {
@@ -610,18 +701,115 @@ impl Conn {
         }
     }
 
-    /// Receives chunks adding up to exactly `size` bytes into `dst`, calling `observe` on each.
-    pub async fn recv_body<W: AsyncWrite + Unpin>(
+    /// Receives one body chunk of at most `left` bytes. A large one is read from the socket
+    /// straight onto the end of `dst`, its length returned: no copy through the frame buffer,
+    /// and no buffer growing while the frame arrives. A small one, and any other message, comes
+    /// through the frame codec as [`Self::recv_chunk`] has it (`Err` of its bytes).
+    async fn recv_chunk_into(
         &mut self,
-        dst: &mut W,
+        dst: &mut Vec<u8>,
+        left: u64,
+    ) -> Result<Result<usize, Bytes>> {
+        let max = self.framed.codec().max();
+        // The frame's first bytes: those buffered, then, if they do not settle it, those
+        // waiting on the socket, peeked at so that the frame codec still finds them there
+        // if the frame is not read here.
+        let mut first = [0u8; 4 + CHUNK_HEAD_MAX];
+        let buf = self.framed.read_buffer();
+        let buffered = buf.len();
+        let mut seen = buffered.min(first.len());
+        first[..seen].copy_from_slice(&buf[..seen]);
+        if seen == buffered && frame_at(&first[..seen], max) == ChunkAt::More {
+            seen += self.framed.get_ref().peek(&mut first[seen..]).await?;
+        }
+        let ChunkAt::Data { head, len } = frame_at(&first[..seen], max) else {
+            // Anything else, or a head still incomplete: through the codec.
+            return self.recv_chunk().await.map(Err);
+        };
+        check_within(len, left)?;
+        // The head: what is buffered of it, then the rest, which was peeked at, off the socket.
+        let from_buffer = buffered.min(head);
+        self.framed.read_buffer_mut().advance(from_buffer);
+        self.framed
+            .get_mut()
+            .read_exact(&mut first[..head - from_buffer])
+            .await?;
+        self.read_data(dst, len).await.map(Ok)
+    }
+
+    /// Appends the next `len` bytes of the stream (a chunk's data) to `dst`: what is buffered
+    /// already, then the rest from the socket.
+    async fn read_data(&mut self, dst: &mut Vec<u8>, len: usize) -> Result<usize> {
+        use bytes::BufMut;
+        let buf = self.framed.read_buffer_mut();
+        let have = buf.len().min(len);
+        dst.reserve(len);
+        dst.extend_from_slice(&buf[..have]);
+        buf.advance(have);
+        let mut rest = len - have;
+        while rest > 0 {
+            let got = self
+                .framed
+                .get_mut()
+                .read_buf(&mut (&mut *dst).limit(rest))
+                .await?;
+            if got == 0 {
+                return Err(Error::Protocol(format!(
+                    "{} closed the connection in the middle of a chunk",
+                    self.peer
+                )));
+            }
+            rest -= got;
+        }
+        Ok(len)
+    }
+
+    /// The next chunk of a body of which `left` bytes are still to come, appended to `dst`
+    /// (read into it from the socket when large), under the per-frame time limit; `left`
+    /// shrinks by its length, which is returned.
+    pub async fn next_body_chunk_into(
+        &mut self,
+        dst: &mut Vec<u8>,
+        left: &mut u64,
+    ) -> Result<usize> {
+        let n = match self.chunk_within(dst, *left).await? {
+            Ok(n) => n,
+            Err(data) => {
+                dst.extend_from_slice(&data);
+                data.len()
+            }
+        };
+        *left -= n as u64;
+        Ok(n)
+    }
+
+    /// [`Self::recv_chunk_into`] under the per-frame time limit, and within `left`.
+    async fn chunk_within(&mut self, dst: &mut Vec<u8>, left: u64) -> Result<Result<usize, Bytes>> {
+        let got = match self.io_timeout {
+            Some(t) => tokio::time::timeout(t, self.recv_chunk_into(dst, left))
+                .await
+                .map_err(|_| self.stalled("receiving a body"))??,
+            None => self.recv_chunk_into(dst, left).await?,
+        };
+        if let Err(data) = &got {
+            check_within(data.len(), left)?;
+        }
+        Ok(got)
+    }
+
+    /// Receives chunks adding up to exactly `size` bytes onto the end of `dst`, calling
+    /// `observe` on each.
+    pub async fn recv_body(
+        &mut self,
+        dst: &mut Vec<u8>,
         size: u64,
         mut observe: impl FnMut(&[u8]),
     ) -> Result<()> {
         let mut left = size;
         while left > 0 {
-            let data = self.next_body_chunk(&mut left).await?;
-            observe(&data);
-            dst.write_all(&data).await?;
+            let from = dst.len();
+            self.next_body_chunk_into(dst, &mut left).await?;
+            observe(&dst[from..]);
         }
         Ok(())
     }
@@ -630,25 +818,23 @@ impl Conn {
     /// per-frame time limit; `left` shrinks by its length. A chunk longer than what is left is
     /// a protocol error.
     pub async fn next_body_chunk(&mut self, left: &mut u64) -> Result<Bytes> {
-        let data = match self.io_timeout {
-            Some(t) => tokio::time::timeout(t, self.recv_chunk())
-                .await
-                .map_err(|_| self.stalled("receiving a body"))??,
-            None => self.recv_chunk().await?,
+        let mut own = Vec::new();
+        // A large chunk was read into a buffer of its own, which becomes the `Bytes` as is.
+        let data = match self.chunk_within(&mut own, *left).await? {
+            Ok(_) => Bytes::from(own),
+            Err(view) => view,
         };
-        if data.len() as u64 > *left {
-            return Err(Error::Protocol(format!(
-                "body overruns its declared size by {} bytes",
-                data.len() as u64 - *left
-            )));
-        }
         *left -= data.len() as u64;
         Ok(data)
     }
 
     /// Skips a body of `size` bytes (after an early refusal), keeping the stream in step.
     pub async fn drain_body(&mut self, size: u64) -> Result<()> {
-        self.recv_body(&mut tokio::io::sink(), size, |_| {}).await
+        let mut left = size;
+        while left > 0 {
+            self.next_body_chunk(&mut left).await?;
+        }
+        Ok(())
     }
 }
 
@@ -823,6 +1009,141 @@ mod tests {
         assert!(matches!(rx.recv_chunk().await, Err(Error::Protocol(_))));
     }
 
+    /// A chunk's data is found right after its head, however the envelope was made and however
+    /// little of it has arrived; other messages, versions and long heads are left to the full
+    /// decoder.
+    #[test]
+    fn chunk_heads_are_found_where_the_encoder_puts_them() {
+        let me = NodeId("t[abc]".into());
+        for token in [None, Some("a.jwt.token".to_string())] {
+            for len in [0usize, 1, 255, 65_535, 65_536, 200_000] {
+                let data = vec![0xc6u8; len];
+                let env = Envelope {
+                    token: token.clone(),
+                    ..chunk_envelope(&me, u64::MAX, &data)
+                };
+                let frame = encode(&env).unwrap();
+                let head = frame.len() - len;
+                for cut in 0..head {
+                    assert_eq!(
+                        chunk_at(frame.len(), &frame[..cut]),
+                        ChunkAt::More,
+                        "{len} {cut}"
+                    );
+                }
+                for cut in [head, head + len / 2, frame.len()] {
+                    assert_eq!(
+                        chunk_at(frame.len(), &frame[..cut]),
+                        ChunkAt::Data { head, len }
+                    );
+                }
+                // The same head in a frame of another length is not this chunk.
+                assert_eq!(chunk_at(frame.len() + 1, &frame), ChunkAt::Other);
+            }
+        }
+        let other_version = Envelope {
+            proto: PROTO_VERSION + 1,
+            ..chunk_envelope(&me, 1, &[1; 100])
+        };
+        let long_token = Envelope {
+            token: Some("x".repeat(2 * CHUNK_HEAD_MAX)),
+            ..chunk_envelope(&me, 1, &[1; 100])
+        };
+        let error = Envelope {
+            body: Msg::from(Error::NotFound("gone".into())),
+            ..sample()
+        };
+        // A head longer than looked for is left to the full decoder.
+        for env in [other_version, long_token, error, sample()] {
+            let frame = encode(&env).unwrap();
+            let prefix = &frame[..frame.len().min(CHUNK_HEAD_MAX)];
+            assert_eq!(chunk_at(frame.len(), prefix), ChunkAt::Other, "{env:?}");
+        }
+    }
+
+    /// Large chunks are read from the socket straight into their destination, small ones and
+    /// everything else come through the frame codec: both give the same bytes, errors in the
+    /// middle of a body come back as errors, a chunk longer than the body is refused before it
+    /// is read, and a link that closes in the middle of a chunk is an error.
+    #[tokio::test]
+    async fn chunks_read_into_their_destination_arrive_exactly() {
+        let (mut tx, mut rx) = pair().await;
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+        let send = async {
+            tx.send_body_bytes(5, b"small").await.unwrap();
+            tx.send_body_streamed(5, &big).await.unwrap();
+            tx.send_body_bytes(5, &big[..100_000]).await.unwrap();
+            tx.token = Some("t".repeat(2 * CHUNK_HEAD_MAX));
+            tx.send(5, Msg::Chunk(big[..70_000].to_vec()))
+                .await
+                .unwrap();
+            tx.token = Some("short".into());
+            tx.send(5, Msg::Chunk(big[..70_000].to_vec()))
+                .await
+                .unwrap();
+            tx.send(5, Msg::from(Error::NotFound("gone".into())))
+                .await
+                .unwrap();
+            tx.send(5, Msg::Reply(crate::proto::msg::Reply::Ok))
+                .await
+                .unwrap();
+            tx.send_body_bytes(5, &big[..100_000]).await.unwrap();
+            // A frame cut short: its head and half its data, then the link closes.
+            let head = chunk_head(&tx.me, 5, 100_000, DEFAULT_MAX_FRAME).unwrap();
+            let sock = tx.framed.get_mut();
+            sock.write_all(&head).await.unwrap();
+            sock.write_all(&big[..50_000]).await.unwrap();
+            drop(tx);
+        };
+        let recv = async {
+            let mut out = b"x".to_vec();
+            let mut left = 5;
+            assert_eq!(
+                rx.next_body_chunk_into(&mut out, &mut left).await.unwrap(),
+                5
+            );
+            assert_eq!((&out[..], left), (&b"xsmall"[..], 0));
+            let mut out = Vec::new();
+            let mut left = big.len() as u64;
+            while left > 0 {
+                rx.next_body_chunk_into(&mut out, &mut left).await.unwrap();
+            }
+            assert_eq!(out, big);
+            let mut left = 100_000;
+            assert_eq!(rx.next_body_chunk(&mut left).await.unwrap(), big[..100_000]);
+            for _ in 0..2 {
+                let mut out = Vec::new();
+                let mut left = 70_000;
+                rx.next_body_chunk_into(&mut out, &mut left).await.unwrap();
+                assert_eq!(out, big[..70_000]);
+            }
+            let mut out = Vec::new();
+            let mut left = 10;
+            let got = rx.next_body_chunk_into(&mut out, &mut left).await;
+            assert!(matches!(got, Err(Error::NotFound(m)) if m == "gone"));
+            let got = rx.next_body_chunk_into(&mut out, &mut left).await;
+            assert!(matches!(got, Err(Error::Protocol(_))), "{got:?}");
+            let mut left = 99_999;
+            let got = rx.next_body_chunk_into(&mut out, &mut left).await;
+            assert!(
+                matches!(&got, Err(Error::Protocol(m)) if m.contains("overruns")),
+                "{got:?}"
+            );
+            assert!(out.is_empty());
+        };
+        tokio::join!(send, recv);
+        // The refused chunk is still on the link, then the cut one.
+        let mut left = 100_000;
+        rx.next_body_chunk(&mut left).await.unwrap();
+        let mut out = Vec::new();
+        let mut left = 100_000;
+        let got = rx.next_body_chunk_into(&mut out, &mut left).await;
+        assert!(
+            matches!(&got, Err(Error::Protocol(m)) if m.contains("closed")),
+            "{got:?}"
+        );
+    }
+
     /// A file is sent by `sendfile` in chunk frames: any span of it arrives exactly, even
     /// through a send buffer far smaller than the body, which makes the sender wait for the
     /// reader again and again; a file shorter than the span claimed is an error, not a hang.
@@ -925,6 +1246,27 @@ mod tests {
             let buf = encode(&sample()).unwrap();
             let cut = cut % buf.len();
             prop_assert!(decode(&buf[..cut]).is_err());
+        }
+
+        #[test]
+        fn chunk_heads_of_any_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            extra in 0usize..100_000,
+        ) {
+            if let ChunkAt::Data { head, len } = chunk_at(bytes.len() + extra, &bytes) {
+                prop_assert_eq!(head + len, bytes.len() + extra);
+                prop_assert!(head <= bytes.len());
+            }
+        }
+
+        #[test]
+        fn mutated_chunk_heads_never_panic(pos in any::<usize>(), val in any::<u8>()) {
+            let mut buf = encode(&chunk_envelope(&NodeId("a".into()), 3, &[7; 40])).unwrap();
+            let i = pos % buf.len();
+            buf[i] = val;
+            if let ChunkAt::Data { head, len } = chunk_at(buf.len(), &buf) {
+                prop_assert_eq!(head + len, buf.len());
+            }
         }
 
         #[test]
