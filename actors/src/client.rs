@@ -21,6 +21,7 @@ use crate::proto::msg::{
     Located, Msg, PutObject, RemoveFromSmap, Reply, Rpc,
 };
 use crate::proto::pool::{Link, Pool};
+use crate::types::checksum::Checksum;
 use crate::types::config::ClusterConfig;
 use crate::types::lifecycle::{ClusterOp, LifecycleReply, LifecycleRequest};
 use crate::types::object::{MAX_PAGE, ObjAttrs, ObjEntry, ObjKey, ObjMeta, ObjPage};
@@ -469,7 +470,7 @@ impl Client {
             link: Some(link),
             left,
             pool: self.pool.clone(),
-            hash: range.is_none().then(xxhash_rust::xxh3::Xxh3::new),
+            hash: range.is_none().then(Checksum::new),
             checksum: meta.checksum.clone(),
         };
         Ok((meta, body))
@@ -505,7 +506,7 @@ impl Client {
             link: Some(link),
             left: meta.size,
             pool: self.pool.clone(),
-            hash: Some(xxhash_rust::xxh3::Xxh3::new()),
+            hash: Some(Checksum::new()),
             checksum: meta.checksum.clone(),
         };
         while let Some(chunk) = body.next().await? {
@@ -561,7 +562,7 @@ pub struct Body {
     link: Option<Link>,
     left: u64,
     pool: Arc<Pool>,
-    hash: Option<xxhash_rust::xxh3::Xxh3>,
+    hash: Option<Checksum>,
     checksum: String,
 }
 
@@ -608,7 +609,7 @@ impl Body {
     fn end(&mut self) -> Result<()> {
         if let Some(link) = self.link.take() {
             if let Some(h) = self.hash.take() {
-                let sum = format!("{:016x}", h.digest());
+                let sum = h.hex();
                 if sum != self.checksum {
                     return Err(Error::Checksum(format!(
                         "received {sum}, stored {}",

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::files::sync_dir;
 use crate::error::{Error, Result};
 use crate::logic::names::encode_name;
+use crate::types::checksum::Checksum;
 pub use crate::types::object::ObjMeta;
 
 const MAGIC: &[u8; 4] = b"SHO1";
@@ -90,7 +91,7 @@ pub struct ObjectWriter {
     in_flight: Option<tokio::task::JoinHandle<(std::fs::File, std::io::Result<()>)>>,
     gather: bytes::BytesMut,
     tmp: PathBuf,
-    hasher: xxhash_rust::xxh3::Xxh3,
+    hasher: Checksum,
     written: u64,
 }
 
@@ -115,7 +116,7 @@ impl ObjectWriter {
             in_flight: None,
             gather: bytes::BytesMut::new(),
             tmp,
-            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            hasher: Checksum::new(),
             written: 0,
         })
     }
@@ -161,7 +162,7 @@ impl ObjectWriter {
     }
 
     pub fn checksum(&self) -> String {
-        format!("{:016x}", self.hasher.digest())
+        self.hasher.hex()
     }
 
     pub fn written(&self) -> u64 {
@@ -469,7 +470,7 @@ pub fn verify(path: &Path) -> Result<ObjMeta> {
     let mut f = std::fs::File::open(path)?;
     let meta = read_meta_from(&mut f, path)?;
     f.seek(SeekFrom::Start(0))?;
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut h = Checksum::new();
     let mut left = meta.size;
     let mut buf = vec![0u8; 256 * 1024];
     while left > 0 {
@@ -478,7 +479,7 @@ pub fn verify(path: &Path) -> Result<ObjMeta> {
         h.update(&buf[..n]);
         left -= n as u64;
     }
-    let sum = format!("{:016x}", h.digest());
+    let sum = h.hex();
     if sum != meta.checksum {
         return Err(Error::Checksum(format!(
             "{}/{}: stored {} computed {sum}",

@@ -3,6 +3,7 @@
 //! `nodectl` and the console. No behaviour beyond small accessors.
 
 pub mod auth;
+pub mod checksum;
 pub mod config;
 pub mod lifecycle;
 pub mod meta;

@@ -23,6 +23,7 @@ use crate::proto::msg::{
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
 use crate::store::object::{self as store, ObjectWriter};
+use crate::types::checksum::Checksum;
 use crate::types::object::{ObjAttrs, ObjKey, ObjMeta, Tomb};
 use crate::types::smap::NodeId;
 
@@ -257,10 +258,10 @@ impl DataPath<'_> {
         // Go ahead: the body is sent only now, so a refusal costs no transfer.
         conn.send(corr, Msg::Reply(Reply::Ok)).await?;
         let mut data = Vec::with_capacity(size as usize);
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut hasher = Checksum::new();
         conn.recv_body(&mut data, size, |d| hasher.update(d))
             .await?;
-        Ok((data, format!("{:016x}", hasher.digest())))
+        Ok((data, hasher.hex()))
     }
 
     pub(crate) async fn receive_body(

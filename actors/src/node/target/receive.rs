@@ -14,6 +14,7 @@ use crate::proto::msg::{
     RebTomb, Reply,
 };
 use crate::store::object as store;
+use crate::types::checksum;
 use crate::types::object::ObjMeta;
 use crate::types::smap::Bmd;
 
@@ -173,7 +174,7 @@ impl DataPath<'_> {
             for (m, mp) in metas.into_iter().zip(mps) {
                 let data = &body[at..at + m.size as usize];
                 at += m.size as usize;
-                let sum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data));
+                let sum = checksum::of(data);
                 let r = if sum != m.checksum {
                     Err(Error::Checksum(format!(
                         "{}/{}: sent {} received {sum}",
