@@ -987,6 +987,17 @@ mod tests {
         )
     }
 
+    /// What a receiver expecting a chunk may get instead: an error reply ("gone"), then another
+    /// message.
+    async fn send_error_then_ok(tx: &mut Conn) {
+        tx.send(5, Msg::from(Error::NotFound("gone".into())))
+            .await
+            .unwrap();
+        tx.send(5, Msg::Reply(crate::proto::msg::Reply::Ok))
+            .await
+            .unwrap();
+    }
+
     /// Chunks arrive as views of their frames; an error reply in their place is the error it
     /// carries, and any other message a protocol error, never taken for data.
     #[tokio::test]
@@ -995,12 +1006,7 @@ mod tests {
         let big: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
         tx.send_body_bytes(5, b"small").await.unwrap();
         tx.send_body_bytes(5, &big).await.unwrap();
-        tx.send(5, Msg::from(Error::NotFound("gone".into())))
-            .await
-            .unwrap();
-        tx.send(5, Msg::Reply(crate::proto::msg::Reply::Ok))
-            .await
-            .unwrap();
+        send_error_then_ok(&mut tx).await;
         assert_eq!(&rx.recv_chunk().await.unwrap()[..], b"small");
         assert_eq!(rx.recv_chunk().await.unwrap(), big);
         assert!(matches!(rx.recv_chunk().await, Err(Error::NotFound(m)) if m == "gone"));
@@ -1081,12 +1087,7 @@ mod tests {
             tx.send(5, Msg::Chunk(big[..70_000].to_vec()))
                 .await
                 .unwrap();
-            tx.send(5, Msg::from(Error::NotFound("gone".into())))
-                .await
-                .unwrap();
-            tx.send(5, Msg::Reply(crate::proto::msg::Reply::Ok))
-                .await
-                .unwrap();
+            send_error_then_ok(&mut tx).await;
             tx.send_body_bytes(5, &big[..100_000]).await.unwrap();
             // A frame cut short: its head and half its data, then the link closes.
             let head = chunk_head(&tx.me, 5, 100_000, DEFAULT_MAX_FRAME).unwrap();
