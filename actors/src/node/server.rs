@@ -320,10 +320,15 @@ async fn serve(router: &Arc<Router>, conn: &mut Conn, limit: Limit<'_>) {
             }
             Ok(None) => {}
             Err(e) => {
-                // After a broken stream the connection is out of step: close it.
+                // After a broken stream the connection is out of step: close it. So it is
+                // after a timeout: a body that stalled may have stopped in the middle of a
+                // frame (large chunks are read straight off the socket).
                 let fatal = matches!(
                     e,
-                    crate::Error::Io(_) | crate::Error::Decode(_) | crate::Error::Protocol(_)
+                    crate::Error::Io(_)
+                        | crate::Error::Decode(_)
+                        | crate::Error::Protocol(_)
+                        | crate::Error::Timeout(_)
                 );
                 if conn.send(corr, Msg::from(e)).await.is_err() || fatal {
                     return;
