@@ -719,10 +719,12 @@ impl Conn {
         let buffered = buf.len();
         let mut seen = buffered.min(first.len());
         first[..seen].copy_from_slice(&buf[..seen]);
-        if seen == buffered && frame_at(&first[..seen], max) == ChunkAt::More {
+        let mut at = frame_at(&first[..seen], max);
+        if at == ChunkAt::More && seen == buffered {
             seen += self.framed.get_ref().peek(&mut first[seen..]).await?;
+            at = frame_at(&first[..seen], max);
         }
-        let ChunkAt::Data { head, len } = frame_at(&first[..seen], max) else {
+        let ChunkAt::Data { head, len } = at else {
             // Anything else, or a head still incomplete: through the codec.
             return self.recv_chunk().await.map(Err);
         };
