@@ -243,7 +243,10 @@ impl LocalStore {
     /// The delete records of `bucket/object` here (normally one, on its proper mountpath).
     fn tombs_of(&self, bucket: &str, object: &str) -> Vec<(usize, PathBuf, Tomb)> {
         let mut out = Vec::new();
-        for mp in self.readable() {
+        for (mp, m) in self.mps.readable() {
+            if !m.may_hold_tombs(bucket) {
+                continue;
+            }
             for p in self.candidates_in(true, mp, bucket, object) {
                 if let Ok(t) = store::read_tomb(&p)
                     && t.bucket == bucket
@@ -318,6 +321,9 @@ impl LocalStore {
                     ))
                 })?,
         };
+        if let Some(m) = self.mps.get(mp) {
+            m.holds_tombs(&tomb.bucket);
+        }
         super::files::persist(&dest, tomb)?;
         for (_, p, _) in olds {
             if p != dest {
@@ -667,6 +673,30 @@ mod tests {
         let page = ls.list("b", "g", None, 10).await.unwrap();
         assert_eq!(page.entries.len(), 1);
         assert!(!page.entries[0].deleted && page.entries[0].version == 8);
+    }
+
+    #[tokio::test]
+    async fn a_delete_is_seen_after_reads_found_no_records_and_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = [dir.path().join("a"), dir.path().join("b")];
+        let ls = LocalStore::open(&paths).unwrap();
+        write(&ls, "x", 5).await;
+        // Reads before any delete find no record directory and skip looking from then on.
+        assert_eq!(ls.stamp("b", "x").map(|s| s.version), Some(5));
+        assert!(ls.tomb("b", "x").is_none());
+        assert!(ls.delete(&tomb("x", 7)).await.unwrap());
+        assert_eq!(ls.tomb("b", "x").map(|t| t.version), Some(7));
+        let s = ls.stamp("b", "x").unwrap();
+        assert!(s.deleted && s.version == 7);
+        // A record of a name never written here, after the bucket was looked at.
+        ls.apply_tomb(&tomb("y", 9)).await.unwrap();
+        assert_eq!(ls.tomb("b", "y").map(|t| t.version), Some(9));
+        // A store opened afresh over the same disks finds what the first one wrote.
+        drop(ls);
+        let ls = LocalStore::open(&paths).unwrap();
+        assert_eq!(ls.tomb("b", "x").map(|t| t.version), Some(7));
+        assert_eq!(ls.tomb("b", "y").map(|t| t.version), Some(9));
+        assert!(ls.tomb("other", "x").is_none());
     }
 
     #[tokio::test]

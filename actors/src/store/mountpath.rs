@@ -2,6 +2,7 @@
 //! its identity marker, and live counters of what it holds (kept current by the data path, the
 //! rebalance and the resilver).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -39,6 +40,10 @@ pub struct Mountpath {
     io_errors: AtomicU32,
     /// Wakes the mountpath's actor to probe at once (after an I/O error).
     pub probe_now: tokio::sync::Notify,
+    /// Per bucket, whether delete records may be here (`false`: its record directory was
+    /// absent when looked at, and none was written since). Spares every read of a bucket that
+    /// never saw a delete the failed opens of its records; a bucket turns `true` for good.
+    tombs: Mutex<HashMap<String, bool>>,
 }
 
 impl Mountpath {
@@ -53,6 +58,7 @@ impl Mountpath {
             full: AtomicBool::new(false),
             io_errors: AtomicU32::new(0),
             probe_now: tokio::sync::Notify::new(),
+            tombs: Mutex::default(),
         }
     }
 
@@ -88,6 +94,33 @@ impl Mountpath {
     /// Takes new objects: enabled and under its high-water mark.
     pub fn placeable(&self) -> bool {
         self.state() == MpState::Enabled && !self.full.load(Ordering::Relaxed)
+    }
+
+    /// Whether delete records of `bucket` may be on this mountpath.
+    pub fn may_hold_tombs(&self, bucket: &str) -> bool {
+        if let Some(&known) = self.tombs.lock().expect("poisoned").get(bucket) {
+            return known;
+        }
+        // Looked at outside the lock; a record written meanwhile has marked the bucket first
+        // (`holds_tombs`), and that mark is kept over this look's answer.
+        let present = match std::fs::symlink_metadata(store::tomb_dir(&self.path, bucket)) {
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            Ok(_) => true,
+        };
+        *self
+            .tombs
+            .lock()
+            .expect("poisoned")
+            .entry(bucket.to_string())
+            .or_insert(present)
+    }
+
+    /// A delete record of `bucket` is about to be written here: called before it is.
+    pub fn holds_tombs(&self, bucket: &str) {
+        self.tombs
+            .lock()
+            .expect("poisoned")
+            .insert(bucket.to_string(), true);
     }
 
     /// Holds objects that may be read (and moved off).
