@@ -62,7 +62,8 @@ use shoal_nodectl::playground::{LocalCluster, free_port};
 
 mod common;
 use common::{
-    RssSampler, RunStats, env_usize, kb_json, mib, round3, status_kb, sync_dir, sync_fs, target_dir,
+    CpuMeter, RssSampler, RunStats, env_usize, kb_json, mib, round3, status_kb, sync_dir, sync_fs,
+    target_dir,
 };
 
 const BUCKET: &str = "bench";
@@ -360,6 +361,7 @@ where
         bytes: bytes.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
         first_error: first_error.into_inner().unwrap(),
+        cpu_secs: None,
     }
 }
 
@@ -389,6 +391,8 @@ struct DataPath {
     /// Failed operations summed over every round, in the order of `spread`: a failed round's
     /// MB/s is meaningless, and the median alone would hide it.
     failed: [u64; 9],
+    /// Machine CPU per operation (µs), the median over the rounds, in the order of `spread`.
+    cpu: [Option<f64>; 9],
     /// Peak RSS per node during the cluster put+get, kB.
     rss: BTreeMap<String, u64>,
 }
@@ -554,6 +558,7 @@ async fn wire_serving(
         bytes,
         errors: 0,
         first_error: None,
+        cpu_secs: None,
     })
 }
 
@@ -592,21 +597,25 @@ async fn data_path(
         for k in 0..4 {
             match (k + round) % 4 {
                 0 => {
-                    let r = raw_writes(&raw_dir, n, size, conc, pool, false);
+                    let m = CpuMeter::start();
+                    let r = m.stamp(raw_writes(&raw_dir, n, size, conc, pool, false));
                     r.warn("raw write");
                     raw_put = Some(r);
                 }
                 1 => {
-                    let r = raw_writes(&raw_dir2, n, size, conc, pool, true);
+                    let m = CpuMeter::start();
+                    let r = m.stamp(raw_writes(&raw_dir2, n, size, conc, pool, true));
                     r.warn("raw write+dirsync");
                     raw_put_dirsync = Some(r);
                 }
                 2 => {
                     let serve = Serve::Store(server_dir.clone());
-                    server_put = Some(wire_serving(n, conc, size, 0, serve).await?)
+                    let m = CpuMeter::start();
+                    server_put = Some(m.stamp(wire_serving(n, conc, size, 0, serve).await?))
                 }
                 _ => {
                     let (c, p, pre) = (b.client.clone(), pool.clone(), prefix.clone());
+                    let m = CpuMeter::start();
                     let r = run_tasks(n, conc, move |i| {
                         let (c, p, name) = (c.clone(), p.clone(), format!("{pre}{i:06}"));
                         async move {
@@ -615,6 +624,7 @@ async fn data_path(
                         }
                     })
                     .await;
+                    let r = m.stamp(r);
                     r.warn("cluster put");
                     put = Some(r);
                 }
@@ -630,11 +640,13 @@ async fn data_path(
         let _ = std::fs::remove_dir_all(&server_dir);
 
         sync_fs();
-        let raw_get = raw_reads(&raw_dir, n, conc);
+        let m = CpuMeter::start();
+        let raw_get = m.stamp(raw_reads(&raw_dir, n, conc));
         raw_get.warn("raw read");
 
         let c = b.client.clone();
         let pre = prefix.clone();
+        let m = CpuMeter::start();
         let get = run_tasks(n, conc, move |i| {
             let (c, name) = (c.clone(), format!("{pre}{i:06}"));
             async move {
@@ -646,12 +658,17 @@ async fn data_path(
             }
         })
         .await;
+        let get = m.stamp(get);
         get.warn("cluster get");
-        let server_get = wire_serving(n, conc, 0, size, Serve::Load(raw_dir.clone())).await?;
+        let m = CpuMeter::start();
+        let server_get =
+            m.stamp(wire_serving(n, conc, 0, size, Serve::Load(raw_dir.clone())).await?);
         let _ = std::fs::remove_dir_all(&raw_dir);
         sync_fs();
-        let wire_put = wire(n, conc, size, 0).await?;
-        let wire_get = wire(n, conc, 0, size).await?;
+        let m = CpuMeter::start();
+        let wire_put = m.stamp(wire(n, conc, size, 0).await?);
+        let m = CpuMeter::start();
+        let wire_get = m.stamp(wire(n, conc, 0, size).await?);
         rounds.push([
             raw_put,
             raw_put_dirsync,
@@ -690,6 +707,11 @@ async fn data_path(
             )
         }),
         failed: std::array::from_fn(|k| rounds.iter().map(|r| r[k].errors).sum()),
+        cpu: std::array::from_fn(|k| {
+            let mut v: Vec<f64> = rounds.iter().filter_map(|r| r[k].cpu_us_per_op()).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        }),
         all_rounds: rounds
             .iter()
             .map(|r| {
@@ -934,6 +956,14 @@ impl Rebalance {
 // Reporting
 // ---------------------------------------------------------------------------------------------
 
+/// How many times the baseline's CPU per operation a line spent (`null` where not measured).
+fn cpu_ratio_json(line: Option<f64>, base: Option<f64>) -> Value {
+    match (line, base) {
+        (Some(a), Some(b)) if b > 0.0 => json!(round3(a / b)),
+        _ => Value::Null,
+    }
+}
+
 fn rss_list(m: &BTreeMap<String, u64>) -> String {
     m.iter()
         .map(|(n, kb)| format!("{n} {:.1}", mib(*kb)))
@@ -1065,7 +1095,7 @@ async fn run(s: Settings) -> Result<()> {
             s.concurrency, s.rounds
         );
         println!(
-            "{:<8} {:>7} {:<32} {:>9} {:>10} {:>8} {:>14} {:>8} {:>10} {:>7} {:>17}",
+            "{:<8} {:>7} {:<32} {:>9} {:>10} {:>8} {:>14} {:>8} {:>10} {:>7} {:>17} {:>10} {:>10}",
             "size",
             "objects",
             "operation",
@@ -1076,7 +1106,9 @@ async fn run(s: Settings) -> Result<()> {
             "vs wire",
             "vs server",
             "failed",
-            "MB/s over rounds"
+            "MB/s over rounds",
+            "CPU us/op",
+            "CPU/server"
         );
         let mut failed_rows = Vec::new();
         for d in &dps {
@@ -1128,13 +1160,27 @@ async fn run(s: Settings) -> Result<()> {
                 b.map(|b| format!("{:.2}x", r.mb_s() / b.mb_s()))
                     .unwrap_or_default()
             };
+            // Machine CPU per operation (median over the rounds), and for the cluster's lines
+            // how many times the bare server's that is.
+            let cpu = |k: usize| d.cpu[k].map(|c| format!("{c:.0}")).unwrap_or_default();
+            let cpu_ratio = |k: usize| {
+                let server = match k {
+                    3 => 7,
+                    4 => 8,
+                    _ => return String::new(),
+                };
+                d.cpu[k]
+                    .zip(d.cpu[server])
+                    .map(|(a, b)| format!("{:.2}x", a / b))
+                    .unwrap_or_default()
+            };
             for (op, r, [raw, raw2, wire, server], k) in rows {
                 let (lo, hi) = d.spread[k];
                 if d.failed[k] > 0 {
                     failed_rows.push(format!("{sz} {op}: {} failed", d.failed[k]));
                 }
                 println!(
-                    "{:<8} {:>7} {:<32} {:>9.1} {:>10.0} {:>8} {:>14} {:>8} {:>10} {:>7} {:>17}",
+                    "{:<8} {:>7} {:<32} {:>9.1} {:>10.0} {:>8} {:>14} {:>8} {:>10} {:>7} {:>17} {:>10} {:>10}",
                     sz,
                     r.ops,
                     op,
@@ -1146,6 +1192,8 @@ async fn run(s: Settings) -> Result<()> {
                     ratio(r, server),
                     d.failed[k],
                     format!("{lo:.1}-{hi:.1}"),
+                    cpu(k),
+                    cpu_ratio(k),
                 );
             }
             println!(
@@ -1168,6 +1216,16 @@ async fn run(s: Settings) -> Result<()> {
                 "server_put": d.server_put.json(), "server_get": d.server_get.json(),
                 "put_ratio_cluster_over_server": round3(d.put.mb_s() / d.server_put.mb_s()),
                 "get_ratio_cluster_over_server": round3(d.get.mb_s() / d.server_get.mb_s()),
+                "cpu_us_per_op_median": {
+                    "raw_put": d.cpu[0], "raw_put_dirsync": d.cpu[1], "raw_get": d.cpu[2],
+                    "cluster_put": d.cpu[3], "cluster_get": d.cpu[4],
+                    "wire_put": d.cpu[5], "wire_get": d.cpu[6],
+                    "server_put": d.cpu[7], "server_get": d.cpu[8],
+                },
+                "put_cpu_ratio_cluster_over_server": cpu_ratio_json(d.cpu[3], d.cpu[7]),
+                "get_cpu_ratio_cluster_over_server": cpu_ratio_json(d.cpu[4], d.cpu[8]),
+                "put_cpu_ratio_cluster_over_wire": cpu_ratio_json(d.cpu[3], d.cpu[5]),
+                "get_cpu_ratio_cluster_over_wire": cpu_ratio_json(d.cpu[4], d.cpu[6]),
                 "peak_rss_mib": kb_json(&d.rss),
                 "failed_in_any_round": d.failed.iter().sum::<u64>(),
                 "rounds": d.all_rounds,

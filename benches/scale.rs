@@ -440,6 +440,7 @@ fn raw_writes(
         bytes: bytes.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
         first_error: first.into_inner().unwrap(),
+        cpu_secs: None,
     }
 }
 

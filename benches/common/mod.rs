@@ -235,9 +235,56 @@ pub struct RunStats {
     pub bytes: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// CPU the whole machine spent during the run (every process and kernel thread: the
+    /// writeback of a PUT's data runs in neither client nor server), when measured.
+    pub cpu_secs: Option<f64>,
+}
+
+/// CPU time the whole machine has spent busy, from `/proc/stat`: on a shared VM, throughput
+/// swings with the neighbours, while the CPU an operation costs moves far less.
+pub struct CpuMeter(Option<f64>);
+
+impl CpuMeter {
+    pub fn start() -> Self {
+        CpuMeter(busy_cpu_secs())
+    }
+    /// CPU seconds spent busy since [`start`](Self::start).
+    pub fn secs(&self) -> Option<f64> {
+        Some(busy_cpu_secs()? - self.0?)
+    }
+    /// `r` with the CPU spent since the start (the run that made it began after it).
+    pub fn stamp(&self, r: RunStats) -> RunStats {
+        RunStats {
+            cpu_secs: self.secs(),
+            ..r
+        }
+    }
+}
+
+/// User, nice, system, irq and softirq time of all CPUs (not idle, iowait or steal).
+fn busy_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let busy = [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&k| ticks.get(k).copied())
+        .sum::<Option<u64>>()?;
+    // /proc/stat counts in USER_HZ, which Linux fixes at 100 on every architecture.
+    Some(busy as f64 / 100.0)
 }
 
 impl RunStats {
+    /// Machine CPU per operation, microseconds.
+    pub fn cpu_us_per_op(&self) -> Option<f64> {
+        self.cpu_secs
+            .map(|c| c * 1e6 / (self.ops as u64).saturating_sub(self.errors).max(1) as f64)
+    }
     pub fn mb_s(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.secs.max(1e-9)
     }
@@ -249,6 +296,8 @@ impl RunStats {
             "secs": round3(self.secs), "objects": self.ops, "bytes": self.bytes,
             "errors": self.errors, "first_error": self.first_error,
             "mb_per_sec": round3(self.mb_s()), "objs_per_sec": round3(self.ops_s()),
+            "cpu_secs": self.cpu_secs.map(round3),
+            "cpu_us_per_op": self.cpu_us_per_op().map(round3),
         })
     }
     pub fn warn(&self, what: &str) {
@@ -325,6 +374,7 @@ where
         bytes: bytes.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
         first_error,
+        cpu_secs: None,
     }
 }
 
