@@ -458,3 +458,53 @@ async fn a_rebalance_batch_acknowledges_only_what_arrived_whole() {
         assert_eq!(on_t0, want, "{name}");
     }
 }
+
+/// The file holding `bucket/object` on any target of `c`.
+fn stored_file(c: &TestCluster, object: &str) -> std::path::PathBuf {
+    let mut found = None;
+    for name in c.lc.procs.keys() {
+        for (mp, _) in c.mountpaths_of(name) {
+            let _ = shoal_actors::store::object::walk_objects(&mp, |path, _| {
+                let mine = shoal_actors::store::object::read_meta(path)
+                    .is_ok_and(|m| m.bucket == BUCKET && m.object == object);
+                if mine {
+                    found = Some(path.to_path_buf());
+                }
+                !mine
+            });
+        }
+    }
+    found.unwrap_or_else(|| panic!("{object} is on no target's disk"))
+}
+
+/// A GET that verifies reads the stored data against its checksum before it sends any: a
+/// copy whose data rotted on disk is refused, small or large; a GET that does not verify is
+/// still caught by the client's own check of the whole body. A healthy copy verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_that_verifies_refuses_a_copy_whose_data_rotted() {
+    let c = TestCluster::start(1, 2, 1, FAST_CONFIG).await;
+    for (name, size) in [("small", 3_000usize), ("large", 700_000)] {
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        c.client.put_bytes(BUCKET, name, &data).await.unwrap();
+        let mut out = Vec::new();
+        let meta = c.client.get(BUCKET, name, &mut out, true).await.unwrap();
+        assert_eq!((meta.size, &out), (size as u64, &data), "{name}");
+
+        // One byte of the data flips; the trailer (and its checksum) stays as written.
+        let path = stored_file(&c, name);
+        let mut file = std::fs::read(&path).unwrap();
+        file[size / 2] ^= 0x40;
+        std::fs::write(&path, &file).unwrap();
+
+        let mut out = Vec::new();
+        let res = c.client.get(BUCKET, name, &mut out, true).await;
+        assert!(matches!(res, Err(Error::Checksum(_))), "{name}: {res:?}");
+        assert!(
+            out.is_empty(),
+            "{name}: {} bytes sent before the check",
+            out.len()
+        );
+        let res = c.client.get_bytes(BUCKET, name).await;
+        assert!(matches!(res, Err(Error::Checksum(_))), "{name}: {res:?}");
+    }
+}

@@ -29,8 +29,9 @@ pub struct Found {
     pub mp: usize,
     pub path: PathBuf,
     pub meta: ObjMeta,
-    /// The whole data, when the copy was small enough to read with its metadata.
-    pub data: Option<Vec<u8>>,
+    /// The whole data when the copy was small enough to read with its metadata, else its
+    /// open file.
+    pub held: store::Held,
 }
 
 /// Files a hashed long name may occupy (names whose hashes collide take the next one).
@@ -178,7 +179,7 @@ impl LocalStore {
         bucket: &str,
         object: &str,
         small: u64,
-    ) -> Option<(PathBuf, ObjMeta, Option<Vec<u8>>)> {
+    ) -> Option<(PathBuf, ObjMeta, store::Held)> {
         let m = self.mps.get(mp)?;
         if m.io_fault() {
             m.note_io_error(&"injected I/O failure (fault fail_io)");
@@ -228,12 +229,12 @@ impl LocalStore {
             .into_iter()
             .chain(self.readable().into_iter().filter(|&i| Some(i) != first));
         for mp in order {
-            if let Some((path, meta, data)) = self.locate_reading(mp, bucket, object, small) {
+            if let Some((path, meta, held)) = self.locate_reading(mp, bucket, object, small) {
                 return Some(Found {
                     mp,
                     path,
                     meta,
-                    data,
+                    held,
                 });
             }
         }

@@ -3,7 +3,7 @@
 //! computed, and the metadata lands in the same rename as the data. Writes are atomic: a temp
 //! file on the same mountpath, fsync, rename, fsync of the directory.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -453,17 +453,36 @@ pub fn read_meta(path: &Path) -> Result<ObjMeta> {
     read_meta_from(&mut f, path)
 }
 
+/// What a look at an object file holds besides its metadata.
+#[derive(Debug)]
+pub enum Held {
+    /// The whole data: the object was small.
+    Data(Vec<u8>),
+    /// The file, open (its data starts at offset 0): sent from as it is, with no second open,
+    /// it is the very version the metadata describes even if the object is replaced meanwhile.
+    File(std::fs::File),
+}
+
+impl Held {
+    pub fn data(&self) -> Option<&[u8]> {
+        match self {
+            Held::Data(d) => Some(d),
+            Held::File(_) => None,
+        }
+    }
+}
+
 /// An object file's metadata and, when its data is at most about `whole` bytes, the data too:
 /// one open and one read for a small object (a GET's whole answer, where looking up the
-/// trailer alone would already read most of the file).
-pub fn read_meta_and_small(path: &Path, whole: u64) -> Result<(ObjMeta, Option<Vec<u8>>)> {
+/// trailer alone would already read most of the file); otherwise the open file.
+pub fn read_meta_and_small(path: &Path, whole: u64) -> Result<(ObjMeta, Held)> {
     let mut f = std::fs::File::open(path)?;
     if whole == 0 {
-        return read_meta_from(&mut f, path).map(|m| (m, None));
+        return read_meta_from(&mut f, path).map(|m| (m, Held::File(f)));
     }
     let len = f.metadata()?.len();
     if len > whole + TAIL_READ {
-        return read_meta_from(&mut f, path).map(|m| (m, None));
+        return read_meta_from(&mut f, path).map(|m| (m, Held::File(f)));
     }
     // Exactly the stated length (files are replaced, never changed in place): no second read
     // to find the end.
@@ -471,7 +490,7 @@ pub fn read_meta_and_small(path: &Path, whole: u64) -> Result<(ObjMeta, Option<V
     f.read_exact(&mut buf)?;
     let meta = meta_from_file_bytes(&buf, path)?;
     buf.truncate(meta.size as usize);
-    Ok((meta, Some(buf)))
+    Ok((meta, Held::Data(buf)))
 }
 
 fn read_meta_from(f: &mut std::fs::File, path: &Path) -> Result<ObjMeta> {
@@ -524,15 +543,22 @@ pub async fn open_object(path: &Path) -> Result<(std::fs::File, ObjMeta)> {
 pub fn verify(path: &Path) -> Result<ObjMeta> {
     let mut f = std::fs::File::open(path)?;
     let meta = read_meta_from(&mut f, path)?;
-    f.seek(SeekFrom::Start(0))?;
+    verify_data(&f, &meta)?;
+    Ok(meta)
+}
+
+/// Checks that the data of the open object file `f` hashes to `meta`'s checksum (positioned
+/// reads: the file's cursor does not move).
+pub fn verify_data(f: &std::fs::File, meta: &ObjMeta) -> Result<()> {
+    use std::os::unix::fs::FileExt;
     let mut h = Checksum::new();
-    let mut left = meta.size;
+    let mut at = 0;
     let mut buf = vec![0u8; 256 * 1024];
-    while left > 0 {
-        let n = (left as usize).min(buf.len());
-        f.read_exact(&mut buf[..n])?;
+    while at < meta.size {
+        let n = ((meta.size - at) as usize).min(buf.len());
+        f.read_exact_at(&mut buf[..n], at)?;
         h.update(&buf[..n]);
-        left -= n as u64;
+        at += n as u64;
     }
     let sum = h.hex();
     if sum != meta.checksum {
@@ -541,7 +567,7 @@ pub fn verify(path: &Path) -> Result<ObjMeta> {
             meta.bucket, meta.object, meta.checksum
         )));
     }
-    Ok(meta)
+    Ok(())
 }
 
 /// Striped per-object locks: make check-then-rename of one object atomic against other writers.
@@ -674,17 +700,29 @@ mod tests {
             .unwrap()
             .commit(&path)
             .unwrap();
-        let (m, data) = read_meta_and_small(&path, 1000).unwrap();
-        assert_eq!((m, data), (meta_of(&small, 9), Some(small.clone())));
-        assert_eq!(read_meta_and_small(&path, 0).unwrap().1, None);
+        let (m, held) = read_meta_and_small(&path, 1000).unwrap();
+        assert_eq!((m, held.data()), (meta_of(&small, 9), Some(&small[..])));
+        let (m, held) = read_meta_and_small(&path, 0).unwrap();
+        assert_eq!((m, held.data()), (meta_of(&small, 9), None));
 
         let large = vec![6u8; 3 * TAIL_READ as usize];
         write_temp(dir.path(), &meta_of(&large, 9), &large)
             .unwrap()
             .commit(&path)
             .unwrap();
-        let (m, data) = read_meta_and_small(&path, 1000).unwrap();
-        assert_eq!((m, data), (meta_of(&large, 9), None));
+        let (m, held) = read_meta_and_small(&path, 1000).unwrap();
+        assert_eq!(m, meta_of(&large, 9));
+        // The open file comes back, and it is the version read even once replaced.
+        let Held::File(mut f) = held else {
+            panic!("a large object came back whole")
+        };
+        write_temp(dir.path(), &meta_of(&small, 10), &small)
+            .unwrap()
+            .commit(&path)
+            .unwrap();
+        let mut body = vec![0u8; large.len()];
+        std::io::Read::read_exact(&mut f, &mut body).unwrap();
+        assert_eq!(body, large);
 
         let full = std::fs::read(&path).unwrap();
         for cut in [0, 3, 8, 100, full.len() - 1] {

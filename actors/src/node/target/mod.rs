@@ -462,32 +462,29 @@ impl DataPath<'_> {
         let Some(found) = found else {
             return Ok(false);
         };
-        if let Some(data) = found.data {
-            let (offset, len) = read.span(&found.meta)?;
-            let body = &data[offset as usize..(offset + len) as usize];
-            conn.send_with_body(corr, Msg::Reply(Reply::Object(found.meta)), body)
-                .await?;
-            return Ok(true);
-        }
-        let path = found.path;
-        if read.verify {
-            let p = path.clone();
-            tokio::task::spawn_blocking(move || store::verify(&p))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        }
-        match store::open_object(&path).await {
-            Ok((f, meta)) => {
-                let (offset, len) = read.span(&meta)?;
-                conn.send(corr, Msg::Reply(Reply::Object(meta.clone())))
+        let (offset, len) = read.span(&found.meta)?;
+        let mut file = match found.held {
+            store::Held::Data(data) => {
+                let body = &data[offset as usize..(offset + len) as usize];
+                conn.send_with_body(corr, Msg::Reply(Reply::Object(found.meta)), body)
                     .await?;
-                conn.send_file(corr, f, offset, len).await?;
-                Ok(true)
+                return Ok(true);
             }
-            // Moved away between the lookup and the open.
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+            // The file the lookup opened: the version its meta describes.
+            store::Held::File(f) => f,
+        };
+        if read.verify {
+            let meta = found.meta.clone();
+            file = tokio::task::spawn_blocking(move || {
+                store::verify_data(&file, &meta).map(|()| file)
+            })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         }
+        conn.send(corr, Msg::Reply(Reply::Object(found.meta)))
+            .await?;
+        conn.send_file(corr, file, offset, len).await?;
+        Ok(true)
     }
 
     async fn head(&self, key: &ObjKey, local: bool) -> Result<ObjMeta> {
