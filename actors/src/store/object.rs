@@ -83,9 +83,9 @@ pub fn next_version() -> u64 {
 
 /// Streams one object into a temp file on its mountpath, hashing as it goes. Pieces are
 /// written on the blocking pool from the buffers they arrived in (no copy), several to a trip
-/// (one vectored write), with one trip in flight while the next pieces arrive: each trip costs
-/// two thread wake-ups, which at one per 128 KiB piece were a tenth of a large PUT's CPU.
-/// Small pieces are gathered (copied) into one first.
+/// (one vectored write), with one trip in flight while the next pieces arrive: each trip wakes
+/// two threads, so a trip per 128 KiB piece cost more than the writes needed. Small pieces are
+/// gathered (copied) into one first.
 pub struct ObjectWriter {
     /// The file while no write is in flight; the write in flight has it meanwhile.
     file: Option<std::fs::File>,

@@ -430,7 +430,8 @@ impl DataPath<'_> {
         }
     }
 
-    /// The local copy of `key`, with its data when it is small and needs no verification.
+    /// The local copy of `key`, with its data when it is small and needs no verification (else
+    /// with its file, open).
     /// Read on the runtime thread, as every lookup of a trailer is: for a small object the
     /// trailer read already brings in most of the file, and a hop to the blocking pool costs
     /// more than the read (two thread wake-ups per GET).
