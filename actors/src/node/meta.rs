@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::names;
 use crate::error::{Error, Result};
 use crate::logic::meta::{Changed, merge};
-use crate::store;
+use crate::store::{self, LocalStore};
 use crate::types::config::ClusterConfig;
 use crate::types::meta::{Meta, MetaUpdate};
 use crate::types::smap::NodeId;
@@ -92,6 +92,10 @@ pub struct MetaArgs {
     pub started: std::time::Instant,
     /// The publishing side: owned by the node so that it outlives a restart of this actor.
     pub tx: Arc<watch::Sender<Arc<Meta>>>,
+    pub me: NodeId,
+    /// A target's store: its `settling` flag is raised with the publication of a generation
+    /// that names it (see [`apply`]).
+    pub store: Option<Arc<LocalStore>>,
 }
 
 pub enum MetaMsg {
@@ -137,7 +141,8 @@ impl Actor for MetaActor {
         match msg {
             MetaMsg::Apply(upd, reply) => {
                 let (dir, tx, started) = (state.data_dir.clone(), state.tx.clone(), state.started);
-                let res = blocking(move || apply(&dir, &tx, started, *upd)).await;
+                let settling = state.store.clone().map(|s| (state.me.clone(), s));
+                let res = blocking(move || apply(&dir, &tx, started, settling, *upd)).await;
                 let _ = reply.send(res);
             }
             MetaMsg::Wipe(reply) => {
@@ -175,6 +180,7 @@ fn apply(
     dir: &Path,
     tx: &watch::Sender<Arc<Meta>>,
     started: std::time::Instant,
+    settling: Option<(NodeId, Arc<LocalStore>)>,
     mut upd: MetaUpdate,
 ) -> Result<Changed> {
     // Test hook: a joiner that learns of buckets late (see `fault::hold_bmd`).
@@ -199,10 +205,98 @@ fn apply(
         if m.changed.config {
             store::persist(&dir.join(CONFIG_FILE), &next.config)?;
         }
+        // Requests are routed by the new map as soon as it is published, but the generation
+        // that moves objects to their new owners starts later (the rebalance actor follows
+        // the published value). In between, a copy here may be older than one written on the
+        // previous owner (by a client or target still on the older map): reads must ask the
+        // others from the first moment, so the flag goes up before the map is visible (nemesis
+        // seed 5: a new owner served its own older copy). The generation lowers it once every
+        // sender is done.
+        if let Some((me, store)) = settling
+            && next.rmd.version > cur.rmd.version
+            && (next.rmd.participants.is_empty() || next.rmd.participants.contains(&me))
+        {
+            store
+                .settling
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         tx.send_replace(Arc::new(next));
     }
     match m.refused {
         Some(e) => Err(e),
         None => Ok(m.changed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::smap::Rmd;
+    use std::sync::atomic::Ordering;
+
+    fn rmd(version: u64, participants: &[&str]) -> MetaUpdate {
+        MetaUpdate {
+            rmd: Some(Rmd {
+                version,
+                participants: participants.iter().map(|p| NodeId((*p).into())).collect(),
+                ..Rmd::default()
+            }),
+            ..MetaUpdate::default()
+        }
+    }
+
+    /// The window of nemesis seed 5: a generation naming this target is published (requests
+    /// are routed by its map from then on) before the rebalance actor starts it. Reads must
+    /// already ask the other targets then, so `settling` is up by the time anyone can see the
+    /// new value.
+    #[test]
+    fn a_generation_naming_this_target_is_published_with_reads_settling() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::open(&[dir.path().join("mp")]).unwrap());
+        let (tx, mut rx) = watch::channel(Arc::new(Meta::default()));
+        let started = std::time::Instant::now();
+        let me = NodeId("t1".into());
+        let with = |s: &Arc<LocalStore>| Some((me.clone(), s.clone()));
+
+        // Another target's generation: nothing comes here.
+        apply(
+            dir.path(),
+            &tx,
+            started,
+            with(&store),
+            rmd(1, &["t2", "t3"]),
+        )
+        .unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert!(!store.settling.load(Ordering::Relaxed));
+        rx.mark_unchanged();
+
+        apply(
+            dir.path(),
+            &tx,
+            started,
+            with(&store),
+            rmd(2, &["t1", "t2"]),
+        )
+        .unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(rx.borrow_and_update().rmd.version, 2);
+        assert!(store.settling.load(Ordering::Relaxed));
+
+        // The same generation again (a repeated push) changes nothing; the generation's end is
+        // what lowers the flag.
+        store.settling.store(false, Ordering::Relaxed);
+        apply(
+            dir.path(),
+            &tx,
+            started,
+            with(&store),
+            rmd(2, &["t1", "t2"]),
+        )
+        .unwrap();
+        assert!(!store.settling.load(Ordering::Relaxed));
+        // An RMD with no list of participants names everyone.
+        apply(dir.path(), &tx, started, with(&store), rmd(3, &[])).unwrap();
+        assert!(store.settling.load(Ordering::Relaxed));
     }
 }

@@ -346,6 +346,8 @@ async fn spawn_child(
                 data_dir: kit.data_dir.clone(),
                 started: kit.started,
                 tx: kit.meta_tx.clone(),
+                me: kit.me.id.clone(),
+                store: kit.store.clone(),
             };
             Actor::spawn_linked(name, super::meta::MetaActor, args, sup)
                 .await?
