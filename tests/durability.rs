@@ -4,6 +4,10 @@
 //! stalled by a dead top candidate.
 
 mod common;
+// The nemesis' fault-injecting relays, to cut one link between two nodes.
+#[allow(dead_code)]
+#[path = "nemesis/relay.rs"]
+mod relay;
 
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use shoal_actors::proto::msg::{PutObject, Reply};
 use shoal_actors::proto::{Conn, Msg};
 use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
 use shoal_actors::types::object::ObjKey;
-use shoal_actors::types::smap::NodeId;
+use shoal_actors::types::smap::{NodeId, Role};
 use shoal_actors::types::status::RebState;
 
 const T: Duration = Duration::from_secs(60);
@@ -61,7 +65,10 @@ async fn a_deleted_object_never_comes_back_from_a_target_that_was_away() {
     // Overwritten at its new owner, target1 killed, then deleted while target1 is down.
     c.client.put_bytes(BUCKET, &x, b"second").await.unwrap();
     c.lc.kill9("target1").unwrap();
-    c.client.delete(BUCKET, &x).await.unwrap();
+    // Recorded by the owner, not confirmed while target1 (which may still serve its copy under
+    // an older map) has not heard of it.
+    let del = c.client.delete(BUCKET, &x).await;
+    assert!(matches!(del, Err(Error::Unavailable(_))), "{del:?}");
     // The new owner restarts (its memory of the delete goes), then target1 comes back with
     // the first content still on disk.
     c.lc.kill9(&owner_name).unwrap();
@@ -117,8 +124,11 @@ async fn an_object_on_an_unreachable_target_is_neither_missing_nor_back_after_a_
     // Nor can a listing leave X out: it fails until target1 answers.
     let listed = c.client.list_objects(BUCKET, "").await;
     assert!(matches!(listed, Err(Error::Offline(_))), "{listed:?}");
-    // A delete is recorded by the owner (not "not found": a copy may be out there).
-    c.client.delete(BUCKET, &x).await.unwrap();
+    // A delete is recorded by the owner (not "not found": a copy may be out there), but while
+    // the rebalance settles it is not confirmed: target1 did not hear of it (see
+    // `a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replaced`).
+    let del = c.client.delete(BUCKET, &x).await;
+    assert!(matches!(del, Err(Error::Unavailable(_))), "{del:?}");
     // target1 comes back still holding on to its objects, the old X among them.
     c.lc.start("target1").unwrap();
     c.wait_for("target1 back", T, || async {
@@ -507,4 +517,104 @@ async fn a_get_that_verifies_refuses_a_copy_whose_data_rotted() {
         let res = c.client.get_bytes(BUCKET, name).await;
         assert!(matches!(res, Err(Error::Checksum(_))), "{name}: {res:?}");
     }
+}
+
+/// Nemesis seed 5 (`stale-read`): a target that misses the primary's push of a new map keeps
+/// acting as the owner of objects the map gave to someone else. A client still on the old map
+/// then wrote to it and read back a value the new owner had since replaced. The new owner,
+/// while its rebalance settles, tells every other target its map before it acknowledges a
+/// write; the target behind then refuses to act as an owner until it has that map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replaced() {
+    let mut specs = vec![
+        NodeSpec::new("proxy0", Role::Proxy, 0),
+        NodeSpec::new("target0", Role::Target, 1),
+        NodeSpec::new("target1", Role::Target, 1),
+    ];
+    for s in &mut specs {
+        s.port = shoal_nodectl::playground::free_port().unwrap();
+    }
+    let port2 = shoal_nodectl::playground::free_port().unwrap();
+    let nodes: Vec<(String, String)> = specs[..2]
+        .iter()
+        .map(|s| (s.name.clone(), format!("127.0.0.1:{}", s.port)))
+        .chain([("target2".to_string(), format!("127.0.0.1:{port2}"))])
+        .collect();
+    let mesh = relay::Mesh::start(&nodes).await.unwrap();
+    for s in &mut specs[..2] {
+        s.env
+            .push(("SHOAL_FAULT_ROUTES".into(), mesh.routes(&s.name)));
+    }
+    let mut c = TestCluster::start_nodes(&specs, FAST_CONFIG).await;
+    let t0 = c.id("target0").await;
+    let before = c.smap().await;
+    // A client that learns the map now and keeps it.
+    let old = c.lc.client();
+    old.put_bytes(BUCKET, "warm-up", b"x").await.unwrap();
+
+    // The primary can no longer reach target0 (target0 still reaches it: its keepalive goes
+    // on), and a third target joins: target0 never hears of the new map.
+    mesh.set("proxy0", "target0", relay::Mode::Refuse);
+    let routes = mesh.routes("target2");
+    c.lc.add_with_env(
+        "target2",
+        Role::Target,
+        port2,
+        1,
+        &[],
+        &[("SHOAL_FAULT_ROUTES", &routes)],
+    )
+    .unwrap();
+    c.wait_for("target2 in the map", T, || async {
+        c.smap().await.targets.len() == 3
+    })
+    .await;
+    let after = c.smap().await;
+    let t2 = c.id("target2").await;
+    let x = (0..100_000)
+        .map(|i| format!("x-{i}"))
+        .find(|n| {
+            shoal_actors::logic::placement::owner(&before, BUCKET, n).is_some_and(|o| o.id == t0)
+                && shoal_actors::logic::placement::owner(&after, BUCKET, n)
+                    .is_some_and(|o| o.id == t2)
+        })
+        .unwrap();
+
+    // The old map sends this write to target0, which takes it as the owner it believes it is.
+    old.put_bytes(BUCKET, &x, b"first").await.unwrap();
+    // The new owner takes the next one.
+    let new = c.lc.client();
+    new.put_bytes(BUCKET, &x, b"second").await.unwrap();
+    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+    // Through the old map: not the replaced value, nor a write target0 would take as owner.
+    let got = old.get_bytes(BUCKET, &x).await;
+    assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
+    let put = old.put_bytes(BUCKET, &x, b"third").await;
+    assert!(matches!(put, Err(Error::Unavailable(_))), "{put:?}");
+
+    // With target0 out of the new owner's reach too, it cannot tell target0 of a write or a
+    // delete: the write is refused, the delete (recorded here) not confirmed.
+    mesh.set("target2", "target0", relay::Mode::Refuse);
+    let put = new.put_bytes(BUCKET, &x, b"fourth").await;
+    assert!(matches!(put, Err(Error::Unavailable(_))), "{put:?}");
+    let del = new.delete(BUCKET, &x).await;
+    assert!(matches!(del, Err(Error::Unavailable(_))), "{del:?}");
+    let got = new.get_bytes(BUCKET, &x).await;
+    assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
+
+    // Once the links are back, target0 catches up: the delete holds for every client.
+    mesh.set("target2", "target0", relay::Mode::Pass);
+    mesh.set("proxy0", "target0", relay::Mode::Pass);
+    c.wait_for("the old client to see the delete", T, || async {
+        matches!(old.get_bytes(BUCKET, &x).await, Err(Error::NotFound(_)))
+    })
+    .await;
+    c.wait_rebalance_idle(T).await;
+    let got = new.get_bytes(BUCKET, &x).await;
+    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
+    assert!(
+        nowhere_on_disk(&c, &x),
+        "{:?}",
+        c.object_files().get(&format!("{BUCKET}/{x}"))
+    );
 }

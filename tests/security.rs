@@ -137,6 +137,7 @@ async fn with_auth_on_nothing_gets_in_without_the_right_token() {
                 key: shoal_actors::types::object::ObjKey::new(BUCKET, name.clone()),
                 local: true,
                 stamp: None,
+                smap_version: 0,
             })
             .await;
         assert!(

@@ -539,6 +539,7 @@ impl Client {
             key: key.clone(),
             local: false,
             stamp: None,
+            smap_version: 0,
         };
         self.owner_rpc(&key, req).await
     }

@@ -499,6 +499,10 @@ pub struct DeleteObject {
     /// With `local`: remove copies stamped up to this (the owner's delete stamp).
     #[serde(default)]
     pub stamp: Option<u64>,
+    /// With `local`: the version of the map the owner acts under (a target with an older one
+    /// learns that it may have missed a change of owners).
+    #[serde(default)]
+    pub smap_version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -509,6 +513,9 @@ pub struct Locate {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StampQuery {
     pub key: ObjKey,
+    /// The version of the map the asking owner acts under (as in [`DeleteObject`]).
+    #[serde(default)]
+    pub smap_version: u64,
 }
 
 /// Rebalance transfers between targets.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::mpset::{Identity, MountpathSet};
 use super::object::{self as store, ObjLocks, TempObject};
@@ -54,6 +54,11 @@ pub struct LocalStore {
     /// every sender has finished): a local copy may then be older than one in flight, and
     /// reads check the other targets first.
     pub settling: AtomicBool,
+    /// The newest cluster map version another target has acted under in a request to this
+    /// one. Ahead of this target's own map, it says a push was missed (cut off from the
+    /// primary): owners may have changed, so this target does not act as one until it has
+    /// that map.
+    pub map_seen: AtomicU64,
     /// Group commit of the flushes that make rebalance batches durable.
     flush: super::flush::FsFlush,
 }
@@ -83,6 +88,7 @@ impl LocalStore {
             installs: tokio::sync::RwLock::new(()),
             locks: Default::default(),
             settling: AtomicBool::new(false),
+            map_seen: AtomicU64::new(0),
             flush: Default::default(),
         }
     }

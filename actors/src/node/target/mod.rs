@@ -153,6 +153,7 @@ impl DataPath<'_> {
         match d {
             Data::Locate(Locate { key }) => {
                 self.check_key(&key)?;
+                self.current_map().await?;
                 if let Some(r) = self.redirect_if_not_owner(&key) {
                     return Ok(Some(r));
                 }
@@ -168,6 +169,7 @@ impl DataPath<'_> {
             Data::Put(PutObject { key, size, attrs }) => {
                 self.check_key(&key)?;
                 check_attrs(&attrs)?;
+                self.current_map().await?;
                 if let Some(r) = self.redirect_if_not_owner(&key) {
                     return Ok(Some(r));
                 }
@@ -180,8 +182,11 @@ impl DataPath<'_> {
                 range,
             }) => {
                 self.check_key(&key)?;
-                if !local && let Some(r) = self.redirect_if_not_owner(&key) {
-                    return Ok(Some(r));
+                if !local {
+                    self.current_map().await?;
+                    if let Some(r) = self.redirect_if_not_owner(&key) {
+                        return Ok(Some(r));
+                    }
                 }
                 let read = Read { verify, range };
                 self.get(conn, corr, &key, read, local).await?;
@@ -189,24 +194,40 @@ impl DataPath<'_> {
             }
             Data::Head(HeadObject { key, local }) => {
                 self.check_key(&key)?;
-                if !local && let Some(r) = self.redirect_if_not_owner(&key) {
-                    return Ok(Some(r));
+                if !local {
+                    self.current_map().await?;
+                    if let Some(r) = self.redirect_if_not_owner(&key) {
+                        return Ok(Some(r));
+                    }
                 }
                 self.head(&key, local)
                     .await
                     .map(|m| Some(Msg::Reply(HeadObject::reply(m))))
             }
-            Data::Delete(DeleteObject { key, local, stamp }) => {
+            Data::Delete(DeleteObject {
+                key,
+                local,
+                stamp,
+                smap_version,
+            }) => {
                 self.check_key(&key)?;
-                if !local && let Some(r) = self.redirect_if_not_owner(&key) {
-                    return Ok(Some(r));
+                if local {
+                    self.saw_map(smap_version);
+                } else {
+                    self.current_map().await?;
+                    if let Some(r) = self.redirect_if_not_owner(&key) {
+                        return Ok(Some(r));
+                    }
                 }
                 self.delete(&key, local, stamp)
                     .await
                     .map(|()| Some(Msg::Reply(DeleteObject::reply(()))))
             }
-            Data::Stamp(StampQuery { key }) => {
+            Data::Stamp(StampQuery { key, smap_version }) => {
                 self.check_key(&key)?;
+                // Noted before the answer: once the asker has it, this target no longer acts
+                // as an owner under an older map.
+                self.saw_map(smap_version);
                 let s = self.store.stamp(&key.bucket, &key.object);
                 Ok(Some(Msg::Reply(StampQuery::reply(s))))
             }
@@ -320,6 +341,17 @@ impl DataPath<'_> {
         } else {
             Received::File(Box::new(self.receive_body(conn, corr, mp, size).await?))
         };
+        // While a rebalance settles, a copy elsewhere may be newer than ours (written on the
+        // previous owner), and a target still on an older map may act as this object's owner:
+        // every other target is told our map and asked its stamp before the write is made,
+        // or the write is refused. The new version beats every copy seen.
+        let elsewhere = match self.fence(&key).await {
+            Ok(v) => v,
+            Err(e) => {
+                w.abort().await;
+                return Err(e);
+            }
+        };
         // Ownership is checked again at install time, under the install barrier: a map that
         // changed while the body travelled sends the client to the new owner, and nothing is
         // stored here (it would be stranded behind a rebalance walk that already went by).
@@ -332,7 +364,10 @@ impl DataPath<'_> {
         }
         // A new write must beat the copy (or delete) here even if it was stamped by a node
         // whose clock runs ahead of ours (Lamport-style).
-        let existing = self.store.newest_stamp(&key.bucket, &key.object);
+        let existing = self
+            .store
+            .newest_stamp(&key.bucket, &key.object)
+            .max(elsewhere);
         let meta = ObjMeta {
             bucket: key.bucket.clone(),
             object: key.object.clone(),
@@ -553,19 +588,34 @@ impl DataPath<'_> {
             key: key.clone(),
             local: true,
             stamp: Some(tomb.version),
+            smap_version: self.map_version(),
         };
         // "Not found" only when every target that may hold a copy said so: one that did not
         // answer may hold it (written under the previous map). The delete record here is
         // durable and newer than any such copy, so the delete holds either way.
-        let mut unsure = false;
+        let mut unsure = None;
         for a in self.ask_other_targets(req).await {
             match a.reply {
                 Ok(()) => found = true,
                 Err(Error::NotFound(_)) => {}
-                Err(_) => unsure |= !a.emptied,
+                Err(e) if !a.emptied => unsure = Some((a.addr, e)),
+                Err(_) => {}
             }
         }
-        if found || unsure {
+        // While a rebalance settles, a target that did not hear of the delete may still act as
+        // the owner under an older map and serve its copy: the delete is not confirmed.
+        if let Some((addr, e)) = &unsure
+            && self
+                .store
+                .settling
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(Error::Unavailable(format!(
+                "{key}: deleted here, but the target at {addr} did not answer ({e}) and may \
+                 still serve a copy while the cluster rebalances; delete it again"
+            )));
+        }
+        if found || unsure.is_some() {
             Ok(())
         } else {
             Err(not_found(key))

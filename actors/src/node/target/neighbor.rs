@@ -109,11 +109,30 @@ impl DataPath<'_> {
         if let Some(n) = self.newest_without_asking(mine) {
             return Ok(n);
         }
+        Ok(choose(mine, &self.others_stamps(key).await?))
+    }
+
+    /// Before a write while a rebalance settles: every other target is told this target's map
+    /// (one still acting as the owner under an older map stops, see
+    /// [`current_map`](Self::current_map)) and asked for its stamp. The newest version among
+    /// their copies and deletes, which the write must beat; 0 when settled.
+    pub(super) async fn fence(&self, key: &ObjKey) -> Result<u64> {
+        if !self.store.settling.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        let others = self.others_stamps(key).await?;
+        Ok(others.iter().map(|(_, s)| s.version).max().unwrap_or(0))
+    }
+
+    /// The stamps of `key` on the other targets, each told this target's map version. Every
+    /// one that may hold a copy must answer.
+    async fn others_stamps(&self, key: &ObjKey) -> Result<Vec<(String, Stamp)>> {
+        let q = StampQuery {
+            key: key.clone(),
+            smap_version: self.map_version(),
+        };
         let mut others: Vec<(String, Stamp)> = Vec::new();
-        for a in self
-            .ask_other_targets(StampQuery { key: key.clone() })
-            .await
-        {
+        for a in self.ask_other_targets(q).await {
             match a.reply {
                 Ok(Some(s)) => others.push((a.addr, s)),
                 // Nothing there (a target that does not know the bucket has no copy of it).
@@ -128,7 +147,42 @@ impl DataPath<'_> {
                 }
             }
         }
-        Ok(choose(mine, &others))
+        Ok(others)
+    }
+
+    /// The version of this target's map.
+    pub(super) fn map_version(&self) -> u64 {
+        self.meta.get().smap.as_ref().map_or(0, |s| s.version)
+    }
+
+    /// Notes the map version a peer acts under.
+    pub(super) fn saw_map(&self, version: u64) {
+        self.store.map_seen.fetch_max(version, Ordering::Relaxed);
+    }
+
+    /// Before acting as an owner: when another target has acted under a newer map than ours,
+    /// a push was missed (this target may be cut off from the primary) and the owner of any
+    /// object may have changed. Wait for that map (a keepalive brings it), or refuse: serving
+    /// as the owner under the older map would read back values the new owner replaced.
+    pub(super) async fn current_map(&self) -> Result<()> {
+        let need = self.store.map_seen.load(Ordering::Relaxed);
+        if need == 0 || need <= self.map_version() {
+            return Ok(());
+        }
+        let meta = self.meta.get();
+        let wait = meta.config.keepalive.interval() * 2;
+        let mut rx = self.meta.subscribe();
+        let caught_up = rx.wait_for(|m| m.smap.as_ref().is_some_and(|s| s.version >= need));
+        match tokio::time::timeout(wait, caught_up).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::Unavailable(format!(
+                "t[{}] has cluster map v{} while other targets act under v{need}: it may no \
+                 longer own this object and waits for the newer map (is it cut off from the \
+                 primary?)",
+                self.me,
+                self.map_version()
+            ))),
+        }
     }
 
     /// Relays the copy at `addr` to the client, chunk by chunk: memory stays at one chunk.
