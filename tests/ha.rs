@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use shoal_actors::client::Client;
-use shoal_actors::types::smap::Role;
+use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
+use shoal_actors::types::smap::{NodeId, Role};
 use shoal_nodectl::playground::free_port;
 
 const T: Duration = Duration::from_secs(60);
@@ -298,4 +299,52 @@ async fn a_stalled_primary_steps_down_when_it_wakes_up() {
             .await
             .is_ok()
     );
+}
+
+/// Nemesis long seed 2614 (`no-convergence`): a primary restarted after the others elected a
+/// new one served requests before it had asked them. It took a decommission of the new primary,
+/// committed a map of its own (the same version as theirs, other content), and from then on two
+/// proxies were primary and the maps never agreed again. Now it changes nothing until it knows;
+/// then it steps down and the command is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_primary_changes_nothing_before_it_knows_it_was_replaced() {
+    let mut c = TestCluster::start(3, 1, 1, FAST_CONFIG).await;
+    let old = c.id("proxy0").await;
+    c.lc.kill9("proxy0").unwrap();
+    let p = new_primary(&c, "proxy1", &old.0).await;
+    // proxy0 comes back with its map still naming it primary, and checks late.
+    c.lc.procs
+        .get_mut("proxy0")
+        .unwrap()
+        .env
+        .push(("SHOAL_FAULTS".into(), "delay_reconcile_ms=1500".into()));
+    c.lc.start("proxy0").unwrap();
+    let addr = c.lc.procs["proxy0"].addr.clone();
+    wait_for("proxy0 to listen", T, || {
+        let addr = addr.clone();
+        async move { tokio::net::TcpStream::connect(&addr).await.is_ok() }
+    })
+    .await;
+    let req = LifecycleRequest::new(LifecycleOp::Decommission, vec![NodeId(p.clone())]);
+    let res = client_of(&c, "proxy0").lifecycle(req).await;
+    assert!(res.is_err(), "{res:?}");
+    // One primary, one map, the new primary still in it.
+    let clients: Vec<Client> = ["proxy0", "proxy1", "proxy2"]
+        .iter()
+        .map(|n| client_of(&c, n))
+        .collect();
+    wait_for("every proxy to agree on the map", T, || async {
+        let mut maps = Vec::new();
+        for cl in &clients {
+            match cl.smap().await {
+                Ok(s) => maps.push(s),
+                Err(_) => return false,
+            }
+        }
+        maps.iter()
+            .all(|s| s.primary.0 == p && s.version == maps[0].version)
+            && maps[0].contains(&NodeId(p.clone()))
+            && maps[0].contains(&old)
+    })
+    .await;
 }

@@ -227,6 +227,14 @@ pub async fn reconcile_at_start(meta: &MetaHandle, pool: &Pool, me: &NodeId) -> 
     if &smap.primary != me {
         return Ok(false);
     }
+    // Test hook: a check that comes late, so a test can reach the node before it is done.
+    if let Some(ms) = crate::fault::value("delay_reconcile_ms") {
+        tracing::warn!(
+            ms,
+            "fault delay_reconcile_ms: checking for a newer primary late"
+        );
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let others = smap.proxies.values().filter(|n| &n.id != me).collect();
     match newest_from(pool, &smap, others, Duration::from_secs(1)).await {
         Some(s) if &s.primary != me => {

@@ -179,6 +179,10 @@ pub struct Kit {
     /// RMD version persisted before this start: a newer one learned later is a generation to
     /// run; the persisted one is not (its interruption is reported when joining).
     pub rmd_at_start: u64,
+    /// False while a node restarted as the primary of its persisted map has not yet checked
+    /// that the cluster did not elect another one meanwhile (`election::reconcile_at_start`):
+    /// its primary actor changes nothing until then.
+    pub primary_checked: watch::Receiver<bool>,
     pub args: NodeArgs,
 }
 
@@ -291,6 +295,8 @@ pub async fn start_with(
         tracing::warn!("the cluster secret is short: use at least 16 random bytes");
     }
     let rmd_at_start = persisted.rmd.version;
+    let returning_primary = !args.standby && persisted.is_primary(&id);
+    let (checked_tx, checked_rx) = watch::channel(!returning_primary);
     let persisted_uuid = persisted.smap.as_ref().map(|s| s.uuid.clone());
     let (tx, rx) = watch::channel(Arc::new(persisted));
     let meta = MetaHandle::new(rx.clone(), &id);
@@ -351,6 +357,7 @@ pub async fn start_with(
         shutdown: shutdown.clone(),
         exit_reason: exit_reason.clone(),
         rmd_at_start,
+        primary_checked: checked_rx,
         args: args.clone(),
     };
     let (actor, handle) = Actor::spawn(Some(names::node(&id)), NodeActor, kit)
@@ -384,7 +391,9 @@ pub async fn start_with(
         let is_primary = meta.get().is_primary(&id);
         // A returning primary checks that the cluster did not elect another one meanwhile.
         if is_primary && !args.standby {
-            election::reconcile_at_start(&meta, &pool, &id).await?;
+            let res = election::reconcile_at_start(&meta, &pool, &id).await;
+            checked_tx.send_replace(true);
+            res?;
         }
         if !args.standby && !meta.get().is_primary(&id) {
             join_cluster(&meta, &pool, &me, args.join.as_deref(), reb_interrupted).await?;

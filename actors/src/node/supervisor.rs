@@ -416,6 +416,7 @@ async fn spawn_child(
                 meta: kit.meta.clone(),
                 pool: kit.pool.clone(),
                 secret: kit.secret.clone(),
+                checked: kit.primary_checked.clone(),
             };
             Actor::spawn_linked(name, super::primary::PrimaryActor, args, sup)
                 .await?

@@ -44,6 +44,8 @@ pub struct PrimaryArgs {
     pub pool: Arc<Pool>,
     /// The cluster secret (it seals S3 keys in the cluster config).
     pub secret: Option<crate::logic::auth::Secret>,
+    /// See `Kit::primary_checked`.
+    pub checked: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Where a control request's answer goes.
@@ -238,6 +240,14 @@ impl Actor for PrimaryActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // A primary that restarted acts once it knows the cluster did not elect another one
+        // while it was down: a lifecycle command it took before that forked the map (nemesis
+        // long seed 2614: two primaries, never converging). Messages wait meanwhile; the check
+        // asks each proxy once, with a 1 s timeout.
+        if !*state.a.checked.borrow() {
+            let mut rx = state.a.checked.clone();
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|c| *c)).await;
+        }
         match msg {
             PrimaryMsg::Control(c, by, reply) => {
                 state.requester = by;

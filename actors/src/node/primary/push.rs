@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::PrimaryState;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::proto::codec::Encoded;
 use crate::proto::msg::{GetNodeStats, Rpc, expect};
 use crate::proto::pool::Pool;
@@ -223,6 +223,16 @@ pub fn push(state: &PrimaryState, upd: MetaUpdate) -> Push {
 /// Persists and publishes `upd` locally, and returns its push to the others (in the new map).
 pub async fn commit(state: &PrimaryState, upd: MetaUpdate) -> Result<Push> {
     state.has_majority()?;
+    // A map change is built on a map that names this node primary: one that adopted another
+    // primary's map (it stepped down, and this actor is about to stop) commits nothing.
+    if let Some(s) = state.a.meta.get().smap.as_ref()
+        && s.primary != state.a.me.id
+    {
+        return Err(Error::Unavailable(format!(
+            "this proxy is no longer the primary (p[{}] is): try again",
+            s.primary
+        )));
+    }
     state.a.meta.apply(upd.clone()).await?;
     Ok(push(state, upd))
 }
