@@ -256,29 +256,25 @@ mod tests {
         let (tx, mut rx) = watch::channel(Arc::new(Meta::default()));
         let started = std::time::Instant::now();
         let me = NodeId("t1".into());
-        let with = |s: &Arc<LocalStore>| Some((me.clone(), s.clone()));
+        let publish = |version, participants: &[&str]| {
+            let settling = Some((me.clone(), store.clone()));
+            apply(
+                dir.path(),
+                &tx,
+                started,
+                settling,
+                rmd(version, participants),
+            )
+            .unwrap();
+        };
 
         // Another target's generation: nothing comes here.
-        apply(
-            dir.path(),
-            &tx,
-            started,
-            with(&store),
-            rmd(1, &["t2", "t3"]),
-        )
-        .unwrap();
+        publish(1, &["t2", "t3"]);
         assert!(rx.has_changed().unwrap());
         assert!(!store.settling.load(Ordering::Relaxed));
         rx.mark_unchanged();
 
-        apply(
-            dir.path(),
-            &tx,
-            started,
-            with(&store),
-            rmd(2, &["t1", "t2"]),
-        )
-        .unwrap();
+        publish(2, &["t1", "t2"]);
         assert!(rx.has_changed().unwrap());
         assert_eq!(rx.borrow_and_update().rmd.version, 2);
         assert!(store.settling.load(Ordering::Relaxed));
@@ -286,17 +282,10 @@ mod tests {
         // The same generation again (a repeated push) changes nothing; the generation's end is
         // what lowers the flag.
         store.settling.store(false, Ordering::Relaxed);
-        apply(
-            dir.path(),
-            &tx,
-            started,
-            with(&store),
-            rmd(2, &["t1", "t2"]),
-        )
-        .unwrap();
+        publish(2, &["t1", "t2"]);
         assert!(!store.settling.load(Ordering::Relaxed));
         // An RMD with no list of participants names everyone.
-        apply(dir.path(), &tx, started, with(&store), rmd(3, &[])).unwrap();
+        publish(3, &[]);
         assert!(store.settling.load(Ordering::Relaxed));
     }
 }
