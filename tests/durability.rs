@@ -585,12 +585,13 @@ async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replac
     // The new owner takes the next one.
     let new = c.lc.client();
     new.put_bytes(BUCKET, &x, b"second").await.unwrap();
-    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"second");
-    // Through the old map: not the replaced value, nor a write target0 would take as owner.
+    // Through the old map: not the replaced value, nor a write target0 would take as owner
+    // (the new owner's write itself told target0 of the newer map).
     let got = old.get_bytes(BUCKET, &x).await;
     assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
     let put = old.put_bytes(BUCKET, &x, b"third").await;
     assert!(matches!(put, Err(Error::Unavailable(_))), "{put:?}");
+    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"second");
 
     // With target0 out of the new owner's reach too, it cannot tell target0 of a write or a
     // delete: the write is refused, the delete (recorded here) not confirmed.
@@ -617,4 +618,23 @@ async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replac
         "{:?}",
         c.object_files().get(&format!("{BUCKET}/{x}"))
     );
+}
+
+/// A map version is taken only from a node, not from a client: one request could otherwise make
+/// a target refuse to act as an owner until it restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_version_sent_by_a_client_is_not_taken() {
+    let c = TestCluster::start(1, 1, 1, FAST_CONFIG).await;
+    c.client.put_bytes(BUCKET, "k", b"v").await.unwrap();
+    let t0 = c.smap().await.targets.values().next().unwrap().clone();
+    let mut conn = Conn::connect(&t0.addr, NodeId("cli".into()), T)
+        .await
+        .unwrap();
+    let q = shoal_actors::proto::msg::StampQuery {
+        key: ObjKey::new(BUCKET, "k"),
+        smap_version: u64::MAX,
+    };
+    assert!(conn.rpc(q).await.unwrap().is_some());
+    assert_eq!(c.client.get_bytes(BUCKET, "k").await.unwrap(), b"v");
+    c.client.put_bytes(BUCKET, "k", b"w").await.unwrap();
 }

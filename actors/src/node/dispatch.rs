@@ -149,8 +149,15 @@ impl Router {
                 ck.node(&from, token)?;
                 self.peer(conn, corr, p, &from).await
             }
-            Msg::Data(d) => {
+            Msg::Data(mut d) => {
                 ck.authorize(&from, token, data_action(&d))?;
+                // A map version is taken only from a node (with auth on, one holding a node token
+                // of this cluster; it may be newer than our map, so membership cannot be asked):
+                // from a client it could make this target refuse to act as an owner until it
+                // learned a map that never comes.
+                if from.0 == crate::client::CLIENT_ID || ck.node(&from, token).is_err() {
+                    d.forget_map_version();
+                }
                 self.data(conn, corr, d).await
             }
             Msg::Reb(r) => {

@@ -437,6 +437,17 @@ pub enum Data {
     Stamp(StampQuery),
 }
 
+impl Data {
+    /// Drops the map version a request carries (one not sent by a member target).
+    pub fn forget_map_version(&mut self) {
+        match self {
+            Data::Stamp(q) => q.smap_version = 0,
+            Data::Delete(d) => d.smap_version = 0,
+            _ => {}
+        }
+    }
+}
+
 /// One page of a bucket listing, names in order, after `start_after`. `local` asks one target
 /// for its own objects only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

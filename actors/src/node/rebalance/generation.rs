@@ -107,9 +107,13 @@ impl Actor for GenerationActor {
             GenMsg::AllSent => {
                 let a = &state.args;
                 let c = &a.counters;
-                a.store
-                    .settling
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                // Not when a newer generation naming this target was published meanwhile: the
+                // meta writer raised the flag for it, and it has not run yet.
+                if a.meta.get().rmd.version == a.generation {
+                    a.store
+                        .settling
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
                 c.set_stage(Stage::Fin);
                 // With errors the marker stays, so a restart runs a new generation.
                 if c.errors() == 0 {

@@ -573,12 +573,16 @@ impl DataPath<'_> {
                 false => Err(not_found(key)),
             };
         }
+        // While settling, the delete must beat copies elsewhere too (stamped by a clock that
+        // runs ahead); a target that does not answer is dealt with below.
+        let elsewhere = self.fence(key).await.unwrap_or(0);
         let tomb = Tomb {
             bucket: key.bucket.clone(),
             object: key.object.clone(),
             version: store::next_version().max(
                 self.store
                     .newest_stamp(&key.bucket, &key.object)
+                    .max(elsewhere)
                     .saturating_add(1),
             ),
             generation: self.meta.get().rmd.version,
