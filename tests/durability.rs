@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use shoal_actors::Error;
+use shoal_actors::client::Client;
 use shoal_actors::logic::election;
 use shoal_actors::proto::msg::{PutObject, Reply};
 use shoal_actors::proto::{Conn, Msg};
@@ -30,6 +31,17 @@ fn op(op: LifecycleOp, id: &NodeId) -> LifecycleRequest {
 /// No copy of `bucket/name` on any target's disks.
 fn nowhere_on_disk(c: &TestCluster, name: &str) -> bool {
     !c.object_files().contains_key(&format!("{BUCKET}/{name}"))
+}
+
+/// `name` reads as not found through `client`, and no copy of it is on any target's disks.
+async fn assert_deleted(c: &TestCluster, client: &Client, name: &str) {
+    let got = client.get_bytes(BUCKET, name).await;
+    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
+    assert!(
+        nowhere_on_disk(c, name),
+        "{:?}",
+        c.object_files().get(&format!("{BUCKET}/{name}"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,13 +166,7 @@ async fn an_object_on_an_unreachable_target_is_neither_missing_nor_back_after_a_
         .await
         .unwrap();
     c.wait_rebalance_idle(T).await;
-    let got = c.client.get_bytes(BUCKET, &x).await;
-    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
-    assert!(
-        nowhere_on_disk(&c, &x),
-        "{:?}",
-        c.object_files().get(&format!("{BUCKET}/{x}"))
-    );
+    assert_deleted(&c, &c.client, &x).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,8 +588,13 @@ async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replac
 
     // The old map sends this write to target0, which takes it as the owner it believes it is.
     old.put_bytes(BUCKET, &x, b"first").await.unwrap();
-    // The new owner takes the next one.
+    // The new owner takes the next one, once it knows the bucket (its bucket map may come a
+    // moment after the map that names it).
     let new = c.lc.client();
+    c.wait_for("target2 to know the bucket", T, || async {
+        !matches!(new.head(BUCKET, &x).await, Err(Error::NotFound(m)) if m.contains("bucket"))
+    })
+    .await;
     new.put_bytes(BUCKET, &x, b"second").await.unwrap();
     // Through the old map: not the replaced value, nor a write target0 would take as owner
     // (the new owner's write itself told target0 of the newer map).
@@ -611,13 +622,7 @@ async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replac
     })
     .await;
     c.wait_rebalance_idle(T).await;
-    let got = new.get_bytes(BUCKET, &x).await;
-    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
-    assert!(
-        nowhere_on_disk(&c, &x),
-        "{:?}",
-        c.object_files().get(&format!("{BUCKET}/{x}"))
-    );
+    assert_deleted(&c, &new, &x).await;
 }
 
 /// A map version is taken only from a node, not from a client: one request could otherwise make
