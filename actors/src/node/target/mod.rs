@@ -148,13 +148,20 @@ impl DataPath<'_> {
         })
     }
 
+    /// Before acting as the owner of `key`: this target's map is current enough (see
+    /// [`current_map`](Self::current_map)), and under it someone else is not the owner (then
+    /// the client is sent there).
+    async fn route_as_owner(&self, key: &ObjKey) -> Result<Option<Msg>> {
+        self.current_map().await?;
+        Ok(self.redirect_if_not_owner(key))
+    }
+
     /// Serves one data request; `None` when the reply was streamed on `conn`.
     pub async fn serve(&self, conn: &mut Conn, corr: u64, d: Data) -> Result<Option<Msg>> {
         match d {
             Data::Locate(Locate { key }) => {
                 self.check_key(&key)?;
-                self.current_map().await?;
-                if let Some(r) = self.redirect_if_not_owner(&key) {
+                if let Some(r) = self.route_as_owner(&key).await? {
                     return Ok(Some(r));
                 }
                 let i = self.store.proper(&key.bucket, &key.object).ok_or_else(|| {
@@ -169,8 +176,7 @@ impl DataPath<'_> {
             Data::Put(PutObject { key, size, attrs }) => {
                 self.check_key(&key)?;
                 check_attrs(&attrs)?;
-                self.current_map().await?;
-                if let Some(r) = self.redirect_if_not_owner(&key) {
+                if let Some(r) = self.route_as_owner(&key).await? {
                     return Ok(Some(r));
                 }
                 self.put(conn, corr, key, size, attrs).await.map(Some)
@@ -182,11 +188,8 @@ impl DataPath<'_> {
                 range,
             }) => {
                 self.check_key(&key)?;
-                if !local {
-                    self.current_map().await?;
-                    if let Some(r) = self.redirect_if_not_owner(&key) {
-                        return Ok(Some(r));
-                    }
+                if !local && let Some(r) = self.route_as_owner(&key).await? {
+                    return Ok(Some(r));
                 }
                 let read = Read { verify, range };
                 self.get(conn, corr, &key, read, local).await?;
@@ -194,11 +197,8 @@ impl DataPath<'_> {
             }
             Data::Head(HeadObject { key, local }) => {
                 self.check_key(&key)?;
-                if !local {
-                    self.current_map().await?;
-                    if let Some(r) = self.redirect_if_not_owner(&key) {
-                        return Ok(Some(r));
-                    }
+                if !local && let Some(r) = self.route_as_owner(&key).await? {
+                    return Ok(Some(r));
                 }
                 self.head(&key, local)
                     .await
@@ -213,11 +213,8 @@ impl DataPath<'_> {
                 self.check_key(&key)?;
                 if local {
                     self.saw_map(smap_version);
-                } else {
-                    self.current_map().await?;
-                    if let Some(r) = self.redirect_if_not_owner(&key) {
-                        return Ok(Some(r));
-                    }
+                } else if let Some(r) = self.route_as_owner(&key).await? {
+                    return Ok(Some(r));
                 }
                 self.delete(&key, local, stamp)
                     .await
