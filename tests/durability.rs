@@ -525,13 +525,20 @@ async fn a_get_that_verifies_refuses_a_copy_whose_data_rotted() {
     }
 }
 
-/// Nemesis seed 5 (`stale-read`): a target that misses the primary's push of a new map keeps
-/// acting as the owner of objects the map gave to someone else. A client still on the old map
-/// then wrote to it and read back a value the new owner had since replaced. The new owner,
-/// while its rebalance settles, tells every other target its map before it acknowledges a
-/// write; the target behind then refuses to act as an owner until it has that map.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replaced() {
+/// proxy0, target0 and target1 behind relays, a client that keeps the map they start with, and
+/// a third target that joins once `cut` is applied to the mesh. Object `x` is target0's under
+/// the first map and target2's under the second.
+struct ThirdJoins {
+    c: TestCluster,
+    mesh: relay::Mesh,
+    /// A client holding the first map.
+    old: Client,
+    x: String,
+    /// The map with target2 in it.
+    after: shoal_actors::types::smap::Smap,
+}
+
+async fn a_third_target_joins_while(cut: impl FnOnce(&relay::Mesh)) -> ThirdJoins {
     let mut specs = vec![
         NodeSpec::new("proxy0", Role::Proxy, 0),
         NodeSpec::new("target0", Role::Target, 1),
@@ -557,10 +564,7 @@ async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replac
     // A client that learns the map now and keeps it.
     let old = c.lc.client();
     old.put_bytes(BUCKET, "warm-up", b"x").await.unwrap();
-
-    // The primary can no longer reach target0 (target0 still reaches it: its keepalive goes
-    // on), and a third target joins: target0 never hears of the new map.
-    mesh.set("proxy0", "target0", relay::Mode::Refuse);
+    cut(&mesh);
     let routes = mesh.routes("target2");
     c.lc.add_with_env(
         "target2",
@@ -585,24 +589,71 @@ async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replac
                     .is_some_and(|o| o.id == t2)
         })
         .unwrap();
+    ThirdJoins {
+        c,
+        mesh,
+        old,
+        x,
+        after,
+    }
+}
 
-    // The old map sends this write to target0, which takes it as the owner it believes it is.
-    old.put_bytes(BUCKET, &x, b"first").await.unwrap();
-    // The new owner takes the next one, once it knows the bucket (its bucket map may come a
-    // moment after the map that names it).
+/// A client holding the newest map, once the owner of `x` under it knows the bucket (its
+/// bucket map may come a moment after the map that names it).
+async fn new_client(c: &TestCluster, x: &str) -> Client {
     let new = c.lc.client();
     c.wait_for("target2 to know the bucket", T, || async {
-        !matches!(new.head(BUCKET, &x).await, Err(Error::NotFound(m)) if m.contains("bucket"))
+        !matches!(new.head(BUCKET, x).await, Err(Error::NotFound(m)) if m.contains("bucket"))
     })
     .await;
+    new
+}
+
+/// What `name` answers, asked directly, about `x` as its owner.
+async fn head_at(
+    c: &TestCluster,
+    name: &str,
+    x: &str,
+) -> shoal_actors::Result<shoal_actors::types::object::ObjMeta> {
+    let addr = c.smap().await.get(&c.id(name).await).unwrap().addr.clone();
+    let mut conn = Conn::connect(&addr, NodeId("cli".into()), T).await?;
+    conn.rpc(shoal_actors::proto::msg::HeadObject {
+        key: ObjKey::new(BUCKET, x),
+        local: false,
+    })
+    .await
+}
+
+/// The primary and target0 cannot reach each other, and a third target joins: target0 never
+/// hears of the new map.
+fn cut_off_target0(mesh: &relay::Mesh) {
+    mesh.set("proxy0", "target0", relay::Mode::Refuse);
+    mesh.set("target0", "proxy0", relay::Mode::Refuse);
+}
+
+/// Nemesis seed 5 (`stale-read`): a target that misses the primary's push of a new map keeps
+/// acting as the owner of objects the map gave to someone else. A client still on the old map
+/// then wrote to it and read back a value the new owner had since replaced. The new owner,
+/// while its rebalance settles, tells every other target its map before it acknowledges a
+/// write; the target behind then refuses to act as an owner until it has that map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replaced() {
+    let ThirdJoins {
+        c, mesh, old, x, ..
+    } = a_third_target_joins_while(cut_off_target0).await;
+    // The old map sends this write to target0, which takes it as the owner it believes it is.
+    old.put_bytes(BUCKET, &x, b"first").await.unwrap();
+    // The new owner takes the next one.
+    let new = new_client(&c, &x).await;
     new.put_bytes(BUCKET, &x, b"second").await.unwrap();
-    // Through the old map: not the replaced value, nor a write target0 would take as owner
-    // (the new owner's write itself told target0 of the newer map).
-    let got = old.get_bytes(BUCKET, &x).await;
-    assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
-    let put = old.put_bytes(BUCKET, &x, b"third").await;
-    assert!(matches!(put, Err(Error::Unavailable(_))), "{put:?}");
-    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+    // target0 no longer acts as the owner (the new owner's write told it of the newer map)...
+    let head = head_at(&c, "target0", &x).await;
+    assert!(matches!(head, Err(Error::Unavailable(_))), "{head:?}");
+    // ...so a client on the old map is sent by the proxy to the new owner: it reads the value
+    // that replaced its own, and its write lands there.
+    assert_eq!(old.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+    old.put_bytes(BUCKET, &x, b"third").await.unwrap();
+    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"third");
 
     // With target0 out of the new owner's reach too, it cannot tell target0 of a write or a
     // delete: the write is refused, the delete (recorded here) not confirmed.
@@ -615,14 +666,101 @@ async fn a_target_that_missed_a_new_map_does_not_serve_what_the_new_owner_replac
     assert!(matches!(got, Err(Error::Unavailable(_))), "{got:?}");
 
     // Once the links are back, target0 catches up: the delete holds for every client.
-    mesh.set("target2", "target0", relay::Mode::Pass);
-    mesh.set("proxy0", "target0", relay::Mode::Pass);
+    mesh.heal_all();
     c.wait_for("the old client to see the delete", T, || async {
         matches!(old.get_bytes(BUCKET, &x).await, Err(Error::NotFound(_)))
     })
     .await;
     c.wait_rebalance_idle(T).await;
     assert_deleted(&c, &new, &x).await;
+}
+
+/// A target the primary cannot reach, though it reaches the primary, learns from its
+/// keepalive that the map moved on and fetches it itself: it neither serves under the old map
+/// nor stays unavailable while the link is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_the_primary_cannot_reach_fetches_the_new_map_itself() {
+    let ThirdJoins {
+        c,
+        mesh,
+        old,
+        x,
+        after,
+    } = a_third_target_joins_while(|m| m.set("proxy0", "target0", relay::Mode::Refuse)).await;
+    let t0 = c
+        .smap()
+        .await
+        .get(&c.id("target0").await)
+        .unwrap()
+        .addr
+        .clone();
+    c.wait_for("target0 to have the new map", T, || async {
+        let mut conn = Conn::connect(&t0, NodeId("cli".into()), T).await.unwrap();
+        let s = conn.rpc(shoal_actors::proto::msg::GetSmap).await.unwrap();
+        s.version >= after.version
+    })
+    .await;
+    // The old map's write reaches the new owner (target0 sends it there).
+    old.put_bytes(BUCKET, &x, b"first").await.unwrap();
+    let new = new_client(&c, &x).await;
+    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"first");
+    new.put_bytes(BUCKET, &x, b"second").await.unwrap();
+    assert_eq!(old.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+    mesh.heal_all();
+    c.wait_rebalance_idle(T).await;
+    assert_eq!(old.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+}
+
+/// A target that restarts while cut off from the primary starts from the map it persisted,
+/// which may be long out of date: it serves as no object's owner until its join is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_restarted_while_cut_off_owns_nothing_until_it_rejoins() {
+    let ThirdJoins {
+        mut c,
+        mesh,
+        old,
+        x,
+        ..
+    } = a_third_target_joins_while(cut_off_target0).await;
+    old.put_bytes(BUCKET, &x, b"first").await.unwrap();
+    let new = new_client(&c, &x).await;
+    new.put_bytes(BUCKET, &x, b"second").await.unwrap();
+
+    // Restarted, target0 cannot reach the primary to join: the old map still sends reads to
+    // it, and it must not answer them with the value the new owner replaced.
+    let t0 = c
+        .smap()
+        .await
+        .get(&c.id("target0").await)
+        .unwrap()
+        .addr
+        .clone();
+    c.lc.kill9("target0").unwrap();
+    c.lc.start("target0").unwrap();
+    c.wait_for("target0 to listen again", T, || async {
+        match Conn::connect(&t0, NodeId("cli".into()), T).await {
+            Ok(mut conn) => conn.rpc(shoal_actors::proto::msg::GetSmap).await.is_ok(),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let head = head_at(&c, "target0", &x).await;
+    assert!(
+        matches!(&head, Err(Error::Unavailable(m)) if m.contains("rejoined")),
+        "{head:?}"
+    );
+    // The old map's client is sent on to the new owner by the proxy.
+    assert_eq!(old.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+
+    // Once it can join, it sends the old map's reads to the new owner.
+    mesh.heal_all();
+    c.wait_for("target0 to rejoin", T, || async {
+        old.get_bytes(BUCKET, &x).await.is_ok()
+    })
+    .await;
+    assert_eq!(old.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+    c.wait_rebalance_idle(T).await;
+    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"second");
 }
 
 /// A map version is taken only from a node, not from a client: one request could otherwise make

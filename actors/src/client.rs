@@ -5,7 +5,8 @@
 //! data. The owner is computed here from a cached cluster map (HRW, as the nodes and AIStore's
 //! SDK with `direct=True` do): one round trip per small request. A stale map costs a hop, never
 //! a wrong answer — a target with a newer map redirects (and the cache is dropped), and one that
-//! is gone sends the client back to the proxy. Connections are pooled per address and shared by
+//! is gone, or cannot act as an owner for now (behind on the map), sends the client back to the
+//! proxy. Connections are pooled per address and shared by
 //! clones (the same pool and retry rule the nodes use).
 
 use std::path::Path;
@@ -286,9 +287,18 @@ impl Client {
         let mut pause = std::time::Duration::from_millis(10);
         while std::time::Instant::now() < deadline {
             let answer = match self.at_target(&node, &addr, msg.clone()).await {
-                // Our map named a target that is gone or down: ask the proxy, whose map
-                // is current (it may name another owner, or say why there is none).
-                Err(e @ Error::Offline(_)) if direct => {
+                Ok((link, Msg::Error(w))) => {
+                    self.pool.release(link);
+                    Err(Error::from(w))
+                }
+                other => other,
+            };
+            let answer = match answer {
+                // Our map named a target that is gone or down, or one that cannot act as an
+                // owner now (it is behind on the map, or restarted and not rejoined yet): ask
+                // the proxy, whose map is current (it may name another owner, or say why
+                // there is none).
+                Err(e @ (Error::Offline(_) | Error::Unavailable(_))) if direct => {
                     self.forget_map();
                     direct = false;
                     // The proxy's own failure is not reported: the request may have reached
@@ -298,7 +308,7 @@ impl Client {
                         return Err(e);
                     };
                     if n == node {
-                        // Still the owner: it is down, not moved.
+                        // Still the owner: it is down or unavailable, not moved.
                         return Err(e);
                     }
                     (node, addr) = (n, a);
@@ -326,10 +336,6 @@ impl Client {
                     }
                     visited.push(n.clone());
                     (node, addr) = (n, a);
-                }
-                (link, Msg::Error(w)) => {
-                    self.pool.release(link);
-                    return Err(w.into());
                 }
                 other => return Ok(other),
             }

@@ -15,6 +15,7 @@ use super::meta::MetaHandle;
 use crate::error::{Error, Result};
 use crate::proto::msg::{Heartbeat, KeepaliveAck};
 use crate::proto::pool::Pool;
+use crate::store::LocalStore;
 use crate::types::smap::{Flags, Node, Role};
 
 pub struct KeepaliveActor;
@@ -28,6 +29,8 @@ pub struct KeepaliveArgs {
     pub join: Option<String>,
     /// For the rebalance marker a rejoin reports.
     pub data_dir: PathBuf,
+    /// A target's store: told the primary's map version (see `LocalStore::map_seen`).
+    pub store: Option<Arc<LocalStore>>,
 }
 
 pub enum KeepaliveMsg {
@@ -48,6 +51,8 @@ pub struct KeepaliveState {
     suspended: bool,
     /// A rejoin or an election is in flight; do not start another.
     acting: Arc<AtomicBool>,
+    /// Consecutive answers whose map version was ahead of ours.
+    behind: u32,
 }
 
 impl Actor for KeepaliveActor {
@@ -69,6 +74,7 @@ impl Actor for KeepaliveActor {
             busy: false,
             suspended: false,
             acting: Arc::new(AtomicBool::new(false)),
+            behind: 0,
         })
     }
 
@@ -134,28 +140,36 @@ fn beat(myself: &ActorRef<KeepaliveMsg>, state: &mut KeepaliveState) {
 fn answered(state: &mut KeepaliveState, res: Result<KeepaliveAck>) {
     let a = &state.args;
     match res {
-        Ok(_) => {
+        Ok(ack) => {
             state.misses = 0;
             a.contact.touch();
-        }
-        Err(_) if state.suspended => {}
-        Err(Error::NotFound(_)) => {
-            // Removed from the map while silent: rejoin (the primary rebalances then).
-            if !state.acting.swap(true, Ordering::AcqRel) {
-                let (meta, pool, me, join) =
-                    (a.meta.clone(), a.pool.clone(), a.me.clone(), a.join.clone());
-                let interrupted = a.data_dir.join(super::rebalance::MARKER).exists();
-                let flag = state.acting.clone();
-                tokio::spawn(async move {
-                    if let Err(e) =
-                        super::join_cluster(&meta, &pool, &me, join.as_deref(), interrupted).await
-                    {
-                        tracing::warn!(error = %e, "rejoin failed");
-                    }
-                    flag.store(false, Ordering::Release);
-                });
+            // The primary's map is newer: owners may have changed, so this target acts as
+            // none until it has that map. The primary pushes it on a stale heartbeat; when
+            // that push still has not come by the next answer (the primary cannot reach this
+            // node), this node fetches everything by rejoining.
+            if let Some(s) = &a.store {
+                s.map_seen.fetch_max(ack.smap_version, Ordering::Relaxed);
+            }
+            let mine = a.meta.get().smap.as_ref().map_or(0, |s| s.version);
+            state.behind = if ack.smap_version > mine {
+                state.behind + 1
+            } else {
+                0
+            };
+            if state.behind >= 2 {
+                state.behind = 0;
+                tracing::warn!(
+                    mine,
+                    primary = ack.smap_version,
+                    "the primary's map did not reach this node: rejoining to fetch it"
+                );
+                rejoin(state, false);
             }
         }
+        Err(_) if state.suspended => {}
+        // Removed from the map while silent: this node owns nothing until it is back in
+        // (the primary rebalances then).
+        Err(Error::NotFound(_)) => rejoin(state, true),
         Err(e) => {
             let retries = a.meta.get().config.keepalive.num_retries.max(1);
             let was_lost = state.misses >= retries;
@@ -199,6 +213,33 @@ fn answered(state: &mut KeepaliveState, res: Result<KeepaliveAck>) {
             }
         }
     }
+}
+
+/// Joins again, unless a rejoin or an election is in flight. A node `removed` from the map
+/// acts as no object's owner until the join is answered.
+fn rejoin(state: &mut KeepaliveState, removed: bool) {
+    if state.acting.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let a = &state.args;
+    let store = a.store.clone();
+    if removed && let Some(s) = &store {
+        s.joined.send_replace(false);
+    }
+    let (meta, pool, me, join) = (a.meta.clone(), a.pool.clone(), a.me.clone(), a.join.clone());
+    let interrupted = a.data_dir.join(super::rebalance::MARKER).exists();
+    let flag = state.acting.clone();
+    tokio::spawn(async move {
+        match super::join_cluster(&meta, &pool, &me, join.as_deref(), interrupted).await {
+            Ok(()) => {
+                if let Some(s) = &store {
+                    s.joined.send_replace(true);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "rejoin failed"),
+        }
+        flag.store(false, Ordering::Release);
+    });
 }
 
 /// Whether a connection to the primary was refused (nothing listens there).

@@ -334,12 +334,18 @@ pub async fn start_with(
         }
         Role::Proxy => None,
     };
+    // A target that will join acts as no object's owner until the join is answered.
+    let joining = !args.standby && !returning_primary;
+    if let Some(s) = store.as_ref().filter(|_| joining) {
+        s.joined.send_replace(false);
+    }
     let reb_interrupted = args.data_dir.join(rebalance::MARKER).exists();
     if reb_interrupted {
         tracing::warn!("rebalance marker found: the last rebalance was interrupted");
     }
     let shutdown = CancellationToken::new();
     let exit_reason = Arc::new(Mutex::new(None));
+    let joined = store.clone();
     let kit = Kit {
         me: me.clone(),
         data_dir: args.data_dir.clone(),
@@ -397,6 +403,9 @@ pub async fn start_with(
         }
         if !args.standby && !meta.get().is_primary(&id) {
             join_cluster(&meta, &pool, &me, args.join.as_deref(), reb_interrupted).await?;
+        }
+        if let Some(s) = &joined {
+            s.joined.send_replace(true);
         }
         Ok::<_, Error>(())
     }

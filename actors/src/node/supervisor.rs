@@ -404,6 +404,7 @@ async fn spawn_child(
                 contact: kit.contact.clone(),
                 join: kit.args.join.clone(),
                 data_dir: kit.data_dir.clone(),
+                store: kit.store.clone(),
             };
             Actor::spawn_linked(name, super::keepalive::KeepaliveActor, args, sup)
                 .await?

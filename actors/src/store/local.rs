@@ -59,6 +59,10 @@ pub struct LocalStore {
     /// primary): owners may have changed, so this target does not act as one until it has
     /// that map.
     pub map_seen: AtomicU64,
+    /// False from the start of a target that rejoins until the cluster answered its join: the
+    /// map it persisted may be long out of date (it may have been cut off before it stopped),
+    /// so it does not act as an owner under that map.
+    pub joined: tokio::sync::watch::Sender<bool>,
     /// Group commit of the flushes that make rebalance batches durable.
     flush: super::flush::FsFlush,
 }
@@ -89,6 +93,7 @@ impl LocalStore {
             locks: Default::default(),
             settling: AtomicBool::new(false),
             map_seen: AtomicU64::new(0),
+            joined: tokio::sync::watch::Sender::new(true),
             flush: Default::default(),
         }
     }

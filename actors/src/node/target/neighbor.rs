@@ -165,6 +165,7 @@ impl DataPath<'_> {
     /// object may have changed. Wait for that map (a keepalive brings it), or refuse: serving
     /// as the owner under the older map would read back values the new owner replaced.
     pub(super) async fn current_map(&self) -> Result<()> {
+        self.joined().await?;
         let need = self.store.map_seen.load(Ordering::Relaxed);
         if need == 0 || need <= self.map_version() {
             return Ok(());
@@ -179,6 +180,25 @@ impl DataPath<'_> {
                 "t[{}] has cluster map v{} while other targets act under v{need}: it may no \
                  longer own this object and waits for the newer map (is it cut off from the \
                  primary?)",
+                self.me,
+                self.map_version()
+            ))),
+        }
+    }
+
+    /// Before acting as an owner after a restart: the cluster has answered this target's join
+    /// (see `LocalStore::joined`). A join the primary is slow to answer is waited for, as a
+    /// missed map is; one that does not come is refused.
+    async fn joined(&self) -> Result<()> {
+        if *self.store.joined.borrow() {
+            return Ok(());
+        }
+        let wait = self.meta.get().config.keepalive.interval() * 2;
+        let mut rx = self.store.joined.subscribe();
+        match tokio::time::timeout(wait, rx.wait_for(|j| *j)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::Unavailable(format!(
+                "t[{}] restarted and has not rejoined the cluster yet: its map (v{}) may be out                  of date",
                 self.me,
                 self.map_version()
             ))),
