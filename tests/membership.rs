@@ -486,3 +486,42 @@ async fn a_join_forwarded_by_a_node_that_has_not_joined_yet_is_retried() {
         "the target exited"
     );
 }
+
+/// Nemesis long seed 3141 (`no-convergence`): a target restarted just before it was
+/// decommissioned was still retrying its start-up join when the notice came. The join got
+/// through after the primary had removed it: the map held a ghost under the old ID, at the
+/// address the node, restarted with a fresh ID, could then never join with. The node now
+/// abandons its join when it stops, and the primary refuses a join under a decommissioned ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_under_a_decommissioned_id_is_refused() {
+    use shoal_actors::proto::msg::JoinRequest;
+    use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
+    let c = TestCluster::start(1, 3, 1, FAST_CONFIG).await;
+    put_all(&c.client, &make_objects(30, 1, 4 << 10, 51)).await;
+    let smap = c.smap().await;
+    let gone = smap.get(&c.id("target2").await).unwrap().clone();
+    let req = LifecycleRequest::new(LifecycleOp::Decommission, vec![gone.id.clone()]);
+    c.client.lifecycle(req).await.unwrap();
+    c.wait_for("target2 to leave the map", T, || async {
+        !c.smap().await.contains(&gone.id)
+    })
+    .await;
+    let before = c.smap().await.version;
+    // Its old self asks back in, from a process that has not exited yet.
+    let join = JoinRequest {
+        node: gone.clone(),
+        uuid: Some(smap.uuid.clone()),
+        reb_interrupted: false,
+    };
+    let mut conn = shoal_actors::proto::Conn::connect(&c.lc.endpoint, gone.id.clone(), T)
+        .await
+        .unwrap();
+    let res = conn.rpc(join).await;
+    assert!(
+        matches!(&res, Err(shoal_actors::Error::ClusterIntegrity(m)) if m.contains("decommissioned")),
+        "{res:?}"
+    );
+    let after = c.smap().await;
+    assert!(!after.contains(&gone.id));
+    assert_eq!(after.version, before);
+}

@@ -31,6 +31,8 @@ pub struct KeepaliveArgs {
     pub data_dir: PathBuf,
     /// A target's store: told the primary's map version (see `LocalStore::map_seen`).
     pub store: Option<Arc<LocalStore>>,
+    /// Cancelled when the node stops: a rejoin under way is abandoned.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub enum KeepaliveMsg {
@@ -229,8 +231,9 @@ fn rejoin(state: &mut KeepaliveState, removed: bool) {
     let (meta, pool, me, join) = (a.meta.clone(), a.pool.clone(), a.me.clone(), a.join.clone());
     let interrupted = a.data_dir.join(super::rebalance::MARKER).exists();
     let flag = state.acting.clone();
+    let stop = a.shutdown.clone();
     tokio::spawn(async move {
-        match super::join_cluster(&meta, &pool, &me, join.as_deref(), interrupted).await {
+        match super::join_cluster(&meta, &pool, &me, join.as_deref(), interrupted, &stop).await {
             Ok(()) => {
                 if let Some(s) = &store {
                     s.joined.send_replace(true);

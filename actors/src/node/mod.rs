@@ -402,7 +402,16 @@ pub async fn start_with(
             res?;
         }
         if !args.standby && !meta.get().is_primary(&id) {
-            join_cluster(&meta, &pool, &me, args.join.as_deref(), reb_interrupted).await?;
+            let stop = node.shutdown.clone();
+            join_cluster(
+                &meta,
+                &pool,
+                &me,
+                args.join.as_deref(),
+                reb_interrupted,
+                &stop,
+            )
+            .await?;
         }
         if let Some(s) = &joined {
             s.joined.send_replace(true);
@@ -443,13 +452,15 @@ async fn bootstrap(meta: &MetaHandle, me: &Node, cluster: &ClusterConfig) -> Res
 }
 
 /// Self-join: try the primary of the persisted map, then the configured join address, then the
-/// discovery and original URLs; a refusal for integrity reasons is final.
+/// discovery and original URLs; a refusal for integrity reasons is final. Abandoned once the
+/// node is stopping (`stop`): a node decommissioned meanwhile must not be added back.
 pub async fn join_cluster(
     meta: &MetaHandle,
     pool: &Pool,
     me: &Node,
     join: Option<&str>,
     reb_interrupted: bool,
+    stop: &CancellationToken,
 ) -> Result<()> {
     let m = meta.get();
     let mut candidates: Vec<String> = Vec::new();
@@ -494,6 +505,11 @@ pub async fn join_cluster(
     // A few passes over the list: the primary may still be starting.
     for pass in 0..20u32 {
         for c in &candidates {
+            if stop.is_cancelled() {
+                return Err(Error::Unavailable(
+                    "the node is stopping: join abandoned".into(),
+                ));
+            }
             match pool.rpc(c, req.clone(), Duration::from_secs(10)).await {
                 Ok(joined) => {
                     let Joined {
@@ -529,7 +545,8 @@ pub async fn join_cluster(
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(250 * u64::from((pass + 1).min(8)))).await;
+        let pause = Duration::from_millis(250 * u64::from((pass + 1).min(8)));
+        let _ = tokio::time::timeout(pause, stop.cancelled()).await;
     }
     Err(last_err.unwrap_or_else(|| Error::Timeout("join".into())))
 }

@@ -405,6 +405,7 @@ async fn spawn_child(
                 join: kit.args.join.clone(),
                 data_dir: kit.data_dir.clone(),
                 store: kit.store.clone(),
+                shutdown: kit.shutdown.clone(),
             };
             Actor::spawn_linked(name, super::keepalive::KeepaliveActor, args, sup)
                 .await?

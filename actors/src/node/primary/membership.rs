@@ -85,6 +85,14 @@ async fn admit(
     // returning sender), decided on the batch's final map below.
     let mut asks = Vec::new();
     for j in joiners {
+        if state.decommissioned.contains(&j.node.id) {
+            outcome.push(Err(Error::ClusterIntegrity(format!(
+                "{} was decommissioned: it can only join as a new node (start it with an empty \
+                 data dir)",
+                j.node.display_name()
+            ))));
+            continue;
+        }
         let adm = match admit_join(&next, j.node, j.uuid) {
             Ok(a) => a,
             Err(e) => {
