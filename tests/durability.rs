@@ -609,14 +609,26 @@ async fn new_client(c: &TestCluster, x: &str) -> Client {
     new
 }
 
+/// The address of node `name`.
+async fn addr_of(c: &TestCluster, name: &str) -> String {
+    let id = c.id(name).await;
+    c.smap().await.get(&id).unwrap().addr.clone()
+}
+
+/// The version of the map the node at `addr` has, if it answers.
+async fn map_version_at(addr: &str) -> Option<u64> {
+    let mut conn = Conn::connect(addr, NodeId("cli".into()), T).await.ok()?;
+    let s = conn.rpc(shoal_actors::proto::msg::GetSmap).await.ok()?;
+    Some(s.version)
+}
+
 /// What `name` answers, asked directly, about `x` as its owner.
 async fn head_at(
     c: &TestCluster,
     name: &str,
     x: &str,
 ) -> shoal_actors::Result<shoal_actors::types::object::ObjMeta> {
-    let addr = c.smap().await.get(&c.id(name).await).unwrap().addr.clone();
-    let mut conn = Conn::connect(&addr, NodeId("cli".into()), T).await?;
+    let mut conn = Conn::connect(&addr_of(c, name).await, NodeId("cli".into()), T).await?;
     conn.rpc(shoal_actors::proto::msg::HeadObject {
         key: ObjKey::new(BUCKET, x),
         local: false,
@@ -687,17 +699,11 @@ async fn a_target_the_primary_cannot_reach_fetches_the_new_map_itself() {
         x,
         after,
     } = a_third_target_joins_while(|m| m.set("proxy0", "target0", relay::Mode::Refuse)).await;
-    let t0 = c
-        .smap()
-        .await
-        .get(&c.id("target0").await)
-        .unwrap()
-        .addr
-        .clone();
+    let t0 = addr_of(&c, "target0").await;
     c.wait_for("target0 to have the new map", T, || async {
-        let mut conn = Conn::connect(&t0, NodeId("cli".into()), T).await.unwrap();
-        let s = conn.rpc(shoal_actors::proto::msg::GetSmap).await.unwrap();
-        s.version >= after.version
+        map_version_at(&t0)
+            .await
+            .is_some_and(|v| v >= after.version)
     })
     .await;
     // The old map's write reaches the new owner (target0 sends it there).
@@ -728,20 +734,11 @@ async fn a_target_restarted_while_cut_off_owns_nothing_until_it_rejoins() {
 
     // Restarted, target0 cannot reach the primary to join: the old map still sends reads to
     // it, and it must not answer them with the value the new owner replaced.
-    let t0 = c
-        .smap()
-        .await
-        .get(&c.id("target0").await)
-        .unwrap()
-        .addr
-        .clone();
+    let t0 = addr_of(&c, "target0").await;
     c.lc.kill9("target0").unwrap();
     c.lc.start("target0").unwrap();
     c.wait_for("target0 to listen again", T, || async {
-        match Conn::connect(&t0, NodeId("cli".into()), T).await {
-            Ok(mut conn) => conn.rpc(shoal_actors::proto::msg::GetSmap).await.is_ok(),
-            Err(_) => false,
-        }
+        map_version_at(&t0).await.is_some()
     })
     .await;
     let head = head_at(&c, "target0", &x).await;
@@ -780,4 +777,45 @@ async fn a_map_version_sent_by_a_client_is_not_taken() {
     assert!(conn.rpc(q).await.unwrap().is_some());
     assert_eq!(c.client.get_bytes(BUCKET, "k").await.unwrap(), b"v");
     c.client.put_bytes(BUCKET, "k", b"w").await.unwrap();
+}
+
+/// Nemesis long seed 3141 (`stale-read`): a target back from maintenance held an older copy of
+/// an object while the newer one, written to the owner meanwhile, failed to reach it (the
+/// generation finished with errors). At the generation's end the target stopped asking the
+/// others and served its older copy. A receiver now stops asking only after a generation in
+/// which no sender failed or aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_copy_a_generation_failed_to_move_is_still_what_a_read_returns() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 2, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let t0 = c.id("target0").await;
+    let x = name_owned_by(&c.smap().await, &t0, "x");
+    c.client.put_bytes(BUCKET, &x, b"old").await.unwrap();
+
+    // target0 goes into maintenance, and what it sends arrives corrupt: the old value stays.
+    switch_on(&root, "target0", "corrupt_reb_sends");
+    c.client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t0))
+        .await
+        .unwrap();
+    c.wait_rebalance_idle(T).await;
+    switch_off(&root, "target0", "corrupt_reb_sends");
+    // target1 owns the object now and takes the newer value.
+    c.client.put_bytes(BUCKET, &x, b"new").await.unwrap();
+
+    // target0 comes back, and the newer value arrives there corrupt: it does not move.
+    switch_on(&root, "target1", "corrupt_reb_sends");
+    c.client
+        .lifecycle(op(LifecycleOp::StopMaintenance, &t0))
+        .await
+        .unwrap();
+    c.wait_rebalance_idle(T).await;
+    switch_off(&root, "target1", "corrupt_reb_sends");
+    let history = c.client.config().await.unwrap().history;
+    assert!(
+        history.last().is_some_and(|r| r.errors > 0),
+        "the generation was meant to fail to move the object: {history:?}"
+    );
+    assert_eq!(c.client.get_bytes(BUCKET, &x).await.unwrap(), b"new");
 }

@@ -88,6 +88,16 @@ impl Tracker {
     }
 
     /// Errors reported by all targets so far.
+    /// Every participant sent without errors and none aborted: nothing meant for another
+    /// target is left behind on a sender.
+    pub fn clean(&self) -> bool {
+        self.errors() == 0
+            && self
+                .participants
+                .iter()
+                .all(|id| self.stage_of(id) != Stage::Aborted)
+    }
+
     pub fn errors(&self) -> u64 {
         self.reports.values().map(|r| r.errors).sum()
     }

@@ -662,6 +662,11 @@ pub struct KeepaliveAck {
 pub struct RebReportAck {
     pub min_stage: Stage,
     pub current_gen: u64,
+    /// So far every participant sent without errors and none aborted (see
+    /// `Tracker::clean`). False from a primary that does not say: a receiver then keeps
+    /// asking the others, the safe side.
+    #[serde(default)]
+    pub clean: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

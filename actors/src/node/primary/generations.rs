@@ -117,16 +117,22 @@ pub async fn report(state: &mut PrimaryState, r: TargetRebStatus) -> Result<Repl
         complete_generation(state).await;
     }
     let current = state.a.meta.get().rmd.version;
-    let min_stage = state
-        .tracker
-        .as_ref()
-        .filter(|t| t.generation == current)
-        .map(|t| t.min_stage())
-        .unwrap_or(Stage::Init);
+    let (min_stage, clean) = progress_of(state, current);
     Ok(TargetRebStatus::reply(RebReportAck {
         min_stage,
         current_gen: current,
+        clean,
     }))
+}
+
+/// How far the slowest participant of generation `current` is, and whether it has gone
+/// cleanly so far (`Init` and not clean when it is not tracked).
+fn progress_of(state: &PrimaryState, current: u64) -> (Stage, bool) {
+    state
+        .tracker
+        .as_ref()
+        .filter(|t| t.generation == current)
+        .map_or((Stage::Init, false), |t| (t.min_stage(), t.clean()))
 }
 
 /// How long a report that waits for the other participants is held at most: well under the
@@ -172,12 +178,7 @@ pub fn release_held(state: &mut PrimaryState) {
         return;
     }
     let current = state.a.meta.get().rmd.version;
-    let min_stage = state
-        .tracker
-        .as_ref()
-        .filter(|t| t.generation == current)
-        .map(|t| t.min_stage())
-        .unwrap_or(Stage::Init);
+    let (min_stage, clean) = progress_of(state, current);
     let now = Instant::now();
     let (due, keep): (Vec<Held>, Vec<Held>) =
         std::mem::take(&mut state.held).into_iter().partition(|h| {
@@ -190,6 +191,7 @@ pub fn release_held(state: &mut PrimaryState) {
         let _ = h.reply.send(Ok(TargetRebStatus::reply(RebReportAck {
             min_stage,
             current_gen: current,
+            clean,
         })));
     }
 }

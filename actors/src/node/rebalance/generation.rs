@@ -40,8 +40,9 @@ pub struct GenArgs {
 }
 
 pub enum GenMsg {
-    /// Every participant is past traverse: finish.
-    AllSent,
+    /// Every participant is past traverse: finish. `clean`: none had errors or aborted, so
+    /// nothing meant for this target is left on a sender.
+    AllSent { clean: bool },
 }
 
 pub struct GenState {
@@ -104,12 +105,14 @@ impl Actor for GenerationActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            GenMsg::AllSent => {
+            GenMsg::AllSent { clean } => {
                 let a = &state.args;
                 let c = &a.counters;
                 // Not when a newer generation naming this target was published meanwhile: the
-                // meta writer raised the flag for it, and it has not run yet.
-                if a.meta.get().rmd.version == a.generation {
+                // meta writer raised the flag for it, and it has not run yet. Nor when a sender
+                // failed or aborted: a newer copy meant for here may still be on it, and a read
+                // of the older one here must ask (nemesis long seed 3141).
+                if clean && a.meta.get().rmd.version == a.generation {
                     a.store
                         .settling
                         .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -245,15 +248,14 @@ async fn spawn_jogger(
 }
 
 /// Sends this target's progress to the primary; the answer says how far the slowest is.
-async fn report(a: &GenArgs) -> Result<Stage> {
+async fn report(a: &GenArgs) -> Result<crate::proto::msg::RebReportAck> {
     let status = a.counters.snapshot(a.me.as_str());
     let addr = a
         .meta
         .get()
         .primary_addr()
         .ok_or_else(|| Error::NotFound("no primary".into()))?;
-    let ack = a.pool.rpc(&addr, status, Duration::from_secs(5)).await?;
-    Ok(ack.min_stage)
+    a.pool.rpc(&addr, status, Duration::from_secs(5)).await
 }
 
 /// Reports every [`REPORT_EVERY`], and at once when the stage changes (the primary learns that
@@ -282,8 +284,8 @@ fn wait_for_peers(a: Arc<GenArgs>, me: ActorRef<GenMsg>) {
         loop {
             let asked = std::time::Instant::now();
             match report(&a).await {
-                Ok(min) if min >= Stage::PostTraverse => {
-                    let _ = me.cast(GenMsg::AllSent);
+                Ok(ack) if ack.min_stage >= Stage::PostTraverse => {
+                    let _ = me.cast(GenMsg::AllSent { clean: ack.clean });
                     return;
                 }
                 Ok(_) => a.counters.set_blocked(None),
