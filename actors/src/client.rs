@@ -6,8 +6,8 @@
 //! SDK with `direct=True` do): one round trip per small request. A stale map costs a hop, never
 //! a wrong answer — a target with a newer map redirects (and the cache is dropped), and one that
 //! is gone, or cannot act as an owner for now (behind on the map), sends the client back to the
-//! proxy. Connections are pooled per address and shared by
-//! clones (the same pool and retry rule the nodes use).
+//! proxy. Connections are pooled per address and shared by clones (the same pool and retry rule
+//! the nodes use).
 
 use std::path::Path;
 use std::sync::Arc;

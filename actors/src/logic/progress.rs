@@ -87,7 +87,6 @@ impl Tracker {
             .all(|id| self.stage_of(id) == Stage::Done)
     }
 
-    /// Errors reported by all targets so far.
     /// Every participant sent without errors and none aborted: nothing meant for another
     /// target is left behind on a sender.
     pub fn clean(&self) -> bool {
@@ -98,6 +97,7 @@ impl Tracker {
                 .all(|id| self.stage_of(id) != Stage::Aborted)
     }
 
+    /// Errors reported by all targets so far.
     pub fn errors(&self) -> u64 {
         self.reports.values().map(|r| r.errors).sum()
     }

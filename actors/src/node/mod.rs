@@ -402,14 +402,14 @@ pub async fn start_with(
             res?;
         }
         if !args.standby && !meta.get().is_primary(&id) {
-            let stop = node.shutdown.clone();
+            let stop = &node.shutdown;
             join_cluster(
                 &meta,
                 &pool,
                 &me,
                 args.join.as_deref(),
                 reb_interrupted,
-                &stop,
+                stop,
             )
             .await?;
         }
