@@ -229,7 +229,9 @@ async fn a_put_that_spans_a_map_change_is_never_stranded() {
 async fn a_rebalance_with_errors_does_not_finalise_until_it_is_done_right() {
     let faults = tempfile::tempdir().unwrap();
     let root = faults.path().to_path_buf();
-    let c = TestCluster::start_with(1, 3, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    // No automatic retry: the operator's repeat is what this shows.
+    let cfg = rebalance_config("retry_secs = 0");
+    let c = TestCluster::start_with(1, 3, 1, &cfg, None, fault_env(root.clone())).await;
     let expected = put_all(&c.client, &make_objects(40, 1, 4 << 10, 43)).await;
     let t0 = c.id("target0").await;
     // Every object target0 sends arrives corrupt: the sends fail for good.
@@ -276,6 +278,77 @@ async fn a_rebalance_with_errors_does_not_finalise_until_it_is_done_right() {
             .is_some_and(|n| n.safe_to_power_off)
     })
     .await;
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+}
+
+/// The fast config with `line` in its `[cluster.rebalance]` section.
+fn rebalance_config(line: &str) -> String {
+    format!("{FAST_CONFIG}\n[cluster.rebalance]\n{line}\n")
+}
+
+/// A generation that finished with errors is run again on its own, and once the cause is gone
+/// the lifecycle step completes without the operator repeating it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_with_errors_is_retried_until_it_is_done_right() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let cfg = rebalance_config("retry_secs = 1");
+    let c = TestCluster::start_with(1, 3, 1, &cfg, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(40, 1, 4 << 10, 45)).await;
+    let t0 = c.id("target0").await;
+    switch_on(&root, "target0", "corrupt_reb_sends");
+    let g = c
+        .client
+        .lifecycle(op(LifecycleOp::StartMaintenance, &t0))
+        .await
+        .unwrap()
+        .rebalance_id
+        .unwrap();
+    // Retried while the cause lasts: each retry fails too, and target0 is never safe.
+    let retried = |id: String| {
+        let c = &c;
+        async move {
+            c.client.config().await.is_ok_and(|cfg| {
+                cfg.history.iter().any(|r| {
+                    r.trigger.starts_with(&format!("retry of {id} "))
+                        && r.outcome == "finished with errors"
+                })
+            })
+        }
+    };
+    c.wait_for("a retry of the failed generation to fail too", T, || {
+        retried(g.clone())
+    })
+    .await;
+    // Between retries, `show rebalance` says when the next one comes.
+    c.wait_for("the status to say when the next retry comes", T, || async {
+        c.client.rebalance_status().await.is_ok_and(|r| {
+            r.is_some_and(|r| {
+                r.state == RebState::Finished
+                    && r.blocked_by.iter().any(|b| b.starts_with("retried in "))
+            })
+        })
+    })
+    .await;
+    let row = c.node_status("target0").await.unwrap();
+    assert!(!row.safe_to_power_off, "{row:?}");
+    assert_all_readable(&c.client, &expected).await;
+
+    // The cause goes away; nobody repeats the operation.
+    switch_off(&root, "target0", "corrupt_reb_sends");
+    c.wait_for("target0 safe to power off", T, || async {
+        c.node_status("target0")
+            .await
+            .is_some_and(|n| n.safe_to_power_off)
+    })
+    .await;
+    let history = c.client.config().await.unwrap().history;
+    let last = history.last().unwrap();
+    assert!(
+        last.trigger.starts_with("retry of ") && last.outcome == "finished",
+        "{history:?}"
+    );
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
 }
@@ -788,7 +861,9 @@ async fn a_map_version_sent_by_a_client_is_not_taken() {
 async fn a_newer_copy_a_generation_failed_to_move_is_still_what_a_read_returns() {
     let faults = tempfile::tempdir().unwrap();
     let root = faults.path().to_path_buf();
-    let c = TestCluster::start_with(1, 2, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    // No automatic retry: the failed generation must be the last one when the read comes.
+    let cfg = rebalance_config("retry_secs = 0");
+    let c = TestCluster::start_with(1, 2, 1, &cfg, None, fault_env(root.clone())).await;
     let t0 = c.id("target0").await;
     let x = name_owned_by(&c.smap().await, &t0, "x");
     c.client.put_bytes(BUCKET, &x, b"old").await.unwrap();

@@ -3,7 +3,11 @@
 //! does to the map and to which nodes.
 
 use crate::error::{Error, Result};
-use crate::types::smap::{Flags, Node, NodeId, Rmd, Role, Smap};
+use crate::types::smap::{Flags, Node, NodeId, Rmd, Role, Smap, rebalance_id};
+use crate::types::status::GenRecord;
+
+/// The outcome a generation that left objects unmoved is recorded with.
+pub const FAILED: &str = "finished with errors";
 
 /// The RMD of the next generation over `smap`.
 pub fn new_rmd(smap: &Smap, current_version: u64) -> Rmd {
@@ -29,6 +33,24 @@ pub fn new_rmd(smap: &Smap, current_version: u64) -> Rmd {
         finalize,
         trigger: String::new(),
     }
+}
+
+/// When a generation that finished with errors is due to run again: `None` when the newest
+/// record is not the current generation's, or it did not fail, or retries are off. The wait
+/// doubles with each failure in a row (read from the history, so that a new primary goes on
+/// where the old one stopped), up to 16 times `retry_secs`.
+pub fn retry_due(history: &[GenRecord], current: u64, retry_secs: u64) -> Option<u64> {
+    let last = history.last()?;
+    if retry_secs == 0 || last.id != rebalance_id(current) || last.outcome != FAILED {
+        return None;
+    }
+    let in_a_row = history
+        .iter()
+        .rev()
+        .take_while(|r| r.outcome == FAILED)
+        .count() as u32;
+    let wait = retry_secs.saturating_mul(1 << in_a_row.saturating_sub(1).min(4));
+    Some(last.finished.saturating_add(wait))
 }
 
 /// How a join changes the map.
@@ -151,6 +173,45 @@ pub fn remove_nodes(smap: &Smap, ids: &[NodeId]) -> Option<Smap> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rec(g: u64, outcome: &str, finished: u64) -> GenRecord {
+        GenRecord {
+            id: rebalance_id(g),
+            outcome: outcome.into(),
+            finished,
+            errors: u64::from(outcome == FAILED),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_generation_is_retried_later_after_each_failure_in_a_row() {
+        let ok = rec(3, "finished", 100);
+        let once = [ok.clone(), rec(4, FAILED, 1000)];
+        assert_eq!(retry_due(&once, 4, 30), Some(1030));
+        // Only the current generation's failure: a newer one (running, or done) has the say.
+        assert_eq!(retry_due(&once, 5, 30), None);
+        assert_eq!(retry_due(&once, 4, 0), None, "retries off");
+        assert_eq!(
+            retry_due(std::slice::from_ref(&ok), 3, 30),
+            None,
+            "finished cleanly"
+        );
+        let superseded = [rec(4, "superseded by g5", 1000)];
+        assert_eq!(retry_due(&superseded, 4, 30), None);
+        assert_eq!(retry_due(&[], 4, 30), None);
+
+        let thrice = [
+            ok,
+            rec(4, FAILED, 10),
+            rec(5, FAILED, 20),
+            rec(6, FAILED, 1000),
+        ];
+        assert_eq!(retry_due(&thrice, 6, 30), Some(1000 + 4 * 30));
+        let many: Vec<GenRecord> = (1..=9).map(|g| rec(g, FAILED, 1000)).collect();
+        assert_eq!(retry_due(&many, 9, 30), Some(1000 + 16 * 30), "capped");
+        assert_eq!(retry_due(&many, 9, u64::MAX), Some(u64::MAX), "no overflow");
+    }
 
     fn cluster(targets: usize) -> Smap {
         let mut m = Smap::bootstrap(Node::new(NodeId("pp1".into()), Role::Proxy, "p:1".into()));

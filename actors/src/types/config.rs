@@ -56,6 +56,10 @@ pub struct RebalanceConfig {
     pub paused: bool,
     /// A running, unpaused generation with no progress for this long is reported as stalled.
     pub stall_secs: u64,
+    /// A generation that finished with errors is run again (a new generation over the same
+    /// map) this long after it ended, then twice as long after each further failure in a row,
+    /// up to 16 times this; 0 = never (the operator repeats the operation).
+    pub retry_secs: u64,
 }
 
 impl Default for RebalanceConfig {
@@ -67,6 +71,7 @@ impl Default for RebalanceConfig {
             throttle_bytes_per_sec: 0,
             paused: false,
             stall_secs: 60,
+            retry_secs: 30,
         }
     }
 }

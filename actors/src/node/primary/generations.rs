@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::PrimaryState;
 use super::push::{self, Push};
 use crate::error::{Error, Result};
-use crate::logic::generation::new_rmd;
+use crate::logic::generation::{FAILED, new_rmd, retry_due};
 use crate::logic::progress::Tracker;
 use crate::proto::msg::{RebReportAck, Reply, Rpc};
 use crate::types::config::{ClusterConfig, HISTORY_KEEP};
@@ -69,6 +69,34 @@ pub fn track(state: &mut PrimaryState, rmd: &Rmd) {
     );
     t.trigger = rmd.trigger.clone();
     state.tracker = Some(t);
+}
+
+/// Runs a generation that finished with errors again once its retry is due (each tick): its
+/// objects left behind move once the cause is gone, its lifecycle steps complete, and its
+/// targets stop asking the others — without the operator repeating the operation.
+pub async fn retry_failed(state: &mut PrimaryState) {
+    if state.tracker.as_ref().is_some_and(|t| t.running()) {
+        return;
+    }
+    let m = state.a.meta.get();
+    let reb = &m.config.rebalance;
+    let Some(due) = retry_due(&m.config.history, m.rmd.version, reb.retry_secs) else {
+        return;
+    };
+    if reb.paused || crate::types::unix_secs() < due {
+        return;
+    }
+    let Some(last) = m.config.history.last() else {
+        return;
+    };
+    let trigger = format!("retry of {} ({} errors)", last.id, last.errors);
+    match start(state, None, trigger).await {
+        Ok((rmd, push)) => {
+            push.spawn();
+            tracing::info!(failed = %last.id, new = %rmd.rebalance_id(), "running a generation that finished with errors again");
+        }
+        Err(e) => tracing::warn!(failed = %last.id, error = %e, "cannot retry the generation"),
+    }
 }
 
 /// The cluster config with `rec` added to its history (bounded), as the next version.
@@ -207,11 +235,7 @@ pub async fn complete_generation(state: &mut PrimaryState) {
     let g = t.generation;
     tracing::info!(generation = %rebalance_id(g), "rebalance finished on every target");
     let (nodes, errors) = (t.finalize.clone(), t.errors());
-    let outcome = if errors > 0 {
-        "finished with errors"
-    } else {
-        "finished"
-    };
+    let outcome = if errors > 0 { FAILED } else { "finished" };
     let rec = t.history_record(outcome);
     let upd = MetaUpdate {
         config: Some(with_record(state, rec)),
@@ -222,7 +246,7 @@ pub async fn complete_generation(state: &mut PrimaryState) {
         Err(e) => tracing::warn!(error = %e, "rebalance history not recorded"),
     }
     if errors > 0 {
-        tracing::error!(generation = %rebalance_id(g), errors, "rebalance finished with errors; lifecycle operations not finalised");
+        tracing::error!(generation = %rebalance_id(g), errors, "rebalance finished with errors; lifecycle operations not finalised until a retry finishes cleanly");
         return;
     }
     if let Err(e) = super::finalize::finalize(state, &nodes, true, None).await {

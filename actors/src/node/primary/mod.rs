@@ -141,14 +141,28 @@ impl PrimaryState {
     }
 
     fn status(&self) -> Option<RebalanceStatus> {
-        let reb = self.a.meta.get().config.rebalance.clone();
+        let m = self.a.meta.get();
+        let reb = &m.config.rebalance;
         self.tracker.as_ref().map(|t| {
-            t.status_at(
+            let mut s = t.status_at(
                 &self.offline,
                 Instant::now(),
                 reb.paused,
                 Duration::from_secs(reb.stall_secs),
-            )
+            );
+            if !t.running()
+                && t.generation == m.rmd.version
+                && let Some(due) = crate::logic::generation::retry_due(
+                    &m.config.history,
+                    m.rmd.version,
+                    reb.retry_secs,
+                )
+            {
+                let left = due.saturating_sub(crate::types::unix_secs());
+                s.blocked_by
+                    .push(format!("retried in {left} s (rebalance.retry_secs)"));
+            }
+            s
         })
     }
 
@@ -277,6 +291,7 @@ impl Actor for PrimaryActor {
                 crate::fault::maybe_panic("primary");
                 membership::tick(state).await;
                 state.log_stall();
+                generations::retry_failed(state).await;
             }
             PrimaryMsg::Resume => membership::resume(state).await,
             PrimaryMsg::AdminJoinMet {
