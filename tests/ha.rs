@@ -125,6 +125,51 @@ async fn primary_failover_and_return() {
     .await;
 }
 
+/// Nemesis F13 across a failover: the primary that removed a decommissioned node is gone, and
+/// the join of that node's old self (its join crossed the notice) reaches the next primary. It
+/// is refused there too: the decommissioned IDs travel in the map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_under_a_decommissioned_id_is_refused_by_the_next_primary() {
+    use shoal_actors::proto::msg::JoinRequest;
+    let mut c = TestCluster::start(3, 3, 1, FAST_CONFIG).await;
+    put_all(&c.client, &make_objects(20, 1, 4 << 10, 23)).await;
+    let smap = c.smap().await;
+    let gone = smap.get(&c.id("target2").await).unwrap().clone();
+    let req = LifecycleRequest::new(LifecycleOp::Decommission, vec![gone.id.clone()]);
+    c.client.lifecycle(req).await.unwrap();
+    let via = client_of(&c, "proxy1");
+    wait_for("proxy1 to see target2 leave the map", T, || async {
+        via.smap().await.is_ok_and(|s| !s.contains(&gone.id))
+    })
+    .await;
+    let old = c.id("proxy0").await;
+    c.lc.kill9("proxy0").unwrap();
+    let p1 = new_primary(&c, "proxy1", &old.0).await;
+    let primary = via
+        .smap()
+        .await
+        .unwrap()
+        .get(&NodeId(p1))
+        .unwrap()
+        .addr
+        .clone();
+    let join = JoinRequest {
+        node: gone.clone(),
+        uuid: Some(smap.uuid.clone()),
+        reb_interrupted: false,
+    };
+    let mut conn = shoal_actors::proto::Conn::connect(&primary, gone.id.clone(), T)
+        .await
+        .unwrap();
+    let res = conn.rpc(join).await;
+    assert!(
+        matches!(&res, Err(shoal_actors::Error::ClusterIntegrity(m)) if m.contains("decommissioned")),
+        "{res:?}"
+    );
+    // (The map's version may move meanwhile: the new primary drops the dead one in time.)
+    assert!(!via.smap().await.unwrap().contains(&gone.id));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decommission_completes_under_a_new_primary() {
     let cfg = format!("{FAST_CONFIG}\n[cluster.rebalance]\nthrottle_bytes_per_sec = 2000000\n");

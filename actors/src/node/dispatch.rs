@@ -493,7 +493,7 @@ impl Router {
             Peer::Metasync(upd) => {
                 auth::check_from_primary(meta.smap.as_ref(), from, upd.smap.as_ref())?;
                 self.contact.touch();
-                self.meta.apply(upd).await?;
+                self.meta.apply(*upd).await?;
                 Ok(Some(Msg::Reply(MetaUpdate::reply(()))))
             }
             Peer::Action(action) => {

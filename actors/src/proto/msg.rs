@@ -401,7 +401,7 @@ pub struct Heartbeat {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Peer {
     /// Metadata pushed by the primary; each part only when it changed (or a full sync).
-    Metasync(MetaUpdate),
+    Metasync(Box<MetaUpdate>),
     /// The final step of a lifecycle operation.
     Action(NodeAction),
     Vote(VoteRequest),

@@ -211,7 +211,17 @@ pub struct Smap {
     pub primary: NodeId,
     pub proxies: BTreeMap<NodeId, Node>,
     pub targets: BTreeMap<NodeId, Node>,
+    /// Nodes removed as decommissioned, the newest last (at most [`DECOMMISSIONED_KEEP`]).
+    /// They wiped their IDs, so a join under one comes from a process on its way out (its join
+    /// crossed the notice) and would put a ghost in the map. Kept in the map so that the next
+    /// primary refuses it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decommissioned: Vec<NodeId>,
 }
+
+/// How many decommissioned IDs the map remembers: a ghost join comes right after the removal,
+/// and every map push carries the list.
+pub const DECOMMISSIONED_KEEP: usize = 64;
 
 impl Smap {
     /// A new cluster with `primary` as its only member.
@@ -230,7 +240,22 @@ impl Smap {
             primary: id,
             proxies,
             targets: BTreeMap::new(),
+            decommissioned: Vec::new(),
         }
+    }
+
+    /// Notes `ids` as removed for good (see [`decommissioned`](Self::decommissioned)).
+    pub fn note_decommissioned(&mut self, ids: &[NodeId]) {
+        for id in ids {
+            if !self.decommissioned.contains(id) {
+                self.decommissioned.push(id.clone());
+            }
+        }
+        let extra = self
+            .decommissioned
+            .len()
+            .saturating_sub(DECOMMISSIONED_KEEP);
+        self.decommissioned.drain(..extra);
     }
 
     pub fn get(&self, id: &NodeId) -> Option<&Node> {
@@ -346,6 +371,26 @@ mod tests {
 
     fn node(id: &str, role: Role) -> Node {
         Node::new(NodeId(id.into()), role, "127.0.0.1:1".into())
+    }
+
+    #[test]
+    fn the_map_remembers_the_newest_decommissioned_ids_once_each() {
+        let mut m = Smap::bootstrap(node("p1", Role::Proxy));
+        let ids: Vec<NodeId> = (0..DECOMMISSIONED_KEEP + 5)
+            .map(|i| NodeId(format!("t{i}")))
+            .collect();
+        m.note_decommissioned(&ids[..2]);
+        m.note_decommissioned(&ids[..2]);
+        assert_eq!(m.decommissioned, ids[..2]);
+        m.note_decommissioned(&ids);
+        assert_eq!(m.decommissioned, ids[5..], "the oldest go first");
+        // A map from before the field decodes with an empty list.
+        let mut old = m.clone();
+        old.decommissioned.clear();
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("decommissioned"));
+        let back: Smap = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, old);
     }
 
     #[test]

@@ -79,10 +79,12 @@ pub async fn remove_decommissioned(
         for id in &gone {
             state.last_seen.remove(id);
             state.offline.remove(id);
-            state.decommissioned.insert(id.clone());
         }
         match generation::remove_nodes(&smap, &gone) {
-            Some(next) => Ok(Some(push::commit(state, MetaUpdate::smap(next)).await?)),
+            Some(mut next) => {
+                next.note_decommissioned(&gone);
+                Ok(Some(push::commit(state, MetaUpdate::smap(next)).await?))
+            }
             None => Ok::<_, Error>(None),
         }
     }

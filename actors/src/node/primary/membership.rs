@@ -85,7 +85,7 @@ async fn admit(
     // returning sender), decided on the batch's final map below.
     let mut asks = Vec::new();
     for j in joiners {
-        if state.decommissioned.contains(&j.node.id) {
+        if smap.decommissioned.contains(&j.node.id) {
             outcome.push(Err(Error::ClusterIntegrity(format!(
                 "{} was decommissioned: it can only join as a new node (start it with an empty \
                  data dir)",

@@ -104,10 +104,6 @@ pub struct PrimaryState {
     tracker: Option<Tracker>,
     /// Targets that were offline when a generation started: they rebalance when they return.
     missed: HashSet<NodeId>,
-    /// Nodes this primary removed as decommissioned. They wiped their ID; a join under one of
-    /// these IDs comes from a process that was on its way out (its join crossed the notice)
-    /// and would put a ghost in the map.
-    decommissioned: HashSet<NodeId>,
     /// Ticks so far; every few, check that no other primary was elected meanwhile.
     ticks: u64,
     /// Who asked for the control request being handled (auth on), for its history record.
@@ -244,7 +240,6 @@ impl Actor for PrimaryActor {
             offline: HashSet::new(),
             tracker: None,
             missed: HashSet::new(),
-            decommissioned: HashSet::new(),
             ticks: 0,
             requester: None,
             held: Vec::new(),
