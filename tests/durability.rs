@@ -326,7 +326,7 @@ async fn a_rebalance_with_errors_is_retried_until_it_is_done_right() {
         c.client.rebalance_status().await.is_ok_and(|r| {
             r.is_some_and(|r| {
                 r.state == RebState::Finished
-                    && r.blocked_by.iter().any(|b| b.starts_with("retried in "))
+                    && r.blocked_by.iter().any(|b| b.starts_with("retried at "))
             })
         })
     })

@@ -114,8 +114,10 @@ impl Sut {
         // A node restarted with wiped metadata (re-added after a decommission) finds the
         // cluster through any proxy, whichever is primary by then.
         let discovery: Vec<&str> = nodes[..proxies].iter().map(|(_, a)| a.as_str()).collect();
+        // Generations that finish with errors are retried soon (the default waits 30 s), so
+        // that automatic generations cross the nemesis' own operations and faults.
         let config = format!(
-            "{FAST_CONFIG}\n[cluster.proxy]\ndiscovery_url = \"{}\"\n[cluster.rebalance]\nthrottle_bytes_per_sec = {throttle}\n",
+            "{FAST_CONFIG}\n[cluster.proxy]\ndiscovery_url = \"{}\"\n[cluster.rebalance]\nthrottle_bytes_per_sec = {throttle}\nretry_secs = 2\n",
             discovery.join(",")
         );
         // Only the first start founds the cluster (`--primary` goes to the node at the harness'

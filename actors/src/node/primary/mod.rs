@@ -154,9 +154,10 @@ impl PrimaryState {
                     reb.retry_secs,
                 )
             {
-                let left = due.saturating_sub(crate::types::unix_secs());
+                // A time, not a countdown: the console logs each new reason once.
+                let at = crate::logic::format::clock(due);
                 s.blocked_by
-                    .push(format!("retried in {left} s (rebalance.retry_secs)"));
+                    .push(format!("retried at {at} UTC (rebalance.retry_secs)"));
             }
             s
         })
