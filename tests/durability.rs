@@ -262,6 +262,15 @@ async fn a_rebalance_with_errors_does_not_finalise_until_it_is_done_right() {
     let row = c.node_status("target0").await.unwrap();
     assert!(row.migrating && !row.safe_to_power_off, "{row:?}");
     assert!(!row.flags.contains(&"maint_post_reb".to_string()));
+    // nodectl does not call it completed.
+    let out = c.nodectl(&["show", "rebalance"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("Rebalance {g} finished with "))
+            && text.contains("some objects did not move")
+            && !text.contains("completed"),
+        "{text}"
+    );
     assert_all_readable(&c.client, &expected).await;
     // Fixed, and asked again: the data moves and the step completes.
     switch_off(&root, "target0", "corrupt_reb_sends");

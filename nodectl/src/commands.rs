@@ -653,6 +653,11 @@ async fn show_rebalance(env: &Env) -> CmdResult {
         println!("blocked: {}", format::safe(b));
     }
     match r.state {
+        // "Completed" would read as "done right" at 3 a.m.: objects may not have moved.
+        RebState::Finished if r.errors > 0 => println!(
+            "\nRebalance {} finished with {} errors: some objects did not move.",
+            r.id, r.errors
+        ),
         RebState::Finished => println!("\nRebalance {} completed.", r.id),
         RebState::Aborted => println!("\nRebalance {} aborted.", r.id),
         RebState::Running => {}
