@@ -271,6 +271,11 @@ async fn a_rebalance_with_errors_does_not_finalise_until_it_is_done_right() {
             && !text.contains("completed"),
         "{text}"
     );
+    // Nor does `wait rebalance` let a script go on as if it had.
+    let out = c.nodectl(&["wait", "rebalance"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("some objects did not move"), "{err}");
     assert_all_readable(&c.client, &expected).await;
     // Fixed, and asked again: the data moves and the step completes.
     switch_off(&root, "target0", "corrupt_reb_sends");

@@ -327,7 +327,7 @@ pub enum ConfigCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum WaitCmd {
-    /// Until the current rebalance finishes
+    /// Until the current rebalance finishes (exit 1 if it finished with errors: objects did not move)
     Rebalance {
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,

@@ -913,8 +913,26 @@ async fn wait_rebalance(env: &Env, timeout: Option<f64>) -> CmdResult {
                     );
                 }
                 if env.json {
-                    println!("{}", json!({"rebalance_id": r.id, "state": r.state}));
-                } else {
+                    println!(
+                        "{}",
+                        json!({"rebalance_id": r.id, "state": r.state, "errors": r.errors})
+                    );
+                }
+                // A script that waits and then powers a node off must not go on: exit 1.
+                if r.errors > 0 {
+                    let mut m = format!(
+                        "rebalance {} finished with {} errors: some objects did not move",
+                        r.id, r.errors
+                    );
+                    for b in r.blocked_by.iter().filter(|b| b.starts_with("retried at ")) {
+                        m.push_str(&format!("; {}", format::safe(b)));
+                    }
+                    return Err(Failure {
+                        code: crate::exit::ERROR,
+                        message: m,
+                    });
+                }
+                if !env.json {
                     println!("Done.");
                 }
                 return Ok(());
