@@ -866,6 +866,80 @@ async fn a_map_version_sent_by_a_client_is_not_taken() {
     c.client.put_bytes(BUCKET, "k", b"w").await.unwrap();
 }
 
+/// A target cut off from every node for longer than the primary waits before removing a silent
+/// node is removed from the map without a rebalance, and its objects get new owners. Clients
+/// still holding the old map can reach it: it must not go on serving them as the owner, or
+/// they read back values the new owners have since replaced (and write where no one looks).
+/// It stops acting as an owner once it has not heard from a primary for half that wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_cut_off_until_it_is_removed_no_longer_acts_as_an_owner() {
+    let mut specs = vec![
+        NodeSpec::new("proxy0", Role::Proxy, 0),
+        NodeSpec::new("target0", Role::Target, 1),
+        NodeSpec::new("target1", Role::Target, 1),
+        NodeSpec::new("target2", Role::Target, 1),
+    ];
+    for s in &mut specs {
+        s.port = shoal_nodectl::playground::free_port().unwrap();
+    }
+    let nodes: Vec<(String, String)> = specs
+        .iter()
+        .map(|s| (s.name.clone(), format!("127.0.0.1:{}", s.port)))
+        .collect();
+    let mesh = relay::Mesh::start(&nodes).await.unwrap();
+    for s in &mut specs {
+        s.env
+            .push(("SHOAL_FAULT_ROUTES".into(), mesh.routes(&s.name)));
+    }
+    // (FAST_CONFIG ends in its keepalive section.)
+    let cfg = format!("{FAST_CONFIG}remove_after_ms = 4000\n");
+    let c = TestCluster::start_nodes(&specs, &cfg).await;
+    let t0 = c.id("target0").await;
+    let addr0 = addr_of(&c, "target0").await;
+    let x = name_owned_by(&c.smap().await, &t0, "x");
+    // A client that keeps the map in which target0 owns x.
+    let old = c.lc.client();
+    old.put_bytes(BUCKET, &x, b"first").await.unwrap();
+
+    mesh.isolate("target0", relay::Mode::Refuse);
+    c.wait_for("target0 to be removed from the map", T, || async {
+        !c.smap().await.contains(&t0)
+    })
+    .await;
+    // x has a new owner, which takes a newer value.
+    let new = c.lc.client();
+    new.put_bytes(BUCKET, &x, b"second").await.unwrap();
+    // target0 no longer answers as the owner...
+    let mut conn = Conn::connect(&addr0, NodeId("cli".into()), T)
+        .await
+        .unwrap();
+    let head = conn
+        .rpc(shoal_actors::proto::msg::HeadObject {
+            key: ObjKey::new(BUCKET, &x),
+            local: false,
+        })
+        .await;
+    assert!(
+        matches!(&head, Err(Error::Unavailable(m)) if m.contains("not heard from")),
+        "{head:?}"
+    );
+    // ...so the client on the old map is sent to the new owner by the proxy.
+    assert_eq!(old.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+    old.put_bytes(BUCKET, &x, b"third").await.unwrap();
+    assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"third");
+
+    // Healed: target0 joins again, and the newest value is what everyone reads.
+    mesh.heal_all();
+    c.wait_for("target0 back in the map", T, || async {
+        c.smap().await.contains(&t0)
+    })
+    .await;
+    c.wait_rebalance_idle(T).await;
+    for client in [&old, &new, &c.client] {
+        assert_eq!(client.get_bytes(BUCKET, &x).await.unwrap(), b"third");
+    }
+}
+
 /// Nemesis long seed 3141 (`stale-read`): a target back from maintenance held an older copy of
 /// an object while the newer one, written to the owner meanwhile, failed to reach it (the
 /// generation finished with errors). At the generation's end the target stopped asking the

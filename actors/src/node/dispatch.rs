@@ -81,6 +81,7 @@ impl Router {
             meta: &self.meta,
             pool: &self.pool,
             store,
+            contact: &self.contact,
         })
     }
 

@@ -76,6 +76,8 @@ pub struct DataPath<'a> {
     pub meta: &'a MetaHandle,
     pub pool: &'a Arc<Pool>,
     pub store: &'a Arc<LocalStore>,
+    /// When this target last heard from a primary (see `neighbor::heard_from_primary`).
+    pub contact: &'a super::Contact,
 }
 
 /// How a GET reads: verify the checksum first, and which bytes.

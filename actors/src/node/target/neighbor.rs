@@ -166,6 +166,7 @@ impl DataPath<'_> {
     /// as the owner under the older map would read back values the new owner replaced.
     pub(super) async fn current_map(&self) -> Result<()> {
         self.joined().await?;
+        self.heard_from_primary()?;
         let need = self.store.map_seen.load(Ordering::Relaxed);
         if need == 0 || need <= self.map_version() {
             return Ok(());
@@ -186,6 +187,26 @@ impl DataPath<'_> {
         }
     }
 
+    /// Before acting as an owner: this target heard from a primary lately. The primary removes a
+    /// node silent for `keepalive.remove_after_ms` from the map without a rebalance, and its
+    /// objects get new owners; a target cut off from everyone cannot learn that. It stops acting
+    /// as an owner after half that silence, before anyone else can take its objects.
+    fn heard_from_primary(&self) -> Result<()> {
+        let ka = self.meta.get().config.keepalive.clone();
+        // Never below two beats: one late answer is not silence.
+        let lease = Duration::from_millis(ka.remove_after_ms / 2).max(ka.interval() * 2);
+        let silence = self.contact.silence();
+        if silence <= lease {
+            return Ok(());
+        }
+        Err(Error::Unavailable(format!(
+            "t[{}] has not heard from the primary for {} s: it may have been removed from the \
+             cluster map and no longer own this object (is it cut off?)",
+            self.me,
+            silence.as_secs()
+        )))
+    }
+
     /// Before acting as an owner after a restart: the cluster has answered this target's join
     /// (see `LocalStore::joined`). A join the primary is slow to answer is waited for, as a
     /// missed map is; one that does not come is refused.
@@ -198,7 +219,8 @@ impl DataPath<'_> {
         match tokio::time::timeout(wait, rx.wait_for(|j| *j)).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(Error::Unavailable(format!(
-                "t[{}] restarted and has not rejoined the cluster yet: its map (v{}) may be out                  of date",
+                "t[{}] restarted and has not rejoined the cluster yet: its map (v{}) may be out \
+                 of date",
                 self.me,
                 self.map_version()
             ))),
