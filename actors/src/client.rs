@@ -285,6 +285,7 @@ impl Client {
         let deadline = std::time::Instant::now() + REDIRECT_SETTLE;
         let mut visited = vec![node.clone()];
         let mut pause = std::time::Duration::from_millis(10);
+        let mut asked_proxy = false;
         while std::time::Instant::now() < deadline {
             let answer = match self.at_target(&node, &addr, msg.clone()).await {
                 Ok((link, Msg::Error(w))) => {
@@ -294,13 +295,22 @@ impl Client {
                 other => other,
             };
             let answer = match answer {
-                // Our map named a target that is gone or down, or one that cannot act as an
-                // owner now (it is behind on the map, or restarted and not rejoined yet): ask
-                // the proxy, whose map is current (it may name another owner, or say why
-                // there is none).
-                Err(e @ (Error::Offline(_) | Error::Unavailable(_))) if direct => {
-                    self.forget_map();
-                    direct = false;
+                // Our map (or a target's, which sent us here) named a target that is gone or
+                // down, or one that cannot act as an owner now (it is behind on the map, cut
+                // off, or restarted and not rejoined yet): ask the proxy, whose map is current
+                // (it may name another owner, or say why there is none). When we were sent
+                // here by a target that had not yet received the newest map, the proxy names
+                // that target again: wait a moment for the map to reach it, as for redirects.
+                Err(e @ (Error::Offline(_) | Error::Unavailable(_))) => {
+                    if direct {
+                        self.forget_map();
+                        direct = false;
+                    }
+                    if asked_proxy {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                    }
+                    asked_proxy = true;
                     // The proxy's own failure is not reported: the request may have reached
                     // the target before it went silent, and "connection refused" from the
                     // proxy would claim that nothing was sent.
@@ -663,6 +673,79 @@ mod tests {
         assert!(parse_object_uri("/o").is_err());
         assert_eq!(parse_bucket_uri("ais://bk/").unwrap(), "bk");
         assert!(parse_bucket_uri("a b").is_err());
+    }
+
+    /// A fake node at a fresh address: answers every request on every connection with
+    /// `answer(how many requests it had before, request)`.
+    async fn fake_node(
+        answer: impl Fn(usize, &Msg) -> Msg + Send + Sync + 'static,
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        use crate::proto::codec::Conn;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let answer = Arc::new(answer);
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let (answer, seen) = (answer.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut c = Conn::new(s, NodeId("fake".into()), 1 << 20);
+                    while let Ok(Some(env)) = c.recv().await {
+                        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let reply = answer(n, &env.body);
+                        if c.send(env.corr, reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, task)
+    }
+
+    /// Maps disagree for a moment after a node was removed: the client's (fresh) map names A,
+    /// A's (not yet updated) sends it to B, and B, cut off and removed, refuses to act as the
+    /// owner. The client asks the proxy again rather than fail: it names A, which has the new
+    /// map by then and answers.
+    #[tokio::test]
+    async fn an_unavailable_target_a_stale_redirect_named_is_looked_up_again() {
+        use crate::types::smap::Node;
+        let (b_addr, b) = fake_node(|_, _| {
+            Msg::from(Error::Unavailable(
+                "t[B] has not heard from the primary for 301 s".into(),
+            ))
+        })
+        .await;
+        let to_b = b_addr.clone();
+        let (a_addr, a) = fake_node(move |n, _| match n {
+            0 => Msg::Redirect {
+                node: NodeId("B".into()),
+                addr: to_b.clone(),
+            },
+            _ => Msg::Reply(Reply::Object(ObjMeta {
+                size: 7,
+                ..Default::default()
+            })),
+        })
+        .await;
+        // The proxy: a map in which A owns everything, and "A" to every locate.
+        let mut smap = Smap::bootstrap(Node::new(NodeId("P".into()), Role::Proxy, "-".into()));
+        let an = Node::new(NodeId("A".into()), Role::Target, a_addr.clone());
+        smap.targets.insert(an.id.clone(), an);
+        let (p_addr, p) = fake_node(move |_, m| match m {
+            Msg::Query(msg::Query::GetSmap(_)) => Msg::Reply(Reply::Smap(smap.clone())),
+            _ => Msg::Redirect {
+                node: NodeId("A".into()),
+                addr: a_addr.clone(),
+            },
+        })
+        .await;
+        let client = Client::new(p_addr).with_timeout(Duration::from_secs(5));
+        let meta = client.head("b", "o").await.unwrap();
+        assert_eq!(meta.size, 7);
+        for t in [a, b, p] {
+            t.abort();
+        }
     }
 
     /// A delete goes straight to the owner named by the client's map; the target takes it and
