@@ -130,7 +130,6 @@ async fn primary_failover_and_return() {
 /// is refused there too: the decommissioned IDs travel in the map.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_under_a_decommissioned_id_is_refused_by_the_next_primary() {
-    use shoal_actors::proto::msg::JoinRequest;
     let mut c = TestCluster::start(3, 3, 1, FAST_CONFIG).await;
     put_all(&c.client, &make_objects(20, 1, 4 << 10, 23)).await;
     let smap = c.smap().await;
@@ -153,19 +152,7 @@ async fn a_join_under_a_decommissioned_id_is_refused_by_the_next_primary() {
         .unwrap()
         .addr
         .clone();
-    let join = JoinRequest {
-        node: gone.clone(),
-        uuid: Some(smap.uuid.clone()),
-        reb_interrupted: false,
-    };
-    let mut conn = shoal_actors::proto::Conn::connect(&primary, gone.id.clone(), T)
-        .await
-        .unwrap();
-    let res = conn.rpc(join).await;
-    assert!(
-        matches!(&res, Err(shoal_actors::Error::ClusterIntegrity(m)) if m.contains("decommissioned")),
-        "{res:?}"
-    );
+    assert_ghost_join_refused(&primary, &gone, &smap.uuid).await;
     // (The map's version may move meanwhile: the new primary drops the dead one in time.)
     assert!(!via.smap().await.unwrap().contains(&gone.id));
 }

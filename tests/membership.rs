@@ -494,7 +494,6 @@ async fn a_join_forwarded_by_a_node_that_has_not_joined_yet_is_retried() {
 /// abandons its join when it stops, and the primary refuses a join under a decommissioned ID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_under_a_decommissioned_id_is_refused() {
-    use shoal_actors::proto::msg::JoinRequest;
     use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
     let c = TestCluster::start(1, 3, 1, FAST_CONFIG).await;
     put_all(&c.client, &make_objects(30, 1, 4 << 10, 51)).await;
@@ -508,19 +507,7 @@ async fn a_join_under_a_decommissioned_id_is_refused() {
     .await;
     let before = c.smap().await.version;
     // Its old self asks back in, from a process that has not exited yet.
-    let join = JoinRequest {
-        node: gone.clone(),
-        uuid: Some(smap.uuid.clone()),
-        reb_interrupted: false,
-    };
-    let mut conn = shoal_actors::proto::Conn::connect(&c.lc.endpoint, gone.id.clone(), T)
-        .await
-        .unwrap();
-    let res = conn.rpc(join).await;
-    assert!(
-        matches!(&res, Err(shoal_actors::Error::ClusterIntegrity(m)) if m.contains("decommissioned")),
-        "{res:?}"
-    );
+    assert_ghost_join_refused(&c.lc.endpoint, &gone, &smap.uuid).await;
     let after = c.smap().await;
     assert!(!after.contains(&gone.id));
     assert_eq!(after.version, before);

@@ -557,6 +557,29 @@ pub fn switch_off(root: &std::path::Path, name: &str, switch: &str) {
     let _ = std::fs::remove_file(root.join(name).join(switch));
 }
 
+/// The old self of `gone`, a node decommissioned a moment ago whose process has not exited yet,
+/// asks the node at `addr` to join cluster `uuid` again: it must be refused as decommissioned.
+pub async fn assert_ghost_join_refused(
+    addr: &str,
+    gone: &shoal_actors::types::smap::Node,
+    uuid: &str,
+) {
+    let join = shoal_actors::proto::msg::JoinRequest {
+        node: gone.clone(),
+        uuid: Some(uuid.to_string()),
+        reb_interrupted: false,
+    };
+    let mut conn =
+        shoal_actors::proto::Conn::connect(addr, gone.id.clone(), Duration::from_secs(30))
+            .await
+            .unwrap();
+    let res = conn.rpc(join).await;
+    assert!(
+        matches!(&res, Err(shoal_actors::Error::ClusterIntegrity(m)) if m.contains("decommissioned")),
+        "{res:?}"
+    );
+}
+
 /// A name whose HRW owner under `smap` is `owner`.
 pub fn name_owned_by(smap: &Smap, owner: &NodeId, prefix: &str) -> String {
     (0..100_000)
