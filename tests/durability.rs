@@ -227,21 +227,15 @@ async fn a_put_that_spans_a_map_change_is_never_stranded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_with_errors_does_not_finalise_until_it_is_done_right() {
-    let faults = tempfile::tempdir().unwrap();
-    let root = faults.path().to_path_buf();
     // No automatic retry: the operator's repeat is what this shows.
-    let cfg = rebalance_config("retry_secs = 0");
-    let c = TestCluster::start_with(1, 3, 1, &cfg, None, fault_env(root.clone())).await;
-    let expected = put_all(&c.client, &make_objects(40, 1, 4 << 10, 43)).await;
-    let t0 = c.id("target0").await;
-    // Every object target0 sends arrives corrupt: the sends fail for good.
-    switch_on(&root, "target0", "corrupt_reb_sends");
-    let reply = c
-        .client
-        .lifecycle(op(LifecycleOp::StartMaintenance, &t0))
-        .await
-        .unwrap();
-    let g = reply.rebalance_id.unwrap();
+    let FailingMaintenance {
+        c,
+        _faults,
+        root,
+        expected,
+        t0,
+        g,
+    } = failing_maintenance("retry_secs = 0", 43).await;
     c.wait_for("the rebalance to end", T, || async {
         c.client
             .rebalance_status()
@@ -296,20 +290,25 @@ async fn a_rebalance_with_errors_does_not_finalise_until_it_is_done_right() {
     c.assert_properly_located(&expected).await;
 }
 
-/// The fast config with `line` in its `[cluster.rebalance]` section.
-fn rebalance_config(line: &str) -> String {
-    format!("{FAST_CONFIG}\n[cluster.rebalance]\n{line}\n")
+/// A cluster of 3 targets holding 40 objects, with `retry` in its rebalance config, and
+/// target0 going into maintenance while every object it sends arrives corrupt (the sends fail
+/// for good until the switch is off).
+struct FailingMaintenance {
+    c: TestCluster,
+    _faults: tempfile::TempDir,
+    root: std::path::PathBuf,
+    expected: std::collections::HashMap<String, String>,
+    t0: NodeId,
+    /// The maintenance's generation.
+    g: String,
 }
 
-/// A generation that finished with errors is run again on its own, and once the cause is gone
-/// the lifecycle step completes without the operator repeating it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rebalance_with_errors_is_retried_until_it_is_done_right() {
+async fn failing_maintenance(retry: &str, seed: u64) -> FailingMaintenance {
     let faults = tempfile::tempdir().unwrap();
     let root = faults.path().to_path_buf();
-    let cfg = rebalance_config("retry_secs = 1");
+    let cfg = rebalance_config(retry);
     let c = TestCluster::start_with(1, 3, 1, &cfg, None, fault_env(root.clone())).await;
-    let expected = put_all(&c.client, &make_objects(40, 1, 4 << 10, 45)).await;
+    let expected = put_all(&c.client, &make_objects(40, 1, 4 << 10, seed)).await;
     let t0 = c.id("target0").await;
     switch_on(&root, "target0", "corrupt_reb_sends");
     let g = c
@@ -319,6 +318,33 @@ async fn a_rebalance_with_errors_is_retried_until_it_is_done_right() {
         .unwrap()
         .rebalance_id
         .unwrap();
+    FailingMaintenance {
+        c,
+        _faults: faults,
+        root,
+        expected,
+        t0,
+        g,
+    }
+}
+
+/// The fast config with `line` in its `[cluster.rebalance]` section.
+fn rebalance_config(line: &str) -> String {
+    format!("{FAST_CONFIG}\n[cluster.rebalance]\n{line}\n")
+}
+
+/// A generation that finished with errors is run again on its own, and once the cause is gone
+/// the lifecycle step completes without the operator repeating it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_with_errors_is_retried_until_it_is_done_right() {
+    let FailingMaintenance {
+        c,
+        _faults,
+        root,
+        expected,
+        g,
+        ..
+    } = failing_maintenance("retry_secs = 1", 45).await;
     // Retried while the cause lasts: each retry fails too, and target0 is never safe.
     let retried = |id: String| {
         let c = &c;
