@@ -80,15 +80,15 @@ pub async fn retry_failed(state: &mut PrimaryState) {
     }
     let m = state.a.meta.get();
     let reb = &m.config.rebalance;
-    let Some(due) = retry_due(&m.config.history, m.rmd.version, reb.retry_secs) else {
+    let (Some(due), Some(last)) = (
+        retry_due(&m.config.history, m.rmd.version, reb.retry_secs),
+        m.config.history.last(),
+    ) else {
         return;
     };
     if reb.paused || crate::types::unix_secs() < due {
         return;
     }
-    let Some(last) = m.config.history.last() else {
-        return;
-    };
     let trigger = format!("retry of {} ({} errors)", last.id, last.errors);
     match start(state, None, trigger).await {
         Ok((rmd, push)) => {

@@ -192,7 +192,8 @@ impl DataPath<'_> {
     /// objects get new owners; a target cut off from everyone cannot learn that. It stops acting
     /// as an owner after half that silence, before anyone else can take its objects.
     fn heard_from_primary(&self) -> Result<()> {
-        let ka = self.meta.get().config.keepalive.clone();
+        let meta = self.meta.get();
+        let ka = &meta.config.keepalive;
         // Never below two beats: one late answer is not silence.
         let lease = Duration::from_millis(ka.remove_after_ms / 2).max(ka.interval() * 2);
         let silence = self.contact.silence();
