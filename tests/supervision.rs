@@ -1,6 +1,7 @@
 //! Supervision that works (issue #9, DESIGN §2): a child that panics in a live node is restarted
 //! and the node repairs itself while a rebalance runs and clients read; a primary actor that
-//! keeps failing stops its node so the cluster elects another primary; and the primary keeps
+//! keeps failing stops its node so the cluster elects another primary; a target that gives up
+//! its part of a rebalance does not leave the generation running forever; and the primary keeps
 //! answering keepalives while it waits on a stopped node.
 
 mod common;
@@ -144,6 +145,64 @@ async fn children_that_panic_are_restarted_and_the_node_repairs_itself() {
     );
     assert!(after.version > before.version);
     // Nothing lost or duplicated, everything at its proper place.
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+    assert!(
+        !c.object_files().values().any(|v| v[0].0 == "target0"),
+        "target0 still holds objects"
+    );
+}
+
+/// A target whose joggers keep failing aborts its part of a generation. The generation then
+/// ends as failed and is retried; it does not stay "running" forever, holding the node short of
+/// safe and every lifecycle operation as busy until someone restarts the target. Once the cause
+/// is gone, a retry completes the maintenance without the operator repeating it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_a_target_aborted_ends_and_is_retried() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let cfg = format!("{FAST_CONFIG}\n[cluster.rebalance]\nretry_secs = 1\n");
+    let c = TestCluster::start_with(1, 3, 2, &cfg, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(60, 1, 4 << 10, 23)).await;
+    let t0 = c.id("target0").await;
+    // target0's joggers hold their sends (so that the walk outlasts a fault check) and fail at
+    // every check: past the restarts allowed, target0 aborts the generation.
+    switch_on(&root, "target0", "hold_reb_sends");
+    switch_on(&root, "target0", "panic_always_jogger");
+    let g = c
+        .client
+        .lifecycle(maintenance(t0.clone()))
+        .await
+        .unwrap()
+        .rebalance_id
+        .unwrap();
+    c.wait_for(&format!("{g} to end as failed"), T, || async {
+        c.client.config().await.is_ok_and(|cfg| {
+            cfg.history
+                .iter()
+                .any(|r| r.id == g && r.outcome == "finished with errors" && r.errors > 0)
+        })
+    })
+    .await;
+    let row = c.node_status("target0").await.unwrap();
+    assert!(!row.safe_to_power_off, "{row:?}");
+    assert_all_readable(&c.client, &expected).await;
+
+    // The cause goes away; nobody repeats the operation.
+    switch_off(&root, "target0", "panic_always_jogger");
+    switch_off(&root, "target0", "hold_reb_sends");
+    c.wait_for("target0 safe to power off", T, || async {
+        c.node_status("target0")
+            .await
+            .is_some_and(|n| n.safe_to_power_off)
+    })
+    .await;
+    let history = c.client.config().await.unwrap().history;
+    let last = history.last().unwrap();
+    assert!(
+        last.trigger.starts_with("retry of ") && last.outcome == "finished",
+        "{history:?}"
+    );
     assert_all_readable(&c.client, &expected).await;
     c.assert_properly_located(&expected).await;
     assert!(

@@ -81,10 +81,13 @@ impl Tracker {
             .unwrap_or(Stage::Done)
     }
 
-    pub fn all_done(&self) -> bool {
+    /// Every participant is done or gave up: nothing more will come of this generation. One
+    /// that aborted makes it unclean, so it is not finalised and is retried (its reports after
+    /// the abort, from a restart, are stale by stage order and would never arrive).
+    pub fn all_ended(&self) -> bool {
         self.participants
             .iter()
-            .all(|id| self.stage_of(id) == Stage::Done)
+            .all(|id| matches!(self.stage_of(id), Stage::Done | Stage::Aborted))
     }
 
     /// Every participant sent without errors and none aborted: nothing meant for another
@@ -97,9 +100,17 @@ impl Tracker {
                 .all(|id| self.stage_of(id) != Stage::Aborted)
     }
 
-    /// Errors reported by all targets so far.
+    /// Errors reported by all targets so far; a participant that aborted counts as one at
+    /// least (it left its part undone whatever its counters say).
     pub fn errors(&self) -> u64 {
-        self.reports.values().map(|r| r.errors).sum()
+        let reported: u64 = self.reports.values().map(|r| r.errors).sum();
+        let gave_up = self
+            .participants
+            .iter()
+            .filter_map(|id| self.reports.get(id))
+            .filter(|r| r.stage == Stage::Aborted && r.errors == 0)
+            .count();
+        reported + gave_up as u64
     }
 
     /// (bytes, objects) moved so far, remote and local moves together.
@@ -260,6 +271,11 @@ impl Tracker {
                 if let Some(b) = self.reports.get(id).and_then(|r| r.blocked_by.clone()) {
                     blocked.push(format!("t[{id}]: {b}"));
                 }
+                if self.stage_of(id) == Stage::Aborted {
+                    blocked.push(format!(
+                        "t[{id}] aborted its part: retried once the others finish"
+                    ));
+                }
             }
         }
         let targets: Vec<TargetRebStatus> = self
@@ -376,15 +392,43 @@ mod tests {
         assert_eq!(t.min_stage(), Stage::Init, "t2 has not reported");
         t.record(report(2, Stage::PostTraverse, 0, 0), t0);
         assert_eq!(t.min_stage(), Stage::PostTraverse);
-        assert!(!t.all_done());
+        assert!(!t.all_ended());
         // t1 leaves the map: it no longer holds the generation up.
         assert!(t.retain_participants(|id| id.0 != "t1"));
         t.record(report(2, Stage::Done, 0, 0), t0);
-        assert!(t.all_done());
+        assert!(t.all_ended());
+        assert!(t.clean());
         t.finish(t0 + Duration::from_secs(4), 4);
         let st = t.status(&HashSet::new());
         assert_eq!(st.state, RebState::Finished);
         assert_eq!(st.eta_secs, Some(0));
+    }
+
+    #[test]
+    fn a_participant_that_aborted_ends_the_generation_unclean_once_the_others_are_done() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(7, ids(2), vec![], t0, 0);
+        t.record(report(0, Stage::Traverse, 0, 0), t0);
+        t.record(report(1, Stage::Aborted, 0, 0), t0);
+        assert!(!t.all_ended(), "t0 still sends");
+        assert_eq!(
+            t.min_stage(),
+            Stage::Traverse,
+            "the aborted one holds nothing"
+        );
+        let st = t.status(&HashSet::new());
+        assert!(
+            st.blocked_by.iter().any(|b| b.starts_with("t[t1] aborted")),
+            "{st:?}"
+        );
+        // Its later reports (a restart) are stale: it has given up on this generation.
+        assert!(!t.record(report(1, Stage::Traverse, 0, 0), t0));
+        t.record(report(0, Stage::Done, 0, 0), t0);
+        assert!(t.all_ended());
+        assert!(!t.clean());
+        // Counted as an error although its counters had none: the record says it failed.
+        assert_eq!(t.errors(), 1);
+        assert_eq!(t.history_record("x").errors, 1);
     }
 
     #[test]

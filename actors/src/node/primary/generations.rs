@@ -139,7 +139,7 @@ pub async fn report(state: &mut PrimaryState, r: TargetRebStatus) -> Result<Repl
     let mut complete = false;
     if let Some(t) = state.tracker.as_mut() {
         t.record(r, Instant::now());
-        complete = t.running() && t.all_done();
+        complete = t.running() && t.all_ended();
     }
     if complete {
         complete_generation(state).await;
@@ -224,9 +224,10 @@ pub fn release_held(state: &mut PrimaryState) {
     }
 }
 
-/// Every participant is done: finalise the lifecycle steps waiting on this generation, unless
-/// objects failed to move (finalising would strand or wipe them: the nodes stay in transition,
-/// and repeating the operation starts a new generation).
+/// Every participant is done (or gave up): finalise the lifecycle steps waiting on this
+/// generation, unless objects failed to move or a participant aborted (finalising would strand
+/// or wipe them: the nodes stay in transition until a retry, or a repeat of the operation,
+/// finishes cleanly).
 pub async fn complete_generation(state: &mut PrimaryState) {
     let Some(t) = state.tracker.as_mut() else {
         return;

@@ -517,7 +517,7 @@ pub async fn tick(state: &mut PrimaryState) {
     if let Some(t) = state.tracker.as_mut()
         && t.retain_participants(|id| smap.contains(id))
     {
-        complete = t.running() && t.all_done();
+        complete = t.running() && t.all_ended();
     }
     if complete {
         generations::complete_generation(state).await;

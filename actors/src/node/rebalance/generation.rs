@@ -26,6 +26,7 @@ const MAX_JOGGER_RESTARTS: u32 = 5;
 
 pub struct GenerationActor;
 
+#[derive(Clone)]
 pub struct GenArgs {
     pub me: NodeId,
     pub generation: u64,
@@ -128,16 +129,7 @@ impl Actor for GenerationActor {
                 }
                 c.set_stage(Stage::Done);
                 c.set_blocked(None);
-                // The primary completes the operation on this report: make sure it arrives.
-                let args = a.clone();
-                tokio::spawn(async move {
-                    for _ in 0..50 {
-                        if report(&args).await.is_ok() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                });
+                report_last(a.clone());
                 tracing::info!(
                     generation = %format!("g{}", a.generation),
                     tx = c.tx_objs.load(std::sync::atomic::Ordering::Relaxed),
@@ -200,6 +192,7 @@ impl Actor for GenerationActor {
             tracing::error!("joggers keep failing; aborting the generation");
             Counters::add(&state.args.counters.errors, 1);
             state.args.counters.set_stage(Stage::Aborted);
+            report_last(state.args.clone());
             state.args.cancel.cancel();
             let _ = state.args.manager.cast(RebMsg::Ended {
                 generation: state.args.generation,
@@ -256,6 +249,20 @@ async fn report(a: &GenArgs) -> Result<crate::proto::msg::RebReportAck> {
         .primary_addr()
         .ok_or_else(|| Error::NotFound("no primary".into()))?;
     a.pool.rpc(&addr, status, Duration::from_secs(5)).await
+}
+
+/// This target's last word on the generation (done, or aborted): the primary completes the
+/// lifecycle operation, or ends the generation for a retry, on it — so make sure it arrives
+/// (tried for about ten seconds; the reporter stops with the generation).
+pub(super) fn report_last(a: Arc<GenArgs>) {
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            if report(&a).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
 }
 
 /// Reports every [`REPORT_EVERY`], and at once when the stage changes (the primary learns that

@@ -96,9 +96,7 @@ impl Actor for JoggerActor {
         let res = match msg {
             JoggerMsg::Finished(res) => res,
             JoggerMsg::FaultCheck => {
-                if crate::fault::take_switch("panic_jogger") {
-                    panic!("fault panic_jogger: injected panic");
-                }
+                crate::fault::maybe_panic("jogger");
                 return Ok(());
             }
         };

@@ -483,14 +483,20 @@ async fn start(myself: &ActorRef<RebMsg>, state: &mut RebState, generation: u64)
         manager: myself.clone(),
     };
     let name = Some(super::names::name(&a.me, &format!("g{generation}")));
-    let actor = match Actor::spawn_linked(name, GenerationActor, args, myself.get_cell()).await {
-        Ok((actor, _)) => Some(actor),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start rebalance g{generation}");
-            counters.set_stage(crate::types::status::Stage::Aborted);
-            None
-        }
-    };
+    let actor =
+        match Actor::spawn_linked(name, GenerationActor, args.clone(), myself.get_cell()).await {
+            Ok((actor, _)) => Some(actor),
+            Err(e) => {
+                // E.g. the marker cannot be written (a full or failing data disk). Said to the
+                // primary, which ends the generation and retries it, instead of waiting for ever.
+                tracing::error!(error = %e, "cannot start rebalance g{generation}");
+                Counters::add(&counters.errors, 1);
+                counters.set_blocked(Some(format!("cannot start: {e}")));
+                counters.set_stage(crate::types::status::Stage::Aborted);
+                generation::report_last(Arc::new(args));
+                None
+            }
+        };
     state.current = Some(Running {
         generation,
         counters,
