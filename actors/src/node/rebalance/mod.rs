@@ -74,8 +74,6 @@ pub enum RebMsg {
         objs: u64,
         bytes: u64,
     },
-    /// A received object of `generation` failed its checksum.
-    ReceiveError { generation: u64 },
     /// The running generation ended (done or aborted).
     Ended { generation: u64 },
     /// Stop the running generation (the node leaves, or goes silent).
@@ -204,15 +202,6 @@ impl Actor for RebalanceActor {
                 {
                     Counters::add(&r.counters.rx_objs, objs);
                     Counters::add(&r.counters.rx_bytes, bytes);
-                }
-            }
-            RebMsg::ReceiveError { generation } => {
-                if let Some(r) = state
-                    .current
-                    .as_ref()
-                    .filter(|r| r.generation == generation)
-                {
-                    Counters::add(&r.counters.errors, 1);
                 }
             }
             RebMsg::Ended { generation } => {

@@ -54,7 +54,7 @@ fn check_generation(current: u64, generation: u64) -> Result<()> {
 }
 
 impl DataPath<'_> {
-    /// Tells this node's rebalance actor (if running) about a received object or an error.
+    /// Tells this node's rebalance actor (if running) about received objects.
     fn count(&self, msg: RebMsg) {
         if let Some(r) = actor_names::lookup::<RebMsg>(&actor_names::rebalance(self.me)) {
             let _ = r.cast(msg);
@@ -83,8 +83,9 @@ impl DataPath<'_> {
         let w = self.receive_body(conn, corr, mp, meta.size).await?;
         if w.checksum() != meta.checksum {
             let got = w.checksum();
+            // Not counted as an error of the generation here: the sender retries and counts the
+            // object once if it never arrives, so that "N errors" means N objects.
             w.abort().await;
-            self.count(RebMsg::ReceiveError { generation });
             return Err(Error::Checksum(format!(
                 "{}/{}: sent {} received {got}",
                 meta.bucket, meta.object, meta.checksum
@@ -205,7 +206,6 @@ impl DataPath<'_> {
                 Ok(_) => {}
                 Err(e @ Error::Checksum(_)) => {
                     tracing::warn!(error = %e, "rebalanced object failed its checksum");
-                    self.count(RebMsg::ReceiveError { generation });
                 }
                 Err(e) => tracing::warn!(error = %e, "rebalanced object not written"),
             }
