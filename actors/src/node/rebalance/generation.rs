@@ -190,6 +190,10 @@ impl Actor for GenerationActor {
         tracing::error!(mountpath = i, restarts = n, error = %err, "jogger failed");
         if state.jogger_failures > MAX_JOGGER_RESTARTS {
             tracing::error!("joggers keep failing; aborting the generation");
+            state.args.counters.set_blocked(Some(format!(
+                "aborted: the walk of mountpath {i} failed {} times: {err}",
+                state.jogger_failures
+            )));
             Counters::add(&state.args.counters.errors, 1);
             state.args.counters.set_stage(Stage::Aborted);
             report_last(state.args.clone());
