@@ -258,24 +258,32 @@ impl Tracker {
         if !self.running() && errors > 0 && !self.finalize.is_empty() {
             let nodes: Vec<String> = self.finalize.iter().map(|id| format!("{id}")).collect();
             blocked.push(format!(
-                "{} finished with {errors} errors: not finalised for {}; run the operation again to retry",
+                "{} finished with {errors} errors: not finalised for {} until a retry (or a repeat of the operation) finishes cleanly",
                 rebalance_id(self.generation),
                 nodes.join(", ")
             ));
         }
-        if self.running() {
-            for id in &self.participants {
-                if offline.contains(id) {
-                    blocked.push(format!("t[{id}] is offline (keepalive lost)"));
-                }
-                if let Some(b) = self.reports.get(id).and_then(|r| r.blocked_by.clone()) {
-                    blocked.push(format!("t[{id}]: {b}"));
-                }
-                if self.stage_of(id) == Stage::Aborted {
-                    blocked.push(format!(
-                        "t[{id}] aborted its part: retried once the others finish"
-                    ));
-                }
+        for id in &self.participants {
+            let report = self.reports.get(id);
+            // Why a target gave up stays on show after the end: it is what the operator fixes.
+            if let Some(r) = report.filter(|r| r.stage == Stage::Aborted) {
+                let why = r.blocked_by.as_deref().unwrap_or("aborted");
+                let next = if self.running() {
+                    "; retried once the others finish"
+                } else {
+                    ""
+                };
+                blocked.push(format!("t[{id}] gave up its part: {why}{next}"));
+                continue;
+            }
+            if !self.running() {
+                continue;
+            }
+            if offline.contains(id) {
+                blocked.push(format!("t[{id}] is offline (keepalive lost)"));
+            }
+            if let Some(b) = report.and_then(|r| r.blocked_by.clone()) {
+                blocked.push(format!("t[{id}]: {b}"));
             }
         }
         let targets: Vec<TargetRebStatus> = self
@@ -418,7 +426,9 @@ mod tests {
         );
         let st = t.status(&HashSet::new());
         assert!(
-            st.blocked_by.iter().any(|b| b.starts_with("t[t1] aborted")),
+            st.blocked_by
+                .iter()
+                .any(|b| b == "t[t1] gave up its part: aborted; retried once the others finish"),
             "{st:?}"
         );
         // Its later reports (a restart) are stale: it has given up on this generation.
@@ -426,6 +436,12 @@ mod tests {
         t.record(report(0, Stage::Done, 0, 0), t0);
         assert!(t.all_ended());
         assert!(!t.clean());
+        t.finish(t0, 0);
+        // Why it gave up is still shown once the generation has ended.
+        assert_eq!(
+            t.status(&HashSet::new()).blocked_by,
+            vec!["t[t1] gave up its part: aborted".to_string()]
+        );
         // Counted as an error although its counters had none: the record says it failed.
         assert_eq!(t.errors(), 1);
         assert_eq!(t.history_record("x").errors, 1);

@@ -191,7 +191,7 @@ impl Actor for GenerationActor {
         if state.jogger_failures > MAX_JOGGER_RESTARTS {
             tracing::error!("joggers keep failing; aborting the generation");
             state.args.counters.set_blocked(Some(format!(
-                "aborted: the walk of mountpath {i} failed {} times: {err}",
+                "the walk of mountpath {i} failed {} times: {err}",
                 state.jogger_failures
             )));
             Counters::add(&state.args.counters.errors, 1);
