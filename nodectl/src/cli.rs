@@ -168,7 +168,7 @@ pub struct PlaygroundArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ConsoleArgs {
     /// Seconds between cluster polls (the screen redraws independently)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = secs)]
     pub refresh: f64,
     /// Hide the keys that change the cluster
     #[arg(long)]
@@ -182,7 +182,7 @@ pub enum ShowCmd {
         /// proxy, target or smap
         what: Option<String>,
         /// Repeat every SECS seconds
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
         /// With --refresh: stop after N reports
         #[arg(long)]
@@ -193,7 +193,7 @@ pub enum ShowCmd {
         /// Past generations too (the cluster's history: trigger, start, end, objects, outcome)
         #[arg(long)]
         all: bool,
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
         #[arg(long)]
         count: Option<u64>,
@@ -208,7 +208,7 @@ pub enum ShowCmd {
         /// Target: bare ID or t[ID]
         #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: Option<String>,
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
         #[arg(long)]
         count: Option<u64>,
@@ -218,7 +218,7 @@ pub enum ShowCmd {
         /// Target: bare ID or t[ID]
         #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: Option<String>,
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
         #[arg(long)]
         count: Option<u64>,
@@ -329,7 +329,7 @@ pub enum ConfigCmd {
 pub enum WaitCmd {
     /// Until the current rebalance finishes (exit 1 if it finished with errors: objects did not move)
     Rebalance {
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = secs)]
         timeout: Option<f64>,
     },
     /// Until no target (or NODE) runs a resilver
@@ -337,7 +337,7 @@ pub enum WaitCmd {
         /// Target: bare ID or t[ID]
         #[arg(add = ArgValueCompleter::new(crate::completion::nodes))]
         node: Option<String>,
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = secs)]
         timeout: Option<f64>,
     },
     /// Until NODE reaches STATUS (online, maintenance, decommission, offline, safe, removed)
@@ -346,7 +346,7 @@ pub enum WaitCmd {
         node: String,
         #[arg(long)]
         status: String,
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", value_parser = secs)]
         timeout: Option<f64>,
     },
 }
@@ -566,9 +566,51 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs(n.checked_mul(mult)?))
 }
 
+/// Longest `--timeout` or `--refresh`: anything longer is a typo, and an infinite or huge
+/// number of seconds cannot be turned into a deadline.
+const MAX_SECS: f64 = 366.0 * 86400.0;
+
+/// A `--timeout` or `--refresh` value: seconds (`90`, `0.5`) or a duration (`250ms`, `30s`,
+/// `5m`, `2h`), positive and at most a year.
+pub fn secs(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, mult) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|(unit, m)| t.strip_suffix(unit).map(|n| (n, *m)))
+        .unwrap_or((t, 1.0));
+    match num.parse::<f64>().map(|n| n * mult) {
+        Ok(v) if v > 0.0 && v <= MAX_SECS => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a duration: give seconds (90, 0.5) or 250ms, 30s, 5m, 2h; positive, at most a year"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_and_refresh_periods_are_checked_durations() {
+        assert_eq!(secs("90"), Ok(90.0));
+        assert_eq!(secs("0.5"), Ok(0.5));
+        assert_eq!(secs("300s"), Ok(300.0));
+        assert_eq!(secs("5m"), Ok(300.0));
+        assert_eq!(secs("2h"), Ok(7200.0));
+        assert_eq!(secs("250ms"), Ok(0.25));
+        // Values that used to panic (infinite or too big for a deadline) or make no sense.
+        for bad in ["inf", "1e300", "NaN", "0", "-1", "", "5x", "ms", "400d"] {
+            assert!(secs(bad).is_err(), "{bad}");
+        }
+        let c = Cli::try_parse_from(["nodectl", "wait", "rebalance", "--timeout", "5m"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Wait(WaitCmd::Rebalance { timeout: Some(t) }) if t == 300.0
+        ));
+        assert!(Cli::try_parse_from(["nodectl", "wait", "rebalance", "--timeout", "inf"]).is_err());
+        assert!(Cli::try_parse_from(["nodectl", "show", "cluster", "--refresh", "1e300"]).is_err());
+        assert!(Cli::try_parse_from(["nodectl", "console", "--refresh", "-1"]).is_err());
+    }
 
     #[test]
     fn durations() {
