@@ -384,20 +384,7 @@ async fn a_rebalance_with_errors_is_retried_until_it_is_done_right() {
 
     // The cause goes away; nobody repeats the operation.
     switch_off(&root, "target0", "corrupt_reb_sends");
-    c.wait_for("target0 safe to power off", T, || async {
-        c.node_status("target0")
-            .await
-            .is_some_and(|n| n.safe_to_power_off)
-    })
-    .await;
-    let history = c.client.config().await.unwrap().history;
-    let last = history.last().unwrap();
-    assert!(
-        last.trigger.starts_with("retry of ") && last.outcome == "finished",
-        "{history:?}"
-    );
-    assert_all_readable(&c.client, &expected).await;
-    c.assert_properly_located(&expected).await;
+    assert_retried_until_safe(&c, "target0", &expected, T).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

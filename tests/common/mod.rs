@@ -525,6 +525,31 @@ pub async fn put_all(client: &Client, objs: &[(String, Vec<u8>)]) -> HashMap<Str
     out
 }
 
+/// Once the cause of a failed generation is gone and nobody repeats the operation: `name`
+/// becomes safe to power off by a retry that finished cleanly, and every object reads back at
+/// its proper place.
+pub async fn assert_retried_until_safe(
+    c: &TestCluster,
+    name: &str,
+    expected: &HashMap<String, String>,
+    timeout: Duration,
+) {
+    c.wait_for(&format!("{name} safe to power off"), timeout, || async {
+        c.node_status(name)
+            .await
+            .is_some_and(|n| n.safe_to_power_off)
+    })
+    .await;
+    let history = c.client.config().await.unwrap().history;
+    let last = history.last().unwrap();
+    assert!(
+        last.trigger.starts_with("retry of ") && last.outcome == "finished",
+        "{history:?}"
+    );
+    assert_all_readable(&c.client, expected).await;
+    c.assert_properly_located(expected).await;
+}
+
 /// Reads every expected object back through the cluster and compares checksums.
 pub async fn assert_all_readable(client: &Client, expected: &HashMap<String, String>) {
     let names: Vec<&String> = expected.keys().collect();
