@@ -30,7 +30,8 @@ pub struct Cli {
         long = "request-timeout",
         global = true,
         default_value_t = 30,
-        value_name = "SECS"
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86400)
     )]
     pub timeout_secs: u64,
     #[command(subcommand)]
@@ -185,7 +186,7 @@ pub enum ShowCmd {
         #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
         /// With --refresh: stop after N reports
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
     },
     /// Progress of the global rebalance
@@ -195,7 +196,7 @@ pub enum ShowCmd {
         all: bool,
         #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
     },
     /// One job: a global rebalance g<N> (running or past) or a resilver r<N> of a target
@@ -210,7 +211,7 @@ pub enum ShowCmd {
         node: Option<String>,
         #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
     },
     /// Progress of the targets' resilvers (the local rebalance between mountpaths)
@@ -220,7 +221,7 @@ pub enum ShowCmd {
         node: Option<String>,
         #[arg(long, value_name = "SECS", value_parser = secs)]
         refresh: Option<f64>,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         count: Option<u64>,
     },
 }
@@ -610,6 +611,22 @@ mod tests {
         assert!(Cli::try_parse_from(["nodectl", "wait", "rebalance", "--timeout", "inf"]).is_err());
         assert!(Cli::try_parse_from(["nodectl", "show", "cluster", "--refresh", "1e300"]).is_err());
         assert!(Cli::try_parse_from(["nodectl", "console", "--refresh", "-1"]).is_err());
+        // No request can be answered within 0 s, and no report count of 0 makes sense.
+        assert!(
+            Cli::try_parse_from(["nodectl", "--request-timeout", "0", "show", "cluster"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "nodectl",
+                "show",
+                "rebalance",
+                "--refresh",
+                "1",
+                "--count",
+                "0"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
