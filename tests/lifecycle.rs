@@ -219,6 +219,22 @@ async fn decommission_with_and_without_user_data() {
             async move { gone }
         })
         .await;
+        // `decommission X && wait node X --status safe && poweroff` goes on: a decommissioned
+        // node is drained and out of the map.
+        let out = c.nodectl(&[
+            "wait",
+            "node",
+            id.0.as_str(),
+            "--status",
+            "safe",
+            "--timeout",
+            "10",
+        ]);
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("safe"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Its metadata is wiped: it cannot come back without a fresh join.
         let dd = &c.lc.procs[name].data_dir;
         assert!(!dd.join("smap.msgpack").exists() && !dd.join("node.id").exists());
@@ -226,6 +242,20 @@ async fn decommission_with_and_without_user_data() {
         c.assert_properly_located(&expected).await;
     }
     assert_eq!(c.smap().await.targets.len(), 2);
+    // A node the map has never held (a typo) is not "safe": said at once (exit 1), not after
+    // the timeout (exit 4).
+    let out = c.nodectl(&[
+        "wait",
+        "node",
+        "t[nosuch]",
+        "--status",
+        "safe",
+        "--timeout",
+        "60",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not in the cluster map"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

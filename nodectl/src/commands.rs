@@ -988,6 +988,7 @@ async fn wait_node(env: &Env, node: &str, status: &str, timeout: Option<f64>) ->
         let st = env.client.cluster_status().await;
         let now = match &st {
             Ok(st) => match st.targets.iter().chain(&st.proxies).find(|n| n.id == id.0) {
+                None if status == "safe" => return wait_safe_gone(env, &id).await,
                 None => "removed".to_string(),
                 Some(n) if status == "safe" && n.safe_to_power_off => "safe".into(),
                 Some(n) => n.status.to_string(),
@@ -1021,6 +1022,25 @@ async fn wait_node(env: &Env, node: &str, status: &str, timeout: Option<f64>) ->
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// `wait node ID --status safe` for a node not in the map: safe if it left as decommissioned
+/// (drained first); otherwise nothing says its data moved — a typo, or a node removed while
+/// silent — and waiting would only run into the timeout (or never end).
+async fn wait_safe_gone(env: &Env, id: &NodeId) -> CmdResult {
+    let smap = env.client.smap().await?;
+    if !smap.decommissioned.contains(id) {
+        return Err(shoal_actors::Error::NotFound(format!(
+            "{id} is not in the cluster map and was not decommissioned: nothing says its data has moved"
+        ))
+        .into());
+    }
+    if env.json {
+        println!("{}", json!({"node": id.0, "status": "safe"}));
+    } else {
+        println!("{id}: safe (decommissioned: drained and out of the map)");
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
