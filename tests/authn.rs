@@ -344,7 +344,15 @@ async fn users_and_roles_decide_who_may_do_what_until_revoked_or_expired() {
     let b_env = [("NODECTL_TOKEN", bucketeer.as_str())];
     ok(ctl(&c, &b_env, &["bucket", "create", "scratch"]));
     ok(ctl(&c, &b_env, &["object", "put", file, "scratch/x"]));
-    ok(ctl(&c, &b_env, &["bucket", "rm", "scratch"]));
+    // A bucket that holds objects is destroyed only when confirmed (no terminal: --yes).
+    let o = ctl(&c, &b_env, &["bucket", "rm", "scratch"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("rerun with --yes"), "{}", text(&o));
+    ok(ctl(&c, &b_env, &["object", "get", "scratch/x", "-"]));
+    ok(ctl(&c, &b_env, &["bucket", "rm", "scratch", "--yes"]));
+    // An empty one needs no confirmation.
+    ok(ctl(&c, &b_env, &["bucket", "create", "scratch2"]));
+    ok(ctl(&c, &b_env, &["bucket", "rm", "scratch2"]));
     let t1 = c.id("target1").await;
     let before = fingerprint(&c).await;
     let o = ctl(

@@ -354,18 +354,24 @@ pub enum WaitCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum BucketCmd {
+    /// Create BUCKET (ais://NAME or NAME)
     Create { bucket: String },
+    /// List the buckets
     Ls,
-    Rm { bucket: String },
+    /// Destroy BUCKET and every object in it
+    Rm {
+        bucket: String,
+        /// Destroy a bucket that holds objects without asking (an empty one is never asked
+        /// about)
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ObjectCmd {
     /// Upload FILE as BUCKET/OBJECT
-    Put {
-        file: PathBuf,
-        object: String,
-    },
+    Put { file: PathBuf, object: String },
     /// Download BUCKET/OBJECT to FILE, or to stdout with '-' or no FILE
     Get {
         object: String,
@@ -374,18 +380,17 @@ pub enum ObjectCmd {
         #[arg(long)]
         verify: bool,
     },
+    /// List the objects in BUCKET: name, size, checksum
     Ls {
         bucket: String,
+        /// Only names starting with this
         #[arg(long, default_value = "")]
         prefix: String,
     },
-    Rm {
-        object: String,
-    },
+    /// Delete BUCKET/OBJECT
+    Rm { object: String },
     /// Owner target and mountpath of an object
-    Locate {
-        object: String,
-    },
+    Locate { object: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -1055,8 +1055,26 @@ async fn bucket(env: &Env, b: BucketCmd) -> CmdResult {
             env.client.create_bucket(&b).await?;
             done(env, json!({"bucket": b}), &format!("\"ais://{b}\" created"))
         }
-        BucketCmd::Rm { bucket } => {
+        BucketCmd::Rm { bucket, yes } => {
             let b = parse_bucket_uri(&bucket)?;
+            // Asked only when it holds objects (one look: objects put after it go with the
+            // bucket anyway), or when we cannot look; a missing bucket is for the destroy to say.
+            if !yes {
+                let holds = match env.client.list_objects_page(&b, "", None, 1).await {
+                    Ok(page) => page
+                        .entries
+                        .first()
+                        .map(|e| format!(" (such as {:?})", e.name)),
+                    Err(shoal_actors::Error::NotFound(_)) => None,
+                    Err(_) => Some(String::new()),
+                };
+                if let Some(example) = holds {
+                    confirm(
+                        false,
+                        &format!("Destroy \"ais://{b}\" and every object in it{example}"),
+                    )?;
+                }
+            }
             env.client.destroy_bucket(&b).await?;
             done(
                 env,
