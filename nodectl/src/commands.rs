@@ -407,14 +407,25 @@ async fn show_smap(env: &Env) -> CmdResult {
 
 /// `nodectl cluster check ok-to-stop|safe-to-destroy NODE...`: exit 0 yes, 3 no.
 async fn cluster_check(env: &Env, c: CheckCmd) -> CmdResult {
-    use shoal_actors::logic::checks::{Check, check};
+    use shoal_actors::logic::checks::{Check, check, refuse_unknown};
     let (kind, raw) = match c {
         CheckCmd::OkToStop { nodes } => (Check::OkToStop, nodes),
         CheckCmd::SafeToDestroy { nodes } => (Check::SafeToDestroy, nodes),
     };
     let nodes = parse_nodes(&raw)?;
     let status = env.client.cluster_status().await?;
-    let v = check(kind, &status, &nodes);
+    let mut v = check(kind, &status, &nodes);
+    let known = |id: &NodeId| {
+        status
+            .targets
+            .iter()
+            .chain(&status.proxies)
+            .any(|n| n.id == id.0)
+    };
+    if !nodes.iter().all(known) {
+        let smap = env.client.smap().await?;
+        refuse_unknown(&mut v, &status, &nodes, &smap.decommissioned);
+    }
     let names: Vec<String> = nodes
         .iter()
         .map(|n| {

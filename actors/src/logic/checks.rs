@@ -135,6 +135,35 @@ pub fn check(check: Check, status: &ClusterStatus, nodes: &[NodeId]) -> Verdict 
     v
 }
 
+/// Turns the note about a node the map does not hold into a "no" unless the map records it as
+/// decommissioned (drained before it left): an ID it never held is likely a typo, and a "yes"
+/// would send the operator to power off the machine they meant, which still holds objects.
+pub fn refuse_unknown(
+    v: &mut Verdict,
+    status: &ClusterStatus,
+    nodes: &[NodeId],
+    decommissioned: &[NodeId],
+) {
+    let known = |id: &NodeId| {
+        status
+            .proxies
+            .iter()
+            .chain(status.targets.iter())
+            .any(|n| n.id == id.0)
+    };
+    for id in nodes
+        .iter()
+        .filter(|id| !known(id) && !decommissioned.contains(id))
+    {
+        v.notes
+            .retain(|n| !n.starts_with(&format!("{id} is not in the cluster map")));
+        v.reasons.push(format!(
+            "{id} is not in the cluster map and was never decommissioned (a typo?): nothing says its data has moved"
+        ));
+    }
+    v.ok = v.reasons.is_empty();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +279,16 @@ mod tests {
         assert!(
             v.ok && v.notes[0].contains("not in the cluster map"),
             "{v:?}"
+        );
+        // Yes only if the map says it was decommissioned; an ID it never held is a no.
+        let mut gone = v.clone();
+        refuse_unknown(&mut gone, &c, &ids(&["GONE"]), &ids(&["GONE"]));
+        assert_eq!(gone, v);
+        let mut typo = v.clone();
+        refuse_unknown(&mut typo, &c, &ids(&["GONE"]), &[]);
+        assert!(
+            !typo.ok && typo.notes.is_empty() && typo.reasons[0].contains("never decommissioned"),
+            "{typo:?}"
         );
     }
 
