@@ -304,7 +304,10 @@ async fn pre_checks_answer_before_during_and_after_a_decommission() {
     // An ID the map never held (a typo) is a no, not a "yes, nothing needed from it".
     let (code, v) = check(&c, "ok-to-stop", &["t[nosuch]"]);
     assert_eq!(code, Some(3), "{v}");
-    assert!(v["reasons"].to_string().contains("never decommissioned"), "{v}");
+    assert!(
+        v["reasons"].to_string().contains("never decommissioned"),
+        "{v}"
+    );
     // A target emptied by maintenance is both; one still in placement is neither.
     assert_eq!(check(&c, "ok-to-stop", &[&tt1]).0, Some(3));
     lifecycle(&c, "start-maintenance", &tt1);
