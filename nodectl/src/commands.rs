@@ -407,7 +407,7 @@ async fn show_smap(env: &Env) -> CmdResult {
 
 /// `nodectl cluster check ok-to-stop|safe-to-destroy NODE...`: exit 0 yes, 3 no.
 async fn cluster_check(env: &Env, c: CheckCmd) -> CmdResult {
-    use shoal_actors::logic::checks::{Check, check, refuse_unknown};
+    use shoal_actors::logic::checks::{Check, check, in_map, refuse_unknown};
     let (kind, raw) = match c {
         CheckCmd::OkToStop { nodes } => (Check::OkToStop, nodes),
         CheckCmd::SafeToDestroy { nodes } => (Check::SafeToDestroy, nodes),
@@ -415,14 +415,7 @@ async fn cluster_check(env: &Env, c: CheckCmd) -> CmdResult {
     let nodes = parse_nodes(&raw)?;
     let status = env.client.cluster_status().await?;
     let mut v = check(kind, &status, &nodes);
-    let known = |id: &NodeId| {
-        status
-            .targets
-            .iter()
-            .chain(&status.proxies)
-            .any(|n| n.id == id.0)
-    };
-    if !nodes.iter().all(known) {
+    if !nodes.iter().all(|id| in_map(&status, id)) {
         let smap = env.client.smap().await?;
         refuse_unknown(&mut v, &status, &nodes, &smap.decommissioned);
     }

@@ -40,13 +40,21 @@ pub struct Verdict {
     pub rebalance_running: bool,
 }
 
+/// Whether the cluster map (as `status` shows it) holds node `id`.
+pub fn in_map(status: &ClusterStatus, id: &NodeId) -> bool {
+    status
+        .proxies
+        .iter()
+        .chain(status.targets.iter())
+        .any(|n| n.id == id.0)
+}
+
 /// Decides `check` for `nodes` on the cluster as `status` shows it.
 pub fn check(check: Check, status: &ClusterStatus, nodes: &[NodeId]) -> Verdict {
     let mut v = Verdict::default();
-    let all = || status.proxies.iter().chain(status.targets.iter());
     let named = |n: &NodeStatus| nodes.iter().any(|id| id.0 == n.id);
     for id in nodes {
-        if !all().any(|n| n.id == id.0) {
+        if !in_map(status, id) {
             v.notes.push(format!(
                 "{id} is not in the cluster map (decommissioned, or never joined): the cluster needs nothing from it"
             ));
@@ -144,16 +152,9 @@ pub fn refuse_unknown(
     nodes: &[NodeId],
     decommissioned: &[NodeId],
 ) {
-    let known = |id: &NodeId| {
-        status
-            .proxies
-            .iter()
-            .chain(status.targets.iter())
-            .any(|n| n.id == id.0)
-    };
     for id in nodes
         .iter()
-        .filter(|id| !known(id) && !decommissioned.contains(id))
+        .filter(|id| !in_map(status, id) && !decommissioned.contains(id))
     {
         v.notes
             .retain(|n| !n.starts_with(&format!("{id} is not in the cluster map")));
