@@ -42,14 +42,17 @@ pub fn outline(
 
 /// Completes `plan` with the moves the targets reported and their capacity figures: each
 /// target's bytes in and out, space after, and a warning (and `fits = false`) for a receiver
-/// that could not hold its share or would be left with under 2% free.
+/// that could not hold its share or would end at or past `high_water_pct` used — the mark past
+/// which its mountpaths take no new objects, so the rebalance could not finish.
 pub fn complete(
     mut plan: Plan,
     smap: &Smap,
     next: &Smap,
     moves: Vec<PlanMove>,
     stats: &HashMap<NodeId, Option<NodeStats>>,
+    high_water_pct: u8,
 ) -> Plan {
+    let mark = f64::from(high_water_pct.clamp(1, 100));
     for t in smap.targets.values() {
         let bytes_in: u64 = moves
             .iter()
@@ -63,19 +66,30 @@ pub fn complete(
             .sum();
         let s = stats.get(&t.id).cloned().flatten().unwrap_or_default();
         let avail_after = (s.cap_avail + bytes_out).saturating_sub(bytes_in);
-        let total = s.cap_total.max(1);
-        let used_after = 100.0 * total.saturating_sub(avail_after) as f64 / total as f64;
+        // As `df` and the high-water mark count it: used over used + available.
+        let all = s.cap_used.saturating_add(s.cap_avail);
+        let used_after = match all {
+            0 => 0.0,
+            _ => 100.0 * all.saturating_sub(avail_after) as f64 / all as f64,
+        };
         let receiving = next.get(&t.id).is_some_and(|n| n.is_active());
-        if receiving
-            && bytes_in > 0
-            && s.cap_total > 0
-            && (bytes_in > s.cap_avail || avail_after < total / 50)
-        {
-            plan.fits = false;
-            plan.warnings.push(format!(
-                "t[{}] cannot hold its share: needs {bytes_in} bytes, has {} free",
-                t.id, s.cap_avail
-            ));
+        if receiving && bytes_in > 0 && s.cap_total > 0 {
+            let why = if bytes_in > s.cap_avail {
+                Some(format!("has {} free", s.cap_avail))
+            } else if used_after >= mark {
+                Some(format!(
+                    "would be {used_after:.1}% used, at or past the high-water mark of {mark}%"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                plan.fits = false;
+                plan.warnings.push(format!(
+                    "t[{}] cannot hold its share: needs {bytes_in} bytes, {why}",
+                    t.id
+                ));
+            }
         }
         plan.capacity.push(PlanCapacity {
             target: t.id.0.clone(),
@@ -135,6 +149,7 @@ mod tests {
                 NodeId("t0".into()),
                 Some(NodeStats {
                     cap_avail: 5000,
+                    cap_used: 5000,
                     cap_total: 10_000,
                     ..Default::default()
                 }),
@@ -143,6 +158,7 @@ mod tests {
                 NodeId("t1".into()),
                 Some(NodeStats {
                     cap_avail: 1000,
+                    cap_used: 9000,
                     cap_total: 10_000,
                     ..Default::default()
                 }),
@@ -150,14 +166,31 @@ mod tests {
         ]
         .into();
         let next = adm.smap.clone().unwrap();
-        let p = complete(plan.clone(), &m, &next, moves.clone(), &stats);
+        let p = complete(plan.clone(), &m, &next, moves.clone(), &stats, 95);
         assert_eq!((p.objs_total, p.bytes_total), (10, 900));
         let t1 = p.capacity.iter().find(|c| c.target == "t1").unwrap();
         assert_eq!((t1.bytes_in, t1.cap_avail_after), (900, 100));
-        // 100 bytes left of 10,000 is under 2%: does not fit.
+        assert!((t1.cap_used_pct_after - 99.0).abs() < 1e-9);
+        // 99% used after the moves is past the high-water mark: its mountpaths would refuse.
+        assert_eq!(p.warnings.len(), 1);
         assert!(!p.fits && p.warnings[0].contains("t[t1] cannot hold its share"));
+        assert!(
+            p.warnings[0].contains("high-water mark of 95%"),
+            "{:?}",
+            p.warnings
+        );
         let t0 = p.capacity.iter().find(|c| c.target == "t0").unwrap();
         assert_eq!((t0.bytes_out, t0.cap_avail_after), (900, 5900));
+        assert!((t0.cap_used_pct_after - 41.0).abs() < 1e-9);
+        // With the mark at 100 (nothing refused for being full), what is free decides alone.
+        let p = complete(plan.clone(), &m, &next, moves.clone(), &stats, 100);
+        assert!(p.fits && p.warnings.is_empty(), "{:?}", p.warnings);
+        let more = vec![PlanMove {
+            bytes: 1001,
+            ..moves[0].clone()
+        }];
+        let p = complete(plan.clone(), &m, &next, more, &stats, 100);
+        assert!(!p.fits && p.warnings[0].ends_with("needs 1001 bytes, has 1000 free"));
     }
 
     #[test]

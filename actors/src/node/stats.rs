@@ -124,6 +124,7 @@ fn sample(state: &mut StatsState) {
     }
     latest.cap_total = cap_total;
     latest.cap_avail = cap_avail;
+    latest.cap_used = cap_used;
     latest.cap_used_pct = used_pct(cap_used, cap_avail);
     latest.mountpaths = mps;
 }

@@ -348,6 +348,10 @@ pub struct NodeStats {
     pub cap_used_pct: f64,
     pub cap_avail: u64,
     pub cap_total: u64,
+    /// Used bytes of those filesystems, as `df` counts them (root's reserve in neither this nor
+    /// `cap_avail`).
+    #[serde(default)]
+    pub cap_used: u64,
     pub uptime_secs: u64,
     pub mountpaths: Vec<MountpathStats>,
     pub object_count: u64,
