@@ -123,7 +123,8 @@ impl LimitsConfig {
 #[serde(default)]
 pub struct StorageConfig {
     /// A mountpath whose filesystem is used past this share (as `df` counts it) takes no new
-    /// objects and keeps what it holds, percent. AIStore's "out of space" mark.
+    /// objects and keeps what it holds, percent. AIStore's "out of space" mark. 100 turns it
+    /// off: only a disk that is really full refuses writes ("no space").
     pub high_water_pct: u8,
     /// How often each mountpath is probed (a small write, sync and remove), ms. An I/O error
     /// in the data path probes at once.
