@@ -536,6 +536,17 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
         "  python3 -c 'import boto3; s3 = boto3.client(\"s3\", endpoint_url=\"{http}/s3\", \\\n      aws_access_key_id=\"x\", aws_secret_access_key=\"x\", region_name=\"us-east-1\"); \\\n      print([o[\"Key\"] for o in s3.list_objects_v2(Bucket=\"demo\", MaxKeys=5)[\"Contents\"]])'"
     );
     println!("Data and logs: {}", dir.display());
+    // Default config: the targets refuse new objects past this mark, which on a nearly full
+    // disk would otherwise show only as failed writes.
+    let mark = shoal_actors::types::config::StorageConfig::default().high_water_pct;
+    if let Some(used) = shoal_actors::node::stats::capacity(&dir).map(|c| c.used_pct())
+        && used >= f64::from(mark)
+    {
+        println!(
+            "Note: the disk holding it is {used:.0}% used, past the high-water mark ({mark}%): the \
+             targets take no new objects. Free some space or pick another --dir."
+        );
+    }
     if a.detach {
         c.kill_on_drop = false;
         let pids: Vec<String> = c.pids().iter().map(|p| p.to_string()).collect();
