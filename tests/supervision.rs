@@ -198,6 +198,64 @@ async fn a_generation_a_target_aborted_ends_and_is_retried() {
     );
 }
 
+/// A jogger that panics mid-walk is restarted and walks on alone: its first walk stops with it
+/// (it used to run on beside the restart until the generation ended, sending the same objects
+/// again), and the restart does not count the mountpath's objects into the totals a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_jogger_walks_alone_and_counts_once() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 2, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    let expected = put_all(&c.client, &make_objects(40, 4 << 10, 4 << 10, 24)).await;
+    let held = c
+        .object_files()
+        .values()
+        .filter(|v| v[0].0 == "target0")
+        .count() as u64;
+    assert!(held >= 10, "target0 holds {held} objects");
+    let t0 = c.id("target0").await;
+    // The walk counts, then waits to send its first objects; there its jogger fails.
+    switch_on(&root, "target0", "hold_reb_sends");
+    let g = c
+        .client
+        .lifecycle(maintenance(t0.clone()))
+        .await
+        .unwrap()
+        .rebalance_id
+        .unwrap();
+    let row = |r: &shoal_actors::types::status::RebalanceStatus| {
+        r.targets.iter().find(|t| t.id == t0.0).cloned()
+    };
+    c.wait_for("target0 to have counted its objects", T, || async {
+        let r = c.client.rebalance_status().await.ok().flatten();
+        r.as_ref().and_then(row).is_some_and(|t| t.counted)
+    })
+    .await;
+    switch_on(&root, "target0", "panic_jogger");
+    c.wait_for("target0's jogger to be restarted", T, || async {
+        restarts(&c, "target0", "jogger").await >= 1
+    })
+    .await;
+    switch_off(&root, "target0", "hold_reb_sends");
+    c.wait_rebalance_idle(T).await;
+    let r = c.client.rebalance_status().await.unwrap().unwrap();
+    assert_eq!(r.id, g);
+    let t = row(&r).unwrap();
+    assert_eq!(
+        (t.objs_total, t.tx_objs, t.errors),
+        (held, held, 0),
+        "each object counted and sent once: {t:?}"
+    );
+    let rx: u64 = r.targets.iter().map(|t| t.rx_objs).sum();
+    assert_eq!(rx, held, "each object delivered once: {r:?}");
+    assert_all_readable(&c.client, &expected).await;
+    c.assert_properly_located(&expected).await;
+    assert!(
+        !c.object_files().values().any(|v| v[0].0 == "target0"),
+        "target0 still holds objects"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_actor_that_keeps_failing_leads_to_an_election() {
     let faults = tempfile::tempdir().unwrap();

@@ -52,6 +52,8 @@ pub struct GenState {
     left: Vec<usize>,
     /// Jogger actors by mountpath, to tell which one failed.
     joggers: Vec<Option<ractor::ActorId>>,
+    /// Whether each mountpath's objects are counted in the totals (kept across restarts).
+    counted: Vec<Arc<std::sync::atomic::AtomicBool>>,
     jogger_failures: u32,
     _cancel: DropGuard,
 }
@@ -85,6 +87,7 @@ impl Actor for GenerationActor {
             args: args.clone(),
             left: walk.clone(),
             joggers: vec![None; n],
+            counted: (0..n).map(|_| Default::default()).collect(),
             jogger_failures: 0,
             _cancel: args.cancel.clone().drop_guard(),
         };
@@ -238,6 +241,7 @@ async fn spawn_jogger(
         store: a.store.clone(),
         counters: a.counters.clone(),
         cancel: a.cancel.clone(),
+        counted: state.counted[mountpath].clone(),
     };
     let (j, _) = Actor::spawn_linked(None, JoggerActor, args, myself.get_cell()).await?;
     state.joggers[mountpath] = Some(j.get_id());

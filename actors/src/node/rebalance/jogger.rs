@@ -5,13 +5,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Counters;
 use crate::error::{Error, Result};
@@ -42,6 +42,16 @@ pub struct JoggerArgs {
     pub store: Arc<LocalStore>,
     pub counters: Arc<Counters>,
     pub cancel: CancellationToken,
+    /// Set once this mountpath's objects are in the generation's totals: a restarted jogger
+    /// does not count them again.
+    pub counted: Arc<AtomicBool>,
+}
+
+pub struct JoggerState {
+    args: JoggerArgs,
+    /// Stops this jogger's walk when the actor ends, however it ends: a restarted jogger must
+    /// not walk beside the walk of the one that panicked.
+    _walk: DropGuard,
 }
 
 pub enum JoggerMsg {
@@ -55,7 +65,7 @@ pub enum JoggerMsg {
 
 impl Actor for JoggerActor {
     type Msg = JoggerMsg;
-    type State = JoggerArgs;
+    type State = JoggerState;
     type Arguments = JoggerArgs;
 
     async fn pre_start(
@@ -64,7 +74,8 @@ impl Actor for JoggerActor {
         args: JoggerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         // The walk runs in a task so the actor stays responsive to stop requests; it ends with
-        // the generation's token.
+        // the generation's token or with this actor.
+        let walk = args.cancel.child_token();
         let w = Walk {
             me: args.me.clone(),
             generation: args.generation,
@@ -73,7 +84,8 @@ impl Actor for JoggerActor {
             pool: args.pool.clone(),
             store: args.store.clone(),
             c: args.counters.clone(),
-            cancel: args.cancel.clone(),
+            cancel: walk.clone(),
+            counted: args.counted.clone(),
         };
         if crate::fault::switches_enabled() {
             myself.send_interval(std::time::Duration::from_millis(200), || {
@@ -84,7 +96,10 @@ impl Actor for JoggerActor {
             let res = w.walk().await;
             let _ = myself.cast(JoggerMsg::Finished(res.map_err(|e| e.to_string())));
         });
-        Ok(args)
+        Ok(JoggerState {
+            args,
+            _walk: walk.drop_guard(),
+        })
     }
 
     async fn handle(
@@ -106,7 +121,7 @@ impl Actor for JoggerActor {
                 myself.stop(Some(DONE.into()));
                 Ok(())
             }
-            Err(e) if state.cancel.is_cancelled() => {
+            Err(e) if state.args.cancel.is_cancelled() => {
                 tracing::debug!(error = %e, "jogger stopped by abort");
                 myself.stop(None);
                 Ok(())
@@ -175,6 +190,7 @@ struct Walk {
     store: Arc<LocalStore>,
     c: Arc<Counters>,
     cancel: CancellationToken,
+    counted: Arc<AtomicBool>,
 }
 
 impl Walk {
@@ -197,17 +213,25 @@ impl Walk {
         let root = self.store.path_of(self.mp);
         let c = &self.c;
 
-        // Pass 1: count, so progress has totals (and ETA) before the first byte moves.
-        let mut rx = stream_objects(root.clone(), self.cancel.clone());
-        while let Some((_, m)) = rx.next().await {
-            if !matches!(self.destination(&m), Dest::Stay) {
-                Counters::add(&c.objs_total, 1);
-                Counters::add(&c.bytes_total, m.size);
+        // Pass 1: count, so progress has totals (and ETA) before the first byte moves. Added
+        // whole once the count is complete, and once per generation: a walk that stopped
+        // half-way leaves nothing to add twice.
+        if !self.counted.load(Ordering::Acquire) {
+            let (mut objs, mut bytes) = (0, 0);
+            let mut rx = stream_objects(root.clone(), self.cancel.clone());
+            while let Some((_, m)) = rx.next().await {
+                if !matches!(self.destination(&m), Dest::Stay) {
+                    objs += 1;
+                    bytes += m.size;
+                }
             }
-        }
-        Counters::add(&c.joggers_counted, 1);
-        if self.cancel.is_cancelled() {
-            return Err(Error::Remote("aborted".into()));
+            if self.cancel.is_cancelled() {
+                return Err(Error::Remote("aborted".into()));
+            }
+            Counters::add(&c.objs_total, objs);
+            Counters::add(&c.bytes_total, bytes);
+            Counters::add(&c.joggers_counted, 1);
+            self.counted.store(true, Ordering::Release);
         }
 
         // Delete records first: the new owner learns of deletes before any older copy could
