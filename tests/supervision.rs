@@ -236,6 +236,9 @@ async fn a_restarted_jogger_walks_alone_and_counts_once() {
         restarts(&c, "target0", "jogger").await >= 1
     })
     .await;
+    // The stopped walk sends nothing on its way out: whatever it held is the new walk's.
+    let r = c.client.rebalance_status().await.unwrap().unwrap();
+    assert_eq!(row(&r).unwrap().tx_objs, 0, "{r:?}");
     switch_off(&root, "target0", "hold_reb_sends");
     c.wait_rebalance_idle(T).await;
     let r = c.client.rebalance_status().await.unwrap().unwrap();

@@ -438,6 +438,12 @@ impl Walk {
         }
         // Held while the body is in memory, here and at the receiver.
         let slot = slots.acquire().await;
+        // A walk stopped while it waited (its jogger ended, or the generation) sends nothing
+        // more: a restarted jogger's walk owns these objects now.
+        if self.cancel.is_cancelled() {
+            rest.extend(sendable);
+            return Err((Error::Remote("aborted".into()), rest));
+        }
         // Read every object whole, appended in place to one body: one open and one read each.
         let read = tokio::task::spawn_blocking(move || {
             let mut body = Vec::new();
