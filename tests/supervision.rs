@@ -25,8 +25,11 @@ async fn restarts(c: &TestCluster, name: &str, child: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn maintenance(id: NodeId) -> LifecycleRequest {
-    LifecycleRequest::new(LifecycleOp::StartMaintenance, vec![id])
+/// Puts `id` into maintenance; the ID of the rebalance that drains it.
+async fn start_maintenance(c: &TestCluster, id: &NodeId) -> String {
+    let req = LifecycleRequest::new(LifecycleOp::StartMaintenance, vec![id.clone()]);
+    let reply = c.client.lifecycle(req).await.unwrap();
+    reply.rebalance_id.expect("a rebalance")
 }
 
 /// Reads random expected objects until told to stop; counts failures.
@@ -81,8 +84,7 @@ async fn children_that_panic_are_restarted_and_the_node_repairs_itself() {
     let (stop, errors, reader) = spawn_reader(&c, &expected);
 
     let t0 = c.id("target0").await;
-    let reply = c.client.lifecycle(maintenance(t0.clone())).await.unwrap();
-    assert!(reply.rebalance_id.is_some());
+    start_maintenance(&c, &t0).await;
     // One at a time, while target0 sends its objects away: its jogger fails, then its
     // rebalance actor, then the primary actor that tracks the generation.
     for (node, child) in [
@@ -169,13 +171,7 @@ async fn a_generation_a_target_aborted_ends_and_is_retried() {
     // every check: past the restarts allowed, target0 aborts the generation.
     switch_on(&root, "target0", "hold_reb_sends");
     switch_on(&root, "target0", "panic_always_jogger");
-    let g = c
-        .client
-        .lifecycle(maintenance(t0.clone()))
-        .await
-        .unwrap()
-        .rebalance_id
-        .unwrap();
+    let g = start_maintenance(&c, &t0).await;
     c.wait_for(&format!("{g} to end as failed"), T, || async {
         c.client.config().await.is_ok_and(|cfg| {
             cfg.history
@@ -216,13 +212,7 @@ async fn a_restarted_jogger_walks_alone_and_counts_once() {
     let t0 = c.id("target0").await;
     // The walk counts, then waits to send its first objects; there its jogger fails.
     switch_on(&root, "target0", "hold_reb_sends");
-    let g = c
-        .client
-        .lifecycle(maintenance(t0.clone()))
-        .await
-        .unwrap()
-        .rebalance_id
-        .unwrap();
+    let g = start_maintenance(&c, &t0).await;
     let row = |r: &shoal_actors::types::status::RebalanceStatus| {
         r.targets.iter().find(|t| t.id == t0.0).cloned()
     };
@@ -307,8 +297,7 @@ async fn keepalives_are_answered_while_the_primary_waits_on_a_stopped_node() {
     c.lc.pause("target3").unwrap();
     // A lifecycle operation whose metadata push waits on the stopped node (up to its timeout).
     let t0 = c.id("target0").await;
-    let reply = c.client.lifecycle(maintenance(t0)).await.unwrap();
-    assert!(reply.rebalance_id.is_some());
+    start_maintenance(&c, &t0).await;
     // Long enough for every keepalive deadline (750 ms) to pass several times over.
     c.wait_for("the stopped node to be seen offline", T, || async {
         c.client.rebalance_status().await.is_ok_and(|r| {
