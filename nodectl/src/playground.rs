@@ -538,13 +538,14 @@ pub async fn run(env: &Env, a: PlaygroundArgs) -> CmdResult {
     println!("Data and logs: {}", dir.display());
     // Default config: the targets refuse new objects past this mark, which on a nearly full
     // disk would otherwise show only as failed writes.
-    let mark = shoal_actors::types::config::StorageConfig::default().high_water_pct;
+    let storage = shoal_actors::types::config::StorageConfig::default();
     if let Some(used) = shoal_actors::node::stats::capacity(&dir).map(|c| c.used_pct())
-        && used >= f64::from(mark)
+        && storage.past_high_water(Some(used), false)
     {
         println!(
-            "Note: the disk holding it is {used:.0}% used, past the high-water mark ({mark}%): the \
-             targets take no new objects. Free some space or pick another --dir."
+            "Note: the disk holding it is {used:.0}% used, past the high-water mark ({}%): the \
+             targets take no new objects. Free some space or pick another --dir.",
+            storage.high_water_pct
         );
     }
     if a.detach {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::admission::Admission;
+use crate::types::config::StorageConfig;
 use crate::types::lifecycle::{LifecycleRequest, Plan, PlanCapacity, PlanMove};
 use crate::types::smap::{NodeId, Smap};
 use crate::types::status::NodeStats;
@@ -42,17 +43,16 @@ pub fn outline(
 
 /// Completes `plan` with the moves the targets reported and their capacity figures: each
 /// target's bytes in and out, space after, and a warning (and `fits = false`) for a receiver
-/// that could not hold its share or would end at or past `high_water_pct` used — the mark past
-/// which its mountpaths take no new objects, so the rebalance could not finish.
+/// that could not hold its share or would end past `storage`'s high-water mark — past which its
+/// mountpaths take no new objects, so the rebalance could not finish.
 pub fn complete(
     mut plan: Plan,
     smap: &Smap,
     next: &Smap,
     moves: Vec<PlanMove>,
     stats: &HashMap<NodeId, Option<NodeStats>>,
-    high_water_pct: u8,
+    storage: &StorageConfig,
 ) -> Plan {
-    let mark = f64::from(high_water_pct.clamp(1, 100));
     for t in smap.targets.values() {
         let bytes_in: u64 = moves
             .iter()
@@ -76,9 +76,10 @@ pub fn complete(
         if receiving && bytes_in > 0 && s.cap_total > 0 {
             let why = if bytes_in > s.cap_avail {
                 Some(format!("has {} free", s.cap_avail))
-            } else if used_after >= mark {
+            } else if storage.past_high_water(Some(used_after), false) {
                 Some(format!(
-                    "would be {used_after:.1}% used, at or past the high-water mark of {mark}%"
+                    "would be {used_after:.1}% used, at or past the high-water mark of {}%",
+                    storage.high_water_pct
                 ))
             } else {
                 None
@@ -131,6 +132,13 @@ mod tests {
         }
     }
 
+    fn mark(high_water_pct: u8) -> StorageConfig {
+        StorageConfig {
+            high_water_pct,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn capacity_after_the_moves_and_a_receiver_that_cannot_hold_them() {
         let m = cluster();
@@ -166,7 +174,7 @@ mod tests {
         ]
         .into();
         let next = adm.smap.clone().unwrap();
-        let p = complete(plan.clone(), &m, &next, moves.clone(), &stats, 95);
+        let p = complete(plan.clone(), &m, &next, moves.clone(), &stats, &mark(95));
         assert_eq!((p.objs_total, p.bytes_total), (10, 900));
         let t1 = p.capacity.iter().find(|c| c.target == "t1").unwrap();
         assert_eq!((t1.bytes_in, t1.cap_avail_after), (900, 100));
@@ -183,13 +191,13 @@ mod tests {
         assert_eq!((t0.bytes_out, t0.cap_avail_after), (900, 5900));
         assert!((t0.cap_used_pct_after - 41.0).abs() < 1e-9);
         // With the mark at 100 (nothing refused for being full), what is free decides alone.
-        let p = complete(plan.clone(), &m, &next, moves.clone(), &stats, 100);
+        let p = complete(plan.clone(), &m, &next, moves.clone(), &stats, &mark(100));
         assert!(p.fits && p.warnings.is_empty(), "{:?}", p.warnings);
         let more = vec![PlanMove {
             bytes: 1001,
             ..moves[0].clone()
         }];
-        let p = complete(plan.clone(), &m, &next, more, &stats, 100);
+        let p = complete(plan.clone(), &m, &next, more, &stats, &mark(100));
         assert!(!p.fits && p.warnings[0].ends_with("needs 1001 bytes, has 1000 free"));
     }
 

@@ -44,9 +44,6 @@ const TICK: Duration = Duration::from_secs(1);
 const FAILED_AFTER: u32 = 3;
 /// Between the probes that confirm an I/O error.
 const RECHECK: Duration = Duration::from_millis(100);
-/// Below the high-water mark by this much before a full mountpath takes objects again (no
-/// flapping at the mark).
-const HYSTERESIS_PCT: f64 = 2.0;
 /// Reason given while a mountpath is past its high-water mark.
 pub const FULL_REASON: &str = "past the high-water mark: takes no new objects";
 
@@ -171,16 +168,6 @@ async fn probe(state: &mut MountpathState) -> Result<bool, ActorProcessingErr> {
 /// Sets or clears the high-water flag from the filesystem's use.
 fn watch_capacity(state: &mut MountpathState) {
     let mp = &state.mp;
-    let mark = f64::from(
-        state
-            .args
-            .meta
-            .get()
-            .config
-            .storage
-            .high_water_pct
-            .clamp(1, 100),
-    );
     let forced = mp
         .path
         .file_name()
@@ -188,36 +175,6 @@ fn watch_capacity(state: &mut MountpathState) {
     let used = super::stats::capacity(&mp.path)
         .filter(|c| c.total > 0)
         .map(|c| c.used_pct());
-    mp.set_full(forced || past_mark(used, mark, mp.is_full()));
-}
-
-/// Whether a mountpath used `used` percent (`None`: unknown) is past the high-water `mark`,
-/// given whether it was before.
-fn past_mark(used: Option<f64>, mark: f64, was: bool) -> bool {
-    match used {
-        // 100 turns the mark off (a disk that fills up still answers "no space").
-        _ if mark >= 100.0 => false,
-        Some(u) if was => u >= mark - HYSTERESIS_PCT,
-        Some(u) => u >= mark,
-        None => was,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_high_water_mark_with_hysteresis_and_turned_off() {
-        assert!(!past_mark(Some(94.9), 95.0, false));
-        assert!(past_mark(Some(95.0), 95.0, false));
-        // Once past, it takes objects again only 2 points under the mark.
-        assert!(past_mark(Some(93.5), 95.0, true));
-        assert!(!past_mark(Some(92.9), 95.0, true));
-        assert!(past_mark(None, 95.0, true) && !past_mark(None, 95.0, false));
-        // At 100 nothing is past it, however full the disk, and a flag set before clears.
-        assert!(!past_mark(Some(100.0), 100.0, false));
-        assert!(!past_mark(Some(99.0), 100.0, true));
-        assert!(!past_mark(None, 100.0, true));
-    }
+    let storage = &state.args.meta.get().config.storage;
+    mp.set_full(forced || storage.past_high_water(used, mp.is_full()));
 }

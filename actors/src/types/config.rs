@@ -140,6 +140,26 @@ impl Default for StorageConfig {
     }
 }
 
+/// Below the high-water mark by this much before a full mountpath takes objects again (no
+/// flapping at the mark).
+const HYSTERESIS_PCT: f64 = 2.0;
+
+impl StorageConfig {
+    /// Whether a filesystem used `used` percent (as `df` counts it; `None`: unknown) is past
+    /// the high-water mark, given whether it was before: the one rule the data path, the
+    /// dry-run plan and the playground share.
+    pub fn past_high_water(&self, used: Option<f64>, was: bool) -> bool {
+        let mark = f64::from(self.high_water_pct.clamp(1, 100));
+        match used {
+            // 100 turns the mark off (a disk that fills up still answers "no space").
+            _ if mark >= 100.0 => false,
+            Some(u) if was => u >= mark - HYSTERESIS_PCT,
+            Some(u) => u >= mark,
+            None => was,
+        }
+    }
+}
+
 /// `proxy` section, as `nodectl config cluster proxy --json` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -370,6 +390,25 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_high_water_mark_with_hysteresis_and_turned_off() {
+        let at = |pct| StorageConfig {
+            high_water_pct: pct,
+            ..Default::default()
+        };
+        let past = |pct, used, was| at(pct).past_high_water(used, was);
+        assert!(!past(95, Some(94.9), false));
+        assert!(past(95, Some(95.0), false));
+        // Once past, it takes objects again only 2 points under the mark.
+        assert!(past(95, Some(93.5), true));
+        assert!(!past(95, Some(92.9), true));
+        assert!(past(95, None, true) && !past(95, None, false));
+        // At 100 nothing is past it, however full the disk, and a flag set before clears.
+        assert!(!past(100, Some(100.0), false));
+        assert!(!past(100, Some(99.0), true));
+        assert!(!past(100, None, true));
+    }
 
     #[test]
     fn the_connection_cap_grows_with_the_cluster() {

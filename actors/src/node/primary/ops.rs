@@ -246,7 +246,7 @@ fn dry_run(state: &mut PrimaryState, req: LifecycleRequest, reply: ReplyTo) {
         }
     };
     let config = &state.a.meta.get().config;
-    let (enabled, high_water) = (config.rebalance.enabled, config.storage.high_water_pct);
+    let (enabled, storage) = (config.rebalance.enabled, config.storage.clone());
     let pool = state.a.pool.clone();
     tokio::spawn(async move {
         let (mut outline, ask) = plan::outline(&smap, &req, &adm, enabled);
@@ -255,7 +255,7 @@ fn dry_run(state: &mut PrimaryState, req: LifecycleRequest, reply: ReplyTo) {
             let (moves, warnings) = ask_moves(&pool, &smap, &next).await;
             outline.warnings.extend(warnings);
             let stats = push::fetch_stats(&pool, &smap).await;
-            outline = plan::complete(outline, &smap, &next, moves, &stats, high_water);
+            outline = plan::complete(outline, &smap, &next, moves, &stats, &storage);
         }
         let value = LifecycleRequest::reply(Box::new(LifecycleReply {
             rebalance_id: None,
