@@ -208,7 +208,17 @@ impl ObjectWriter {
     }
 
     /// Appends the trailer and makes the temp file durable; the caller renames it into place.
-    pub async fn finish(mut self, meta: &ObjMeta) -> Result<TempObject> {
+    pub async fn finish(self, meta: &ObjMeta) -> Result<TempObject> {
+        self.finish_as(meta, true).await
+    }
+
+    /// As [`Self::finish`] without making anything durable: for an install whose caller
+    /// flushes the filesystem before acknowledging (`LocalStore::install_flushed`).
+    pub async fn finish_unsynced(self, meta: &ObjMeta) -> Result<TempObject> {
+        self.finish_as(meta, false).await
+    }
+
+    async fn finish_as(mut self, meta: &ObjMeta, sync: bool) -> Result<TempObject> {
         let m = rmp_serde::to_vec_named(meta).map_err(|e| Error::Encode(e.to_string()))?;
         self.gather.extend_from_slice(&m);
         self.gather
@@ -220,7 +230,7 @@ impl ObjectWriter {
         // The last pieces and the fsync in one trip to the blocking pool.
         tokio::task::spawn_blocking(move || {
             write_pieces(&mut file, &last)?;
-            file.sync_all()
+            if sync { file.sync_all() } else { Ok(()) }
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?

@@ -52,7 +52,8 @@ impl Received {
         }
     }
 
-    /// The durable temp file holding the object and its trailer `meta`, on `mountpath`.
+    /// The temp file holding the object and its trailer `meta`, on `mountpath`: not durable
+    /// until installed with `install_flushed`.
     async fn finish(
         self,
         meta: &ObjMeta,
@@ -61,11 +62,13 @@ impl Received {
         match self {
             Received::Small { data, .. } => {
                 let meta = meta.clone();
-                tokio::task::spawn_blocking(move || store::write_temp(&mountpath, &meta, &data))
-                    .await
-                    .map_err(|e| Error::Io(std::io::Error::other(e)))?
+                tokio::task::spawn_blocking(move || {
+                    store::write_temp_unsynced(&mountpath, &meta, &data)
+                })
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?
             }
-            Received::File(w) => w.finish(meta).await,
+            Received::File(w) => w.finish_unsynced(meta).await,
         }
     }
 }
@@ -388,7 +391,7 @@ impl DataPath<'_> {
             }
             Err(e) => return Err(e),
         };
-        if self.store.install(&meta, tmp, mp).await? == crate::store::Install::Superseded {
+        if self.store.install_flushed(&meta, tmp, mp).await? == crate::store::Install::Superseded {
             // Only a corrupt stamp far in the future can beat the one chosen above: say so
             // rather than report a write that is not there.
             return Err(Error::BadRequest(format!(

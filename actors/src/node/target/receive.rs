@@ -91,13 +91,13 @@ impl DataPath<'_> {
                 meta.bucket, meta.object, meta.checksum
             )));
         }
-        let tmp = w.finish(&meta).await?;
+        let tmp = w.finish_unsynced(&meta).await?;
         // Checked again after the body: a newer generation, or a destroyed bucket, wins.
         let now = self.meta.get();
         check_generation(now.rmd.version, generation)?;
         reb_bucket_known(&now.bmd, &meta.bucket, bmd_version)?;
         // Acknowledged only once installed (or superseded by a newer copy or delete here).
-        self.store.install(&meta, tmp, mp).await?;
+        self.store.install_flushed(&meta, tmp, mp).await?;
         self.count(RebMsg::Received {
             generation,
             objs: 1,
