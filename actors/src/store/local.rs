@@ -407,6 +407,10 @@ impl LocalStore {
             }
             devs.push(dev);
             if let Err(e) = self.flush.flush(&path).await {
+                // A disk that cannot make writes durable is failing, as when an fsync fails.
+                if let (Error::Io(io), Some(m)) = (&e, self.mps.get(i)) {
+                    m.note_io_error(io);
+                }
                 flushed = Err(e);
                 break;
             }
@@ -815,6 +819,48 @@ mod tests {
         assert_eq!(ls.find("b", "newer-here").unwrap().2.version, 50);
         assert!(ls.find("b", "deleted-here").is_none());
         // No temp file is left behind.
+        for mp in 0..2 {
+            let tmp = store::tmp_dir(&ls.path_of(mp));
+            let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
+            assert_eq!(left, 0, "{}", tmp.display());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_installed_by_a_shared_flush_replace_older_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let ls = Arc::new(LocalStore::open(&[dir.path().join("a"), dir.path().join("b")]).unwrap());
+        write(&ls, "o0", 5).await;
+        // A PUT's way: written unsynced (streamed), installed together with others running at
+        // the same time.
+        let puts = (0..8).map(|i| {
+            let ls = ls.clone();
+            tokio::spawn(async move {
+                let name = format!("o{i}");
+                let mp = ls.mountpath_for("b", &name).unwrap();
+                let mut w = ObjectWriter::create(&ls.path_of(mp)).await.unwrap();
+                w.write(bytes::Bytes::from(format!("new {name}")))
+                    .await
+                    .unwrap();
+                let mut meta = small(&name, 6, format!("new {name}").as_bytes());
+                meta.checksum = w.checksum();
+                let tmp = w.finish_unsynced(&meta).await.unwrap();
+                ls.install_flushed(&meta, tmp, mp).await.unwrap()
+            })
+        });
+        for p in futures::future::join_all(puts).await {
+            assert_eq!(p.unwrap(), Install::Stored);
+        }
+        for i in 0..8 {
+            let (_, path, meta) = ls.find("b", &format!("o{i}")).unwrap();
+            assert_eq!(meta.version, 6);
+            assert_eq!(store::verify(&path).unwrap(), meta);
+        }
+        // The older copy is gone, and no temp file is left behind.
+        let copies: usize = (0..2)
+            .map(|mp| ls.locate_on(mp, "b", "o0").is_some() as usize)
+            .sum();
+        assert_eq!(copies, 1);
         for mp in 0..2 {
             let tmp = store::tmp_dir(&ls.path_of(mp));
             let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
