@@ -833,8 +833,10 @@ async fn rebalance(
     if !st.success() {
         eprintln!("!! cp -r exited with {st}");
     }
-    std::fs::remove_dir_all(&copy)?;
-    sync_fs();
+    // The copy stays until the decommission is measured: on a filesystem without a journal,
+    // ext4 skips inodes freed in the last minute when it makes a new file (recently_deleted),
+    // so removing tens of thousands of files right before would tax every file the receivers
+    // create (a fifth of the machine's CPU in a profile) -- a cost of the baseline, not ours.
 
     let receivers: Vec<String> = b
         .target_names()
@@ -904,6 +906,7 @@ async fn rebalance(
         .map(|n| du_objs(&b.lc.procs[n].mountpaths).0)
         .sum();
     let after_on_victim = du_objs(&victim_mps).0;
+    std::fs::remove_dir_all(&copy)?;
     let (joined, settled) = (b.joined, b.settled);
     b.finish();
     Ok(Rebalance {
