@@ -14,7 +14,16 @@ use crate::logic::names::Encoded;
 use crate::logic::placement;
 use crate::types::object::{ObjMeta, Stamp, Tomb};
 
-/// What became of an object offered to [`LocalStore::install`].
+/// What an install replaces besides the file at its own path: removed once it is durable.
+struct Replaced {
+    meta: ObjMeta,
+    /// Mountpaths holding an older copy.
+    olds: Vec<usize>,
+    /// Delete records of the name were here.
+    tomb: bool,
+}
+
+/// What became of an object offered to [`LocalStore::install_flushed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Install {
     /// Written durably on its proper mountpath.
@@ -352,21 +361,12 @@ impl LocalStore {
         }
     }
 
-    /// Installs a complete temp object on mountpath `dest_mp` unless a newer copy (or a newer
-    /// delete) is already here. Older copies on other mountpaths are removed.
-    pub async fn install(
-        &self,
-        meta: &ObjMeta,
-        tmp: TempObject,
-        dest_mp: usize,
-    ) -> Result<Install> {
-        self.install_as(meta, tmp, dest_mp, true).await
-    }
-
     /// Installs one object written unsynced ([`store::write_temp_unsynced`],
-    /// `ObjectWriter::finish_unsynced`) and makes it durable by a flush of its filesystem that
-    /// concurrent installs share (group commit): one journal commit for many writes, where
-    /// [`Self::install`] costs two fsyncs each.
+    /// `ObjectWriter::finish_unsynced`) on mountpath `dest_mp` unless a newer copy (or a newer
+    /// delete) is already here, and makes it durable by a flush of its filesystem that
+    /// concurrent installs share (group commit): one journal commit for many writes, where an
+    /// fsync of the file and one of its directory would cost two each. Older copies on other
+    /// mountpaths are removed once it is durable.
     pub async fn install_flushed(
         &self,
         meta: &ObjMeta,
@@ -377,21 +377,28 @@ impl LocalStore {
         r.pop().expect("one result per item")
     }
 
-    /// Installs a batch of rebalanced objects (from [`store::write_temp_unsynced`]) as
-    /// [`Self::install`] does each, then makes them durable together: one flush of each
-    /// filesystem touched. Nothing may be acknowledged before this returns; an `Err` entry is
-    /// an object not stored.
+    /// Installs a batch of objects as [`Self::install_flushed`] does each, then makes them
+    /// durable together: one flush of each filesystem touched. Nothing may be acknowledged
+    /// before this returns; an `Err` entry is an object not stored.
     pub async fn install_batch(
         &self,
         items: Vec<(ObjMeta, TempObject, usize)>,
     ) -> Vec<Result<Install>> {
         let mut out = Vec::with_capacity(items.len());
         let mut touched: Vec<usize> = Vec::new();
+        let mut replaced = Vec::new();
         for (meta, tmp, mp) in items {
-            let r = self.install_as(&meta, tmp, mp, false).await;
-            if matches!(r, Ok(Install::Stored)) && !touched.contains(&mp) {
-                touched.push(mp);
-            }
+            let r = match self.install_unsynced(&meta, tmp, mp).await {
+                Ok(Some(r)) => {
+                    replaced.push(r);
+                    if !touched.contains(&mp) {
+                        touched.push(mp);
+                    }
+                    Ok(Install::Stored)
+                }
+                Ok(None) => Ok(Install::Superseded),
+                Err(e) => Err(e),
+            };
             out.push(r);
         }
         let mut flushed = Ok(());
@@ -415,60 +422,94 @@ impl LocalStore {
                 break;
             }
         }
-        if let Err(e) = flushed {
-            // Renamed but maybe not durable: none of it counts as stored, the senders keep
-            // their copies.
-            let msg = e.to_string();
-            for r in out.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(Error::Io(std::io::Error::other(msg.clone())));
+        match flushed {
+            Ok(()) => {
+                for r in replaced {
+                    self.drop_replaced(r).await;
+                }
+            }
+            Err(e) => {
+                // Renamed but maybe not durable: none of it counts as stored (the senders keep
+                // their copies), and the copies it would replace stay.
+                let msg = e.to_string();
+                for r in out.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(Error::Io(std::io::Error::other(msg.clone())));
+                }
             }
         }
         out
     }
 
-    async fn install_as(
+    /// Renames `tmp` into place unless a newer copy or delete is here (`None`). Not durable
+    /// yet: what it replaces elsewhere is returned, to go once it is.
+    async fn install_unsynced(
         &self,
         meta: &ObjMeta,
         tmp: TempObject,
         dest_mp: usize,
-        durable: bool,
-    ) -> Result<Install> {
+    ) -> Result<Option<Replaced>> {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
         let tomb = self.tomb(&meta.bucket, &meta.object);
         if tomb.as_ref().is_some_and(|t| t.version >= meta.version) {
-            return Ok(Install::Superseded);
+            return Ok(None);
         }
         let mut olds = Vec::new();
         for i in self.readable() {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object) {
                 if m.version >= meta.version {
-                    return Ok(Install::Superseded);
+                    return Ok(None);
                 }
                 olds.push((i, p, m.size));
             }
         }
         let dest = self.dest_on(dest_mp, &meta.bucket, &meta.object)?;
-        if durable {
-            // The rename and its directory fsync run off the runtime: on a worker they would
-            // stall every other request it serves for the length of an fsync.
-            let to = dest.clone();
-            tokio::task::spawn_blocking(move || tmp.commit(&to))
+        let tmp = if olds.iter().any(|(_, p, _)| *p == dest) {
+            // The rename replaces a copy that may have been acknowledged: its data must be on
+            // disk before the rename can be, or a crash could leave neither version.
+            tokio::task::spawn_blocking(move || tmp.sync().map(|()| tmp))
                 .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??
         } else {
-            tmp.commit_unsynced(&dest)?;
-        }
+            tmp
+        };
+        tmp.commit_unsynced(&dest)?;
         self.counted(dest_mp, Some(meta.size), None);
+        let mut elsewhere = Vec::new();
         for (i, p, size) in olds {
-            if p != dest {
-                let _ = std::fs::remove_file(&p);
+            if p == dest {
+                self.counted(i, None, Some(size));
+            } else {
+                elsewhere.push(i);
             }
-            self.counted(i, None, Some(size));
         }
-        if tomb.is_some() {
+        Ok(Some(Replaced {
+            meta: meta.clone(),
+            olds: elsewhere,
+            tomb: tomb.is_some(),
+        }))
+    }
+
+    /// Once an install is durable: the older copies on other mountpaths and the delete records
+    /// it made obsolete go -- those still older than it (a newer write or delete may have come
+    /// since).
+    async fn drop_replaced(&self, r: Replaced) {
+        let Replaced { meta, olds, tomb } = r;
+        let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+        for i in olds {
+            if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object)
+                && m.version < meta.version
+                && std::fs::remove_file(&p).is_ok()
+            {
+                self.counted(i, None, Some(m.size));
+            }
+        }
+        if tomb
+            && self
+                .tomb(&meta.bucket, &meta.object)
+                .is_some_and(|t| t.version < meta.version)
+        {
             self.clear_tombs(&meta.bucket, &meta.object);
         }
-        Ok(Install::Stored)
     }
 
     /// Removes the local copy of `meta` if it is still that version (after a peer acked it).
@@ -671,8 +712,8 @@ mod tests {
             mtime: 0,
             attrs: Default::default(),
         };
-        let tmp = w.finish(&meta).await.unwrap();
-        ls.install(&meta, tmp, mp).await.unwrap()
+        let tmp = w.finish_unsynced(&meta).await.unwrap();
+        ls.install_flushed(&meta, tmp, mp).await.unwrap()
     }
 
     #[tokio::test]
@@ -830,7 +871,17 @@ mod tests {
     async fn writes_installed_by_a_shared_flush_replace_older_copies() {
         let dir = tempfile::tempdir().unwrap();
         let ls = Arc::new(LocalStore::open(&[dir.path().join("a"), dir.path().join("b")]).unwrap());
+        // Older state: o0 at its place (the new copy renames over it), o1 on the other
+        // mountpath (removed once the new copy is durable), o2 deleted (the record goes).
         write(&ls, "o0", 5).await;
+        let other = 1 - ls.mountpath_for("b", "o1").unwrap();
+        let old = small("o1", 5, b"old o1");
+        let tmp = store::write_temp_unsynced(&ls.path_of(other), &old, b"old o1").unwrap();
+        assert_eq!(
+            ls.install_flushed(&old, tmp, other).await.unwrap(),
+            Install::Stored
+        );
+        ls.delete(&tomb("o2", 5)).await.unwrap();
         // A PUT's way: written unsynced (streamed), installed together with others running at
         // the same time.
         let puts = (0..8).map(|i| {
@@ -856,11 +907,17 @@ mod tests {
             assert_eq!(meta.version, 6);
             assert_eq!(store::verify(&path).unwrap(), meta);
         }
-        // The older copy is gone, and no temp file is left behind.
-        let copies: usize = (0..2)
-            .map(|mp| ls.locate_on(mp, "b", "o0").is_some() as usize)
-            .sum();
-        assert_eq!(copies, 1);
+        // The older copies and the delete record are gone, each mountpath counts what it holds,
+        // and no temp file is left behind.
+        for name in ["o0", "o1"] {
+            let copies: usize = (0..2)
+                .map(|mp| ls.locate_on(mp, "b", name).is_some() as usize)
+                .sum();
+            assert_eq!(copies, 1, "{name}");
+        }
+        assert!(ls.tomb("b", "o2").is_none());
+        let counted: u64 = (0..2).map(|mp| ls.mps.get(mp).unwrap().objects()).sum();
+        assert_eq!(counted, 8);
         for mp in 0..2 {
             let tmp = store::tmp_dir(&ls.path_of(mp));
             let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);

@@ -1,13 +1,13 @@
 //! The object file format. An object file is its data followed by a trailer — the MessagePack
 //! [`ObjMeta`], its length and a magic — so bodies stream to disk while their checksum is
 //! computed, and the metadata lands in the same rename as the data. Writes are atomic: a temp
-//! file on the same mountpath, fsync, rename, fsync of the directory.
+//! file on the same mountpath, renamed into place; durable once the filesystem is flushed, which
+//! installs share (`LocalStore::install_flushed`), before anything is acknowledged.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::files::sync_dir;
 use crate::error::{Error, Result};
 use crate::logic::names::encode_name;
 use crate::types::checksum::Checksum;
@@ -207,18 +207,9 @@ impl ObjectWriter {
         self.written
     }
 
-    /// Appends the trailer and makes the temp file durable; the caller renames it into place.
-    pub async fn finish(self, meta: &ObjMeta) -> Result<TempObject> {
-        self.finish_as(meta, true).await
-    }
-
-    /// As [`Self::finish`] without making anything durable: for an install whose caller
-    /// flushes the filesystem before acknowledging (`LocalStore::install_flushed`).
-    pub async fn finish_unsynced(self, meta: &ObjMeta) -> Result<TempObject> {
-        self.finish_as(meta, false).await
-    }
-
-    async fn finish_as(mut self, meta: &ObjMeta, sync: bool) -> Result<TempObject> {
+    /// Appends the trailer; the caller renames the temp file into place. Nothing is durable
+    /// yet: `LocalStore::install_flushed` makes it so (one flush of the filesystem, shared).
+    pub async fn finish_unsynced(mut self, meta: &ObjMeta) -> Result<TempObject> {
         let m = rmp_serde::to_vec_named(meta).map_err(|e| Error::Encode(e.to_string()))?;
         self.gather.extend_from_slice(&m);
         self.gather
@@ -227,14 +218,10 @@ impl ObjectWriter {
         self.take_gathered();
         let last = std::mem::take(&mut self.pending);
         let mut file = self.settle().await?;
-        // The last pieces and the fsync in one trip to the blocking pool.
-        tokio::task::spawn_blocking(move || {
-            write_pieces(&mut file, &last)?;
-            if sync { file.sync_all() } else { Ok(()) }
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?
-        .map_err(map_space)?;
+        tokio::task::spawn_blocking(move || write_pieces(&mut file, &last))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .map_err(map_space)?;
         Ok(TempObject {
             tmp: self.tmp.clone(),
             done: false,
@@ -294,32 +281,21 @@ fn map_space(e: std::io::Error) -> Error {
     }
 }
 
-/// A complete, durable object file waiting to be renamed into place; removed if dropped.
+/// A complete object file waiting to be renamed into place; removed if dropped.
 pub struct TempObject {
     tmp: PathBuf,
     done: bool,
 }
 
 impl TempObject {
-    /// Renames into `dest` atomically, creating its directory, and makes the rename (and a new
-    /// directory's own entry) durable before returning: the object is acknowledged only after.
-    pub fn commit(mut self, dest: &Path) -> Result<()> {
-        let dir = dest
-            .parent()
-            .ok_or_else(|| Error::BadRequest(format!("{} has no parent", dest.display())))?;
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            if let Some(up) = dir.parent() {
-                sync_dir(up)?;
-            }
-        }
-        std::fs::rename(&self.tmp, dest)?;
-        self.done = true;
-        sync_dir(dir)
+    /// Makes the temp file's data durable (before a rename that replaces an older copy).
+    pub fn sync(&self) -> Result<()> {
+        std::fs::File::open(&self.tmp)?.sync_all()?;
+        Ok(())
     }
 
-    /// As [`Self::commit`] without making anything durable: for a batch whose caller flushes
-    /// the whole filesystem once ([`super::files::sync_fs`]) before acknowledging any of it.
+    /// Renames into `dest` atomically, creating its directory. Nothing is durable yet: the
+    /// caller flushes the whole filesystem ([`super::files::sync_fs`]) before acknowledging.
     pub fn commit_unsynced(mut self, dest: &Path) -> Result<()> {
         let dir = dest
             .parent()
@@ -333,19 +309,9 @@ impl TempObject {
     }
 }
 
-/// Writes a whole small object (data and trailer) to a temp file on `mountpath`, not yet
-/// durable: see [`TempObject::commit_unsynced`].
+/// Writes a whole small object (data and trailer) to a temp file on `mountpath` in one trip
+/// off the runtime, not yet durable: see [`TempObject::commit_unsynced`].
 pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Result<TempObject> {
-    write_temp_as(mountpath, meta, data, false)
-}
-
-/// Writes a whole small object to a temp file on `mountpath` and makes it durable (the caller
-/// renames it into place with [`TempObject::commit`]): a small PUT's one trip off the runtime.
-pub fn write_temp(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Result<TempObject> {
-    write_temp_as(mountpath, meta, data, true)
-}
-
-fn write_temp_as(mountpath: &Path, meta: &ObjMeta, data: &[u8], sync: bool) -> Result<TempObject> {
     refuse_if_full(mountpath)?;
     let dir = tmp_dir(mountpath);
     let tmp = dir.join(format!(
@@ -367,11 +333,7 @@ fn write_temp_as(mountpath: &Path, meta: &ObjMeta, data: &[u8], sync: bool) -> R
     // The temp directory exists but for the first write on a mountpath.
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, &buf)?;
-        if sync {
-            f.sync_all()?;
-        }
-        Ok(())
+        std::io::Write::write_all(&mut f, &buf)
     };
     match write() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -709,9 +671,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.obj");
         let small = vec![5u8; 1000];
-        write_temp(dir.path(), &meta_of(&small, 9), &small)
+        write_temp_unsynced(dir.path(), &meta_of(&small, 9), &small)
             .unwrap()
-            .commit(&path)
+            .commit_unsynced(&path)
             .unwrap();
         let (m, held) = read_meta_and_small(&path, 1000).unwrap();
         assert_eq!((m, held.data()), (meta_of(&small, 9), Some(&small[..])));
@@ -719,9 +681,9 @@ mod tests {
         assert_eq!((m, held.data()), (meta_of(&small, 9), None));
 
         let large = vec![6u8; 3 * TAIL_READ as usize];
-        write_temp(dir.path(), &meta_of(&large, 9), &large)
+        write_temp_unsynced(dir.path(), &meta_of(&large, 9), &large)
             .unwrap()
-            .commit(&path)
+            .commit_unsynced(&path)
             .unwrap();
         let (m, held) = read_meta_and_small(&path, 1000).unwrap();
         assert_eq!(m, meta_of(&large, 9));
@@ -729,9 +691,9 @@ mod tests {
         let Held::File(mut f) = held else {
             panic!("a large object came back whole")
         };
-        write_temp(dir.path(), &meta_of(&small, 10), &small)
+        write_temp_unsynced(dir.path(), &meta_of(&small, 10), &small)
             .unwrap()
-            .commit(&path)
+            .commit_unsynced(&path)
             .unwrap();
         let mut body = vec![0u8; large.len()];
         std::io::Read::read_exact(&mut f, &mut body).unwrap();
@@ -765,9 +727,9 @@ mod tests {
         let data = b"hello object";
         w.write(bytes::Bytes::from_static(data)).await.unwrap();
         let meta = written_meta("o/1", &w);
-        let tmp = w.finish(&meta).await.unwrap();
+        let tmp = w.finish_unsynced(&meta).await.unwrap();
         let dest = object_path(mp, "b", "o/1");
-        tmp.commit(&dest).unwrap();
+        tmp.commit_unsynced(&dest).unwrap();
         assert_eq!(read_meta(&dest).unwrap(), meta);
         assert_eq!(verify(&dest).unwrap(), meta);
         let (f, m) = open_object(&dest).await.unwrap();
@@ -825,7 +787,11 @@ mod tests {
         assert_eq!(w.checksum(), whole);
         let meta = written_meta("big", &w);
         let dest = object_path(mp, "b", "big");
-        w.finish(&meta).await.unwrap().commit(&dest).unwrap();
+        w.finish_unsynced(&meta)
+            .await
+            .unwrap()
+            .commit_unsynced(&dest)
+            .unwrap();
         assert_eq!(verify(&dest).unwrap(), meta);
         let (f, _) = open_object(&dest).await.unwrap();
         let mut back = vec![0u8; data.len()];
