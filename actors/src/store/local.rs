@@ -494,6 +494,9 @@ impl LocalStore {
     /// since).
     async fn drop_replaced(&self, r: Replaced) {
         let Replaced { meta, olds, tomb } = r;
+        if olds.is_empty() && !tomb {
+            return;
+        }
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
         for i in olds {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object)
