@@ -14,9 +14,19 @@ use crate::logic::names::Encoded;
 use crate::logic::placement;
 use crate::types::object::{ObjMeta, Stamp, Tomb};
 
+/// A rename into place: refused for a newer copy or delete here, or done, with what it
+/// replaces besides the file at its own path.
+enum Renamed {
+    Superseded,
+    Stored(Option<Replaced>),
+}
+
 /// What an install replaces besides the file at its own path: removed once it is durable.
 struct Replaced {
-    meta: ObjMeta,
+    bucket: String,
+    object: String,
+    /// The installed version: only older copies and records go.
+    version: u64,
     /// Mountpaths holding an older copy.
     olds: Vec<usize>,
     /// Delete records of the name were here.
@@ -388,17 +398,19 @@ impl LocalStore {
         let mut touched: Vec<usize> = Vec::new();
         let mut replaced = Vec::new();
         for (meta, tmp, mp) in items {
-            let r = match self.install_unsynced(&meta, tmp, mp).await {
-                Ok(Some(r)) => {
-                    replaced.push(r);
-                    if !touched.contains(&mp) {
-                        touched.push(mp);
+            let r = self
+                .install_unsynced(&meta, tmp, mp)
+                .await
+                .map(|r| match r {
+                    Renamed::Stored(r) => {
+                        replaced.extend(r);
+                        if !touched.contains(&mp) {
+                            touched.push(mp);
+                        }
+                        Install::Stored
                     }
-                    Ok(Install::Stored)
-                }
-                Ok(None) => Ok(Install::Superseded),
-                Err(e) => Err(e),
-            };
+                    Renamed::Superseded => Install::Superseded,
+                });
             out.push(r);
         }
         let mut flushed = Ok(());
@@ -440,24 +452,24 @@ impl LocalStore {
         out
     }
 
-    /// Renames `tmp` into place unless a newer copy or delete is here (`None`). Not durable
-    /// yet: what it replaces elsewhere is returned, to go once it is.
+    /// Renames `tmp` into place unless a newer copy or delete is here. Not durable yet: what
+    /// it replaces elsewhere, if anything, is returned, to go once it is.
     async fn install_unsynced(
         &self,
         meta: &ObjMeta,
         tmp: TempObject,
         dest_mp: usize,
-    ) -> Result<Option<Replaced>> {
+    ) -> Result<Renamed> {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
         let tomb = self.tomb(&meta.bucket, &meta.object);
         if tomb.as_ref().is_some_and(|t| t.version >= meta.version) {
-            return Ok(None);
+            return Ok(Renamed::Superseded);
         }
         let mut olds = Vec::new();
         for i in self.readable() {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object) {
                 if m.version >= meta.version {
-                    return Ok(None);
+                    return Ok(Renamed::Superseded);
                 }
                 olds.push((i, p, m.size));
             }
@@ -482,25 +494,31 @@ impl LocalStore {
                 elsewhere.push(i);
             }
         }
-        Ok(Some(Replaced {
-            meta: meta.clone(),
+        let replaced = (!elsewhere.is_empty() || tomb.is_some()).then(|| Replaced {
+            bucket: meta.bucket.clone(),
+            object: meta.object.clone(),
+            version: meta.version,
             olds: elsewhere,
             tomb: tomb.is_some(),
-        }))
+        });
+        Ok(Renamed::Stored(replaced))
     }
 
     /// Once an install is durable: the older copies on other mountpaths and the delete records
     /// it made obsolete go -- those still older than it (a newer write or delete may have come
     /// since).
     async fn drop_replaced(&self, r: Replaced) {
-        let Replaced { meta, olds, tomb } = r;
-        if olds.is_empty() && !tomb {
-            return;
-        }
-        let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+        let Replaced {
+            bucket,
+            object,
+            version,
+            olds,
+            tomb,
+        } = r;
+        let _g = self.locks.lock(&bucket, &object).await;
         for i in olds {
-            if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object)
-                && m.version < meta.version
+            if let Some((p, m)) = self.locate_on(i, &bucket, &object)
+                && m.version < version
                 && std::fs::remove_file(&p).is_ok()
             {
                 self.counted(i, None, Some(m.size));
@@ -508,10 +526,10 @@ impl LocalStore {
         }
         if tomb
             && self
-                .tomb(&meta.bucket, &meta.object)
-                .is_some_and(|t| t.version < meta.version)
+                .tomb(&bucket, &object)
+                .is_some_and(|t| t.version < version)
         {
-            self.clear_tombs(&meta.bucket, &meta.object);
+            self.clear_tombs(&bucket, &object);
         }
     }
 
