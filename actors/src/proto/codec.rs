@@ -26,7 +26,7 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 /// receiver holds about two of them per body under way (the frame arriving, the one being
 /// written), so it sets the memory that large puts and rebalances need, while frames this size
 /// already cost the wire little.
-const STREAM_CHUNK: usize = 128 << 10;
+pub const STREAM_CHUNK: usize = 128 << 10;
 /// Chunks at least this large are written to the socket from their own buffer, after their
 /// frame's head, instead of copied into the connection's write buffer first.
 const DIRECT_CHUNK: usize = 16 << 10;
@@ -286,6 +286,8 @@ struct FileOut {
     me: NodeId,
     corr: u64,
     max: usize,
+    /// Data bytes per chunk frame.
+    frame: usize,
 }
 
 impl FileOut {
@@ -297,7 +299,7 @@ impl FileOut {
                 if self.at == self.end {
                     return Ok(true);
                 }
-                let n = (self.end - self.at).min(STREAM_CHUNK as u64) as usize;
+                let n = (self.end - self.at).min(self.frame as u64) as usize;
                 self.head = chunk_head(&self.me, self.corr, n, self.max)?;
                 self.head_sent = 0;
                 self.frame_end = self.at + n as u64;
@@ -611,8 +613,14 @@ impl Conn {
         self.flush_body().await
     }
 
-    /// Streams `len` bytes of `file` from `offset` as chunks with correlation `corr`. The data
-    /// goes from the page cache to the socket by `sendfile`, never copied through this process.
+    /// Streams `len` bytes of `file` from `offset` as chunks of `frame` bytes (at most
+    /// [`CHUNK_SIZE`]) with correlation `corr`. The data goes from the page cache to the socket
+    /// by `sendfile`, never copied through this process.
+    ///
+    /// A receiver that writes as it receives (a rebalance, a put) overlaps better with
+    /// [`STREAM_CHUNK`]; a reader that takes the chunks straight into its destination (a get)
+    /// does best with the largest frames: each frame costs a head, a push of the socket and a
+    /// wake-up of the reader.
     /// Each step runs on the blocking pool (a file not in the page cache blocks there, not on
     /// the runtime) and sends only what the socket takes without waiting; waiting for the peer
     /// happens on the runtime, so a slow reader holds no thread.
@@ -622,6 +630,7 @@ impl Conn {
         file: std::fs::File,
         offset: u64,
         len: u64,
+        frame: usize,
     ) -> Result<()> {
         use std::os::fd::AsFd;
         use tokio::io::unix::AsyncFd;
@@ -645,6 +654,7 @@ impl Conn {
             me: self.me.clone(),
             corr,
             max: self.framed.codec().max(),
+            frame: frame.clamp(1, CHUNK_SIZE),
         };
         let (peer, limit) = (&self.peer, self.io_timeout);
         loop {
@@ -1158,14 +1168,16 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         let (mut tx, mut rx) = pair().await;
         rustix::net::sockopt::set_socket_send_buffer_size(tx.framed.get_ref(), 4096).unwrap();
-        for (offset, len) in [
-            (0u64, data.len() as u64),
-            (7, 300_000),
-            (131_071, 2),
-            (5, 0),
+        for (offset, len, frame) in [
+            (0u64, data.len() as u64, STREAM_CHUNK),
+            (0, data.len() as u64, CHUNK_SIZE),
+            (7, 300_000, STREAM_CHUNK),
+            (7, 300_000, 100_000),
+            (131_071, 2, STREAM_CHUNK),
+            (5, 0, CHUNK_SIZE),
         ] {
             let file = std::fs::File::open(&path).unwrap();
-            let send = tx.send_file(3, file, offset, len);
+            let send = tx.send_file(3, file, offset, len, frame);
             let mut got = Vec::new();
             let recv = rx.recv_body(&mut got, len, |_| {});
             let (s, r) = tokio::join!(send, recv);
@@ -1174,7 +1186,7 @@ mod tests {
             assert_eq!(got, &data[offset as usize..(offset + len) as usize]);
         }
         let file = std::fs::File::open(&path).unwrap();
-        let res = tx.send_file(3, file, 2_999_000, 10_000).await;
+        let res = tx.send_file(3, file, 2_999_000, 10_000, STREAM_CHUNK).await;
         assert!(
             matches!(&res, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
             "{res:?}"

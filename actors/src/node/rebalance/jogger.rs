@@ -17,6 +17,7 @@ use super::Counters;
 use crate::error::{Error, Result};
 use crate::logic::placement;
 use crate::node::meta::MetaHandle;
+use crate::proto::codec::STREAM_CHUNK;
 use crate::proto::msg::{Msg, RebBatch, RebObject, RebTomb, Reply, expect_go_ahead};
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
@@ -766,7 +767,10 @@ impl Walk {
         }
         let corr = link.conn.last_corr();
         let io = async {
-            link.conn.send_file(corr, file, 0, meta.size).await?;
+            // The receiver writes as the body arrives: smaller frames overlap better there.
+            link.conn
+                .send_file(corr, file, 0, meta.size, STREAM_CHUNK)
+                .await?;
             match link.conn.finish(corr).await? {
                 Msg::Reply(Reply::RebAck(ack)) => Ok(ack.stored),
                 other => Err(Error::Protocol(format!(
