@@ -467,17 +467,27 @@ pub fn read_meta_and_small(path: &Path, whole: u64) -> Result<(ObjMeta, Held)> {
     if whole == 0 {
         return read_meta_from(&mut f, path).map(|m| (m, Held::File(f)));
     }
-    let len = f.metadata()?.len();
-    if len > whole + TAIL_READ {
-        return read_meta_from(&mut f, path).map(|m| (m, Held::File(f)));
+    // One read into room for one byte more than a small file: what comes back short of that
+    // is the whole file (files are replaced, never changed in place), learnt without a stat.
+    // The buffer is not zeroed first: the read fills what it returns. At an offset, so that a
+    // file given back open still reads from its start.
+    let room = (whole + TAIL_READ) as usize + 1;
+    let mut buf = Vec::with_capacity(room);
+    let n = loop {
+        match rustix::io::pread(&f, rustix::buffer::spare_capacity(&mut buf), 0) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => break other.map_err(std::io::Error::from)?,
+        }
+    };
+    if n < room {
+        // A trailer that does not add up in what came back (a read cut short by something
+        // other than the end) is checked again the long way, which reads by the stated size.
+        if let Ok(meta) = meta_from_file_bytes(&buf, path) {
+            buf.truncate(meta.size as usize);
+            return Ok((meta, Held::Data(buf)));
+        }
     }
-    // Exactly the stated length (files are replaced, never changed in place): no second read
-    // to find the end.
-    let mut buf = vec![0u8; len as usize];
-    f.read_exact(&mut buf)?;
-    let meta = meta_from_file_bytes(&buf, path)?;
-    buf.truncate(meta.size as usize);
-    Ok((meta, Held::Data(buf)))
+    read_meta_from(&mut f, path).map(|m| (m, Held::File(f)))
 }
 
 fn read_meta_from(f: &mut std::fs::File, path: &Path) -> Result<ObjMeta> {
@@ -712,6 +722,32 @@ mod tests {
         let mut body = vec![0u8; large.len()];
         std::io::Read::read_exact(&mut f, &mut body).unwrap();
         assert_eq!(body, large);
+
+        // At the boundary: a file of `whole + TAIL_READ` bytes comes back whole (one read), one
+        // byte more comes back open.
+        let trailer = std::fs::metadata(&path).unwrap().len() as usize - small.len();
+        for (extra, whole) in [(0, true), (1, false)] {
+            let data = vec![7u8; 1000 + TAIL_READ as usize - trailer + extra];
+            write_temp_unsynced(dir.path(), &meta_of(&data, 11), &data)
+                .unwrap()
+                .commit_unsynced(&path)
+                .unwrap();
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                1000 + TAIL_READ + extra as u64
+            );
+            let (m, held) = read_meta_and_small(&path, 1000).unwrap();
+            assert_eq!(m, meta_of(&data, 11));
+            match held {
+                Held::Data(d) => assert!(whole && d == data, "extra {extra}"),
+                Held::File(mut f) => {
+                    assert!(!whole, "extra {extra}");
+                    let mut body = vec![0u8; data.len()];
+                    std::io::Read::read_exact(&mut f, &mut body).unwrap();
+                    assert_eq!(body, data);
+                }
+            }
+        }
 
         let full = std::fs::read(&path).unwrap();
         for cut in [0, 3, 8, 100, full.len() - 1] {
