@@ -22,10 +22,11 @@ pub const PROTO_VERSION: u16 = 2;
 pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
 /// Object bodies travel in chunks of at most this many bytes.
 pub const CHUNK_SIZE: usize = 1 << 20;
-/// Chunks streamed (from a file, a reader, or a large body in memory) are this large: a
-/// receiver holds about two of them per body under way (the frame arriving, the one being
-/// written), so it sets the memory that large puts and rebalances need, while frames this size
-/// already cost the wire little.
+/// Chunks streamed to a receiver that writes them (a put's body from a reader or from memory,
+/// a rebalanced file) are this large: it holds about two of them per body under way (the frame
+/// arriving, the one being written), so this sets the memory that large puts and rebalances
+/// need, while frames this size already cost the wire little. A get's body goes in frames of
+/// [`CHUNK_SIZE`] (see [`Conn::send_file`]).
 pub const STREAM_CHUNK: usize = 128 << 10;
 /// Chunks at least this large are written to the socket from their own buffer, after their
 /// frame's head, instead of copied into the connection's write buffer first.
@@ -617,7 +618,7 @@ impl Conn {
     /// [`CHUNK_SIZE`]) with correlation `corr`. The data goes from the page cache to the socket
     /// by `sendfile`, never copied through this process.
     ///
-    /// A receiver that writes as it receives (a rebalance, a put) overlaps better with
+    /// A receiver that writes as it receives (a rebalance) overlaps better with
     /// [`STREAM_CHUNK`]; a reader that takes the chunks straight into its destination (a get)
     /// does best with the largest frames: each frame costs a head, a push of the socket and a
     /// wake-up of the reader.
