@@ -3,7 +3,6 @@
 //! concurrent batches cost about two flushes instead of N.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,9 +25,9 @@ struct Group {
 }
 
 impl FsFlush {
-    /// Returns once everything written on `path`'s filesystem before this call is durable.
-    pub async fn flush(&self, path: &Path) -> Result<()> {
-        let dev = std::fs::metadata(path)?.dev();
+    /// Returns once everything written on `path`'s filesystem (device `dev`) before this call
+    /// is durable.
+    pub async fn flush(&self, dev: u64, path: &Path) -> Result<()> {
         let g = self
             .by_dev
             .lock()
@@ -56,15 +55,17 @@ impl FsFlush {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callers_share_flushes_and_each_waits_for_one() {
         let dir = tempfile::tempdir().unwrap();
         let f = Arc::new(FsFlush::default());
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (f, p) = (f.clone(), dir.path().to_path_buf());
-            tasks.push(tokio::spawn(async move { f.flush(&p).await }));
+            tasks.push(tokio::spawn(async move { f.flush(dev, &p).await }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -74,6 +75,6 @@ mod tests {
         assert_eq!(g.issued.load(Ordering::SeqCst), 16);
         assert_eq!(g.done.load(Ordering::SeqCst), 16);
         // A path that does not exist is an error, not a silent success.
-        assert!(f.flush(&dir.path().join("missing")).await.is_err());
+        assert!(f.flush(dev, &dir.path().join("missing")).await.is_err());
     }
 }

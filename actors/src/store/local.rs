@@ -235,6 +235,11 @@ impl LocalStore {
         if let Some((p, _)) = self.locate_on(mp, bucket, object) {
             return Ok(p);
         }
+        self.free_slot(mp, bucket, object)
+    }
+
+    /// Where a new `bucket/object` goes on mountpath `mp`, which does not hold it.
+    fn free_slot(&self, mp: usize, bucket: &str, object: &str) -> Result<PathBuf> {
         self.candidates(mp, bucket, object)
             .into_iter()
             .find(|p| !p.exists())
@@ -420,12 +425,15 @@ impl LocalStore {
             // batches being installed at the same time.
             use std::os::unix::fs::MetadataExt;
             let path = self.path_of(i);
-            let dev = std::fs::metadata(&path).map(|m| m.dev()).ok();
-            if dev.is_some() && devs.contains(&dev) {
-                continue;
-            }
-            devs.push(dev);
-            if let Err(e) = self.flush.flush(&path).await {
+            let res = match std::fs::metadata(&path) {
+                Ok(m) if devs.contains(&m.dev()) => continue,
+                Ok(m) => {
+                    devs.push(m.dev());
+                    self.flush.flush(m.dev(), &path).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = res {
                 // A disk that cannot make writes durable is failing, as when an fsync fails.
                 if let (Error::Io(io), Some(m)) = (&e, self.mps.get(i)) {
                     m.note_io_error(io);
@@ -466,7 +474,8 @@ impl LocalStore {
             return Ok(Renamed::Superseded);
         }
         let mut olds = Vec::new();
-        for i in self.readable() {
+        let readable = self.readable();
+        for &i in &readable {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object) {
                 if m.version >= meta.version {
                     return Ok(Renamed::Superseded);
@@ -474,7 +483,14 @@ impl LocalStore {
                 olds.push((i, p, m.size));
             }
         }
-        let dest = self.dest_on(dest_mp, &meta.bucket, &meta.object)?;
+        // The look above covered the destination too (when readable): not repeated.
+        let dest = match olds.iter().find(|(i, ..)| *i == dest_mp) {
+            Some((_, p, _)) => p.clone(),
+            None if readable.contains(&dest_mp) => {
+                self.free_slot(dest_mp, &meta.bucket, &meta.object)?
+            }
+            None => self.dest_on(dest_mp, &meta.bucket, &meta.object)?,
+        };
         let tmp = if olds.iter().any(|(_, p, _)| *p == dest) {
             // The rename replaces a copy that may have been acknowledged: its data must be on
             // disk before the rename can be, or a crash could leave neither version.
