@@ -193,7 +193,7 @@ impl ObjectWriter {
         let pieces = std::mem::take(&mut self.pending);
         self.pending_len = 0;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let res = write_pieces(&mut file, &pieces).map(|()| start_writeback(&file));
+            let res = write_pieces(&mut file, &pieces);
             (file, res)
         }));
         Ok(())
@@ -218,12 +218,10 @@ impl ObjectWriter {
         self.take_gathered();
         let last = std::mem::take(&mut self.pending);
         let mut file = self.settle().await?;
-        tokio::task::spawn_blocking(move || {
-            write_pieces(&mut file, &last).map(|()| start_writeback(&file))
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?
-        .map_err(map_space)?;
+        tokio::task::spawn_blocking(move || write_pieces(&mut file, &last))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .map_err(map_space)?;
         Ok(TempObject {
             tmp: self.tmp.clone(),
             done: false,
@@ -249,7 +247,8 @@ fn start_writeback(file: &std::fs::File) {
     }
 }
 
-/// Writes `pieces` whole and in order, in as few vectored writes as the file takes.
+/// Writes `pieces` whole and in order, in as few vectored writes as the file takes, and starts
+/// their writeback.
 fn write_pieces(file: &mut std::fs::File, pieces: &[bytes::Bytes]) -> std::io::Result<()> {
     use std::io::{IoSlice, Write};
     let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
@@ -263,6 +262,7 @@ fn write_pieces(file: &mut std::fs::File, pieces: &[bytes::Bytes]) -> std::io::R
             Err(e) => return Err(e),
         }
     }
+    start_writeback(file);
     Ok(())
 }
 
