@@ -1250,8 +1250,16 @@ mod tests {
         );
     }
 
+    /// 2,000 cases in the suite; `PROPTEST_CASES` (as `just fuzz` sets it) for longer runs.
+    fn fuzz_config() -> ProptestConfig {
+        match std::env::var("PROPTEST_CASES") {
+            Ok(_) => ProptestConfig::default(),
+            Err(_) => ProptestConfig::with_cases(2000),
+        }
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(fuzz_config())]
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode(&bytes);
