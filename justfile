@@ -32,10 +32,11 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Decoder robustness: the property tests feeding random, truncated and mutated frames, tokens
-# and permission strings to the decoders, with 200,000 cases each instead of the suite's 2,000.
+# Decoder robustness: the property tests feeding random, truncated and mutated frames, tokens,
+# permission strings and aws-chunked bodies to the decoders, with 200,000 cases each instead
+# of the suite's 2,000.
 fuzz cases="200000":
-    PROPTEST_CASES={{cases}} cargo test --release -p shoal-actors --lib -- never_panic never_panics are_errors
+    PROPTEST_CASES={{cases}} cargo test --release -p shoal-actors -p shoal-gateway --lib -- never_panic never_panics are_errors round_trip
 
 # The nemesis, long run: a live 3+5 cluster under random faults with concurrent clients, the
 # history and the disks checked throughout. SHOAL_NEMESIS_SEED replays a run (default: random);

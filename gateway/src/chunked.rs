@@ -161,4 +161,82 @@ mod tests {
         let long: &'static [u8] = Box::leak(vec![b'1'; 10_000].into_boxed_slice());
         assert!(run(long).await.is_err());
     }
+
+    /// Everything `decode` yields from `input`, read through a buffer of `cap` bytes (the
+    /// reader is always ready: no runtime needed).
+    fn decode_all(input: Vec<u8>, cap: usize) -> io::Result<Vec<u8>> {
+        futures::executor::block_on(async move {
+            let r = tokio::io::BufReader::with_capacity(cap, std::io::Cursor::new(input));
+            let s = decode(r);
+            futures::pin_mut!(s);
+            let mut out = Vec::new();
+            while let Some(b) = s.next().await {
+                out.extend_from_slice(&b?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// 2,000 cases in the suite; `PROPTEST_CASES` (as `just fuzz` sets it) for longer runs.
+    fn fuzz_config() -> proptest::prelude::ProptestConfig {
+        match std::env::var("PROPTEST_CASES") {
+            Ok(_) => Default::default(),
+            Err(_) => proptest::prelude::ProptestConfig::with_cases(2000),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(fuzz_config())]
+
+        /// Hostile bodies: any bytes end in data or an error, never a panic, and never more
+        /// data than arrived.
+        #[test]
+        fn chunked_bodies_of_any_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            cap in 1usize..64,
+        ) {
+            if let Ok(out) = decode_all(bytes.clone(), cap) {
+                proptest::prop_assert!(out.len() <= bytes.len());
+            }
+        }
+
+        /// Any framing a client may send (chunk sizes, signatures or none, trailers or none,
+        /// lower or upper case hex) decodes to exactly the data, whatever the read sizes.
+        #[test]
+        fn chunked_bodies_round_trip(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            sizes in proptest::collection::vec(1usize..700, 1..12),
+            signed in proptest::prelude::any::<bool>(),
+            upper in proptest::prelude::any::<bool>(),
+            trailers in 0usize..3,
+            cap in 1usize..128,
+        ) {
+            let ext = |w: &mut Vec<u8>| {
+                if signed {
+                    w.extend_from_slice(b";chunk-signature=0123abcd");
+                }
+                w.extend_from_slice(b"\r\n");
+            };
+            let mut wire = Vec::new();
+            let mut rest = &data[..];
+            let mut k = 0;
+            while !rest.is_empty() {
+                let n = sizes[k % sizes.len()].min(rest.len());
+                k += 1;
+                let hex = if upper { format!("{n:X}") } else { format!("{n:x}") };
+                wire.extend_from_slice(hex.as_bytes());
+                ext(&mut wire);
+                wire.extend_from_slice(&rest[..n]);
+                wire.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+            }
+            wire.push(b'0');
+            ext(&mut wire);
+            for t in 0..trailers {
+                wire.extend_from_slice(format!("x-amz-trailer-{t}:abc==\r\n").as_bytes());
+            }
+            wire.extend_from_slice(b"\r\n");
+            proptest::prop_assert_eq!(decode_all(wire, cap).unwrap(), data);
+        }
+    }
 }
