@@ -456,6 +456,59 @@ async fn a_failing_disk_is_taken_out_and_the_target_stays_up() {
     assert!(log.contains("mountpath failed"), "the log says so");
 }
 
+/// A disk that fails to write an object's data back after it was renamed into place (the
+/// kernel reports that once, possibly to another flush than the object's own): the put is not
+/// acknowledged and leaves no file whose content the disk does not hold. A rename over an older
+/// copy, whose data was made durable before the rename, is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_disk_failed_to_write_back_is_not_acknowledged() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 1, 2, FAST_CONFIG, None, fault_env(root.clone())).await;
+    c.client.put_bytes(BUCKET, "kept", b"first").await.unwrap();
+    let switches: Vec<String> = c.lc.procs["target0"]
+        .mountpaths
+        .iter()
+        .map(|m| {
+            let m = m.canonicalize().unwrap();
+            format!(
+                "lose_writeback_{}",
+                m.file_name().unwrap().to_str().unwrap()
+            )
+        })
+        .collect();
+    for s in &switches {
+        switch_on(&root, "target0", s);
+    }
+    // A small body (written whole) and a streamed one (its writeback started while it arrived).
+    let small = vec![7u8; 1000];
+    let large = vec![9u8; 3 << 20];
+    for (name, data) in [("new-small", &small), ("new-large", &large)] {
+        let e = c.client.put_bytes(BUCKET, name, data).await.unwrap_err();
+        assert!(e.to_string().contains("writeback"), "{name}: {e}");
+        let e = c.client.get_bytes(BUCKET, name).await.unwrap_err();
+        assert!(e.to_string().contains("not found"), "{name}: {e}");
+    }
+    assert!(
+        c.object_files().keys().all(|k| !k.contains("new-")),
+        "a file whose data the disk lost is left behind: {:?}",
+        c.object_files().keys().collect::<Vec<_>>()
+    );
+    c.client.put_bytes(BUCKET, "kept", b"second").await.unwrap();
+    assert_eq!(c.client.get_bytes(BUCKET, "kept").await.unwrap(), b"second");
+    let log = std::fs::read_to_string(&c.lc.procs["target0"].log).unwrap();
+    assert!(log.contains("writeback lost"), "the log says so");
+
+    // The disk recovers: the same puts go through.
+    for s in &switches {
+        switch_off(&root, "target0", s);
+    }
+    for (name, data) in [("new-small", &small), ("new-large", &large)] {
+        c.client.put_bytes(BUCKET, name, data).await.unwrap();
+        assert_eq!(&c.client.get_bytes(BUCKET, name).await.unwrap(), data);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mountpath_past_its_high_water_mark_takes_no_new_objects() {
     let faults = tempfile::tempdir().unwrap();

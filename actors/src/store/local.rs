@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::mpset::{Identity, MountpathSet};
-use super::object::{self as store, ObjLocks, TempObject};
+use super::object::{self as store, ObjLocks, TempObject, Unsynced};
 use crate::error::{Error, Result};
 use crate::logic::names::Encoded;
 use crate::logic::placement;
@@ -18,7 +18,7 @@ use crate::types::object::{ObjMeta, Stamp, Tomb};
 /// replaces besides the file at its own path.
 enum Renamed {
     Superseded,
-    Stored(Option<Replaced>),
+    Stored(Option<Replaced>, Unsynced),
 }
 
 /// What an install replaces besides the file at its own path: removed once it is durable.
@@ -393,22 +393,24 @@ impl LocalStore {
     }
 
     /// Installs a batch of objects as [`Self::install_flushed`] does each, then makes them
-    /// durable together: one flush of each filesystem touched. Nothing may be acknowledged
-    /// before this returns; an `Err` entry is an object not stored.
+    /// durable together: one flush of each filesystem touched, then each file asked whether
+    /// its data was written back (the flush's own success does not say). Nothing may be
+    /// acknowledged before this returns; an `Err` entry is an object not stored.
     pub async fn install_batch(
         &self,
         items: Vec<(ObjMeta, TempObject, usize)>,
     ) -> Vec<Result<Install>> {
         let mut out = Vec::with_capacity(items.len());
         let mut touched: Vec<usize> = Vec::new();
-        let mut replaced = Vec::new();
+        // Per stored item: its place in `out`, what it replaces, its file to check.
+        let mut stored = Vec::new();
         for (meta, tmp, mp) in items {
             let r = self
                 .install_unsynced(&meta, tmp, mp)
                 .await
                 .map(|r| match r {
-                    Renamed::Stored(r) => {
-                        replaced.extend(r);
+                    Renamed::Stored(r, file) => {
+                        stored.push((out.len(), meta, mp, r, file));
                         if !touched.contains(&mp) {
                             touched.push(mp);
                         }
@@ -444,8 +446,24 @@ impl LocalStore {
         }
         match flushed {
             Ok(()) => {
-                for r in replaced {
-                    self.drop_replaced(r).await;
+                for (i, meta, mp, replaced, mut file) in stored {
+                    match self.written_back(&mut file, mp) {
+                        Ok(()) => {
+                            if let Some(r) = replaced {
+                                self.drop_replaced(r).await;
+                            }
+                        }
+                        Err(e) => {
+                            // The data did not reach the disk: not stored. What it would
+                            // replace stays; the file goes, as readers would get whatever the
+                            // disk holds once its pages leave the cache.
+                            if let Some(m) = self.mps.get(mp) {
+                                m.note_io_error(&e);
+                            }
+                            self.unlink_unwritten(&meta, mp, &file).await;
+                            out[i] = Err(Error::Io(e));
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -458,6 +476,24 @@ impl LocalStore {
             }
         }
         out
+    }
+
+    /// Whether an installed file's data reached the disk (after the flush of its filesystem).
+    fn written_back(&self, file: &mut Unsynced, mp: usize) -> std::io::Result<()> {
+        file.written_back()?;
+        if !file.synced_before_rename() && self.mps.get(mp).is_some_and(|m| m.writeback_fault()) {
+            return Err(std::io::Error::other("injected: writeback lost"));
+        }
+        Ok(())
+    }
+
+    /// Removes an installed file whose data did not reach the disk, unless a newer copy has
+    /// been renamed over it meanwhile.
+    async fn unlink_unwritten(&self, meta: &ObjMeta, mp: usize, file: &Unsynced) {
+        let _g = self.locks.lock(&meta.bucket, &meta.object).await;
+        if file.still_at_path() && std::fs::remove_file(&file.path).is_ok() {
+            self.counted(mp, None, Some(meta.size));
+        }
     }
 
     /// Renames `tmp` into place unless a newer copy or delete is here. Not durable yet: what
@@ -494,13 +530,14 @@ impl LocalStore {
         let tmp = if olds.iter().any(|(_, p, _)| *p == dest) {
             // The rename replaces a copy that may have been acknowledged: its data must be on
             // disk before the rename can be, or a crash could leave neither version.
+            let mut tmp = tmp;
             tokio::task::spawn_blocking(move || tmp.sync().map(|()| tmp))
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))??
         } else {
             tmp
         };
-        tmp.commit_unsynced(&dest)?;
+        let file = tmp.commit_unsynced(&dest)?;
         self.counted(dest_mp, Some(meta.size), None);
         let mut elsewhere = Vec::new();
         for (i, p, size) in olds {
@@ -517,7 +554,7 @@ impl LocalStore {
             olds: elsewhere,
             tomb: tomb.is_some(),
         });
-        Ok(Renamed::Stored(replaced))
+        Ok(Renamed::Stored(replaced, file))
     }
 
     /// Once an install is durable: the older copies on other mountpaths and the delete records

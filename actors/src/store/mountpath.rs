@@ -204,6 +204,15 @@ impl Mountpath {
                 .is_some_and(|n| crate::fault::switch(&format!("fail_io_{}", n.to_string_lossy())))
     }
 
+    /// Test hook: `lose_writeback_<dir name>` makes every object installed here fail the check
+    /// after its flush, as when the disk failed to write its data back.
+    pub fn writeback_fault(&self) -> bool {
+        crate::fault::switches_enabled()
+            && self.path.file_name().is_some_and(|n| {
+                crate::fault::switch(&format!("lose_writeback_{}", n.to_string_lossy()))
+            })
+    }
+
     pub fn marker_path(&self) -> PathBuf {
         self.path.join(MARKER)
     }

@@ -218,12 +218,15 @@ impl ObjectWriter {
         self.take_gathered();
         let last = std::mem::take(&mut self.pending);
         let mut file = self.settle().await?;
-        tokio::task::spawn_blocking(move || write_pieces(&mut file, &last))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?
-            .map_err(map_space)?;
+        let file =
+            tokio::task::spawn_blocking(move || write_pieces(&mut file, &last).map(|()| file))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?
+                .map_err(map_space)?;
         Ok(TempObject {
             tmp: self.tmp.clone(),
+            file: Some(file),
+            synced: false,
             done: false,
         })
     }
@@ -240,7 +243,8 @@ impl ObjectWriter {
 /// it, and the disk works while the rest of the body is still arriving.
 fn start_writeback(file: &std::fs::File) {
     use std::os::fd::AsRawFd;
-    // Advisory: a failure here leaves the writeback to the flush, which reports errors.
+    // Advisory: the flush writes whatever this did not, and an error writing it back stays
+    // with the file until `Unsynced::written_back` asks, after the flush.
     // SAFETY: a plain system call on an open descriptor; no memory is passed.
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
@@ -298,19 +302,29 @@ fn map_space(e: std::io::Error) -> Error {
 /// A complete object file waiting to be renamed into place; removed if dropped.
 pub struct TempObject {
     tmp: PathBuf,
+    /// The writer's descriptor, for a streamed body: it keeps the file's writeback errors (its
+    /// writeback started while the body was arriving) until [`Unsynced::written_back`] asks.
+    file: Option<std::fs::File>,
+    /// Made durable by [`TempObject::sync`].
+    synced: bool,
     done: bool,
 }
 
 impl TempObject {
     /// Makes the temp file's data durable (before a rename that replaces an older copy).
-    pub fn sync(&self) -> Result<()> {
-        std::fs::File::open(&self.tmp)?.sync_all()?;
+    pub fn sync(&mut self) -> Result<()> {
+        match &self.file {
+            Some(f) => f.sync_all()?,
+            None => std::fs::File::open(&self.tmp)?.sync_all()?,
+        }
+        self.synced = true;
         Ok(())
     }
 
     /// Renames into `dest` atomically, creating its directory. Nothing is durable yet: the
-    /// caller flushes the whole filesystem ([`super::files::sync_fs`]) before acknowledging.
-    pub fn commit_unsynced(mut self, dest: &Path) -> Result<()> {
+    /// caller flushes the whole filesystem ([`super::files::sync_fs`]), then asks the result
+    /// whether the data made it ([`Unsynced::written_back`]), before acknowledging.
+    pub fn commit_unsynced(mut self, dest: &Path) -> Result<Unsynced> {
         let dir = dest
             .parent()
             .ok_or_else(|| Error::BadRequest(format!("{} has no parent", dest.display())))?;
@@ -319,7 +333,64 @@ impl TempObject {
         }
         std::fs::rename(&self.tmp, dest)?;
         self.done = true;
-        Ok(())
+        Ok(Unsynced {
+            path: dest.to_path_buf(),
+            file: self.file.take(),
+            synced: self.synced,
+        })
+    }
+}
+
+/// An object file renamed into place before its filesystem was flushed.
+pub struct Unsynced {
+    pub path: PathBuf,
+    file: Option<std::fs::File>,
+    /// Made durable before the rename ([`TempObject::sync`]): nothing left to check.
+    synced: bool,
+}
+
+impl Unsynced {
+    /// After the flush of its filesystem: whether the kernel wrote the file's data back. A
+    /// `syncfs` reports a writeback error once, to whichever descriptor of the filesystem asks
+    /// first — another install's flush, or another process's — so success of our own flush
+    /// does not prove it; the error also stays with the file, for its own descriptors. The
+    /// writer's, when it was kept, saw every write; a new one sees an error nobody has taken.
+    /// The file checked is kept: [`Self::still_at_path`] then tells whether it is still there.
+    pub fn written_back(&mut self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if self.synced {
+            return Ok(());
+        }
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(std::fs::File::open(&self.path)?),
+        };
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        // SAFETY: a plain system call on an open descriptor; no memory is passed. With
+        // WAIT_BEFORE it reports the file's writeback errors since the descriptor was opened.
+        match unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, flags) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
+    /// Made durable before the rename: nothing could be lost after it.
+    pub fn synced_before_rename(&self) -> bool {
+        self.synced
+    }
+
+    /// Whether `path` still names the file checked (and not a newer copy renamed over it).
+    pub fn still_at_path(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(f) = &self.file else {
+            return false;
+        };
+        match (f.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
     }
 }
 
@@ -339,8 +410,12 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
     buf.extend_from_slice(&m);
     buf.extend_from_slice(&(m.len() as u32).to_be_bytes());
     buf.extend_from_slice(MAGIC);
+    // Closed once written: a batch holds many, and the check after the flush opens the file
+    // again (see `Unsynced::written_back`).
     let t = TempObject {
         tmp: tmp.clone(),
+        file: None,
+        synced: false,
         done: false,
     };
     // One write: the file exists only as a temp until renamed, and is removed if this fails.
