@@ -1032,6 +1032,11 @@ mod tests {
     /// little of it has arrived; other messages, versions and long heads are left to the full
     /// decoder.
     #[test]
+    fn the_smallest_frame_limit_a_config_may_set_holds_a_body_frame() {
+        assert!(CHUNK_SIZE + CHUNK_HEAD_MAX <= crate::types::config::MIN_MAX_FRAME);
+    }
+
+    #[test]
     fn chunk_heads_are_found_where_the_encoder_puts_them() {
         let me = NodeId("t[abc]".into());
         for token in [None, Some("a.jwt.token".to_string())] {

@@ -306,10 +306,26 @@ pub struct ClusterConfig {
     pub history: Vec<crate::types::status::GenRecord>,
 }
 
+/// The smallest `max_frame` (other than 0, the default of 16 MiB) a cluster runs with: a body
+/// frame of `proto::codec::CHUNK_SIZE` (1 MiB) and its head must fit.
+pub const MIN_MAX_FRAME: usize = 2 << 20;
+
 /// Past generations the cluster remembers.
 pub const HISTORY_KEEP: usize = 64;
 
 impl ClusterConfig {
+    /// Refuses settings the cluster cannot run with.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.max_frame != 0 && self.max_frame < MIN_MAX_FRAME {
+            return Err(format!(
+                "max_frame = {} is too small: at least {MIN_MAX_FRAME} bytes (object bodies \
+                 travel in 1 MiB frames), or 0 for the default of 16 MiB",
+                self.max_frame
+            ));
+        }
+        Ok(())
+    }
+
     /// A copy safe to store or send: without any secret.
     pub fn shareable(&self) -> ClusterConfig {
         self.clone().into_shareable()
@@ -382,8 +398,12 @@ pub struct NodeConfig {
 impl NodeConfig {
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)?;
-        toml::from_str(&text)
-            .map_err(|e| Error::BadRequest(format!("config {}: {e}", path.display())))
+        let c: NodeConfig = toml::from_str(&text)
+            .map_err(|e| Error::BadRequest(format!("config {}: {e}", path.display())))?;
+        c.cluster
+            .check()
+            .map_err(|e| Error::BadRequest(format!("config {}: {e}", path.display())))?;
+        Ok(c)
     }
 }
 
@@ -477,5 +497,14 @@ mod tests {
         assert_eq!(c.cluster.keepalive.num_retries, 3);
         std::fs::write(&p, "role = [").unwrap();
         assert!(NodeConfig::load(&p).is_err());
+        // A frame limit under one body frame: refused at start, saying why.
+        std::fs::write(&p, "[cluster]\nmax_frame = 1048576\n").unwrap();
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("max_frame") && e.contains("too small"), "{e}");
+        std::fs::write(&p, format!("[cluster]\nmax_frame = {MIN_MAX_FRAME}\n")).unwrap();
+        assert_eq!(
+            NodeConfig::load(&p).unwrap().cluster.max_frame,
+            MIN_MAX_FRAME
+        );
     }
 }
