@@ -200,6 +200,9 @@ enum ChunkAt {
 /// token) is decoded the ordinary way.
 const CHUNK_HEAD_MAX: usize = 1024;
 
+// The smallest frame limit a config may set holds a body frame and its head.
+const _: () = assert!(CHUNK_SIZE + CHUNK_HEAD_MAX <= crate::types::config::MIN_MAX_FRAME);
+
 /// Reads the head of a chunk frame of `frame` bytes from its first bytes, `prefix`: the
 /// envelope's fields as [`ChunkOut`] writes them, `body` last and holding the data. Whatever
 /// does not follow that shape is `Other`, so the full decoder (and its errors) handles it.
@@ -1031,11 +1034,6 @@ mod tests {
     /// A chunk's data is found right after its head, however the envelope was made and however
     /// little of it has arrived; other messages, versions and long heads are left to the full
     /// decoder.
-    #[test]
-    fn the_smallest_frame_limit_a_config_may_set_holds_a_body_frame() {
-        assert!(CHUNK_SIZE + CHUNK_HEAD_MAX <= crate::types::config::MIN_MAX_FRAME);
-    }
-
     #[test]
     fn chunk_heads_are_found_where_the_encoder_puts_them() {
         let me = NodeId("t[abc]".into());
