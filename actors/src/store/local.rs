@@ -520,14 +520,24 @@ impl LocalStore {
             }
         }
         // The look above covered the destination too (when readable): not repeated.
+        let mut replaces = false;
         let dest = match olds.iter().find(|(i, ..)| *i == dest_mp) {
-            Some((_, p, _)) => p.clone(),
+            Some((_, p, _)) => {
+                replaces = true;
+                p.clone()
+            }
             None if readable.contains(&dest_mp) => {
                 self.free_slot(dest_mp, &meta.bucket, &meta.object)?
             }
-            None => self.dest_on(dest_mp, &meta.bucket, &meta.object)?,
+            None => {
+                // A mountpath not read from: whatever file is at the destination is replaced
+                // unseen, so it is treated as a copy that may have been acknowledged.
+                let p = self.dest_on(dest_mp, &meta.bucket, &meta.object)?;
+                replaces = p.exists();
+                p
+            }
         };
-        let tmp = if olds.iter().any(|(_, p, _)| *p == dest) {
+        let tmp = if replaces {
             // The rename replaces a copy that may have been acknowledged: its data must be on
             // disk before the rename can be, or a crash could leave neither version.
             let mut tmp = tmp;
