@@ -363,7 +363,11 @@ impl Unsynced {
         }
         let f = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(std::fs::File::open(&self.path)?),
+            None => match std::fs::File::open(&self.path) {
+                // Deleted since (or replaced, and that deleted): stored, then gone.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                other => self.file.insert(other?),
+            },
         };
         let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
             | libc::SYNC_FILE_RANGE_WRITE
@@ -715,6 +719,34 @@ mod tests {
             mtime: 0,
             attrs: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_check_after_the_flush_names_the_file_it_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.obj");
+        let meta = meta_of(b"one", 1);
+        let mut u = write_temp_unsynced(dir.path(), &meta, b"one")
+            .unwrap()
+            .commit_unsynced(&path)
+            .unwrap();
+        assert!(!u.still_at_path(), "nothing checked yet");
+        u.written_back().unwrap();
+        assert!(u.still_at_path());
+        // A newer copy renamed over it: the path no longer names the file checked.
+        write_temp_unsynced(dir.path(), &meta_of(b"two", 2), b"two")
+            .unwrap()
+            .commit_unsynced(&path)
+            .unwrap();
+        assert!(!u.still_at_path());
+        // Deleted before its check: stored, then gone, not a failure.
+        let mut gone = write_temp_unsynced(dir.path(), &meta, b"one")
+            .unwrap()
+            .commit_unsynced(&dir.path().join("g.obj"))
+            .unwrap();
+        std::fs::remove_file(dir.path().join("g.obj")).unwrap();
+        gone.written_back().unwrap();
+        assert!(!gone.still_at_path());
     }
 
     #[test]
