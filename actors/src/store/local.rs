@@ -17,8 +17,30 @@ use crate::types::object::{ObjMeta, Stamp, Tomb};
 /// A rename into place: refused for a newer copy or delete here, or done, with what it
 /// replaces besides the file at its own path.
 enum Renamed {
-    Superseded,
-    Stored(Option<Replaced>, Unsynced),
+    /// A newer copy or delete is here; a copy that is still on its way to the disk comes with
+    /// the news of whether it stays.
+    Superseded(Option<Settling>),
+    Stored(Option<Replaced>, Unsynced, Pending),
+}
+
+/// Whether a renamed file stayed: `None` until its flush and check are done.
+type Settling = tokio::sync::watch::Receiver<Option<bool>>;
+
+/// A file renamed into place and registered as such until its fate is known.
+struct Pending {
+    id: u64,
+    news: tokio::sync::watch::Sender<Option<bool>>,
+}
+
+/// An installed item of a batch, until it is known durable.
+struct StoredItem {
+    /// Its place among the batch's results.
+    at: usize,
+    meta: ObjMeta,
+    mp: usize,
+    replaced: Option<Replaced>,
+    file: Unsynced,
+    pending: Pending,
 }
 
 /// What an install replaces besides the file at its own path: removed once it is durable.
@@ -84,6 +106,12 @@ pub struct LocalStore {
     pub joined: tokio::sync::watch::Sender<bool>,
     /// Group commit of the flushes that make rebalance batches durable.
     flush: super::flush::FsFlush,
+    /// Object files renamed into place that no flush has confirmed yet, by path. An offered
+    /// copy superseded by one of them is answered only once it is known to stay: the answer
+    /// lets a rebalance sender delete its copy (and a client's older write count as done).
+    /// Entries of files whose flush failed stay, marked so, until a later install there.
+    pending: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Settling)>>,
+    next_pending: AtomicU64,
 }
 
 impl LocalStore {
@@ -114,6 +142,8 @@ impl LocalStore {
             map_seen: AtomicU64::new(0),
             joined: tokio::sync::watch::Sender::new(true),
             flush: Default::default(),
+            pending: Default::default(),
+            next_pending: AtomicU64::new(0),
         }
     }
 
@@ -402,22 +432,31 @@ impl LocalStore {
     ) -> Vec<Result<Install>> {
         let mut out = Vec::with_capacity(items.len());
         let mut touched: Vec<usize> = Vec::new();
-        // Per stored item: its place in `out`, what it replaces, its file to check.
         let mut stored = Vec::new();
+        // Superseded by copies not yet confirmed: answered once they are.
+        let mut waiting = Vec::new();
         for (meta, tmp, mp) in items {
-            let r = self
-                .install_unsynced(&meta, tmp, mp)
-                .await
-                .map(|r| match r {
-                    Renamed::Stored(r, file) => {
-                        stored.push((out.len(), meta, mp, r, file));
-                        if !touched.contains(&mp) {
-                            touched.push(mp);
-                        }
-                        Install::Stored
+            let r = match self.install_unsynced(&meta, tmp, mp).await {
+                Ok(Renamed::Stored(replaced, file, pending)) => {
+                    stored.push(StoredItem {
+                        at: out.len(),
+                        meta,
+                        mp,
+                        replaced,
+                        file,
+                        pending,
+                    });
+                    if !touched.contains(&mp) {
+                        touched.push(mp);
                     }
-                    Renamed::Superseded => Install::Superseded,
-                });
+                    Ok(Install::Stored)
+                }
+                Ok(Renamed::Superseded(settling)) => {
+                    waiting.extend(settling.map(|s| (out.len(), s)));
+                    Ok(Install::Superseded)
+                }
+                Err(e) => Err(e),
+            };
             out.push(r);
         }
         let mut flushed = Ok(());
@@ -446,10 +485,11 @@ impl LocalStore {
         }
         match flushed {
             Ok(()) => {
-                for (i, meta, mp, replaced, mut file) in stored {
-                    match self.written_back(&mut file, mp) {
+                for s in stored {
+                    match self.written_back(&s.file, s.mp) {
                         Ok(()) => {
-                            if let Some(r) = replaced {
+                            self.settle(&s.file.path, &s.pending, true);
+                            if let Some(r) = s.replaced {
                                 self.drop_replaced(r).await;
                             }
                         }
@@ -457,29 +497,77 @@ impl LocalStore {
                             // The data did not reach the disk: not stored. What it would
                             // replace stays; the file goes, as readers would get whatever the
                             // disk holds once its pages leave the cache.
-                            if let Some(m) = self.mps.get(mp) {
+                            if let Some(m) = self.mps.get(s.mp) {
                                 m.note_io_error(&e);
                             }
-                            self.unlink_unwritten(&meta, mp, &file).await;
-                            out[i] = Err(Error::Io(e));
+                            self.unlink_unwritten(&s.meta, s.mp, &s.file).await;
+                            self.settle(&s.file.path, &s.pending, false);
+                            out[s.at] = Err(Error::Io(e));
                         }
                     }
                 }
             }
             Err(e) => {
                 // Renamed but maybe not durable: none of it counts as stored (the senders keep
-                // their copies), and the copies it would replace stay.
+                // their copies), and the copies it would replace stay. A file whose data was
+                // not made durable before its rename goes; one that was stays (it replaced an
+                // older copy at its path), still marked unconfirmed.
                 let msg = e.to_string();
-                for r in out.iter_mut().filter(|r| r.is_ok()) {
-                    *r = Err(Error::Io(std::io::Error::other(msg.clone())));
+                for s in stored {
+                    if !s.file.synced_before_rename() {
+                        self.unlink_unwritten(&s.meta, s.mp, &s.file).await;
+                    }
+                    self.settle(&s.file.path, &s.pending, false);
+                    out[s.at] = Err(Error::Io(std::io::Error::other(msg.clone())));
                 }
+            }
+        }
+        for (at, mut news) in waiting {
+            if !matches!(
+                news.wait_for(Option::is_some).await.as_deref(),
+                Ok(Some(true))
+            ) {
+                out[at] = Err(Error::Io(std::io::Error::other(
+                    "superseded by a copy here that did not reach the disk: not stored, retry",
+                )));
             }
         }
         out
     }
 
+    /// Registers a file just renamed into `path` as not yet confirmed by a flush.
+    fn register_pending(&self, path: &Path) -> Pending {
+        let id = self
+            .next_pending
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (news, rx) = tokio::sync::watch::channel(None);
+        self.pending
+            .lock()
+            .expect("poisoned")
+            .insert(path.to_path_buf(), (id, rx));
+        Pending { id, news }
+    }
+
+    /// Tells whoever waits whether the file at `path` stayed; a confirmed one is no longer
+    /// pending (unless another file was renamed there since: that one is).
+    fn settle(&self, path: &Path, p: &Pending, stays: bool) {
+        p.news.send_replace(Some(stays));
+        if stays {
+            let mut m = self.pending.lock().expect("poisoned");
+            if m.get(path).is_some_and(|(id, _)| *id == p.id) {
+                m.remove(path);
+            }
+        }
+    }
+
+    /// The news of the file at `path`, if it is not confirmed yet.
+    fn settling(&self, path: &Path) -> Option<Settling> {
+        let m = self.pending.lock().expect("poisoned");
+        m.get(path).map(|(_, rx)| rx.clone())
+    }
+
     /// Whether an installed file's data reached the disk (after the flush of its filesystem).
-    fn written_back(&self, file: &mut Unsynced, mp: usize) -> std::io::Result<()> {
+    fn written_back(&self, file: &Unsynced, mp: usize) -> std::io::Result<()> {
         file.written_back()?;
         if !file.synced_before_rename() && self.mps.get(mp).is_some_and(|m| m.writeback_fault()) {
             return Err(std::io::Error::other("injected: writeback lost"));
@@ -507,14 +595,14 @@ impl LocalStore {
         let _g = self.locks.lock(&meta.bucket, &meta.object).await;
         let tomb = self.tomb(&meta.bucket, &meta.object);
         if tomb.as_ref().is_some_and(|t| t.version >= meta.version) {
-            return Ok(Renamed::Superseded);
+            return Ok(Renamed::Superseded(None));
         }
         let mut olds = Vec::new();
         let readable = self.readable();
         for &i in &readable {
             if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object) {
                 if m.version >= meta.version {
-                    return Ok(Renamed::Superseded);
+                    return Ok(Renamed::Superseded(self.settling(&p)));
                 }
                 olds.push((i, p, m.size));
             }
@@ -564,7 +652,8 @@ impl LocalStore {
             olds: elsewhere,
             tomb: tomb.is_some(),
         });
-        Ok(Renamed::Stored(replaced, file))
+        let pending = self.register_pending(&dest);
+        Ok(Renamed::Stored(replaced, file, pending))
     }
 
     /// Once an install is durable: the older copies on other mountpaths and the delete records
@@ -798,6 +887,68 @@ mod tests {
         };
         let tmp = w.finish_unsynced(&meta).await.unwrap();
         ls.install_flushed(&meta, tmp, mp).await.unwrap()
+    }
+
+    /// A temp object of `b/name` at `version` on its proper mountpath, not installed.
+    fn temp(ls: &LocalStore, name: &str, version: u64) -> (ObjMeta, TempObject, usize) {
+        let mp = ls.mountpath_for("b", name).unwrap();
+        let data = name.as_bytes();
+        let meta = ObjMeta {
+            bucket: "b".into(),
+            object: name.into(),
+            size: data.len() as u64,
+            checksum: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data)),
+            version,
+            mtime: 0,
+            attrs: Default::default(),
+        };
+        let tmp = store::write_temp_unsynced(&ls.path_of(mp), &meta, data).unwrap();
+        (meta, tmp, mp)
+    }
+
+    /// An offered copy superseded by one renamed here but not yet confirmed by its flush is
+    /// answered only once that one's fate is known: superseded if it stays, not stored if it
+    /// does not (a rebalance sender deletes its copy on the first answer).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn superseded_by_an_unconfirmed_copy_waits_for_its_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let ls = Arc::new(LocalStore::open(&[dir.path().join("a")]).unwrap());
+        for stays in [true, false] {
+            let name = format!("o-{stays}");
+            // The newer copy is renamed into place; its flush has not run.
+            let (m2, t2, mp) = temp(&ls, &name, 20);
+            let Renamed::Stored(_, file, pending) = ls.install_unsynced(&m2, t2, mp).await.unwrap()
+            else {
+                panic!("stored");
+            };
+            let (m1, t1, mp1) = temp(&ls, &name, 10);
+            let mut offered = tokio::spawn({
+                let ls = ls.clone();
+                async move { ls.install_batch(vec![(m1, t1, mp1)]).await }
+            });
+            let early =
+                tokio::time::timeout(std::time::Duration::from_millis(100), &mut offered).await;
+            assert!(
+                early.is_err(),
+                "answered before the newer copy was confirmed"
+            );
+            ls.settle(&file.path, &pending, stays);
+            let got = offered.await.unwrap().pop().unwrap();
+            if stays {
+                assert_eq!(got.unwrap(), Install::Superseded);
+                assert!(
+                    ls.settling(&file.path).is_none(),
+                    "confirmed: no longer pending"
+                );
+                // Later offers are answered at once.
+                let (m0, t0, mp0) = temp(&ls, &name, 5);
+                let got = ls.install_batch(vec![(m0, t0, mp0)]).await.pop().unwrap();
+                assert_eq!(got.unwrap(), Install::Superseded);
+            } else {
+                let e = got.unwrap_err().to_string();
+                assert!(e.contains("not stored"), "{e}");
+            }
+        }
     }
 
     #[tokio::test]

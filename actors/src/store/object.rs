@@ -218,14 +218,18 @@ impl ObjectWriter {
         self.take_gathered();
         let last = std::mem::take(&mut self.pending);
         let mut file = self.settle().await?;
-        let file =
-            tokio::task::spawn_blocking(move || write_pieces(&mut file, &last).map(|()| file))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))?
-                .map_err(map_space)?;
+        let (file, id) = tokio::task::spawn_blocking(move || {
+            write_pieces(&mut file, &last)?;
+            let id = file_id(&file)?;
+            Ok::<_, std::io::Error>((file, id))
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        .map_err(map_space)?;
         Ok(TempObject {
             tmp: self.tmp.clone(),
             file: Some(file),
+            id,
             synced: false,
             done: false,
         })
@@ -305,9 +309,23 @@ pub struct TempObject {
     /// The writer's descriptor, for a streamed body: it keeps the file's writeback errors (its
     /// writeback started while the body was arriving) until [`Unsynced::written_back`] asks.
     file: Option<std::fs::File>,
+    /// Device and inode: which file a path names, once renamed.
+    id: (u64, u64),
     /// Made durable by [`TempObject::sync`].
     synced: bool,
     done: bool,
+}
+
+fn file_id(f: &std::fs::File) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata()?;
+    Ok((m.dev(), m.ino()))
+}
+
+fn path_id(p: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p)?;
+    Ok((m.dev(), m.ino()))
 }
 
 impl TempObject {
@@ -336,6 +354,7 @@ impl TempObject {
         Ok(Unsynced {
             path: dest.to_path_buf(),
             file: self.file.take(),
+            id: self.id,
             synced: self.synced,
         })
     }
@@ -345,6 +364,7 @@ impl TempObject {
 pub struct Unsynced {
     pub path: PathBuf,
     file: Option<std::fs::File>,
+    id: (u64, u64),
     /// Made durable before the rename ([`TempObject::sync`]): nothing left to check.
     synced: bool,
 }
@@ -355,18 +375,22 @@ impl Unsynced {
     /// first — another install's flush, or another process's — so success of our own flush
     /// does not prove it; the error also stays with the file, for its own descriptors. The
     /// writer's, when it was kept, saw every write; a new one sees an error nobody has taken.
-    /// The file checked is kept: [`Self::still_at_path`] then tells whether it is still there.
-    pub fn written_back(&mut self) -> std::io::Result<()> {
+    pub fn written_back(&self) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         if self.synced {
             return Ok(());
         }
-        let f = match &mut self.file {
+        let opened;
+        let f = match &self.file {
             Some(f) => f,
             None => match std::fs::File::open(&self.path) {
-                // Deleted since (or replaced, and that deleted): stored, then gone.
+                // Deleted since, or replaced by a newer copy: stored, then gone.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                other => self.file.insert(other?),
+                Ok(f) if file_id(&f)? != self.id => return Ok(()),
+                other => {
+                    opened = other?;
+                    &opened
+                }
             },
         };
         let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
@@ -385,16 +409,9 @@ impl Unsynced {
         self.synced
     }
 
-    /// Whether `path` still names the file checked (and not a newer copy renamed over it).
+    /// Whether `path` still names this file (and not a newer copy renamed over it).
     pub fn still_at_path(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let Some(f) = &self.file else {
-            return false;
-        };
-        match (f.metadata(), std::fs::metadata(&self.path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
+        path_id(&self.path).is_ok_and(|id| id == self.id)
     }
 }
 
@@ -416,25 +433,27 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
     buf.extend_from_slice(MAGIC);
     // Closed once written: a batch holds many, and the check after the flush opens the file
     // again (see `Unsynced::written_back`).
-    let t = TempObject {
+    let mut t = TempObject {
         tmp: tmp.clone(),
         file: None,
+        id: (0, 0),
         synced: false,
         done: false,
     };
     // One write: the file exists only as a temp until renamed, and is removed if this fails.
     // The temp directory exists but for the first write on a mountpath.
-    let write = || -> std::io::Result<()> {
+    let write = || -> std::io::Result<(u64, u64)> {
         let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, &buf)
+        std::io::Write::write_all(&mut f, &buf)?;
+        file_id(&f)
     };
-    match write() {
+    t.id = match write() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&dir).map_err(map_space)?;
-            write().map_err(map_space)?;
+            write().map_err(map_space)?
         }
         other => other.map_err(map_space)?,
-    }
+    };
     Ok(t)
 }
 
@@ -726,11 +745,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.obj");
         let meta = meta_of(b"one", 1);
-        let mut u = write_temp_unsynced(dir.path(), &meta, b"one")
+        let u = write_temp_unsynced(dir.path(), &meta, b"one")
             .unwrap()
             .commit_unsynced(&path)
             .unwrap();
-        assert!(!u.still_at_path(), "nothing checked yet");
+        assert!(u.still_at_path());
         u.written_back().unwrap();
         assert!(u.still_at_path());
         // A newer copy renamed over it: the path no longer names the file checked.
@@ -739,8 +758,10 @@ mod tests {
             .commit_unsynced(&path)
             .unwrap();
         assert!(!u.still_at_path());
+        // Replaced before its check: the newer copy is not its to judge.
+        u.written_back().unwrap();
         // Deleted before its check: stored, then gone, not a failure.
-        let mut gone = write_temp_unsynced(dir.path(), &meta, b"one")
+        let gone = write_temp_unsynced(dir.path(), &meta, b"one")
             .unwrap()
             .commit_unsynced(&dir.path().join("g.obj"))
             .unwrap();
