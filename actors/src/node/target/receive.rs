@@ -92,7 +92,10 @@ impl DataPath<'_> {
             )));
         }
         let tmp = w.finish_unsynced(&meta).await?;
-        // Checked again after the body: a newer generation, or a destroyed bucket, wins.
+        // Checked again after the body, under the install barrier as a put's ownership is: a
+        // newer generation (whose walk might go by before the install), or a destroyed
+        // bucket, wins.
+        let _barrier = self.store.installs.read().await;
         let now = self.meta.get();
         check_generation(now.rmd.version, generation)?;
         reb_bucket_known(&now.bmd, &meta.bucket, bmd_version)?;
@@ -191,7 +194,8 @@ impl DataPath<'_> {
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))?;
 
-        // Checked again after the body: a newer generation, or a destroyed bucket, wins.
+        // Checked again after the bodies, under the install barrier (see `receive_reb_object`).
+        let _barrier = self.store.installs.read().await;
         let now = self.meta.get();
         check_generation(now.rmd.version, generation)?;
         let mut stored = vec![false; written.len()];
@@ -242,12 +246,12 @@ impl DataPath<'_> {
             tomb,
             bmd_version,
         } = rt;
-        let now = self.meta.get();
-        check_generation(now.rmd.version, generation)?;
         names::validate_bucket(&tomb.bucket)?;
         names::validate_object(&tomb.object)?;
-        reb_bucket_known(&now.bmd, &tomb.bucket, bmd_version)?;
         let _barrier = self.store.installs.read().await;
+        let now = self.meta.get();
+        check_generation(now.rmd.version, generation)?;
+        reb_bucket_known(&now.bmd, &tomb.bucket, bmd_version)?;
         self.store.apply_tomb(&tomb).await?;
         Ok(Msg::Reply(Reply::RebAck(RebAck { stored: true })))
     }
