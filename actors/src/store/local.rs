@@ -618,11 +618,16 @@ impl LocalStore {
                 self.free_slot(dest_mp, &meta.bucket, &meta.object)?
             }
             None => {
-                // A mountpath not read from: whatever file is at the destination is replaced
-                // unseen, so it is treated as a copy that may have been acknowledged.
-                let p = self.dest_on(dest_mp, &meta.bucket, &meta.object)?;
-                replaces = p.exists();
-                p
+                // Failed or forgotten since the body started: nothing may land there (a
+                // forgotten one has left the target). The writer keeps its copy.
+                let state = self.mps.get(dest_mp).map(|m| m.state().as_str());
+                return Err(Error::Unavailable(format!(
+                    "{}/{}: its mountpath {} is {} now: not stored, try again",
+                    meta.bucket,
+                    meta.object,
+                    self.path_of(dest_mp).display(),
+                    state.unwrap_or("gone")
+                )));
             }
         };
         let tmp = if replaces {
