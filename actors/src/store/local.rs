@@ -737,13 +737,26 @@ impl LocalStore {
     }
 
     /// Moves an object to its proper local mountpath (same filesystem: a rename).
-    pub async fn move_local(&self, from: &Path, meta: &ObjMeta, to_mp: usize) -> Result<()> {
-        let _g = self.locks.lock(&meta.bucket, &meta.object).await;
-        if let Some((_, m)) = self.locate_on(to_mp, &meta.bucket, &meta.object)
+    pub async fn move_local(&self, from: &Path, walked: &ObjMeta, to_mp: usize) -> Result<()> {
+        let _g = self.locks.lock(&walked.bucket, &walked.object).await;
+        // What the walk saw may have been replaced since (a put lands on a mountpath other
+        // than the proper one while that is past its high-water mark): the file there now
+        // decides.
+        let meta = match store::read_meta(from) {
+            Ok(m) if m.bucket == walked.bucket && m.object == walked.object => m,
+            Ok(_) => return Ok(()),
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let meta = &meta;
+        if let Some((p, m)) = self.locate_on(to_mp, &meta.bucket, &meta.object)
             && m.version >= meta.version
         {
-            // A newer copy is already in place; the misplaced one is stale.
-            let _ = std::fs::remove_file(from);
+            // A newer copy is in place; the misplaced one is stale once that one is confirmed
+            // on disk (until then it stays: the next walk comes by again).
+            if self.settling(&p).is_none() {
+                let _ = std::fs::remove_file(from);
+            }
             return Ok(());
         }
         let dest = self.dest_on(to_mp, &meta.bucket, &meta.object)?;
