@@ -361,7 +361,7 @@ impl Walk {
             }),
             Dest::Remote(node) => {
                 self.throttle(m.size).await;
-                self.send_with_retry(&node, &path).await
+                self.send_with_retry(&node, &path, &m).await
             }
         };
         match res {
@@ -451,8 +451,14 @@ impl Walk {
             let mut sent = Vec::with_capacity(sendable.len());
             let mut rest = Vec::new();
             for (path, walked) in sendable {
+                let from = body.len();
                 match store::read_small_into(&path, BATCH_OBJ_MAX, &mut body) {
-                    Ok(meta) => sent.push((path, meta)),
+                    Ok(meta) if meta.bucket == walked.bucket && meta.object == walked.object => {
+                        sent.push((path, meta))
+                    }
+                    // The path names another object now (long names share slots): not for
+                    // this destination; it stays for a later walk.
+                    Ok(_) => body.truncate(from),
                     // Deleted or replaced meanwhile: nothing to move.
                     Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
                     // Grown large, unreadable: the one-by-one path sends or reports it.
@@ -678,7 +684,12 @@ impl Walk {
     }
 
     /// Sends one object until it is acked, the generation is aborted, or it fails for good.
-    async fn send_with_retry(&self, node: &Node, path: &std::path::Path) -> Result<()> {
+    async fn send_with_retry(
+        &self,
+        node: &Node,
+        path: &std::path::Path,
+        walked: &ObjMeta,
+    ) -> Result<()> {
         let c = &self.c;
         let mut delay = Duration::from_millis(50);
         let mut checksum_failures = 0;
@@ -690,7 +701,7 @@ impl Walk {
             if self.cancel.is_cancelled() {
                 return Err(Error::Remote("aborted".into()));
             }
-            match self.send_once(node, path).await {
+            match self.send_once(node, path, walked).await {
                 Ok(Some(size)) => {
                     Counters::add(&c.tx_objs, 1);
                     Counters::add(&c.tx_bytes, size);
@@ -740,8 +751,18 @@ impl Walk {
     }
 
     /// One attempt: returns the size sent, or `None` if there was nothing to send any more.
-    async fn send_once(&self, node: &Node, path: &std::path::Path) -> Result<Option<u64>> {
+    async fn send_once(
+        &self,
+        node: &Node,
+        path: &std::path::Path,
+        walked: &ObjMeta,
+    ) -> Result<Option<u64>> {
         let (file, meta) = match store::open_object(path).await {
+            // The path names another object now (long names share slots): `node` is not its
+            // owner. It stays here (readable through the neighbours) for a later walk.
+            Ok((_, m)) if m.bucket != walked.bucket || m.object != walked.object => {
+                return Ok(None);
+            }
             Ok(x) => x,
             Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
