@@ -749,6 +749,10 @@ impl LocalStore {
             Err(e) => return Err(e),
         };
         let meta = &meta;
+        if self.settling(from).is_some() {
+            // Just installed, its flush not done: its installer still judges it there.
+            return Ok(());
+        }
         if let Some((p, m)) = self.locate_on(to_mp, &meta.bucket, &meta.object)
             && m.version >= meta.version
         {
