@@ -589,7 +589,9 @@ impl Body {
         self.left
     }
 
-    /// The next chunk, `None` at the end.
+    /// The next chunk, `None` at the end. The last chunk comes only if the whole body matches
+    /// its stored checksum: a reader that stops once it has [`remaining`](Self::remaining)
+    /// down to zero never calls again, and must still be told.
     pub async fn next(&mut self) -> Result<Option<bytes::Bytes>> {
         if self.left == 0 {
             self.end()?;
@@ -601,6 +603,9 @@ impl Body {
         let d = link.conn.next_body_chunk(&mut self.left).await?;
         if let Some(h) = self.hash.as_mut() {
             h.update(&d);
+        }
+        if self.left == 0 {
+            self.end()?;
         }
         Ok(Some(d))
     }
