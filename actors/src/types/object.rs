@@ -38,6 +38,30 @@ pub struct ObjAttrs {
     pub user_meta: std::collections::BTreeMap<String, String>,
 }
 
+impl ObjAttrs {
+    /// Most bytes of attributes an object may carry: they live in every object file's trailer.
+    pub const MAX_BYTES: usize = 16 * 1024;
+
+    /// Bounds what a writer may attach (targets check every put; the gateway checks a
+    /// multipart upload's at its start, not after its parts).
+    pub fn check(&self) -> Result<(), String> {
+        let size: usize = self.md5.as_ref().map_or(0, |s| s.len())
+            + self.etag.as_ref().map_or(0, |s| s.len())
+            + self.content_type.as_ref().map_or(0, |s| s.len())
+            + self
+                .user_meta
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        if size > Self::MAX_BYTES {
+            return Err(format!(
+                "object attributes of {size} bytes: at most 16 KiB (user metadata, content type, ETag)"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Metadata stored with every object (in its file's trailer).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjMeta {

@@ -105,21 +105,8 @@ impl Read {
     }
 }
 
-/// Bounds what a writer may attach: it lives in every object file's trailer.
 fn check_attrs(a: &ObjAttrs) -> Result<()> {
-    let size: usize = a.md5.as_ref().map_or(0, |s| s.len())
-        + a.etag.as_ref().map_or(0, |s| s.len())
-        + a.content_type.as_ref().map_or(0, |s| s.len())
-        + a.user_meta
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
-    if size > 16 * 1024 {
-        return Err(Error::BadRequest(format!(
-            "object attributes of {size} bytes: at most 16 KiB (user metadata, content type, ETag)"
-        )));
-    }
-    Ok(())
+    a.check().map_err(Error::BadRequest)
 }
 
 pub(crate) fn not_found(key: &ObjKey) -> Error {
