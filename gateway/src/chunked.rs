@@ -63,50 +63,97 @@ fn chunk_size(line: &str) -> io::Result<u64> {
     u64::from_str_radix(hex, 16).map_err(|_| bad(format!("bad chunk size {hex:?}")))
 }
 
-/// The decoded bytes of an `aws-chunked` body read from `r`.
-pub fn decode<R>(r: R) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static
+/// The CRLF that ends a chunk's data.
+async fn chunk_end<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<()> {
+    match read_line(r).await? {
+        l if l.is_empty() => Ok(()),
+        _ => Err(bad("chunk longer than its size")),
+    }
+}
+
+/// After the last chunk (size 0): trailers (checksums) up to an empty line, or the end of
+/// the body.
+async fn trailers<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<()> {
+    for _ in 0..=MAX_TRAILERS {
+        match read_line(r).await {
+            Ok(l) if l.is_empty() => return Ok(()),
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Err(bad("too many trailers"))
+}
+
+fn longer_than(declared: u64) -> io::Error {
+    bad(format!(
+        "the chunks add up to more than the {declared} bytes declared \
+         (x-amz-decoded-content-length)"
+    ))
+}
+
+/// Once the declared bytes have all arrived, the body must end there: checked before the last
+/// of them is handed on, as a reader that has its bytes reads no further.
+async fn body_end<R: AsyncBufRead + Unpin>(r: &mut R, declared: u64) -> io::Result<()> {
+    chunk_end(r).await?;
+    match chunk_size(&read_line(r).await?)? {
+        0 => trailers(r).await,
+        _ => Err(longer_than(declared)),
+    }
+}
+
+/// The decoded bytes of an `aws-chunked` body read from `r`, which declared (in
+/// `x-amz-decoded-content-length`) `declared` bytes: chunks that add up to more are an error,
+/// not bytes silently cut off where the declared length ends.
+pub fn decode<R>(r: R, declared: u64) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static
 where
     R: AsyncBufRead + Unpin + Send + 'static,
 {
-    futures::stream::unfold((r, State::Header), |(mut r, st)| async move {
+    let start = (r, State::Header, 0u64);
+    futures::stream::unfold(start, move |(mut r, st, mut total)| async move {
         let mut st = st;
         loop {
             match st {
                 State::Done => return None,
                 State::Header => match read_line(&mut r).await.and_then(|l| chunk_size(&l)) {
-                    Err(e) => return Some((Err(e), (r, State::Done))),
+                    Err(e) => return Some((Err(e), (r, State::Done, total))),
+                    Ok(n) if total.saturating_add(n) > declared => {
+                        return Some((Err(longer_than(declared)), (r, State::Done, total)));
+                    }
                     Ok(0) => {
-                        // Trailers (checksums) up to an empty line, or the end of the body.
-                        for _ in 0..=MAX_TRAILERS {
-                            match read_line(&mut r).await {
-                                Ok(l) if l.is_empty() => return None,
-                                Ok(_) => {}
-                                Err(_) => return None,
-                            }
-                        }
-                        return Some((Err(bad("too many trailers")), (r, State::Done)));
+                        return match trailers(&mut r).await {
+                            Ok(()) => None,
+                            Err(e) => Some((Err(e), (r, State::Done, total))),
+                        };
                     }
-                    Ok(n) => st = State::Data(n),
+                    Ok(n) => {
+                        total += n;
+                        st = State::Data(n);
+                    }
                 },
-                State::Data(0) => match read_line(&mut r).await {
-                    Ok(l) if l.is_empty() => st = State::Header,
-                    Ok(_) => {
-                        return Some((Err(bad("chunk longer than its size")), (r, State::Done)));
-                    }
-                    Err(e) => return Some((Err(e), (r, State::Done))),
+                State::Data(0) => match chunk_end(&mut r).await {
+                    Ok(()) => st = State::Header,
+                    Err(e) => return Some((Err(e), (r, State::Done, total))),
                 },
                 State::Data(left) => {
                     let avail = match r.fill_buf().await {
                         Ok(b) => b,
-                        Err(e) => return Some((Err(e), (r, State::Done))),
+                        Err(e) => return Some((Err(e), (r, State::Done, total))),
                     };
                     if avail.is_empty() {
-                        return Some((Err(bad("body ended inside a chunk")), (r, State::Done)));
+                        let e = bad("body ended inside a chunk");
+                        return Some((Err(e), (r, State::Done, total)));
                     }
                     let n = avail.len().min(PIECE).min(left as usize);
                     let piece = BytesMut::from(&avail[..n]).freeze();
                     r.consume(n);
-                    return Some((Ok(piece), (r, State::Data(left - n as u64))));
+                    let left = left - n as u64;
+                    if left == 0 && total == declared {
+                        return Some(match body_end(&mut r, declared).await {
+                            Ok(()) => (Ok(piece), (r, State::Done, total)),
+                            Err(e) => (Err(e), (r, State::Done, total)),
+                        });
+                    }
+                    return Some((Ok(piece), (r, State::Data(left), total)));
                 }
             }
         }
@@ -119,7 +166,7 @@ mod tests {
     use futures::StreamExt;
 
     async fn run(input: &'static [u8]) -> io::Result<Vec<u8>> {
-        let s = decode(tokio::io::BufReader::with_capacity(3, input));
+        let s = decode(tokio::io::BufReader::with_capacity(3, input), u64::MAX);
         futures::pin_mut!(s);
         let mut out = Vec::new();
         while let Some(b) = s.next().await {
@@ -138,6 +185,39 @@ mod tests {
     async fn unsigned_with_trailer() {
         let body = b"b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n";
         assert_eq!(run(body).await.unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn chunks_beyond_the_declared_length_are_an_error_not_cut_off() {
+        let body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let run_declared = |declared| async move {
+            let s = decode(tokio::io::BufReader::with_capacity(3, &body[..]), declared);
+            futures::pin_mut!(s);
+            let mut out = Vec::new();
+            while let Some(b) = s.next().await {
+                out.extend_from_slice(&b?);
+            }
+            io::Result::Ok(out)
+        };
+        assert_eq!(run_declared(11).await.unwrap(), b"hello world");
+        let e = run_declared(5).await.unwrap_err().to_string();
+        assert!(e.contains("more than the 5 bytes declared"), "{e}");
+        // A reader that stops once it has the declared bytes is told with the last of them.
+        let s = decode(tokio::io::BufReader::with_capacity(3, &body[..]), 5);
+        futures::pin_mut!(s);
+        let mut got = 0;
+        let mut res = Ok(());
+        while got < 5 {
+            match s.next().await {
+                Some(Ok(b)) => got += b.len(),
+                Some(Err(e)) => {
+                    res = Err(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        assert!(res.is_err(), "the extra chunk went unnoticed");
     }
 
     #[tokio::test]
@@ -164,10 +244,10 @@ mod tests {
 
     /// Everything `decode` yields from `input`, read through a buffer of `cap` bytes (the
     /// reader is always ready: no runtime needed).
-    fn decode_all(input: Vec<u8>, cap: usize) -> io::Result<Vec<u8>> {
+    fn decode_all(input: Vec<u8>, cap: usize, declared: u64) -> io::Result<Vec<u8>> {
         futures::executor::block_on(async move {
             let r = tokio::io::BufReader::with_capacity(cap, std::io::Cursor::new(input));
-            let s = decode(r);
+            let s = decode(r, declared);
             futures::pin_mut!(s);
             let mut out = Vec::new();
             while let Some(b) = s.next().await {
@@ -194,9 +274,11 @@ mod tests {
         fn chunked_bodies_of_any_bytes_never_panic(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
             cap in 1usize..64,
+            declared in proptest::prop_oneof![proptest::strategy::Just(u64::MAX), 0u64..600],
         ) {
-            if let Ok(out) = decode_all(bytes.clone(), cap) {
+            if let Ok(out) = decode_all(bytes.clone(), cap, declared) {
                 proptest::prop_assert!(out.len() <= bytes.len());
+                proptest::prop_assert!(out.len() as u64 <= declared);
             }
         }
 
@@ -236,7 +318,12 @@ mod tests {
                 wire.extend_from_slice(format!("x-amz-trailer-{t}:abc==\r\n").as_bytes());
             }
             wire.extend_from_slice(b"\r\n");
-            proptest::prop_assert_eq!(decode_all(wire, cap).unwrap(), data);
+            let declared = data.len() as u64;
+            proptest::prop_assert_eq!(&decode_all(wire.clone(), cap, declared).unwrap(), &data);
+            // Declared one byte short: refused, not cut off.
+            if let Some(short) = declared.checked_sub(1) {
+                proptest::prop_assert!(decode_all(wire, cap, short).is_err());
+            }
         }
     }
 }

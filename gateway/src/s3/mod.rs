@@ -206,11 +206,25 @@ fn unsigned(req: http::Request<s3s::Body>) -> S3Result<http::Request<s3s::Body>>
     } else {
         None
     };
+    let declared = match &decoded_len {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "x-amz-decoded-content-length is not a number"
+                    )
+                })?,
+        ),
+        None => None,
+    };
     strip_headers(&mut parts.headers, decoded_len);
     parts.extensions.insert(ActAs(None));
-    let body = if chunked {
+    let body = if let Some(declared) = declared {
         let r = tokio::io::BufReader::new(stream::reader(body));
-        let decoded = crate::chunked::decode(r).map(|r| r.map(hyper::body::Frame::data));
+        let decoded = crate::chunked::decode(r, declared).map(|r| r.map(hyper::body::Frame::data));
         s3s::Body::http_body_unsync(http_body_util::StreamBody::new(decoded))
     } else {
         body
