@@ -362,6 +362,138 @@ async fn bad_input_gets_proper_errors_and_stores_nothing() {
     );
 }
 
+/// Writes the gateway cannot honour as asked are refused and change nothing: a conditional put
+/// or complete, an aws-chunked body longer than it declared, an upload whose metadata its
+/// object could not carry. A multipart upload's own records are not objects: no client reads,
+/// copies or deletes them by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_cannot_be_honoured_are_refused_and_uploads_stay_private() {
+    let tc = TestCluster::start_http(1, 1, 1, FAST_CONFIG, None, &[]).await;
+    let p = tc.http_url("proxy0");
+    let t = tc.http_url("target0");
+
+    for (name, cond) in [
+        ("c1", ("If-None-Match", "*")),
+        ("c2", ("If-Match", "\"abc\"")),
+    ] {
+        let r = raw(
+            &p,
+            &with_len("PUT", &format!("/s3/data/{name}"), &[cond], b"x"),
+            false,
+        );
+        expect_s3(&r, 501, "NotImplemented");
+        absent(&tc, name).await;
+    }
+
+    let r = raw(
+        &p,
+        &with_len(
+            "PUT",
+            "/s3/data/long",
+            &[
+                ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+                ("x-amz-decoded-content-length", "5"),
+                ("Content-Encoding", "aws-chunked"),
+            ],
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        ),
+        false,
+    );
+    assert_eq!(r.status, 400, "{}\n{}", r.head, r.body);
+    absent(&tc, "long").await;
+
+    let big = "v".repeat(20_000);
+    let r = raw(
+        &p,
+        &with_len(
+            "POST",
+            "/s3/data/meta-heavy?uploads",
+            &[("x-amz-meta-big", &big)],
+            b"",
+        ),
+        false,
+    );
+    expect_s3(&r, 400, "InvalidArgument");
+
+    let r = raw(
+        &p,
+        &with_len("POST", "/s3/data/mpu?uploads", &[], b""),
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r
+        .body
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|s| s.split("</UploadId>").next())
+        .expect("an upload ID")
+        .to_string();
+    let record = format!(".shoal-mpu/{id}/meta");
+    tc.client
+        .head(BUCKET, &record)
+        .await
+        .expect("the upload's record");
+    let r = raw(
+        &p,
+        &req("GET", &format!("/s3/data/{record}"), &[], b""),
+        false,
+    );
+    expect_s3(&r, 404, "NoSuchKey");
+    let r = raw(
+        &p,
+        &req("HEAD", &format!("/s3/data/{record}"), &[], b""),
+        false,
+    );
+    assert_eq!(r.status, 404, "{}", r.head);
+    let r = raw(
+        &t,
+        &req("GET", &format!("/v1/objects/data/{record}"), &[], b""),
+        false,
+    );
+    expect_ais(&r, 404);
+    let r = raw(
+        &p,
+        &with_len(
+            "PUT",
+            "/s3/data/copy",
+            &[("x-amz-copy-source", &format!("/data/{record}"))],
+            b"",
+        ),
+        false,
+    );
+    expect_s3(&r, 404, "NoSuchKey");
+    absent(&tc, "copy").await;
+    let r = raw(
+        &p,
+        &req("DELETE", &format!("/s3/data/{record}"), &[], b""),
+        false,
+    );
+    assert_eq!(r.status, 204, "{}", r.head);
+    let del = format!("<Delete><Object><Key>{record}</Key></Object></Delete>");
+    let r = raw(
+        &p,
+        &with_len("POST", "/s3/data?delete", &[], del.as_bytes()),
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = raw(
+        &t,
+        &req("DELETE", &format!("/v1/objects/data/{record}"), &[], b""),
+        false,
+    );
+    expect_ais(&r, 404);
+    tc.client
+        .head(BUCKET, &record)
+        .await
+        .expect("the upload's record is still there");
+    let r = raw(&p, &req("GET", "/s3/data?uploads", &[], b""), false);
+    assert!(
+        r.body.contains(&id),
+        "the upload is still listed: {}",
+        r.body
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_and_tokens_when_auth_is_on() {
     use shoal_actors::logic::auth::jwt;

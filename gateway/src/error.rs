@@ -51,9 +51,15 @@ impl Error {
                 C::Forbidden(_) => StatusCode::FORBIDDEN,
                 // Busy, offline and timeouts pass: clients retry 503 (the AIStore SDK, boto3).
                 // A put that raced a map change stored nothing: the client sends it again.
-                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) | C::MapChanged(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                // So is a target that cannot act as an owner for a moment (restarting, a disk
+                // just failed), and a map that kept changing under the request.
+                C::Busy(_)
+                | C::Offline(_)
+                | C::Timeout(_)
+                | C::Io(_)
+                | C::MapChanged(_)
+                | C::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                C::Protocol(m) if m.contains("map is changing") => StatusCode::SERVICE_UNAVAILABLE,
                 C::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -79,7 +85,12 @@ impl Error {
         matches!(
             self,
             Error::Cluster(
-                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) | C::MapChanged(_)
+                C::Busy(_)
+                    | C::Offline(_)
+                    | C::Timeout(_)
+                    | C::Io(_)
+                    | C::MapChanged(_)
+                    | C::Unavailable(_)
             )
         )
     }
@@ -101,10 +112,11 @@ impl Error {
             Error::Cluster(C::BadRequest(m)) if m.contains("bucket name") => S::InvalidBucketName,
             Error::Cluster(C::BadRequest(_)) => S::InvalidRequest,
             Error::Cluster(C::Unauthorized(_) | C::Forbidden(_)) => S::AccessDenied,
-            Error::Cluster(C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_)) => {
-                S::ServiceUnavailable
-            }
+            Error::Cluster(
+                C::Busy(_) | C::Offline(_) | C::Timeout(_) | C::Io(_) | C::Unavailable(_),
+            ) => S::ServiceUnavailable,
             Error::Cluster(C::MapChanged(_)) => S::SlowDown,
+            Error::Cluster(C::Protocol(m)) if m.contains("map is changing") => S::SlowDown,
             Error::Cluster(C::NoSpace(_)) => S::ServiceUnavailable,
             Error::Cluster(_) => S::InternalError,
             Error::BadRequest(_) => S::InvalidRequest,

@@ -94,6 +94,17 @@ pub(super) async fn objects(
     shoal_actors::logic::names::validate_object(object).map_err(Error::Cluster)?;
     let token = gw.cfg.auth.check_bearer(bearer(&req), false)?;
     let method = req.method().clone();
+    if object.starts_with(HIDDEN_PREFIX) {
+        // S3 multipart uploads in progress live there: not objects of the bucket.
+        return Err(match method {
+            Method::PUT => {
+                Error::BadRequest(format!("object names under {HIDDEN_PREFIX} are reserved"))
+            }
+            _ => Error::Cluster(shoal_actors::Error::NotFound(format!(
+                "object {bucket}/{object} does not exist"
+            ))),
+        });
+    }
 
     // Proxies do not carry object data: GET and PUT go to the owner, as AIStore redirects.
     if gw.cluster.role() == Role::Proxy && (method == Method::GET || method == Method::PUT) {
@@ -170,11 +181,6 @@ pub(super) async fn objects(
             Ok(r.body(b).expect("valid response"))
         }
         Method::PUT => {
-            if object.starts_with(HIDDEN_PREFIX) {
-                return Err(Error::BadRequest(format!(
-                    "object names under {HIDDEN_PREFIX} are reserved"
-                )));
-            }
             let size = content_length(req.headers())?;
             let expect = match req.headers().get("content-md5") {
                 Some(v) => Some(

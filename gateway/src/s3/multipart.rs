@@ -73,6 +73,16 @@ pub(super) async fn upload_meta(c: &Client, bucket: &str, upload_id: &str) -> S3
 
 /// Every listed name under `prefix` (hidden ones included).
 pub(super) async fn all_names(c: &Client, bucket: &str, prefix: &str) -> S3Result<Vec<ObjEntry>> {
+    names_where(c, bucket, prefix, |_| true).await
+}
+
+/// The listed names under `prefix` that `keep` keeps, page by page: memory for those only.
+pub(super) async fn names_where(
+    c: &Client,
+    bucket: &str,
+    prefix: &str,
+    keep: impl Fn(&ObjEntry) -> bool,
+) -> S3Result<Vec<ObjEntry>> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -80,7 +90,7 @@ pub(super) async fn all_names(c: &Client, bucket: &str, prefix: &str) -> S3Resul
             crate::cluster::list_objects_page(c, bucket, prefix, after.as_deref(), LIST_BATCH)
                 .await
                 .map_err(s3err)?;
-        out.extend(page);
+        out.extend(page.into_iter().filter(&keep));
         match next {
             None => return Ok(out),
             n => after = n,
@@ -116,17 +126,45 @@ pub(super) async fn remove_upload(c: &Client, bucket: &str, upload_id: &str) -> 
     // The meta object last: an upload is listed until all of it is gone.
     let dir = upload_dir(upload_id);
     let meta = format!("{dir}meta");
-    for e in all_names(c, bucket, &dir).await? {
-        if e.name != meta {
+    remove_all(c, bucket, &dir, &meta).await?;
+    match c.delete(bucket, &meta).await {
+        Ok(()) | Err(shoal_actors::Error::NotFound(_)) => {}
+        Err(e) => return Err(cl(e)),
+    }
+    // Once more: a part whose upload was under way during the first pass landed after it
+    // (a part that lands later finds the record gone and removes itself: `part_landed`).
+    remove_all(c, bucket, &dir, &meta).await
+}
+
+/// Deletes every object under `dir` but `keep`.
+async fn remove_all(c: &Client, bucket: &str, dir: &str, keep: &str) -> S3Result<()> {
+    for e in all_names(c, bucket, dir).await? {
+        if e.name != keep {
             match c.delete(bucket, &e.name).await {
                 Ok(()) | Err(shoal_actors::Error::NotFound(_)) => {}
                 Err(e) => return Err(cl(e)),
             }
         }
     }
-    match c.delete(bucket, &meta).await {
-        Ok(()) | Err(shoal_actors::Error::NotFound(_)) => Ok(()),
-        Err(e) => Err(cl(e)),
+    Ok(())
+}
+
+/// After a part's data and pointer are stored: if its upload was aborted or completed
+/// meanwhile, they would be left behind unseen, so they go, and the part is refused.
+pub(super) async fn part_landed(
+    c: &Client,
+    bucket: &str,
+    upload_id: &str,
+    names: [&str; 2],
+) -> S3Result<()> {
+    match upload_meta(c, bucket, upload_id).await {
+        Err(e) if *e.code() == s3s::S3ErrorCode::NoSuchUpload => {
+            for n in names {
+                let _ = c.delete(bucket, n).await;
+            }
+            Err(e)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -60,6 +60,30 @@ pub(super) fn check_user_key(key: &str) -> S3Result<()> {
     shoal_actors::logic::names::validate_object(key).map_err(|e| s3_error!(InvalidArgument, "{e}"))
 }
 
+/// Names of multipart uploads in progress: not objects of the bucket, so no client reads,
+/// copies or deletes them as such (a delete would abandon the upload's parts).
+fn hidden(key: &str) -> bool {
+    key.starts_with(HIDDEN_PREFIX)
+}
+
+/// What a read of a hidden name answers: as for any name that is not there.
+fn no_such_key(key: &str) -> s3s::S3Error {
+    s3_error!(NoSuchKey, "object {key} does not exist")
+}
+
+/// Conditional writes (`If-Match`, `If-None-Match` on a put or a complete) need the check and
+/// the write to be one step at the owner, which the cluster does not offer: refused, rather
+/// than the condition ignored and the write done anyway.
+fn refuse_conditional_write(if_match: bool, if_none_match: bool) -> S3Result<()> {
+    if if_match || if_none_match {
+        return Err(s3_error!(
+            NotImplemented,
+            "conditional writes (If-Match, If-None-Match) are not supported"
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn timestamp_ms(ms: u64) -> Timestamp {
     Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
@@ -247,6 +271,7 @@ impl S3 for ShoalS3 {
         let tok = token(&req);
         let input = req.input;
         check_user_key(&input.key)?;
+        refuse_conditional_write(input.if_match.is_some(), input.if_none_match.is_some())?;
         let size = match input.content_length {
             Some(n) if n >= 0 => n as u64,
             _ => return Err(s3_error!(MissingContentLength)),
@@ -278,6 +303,9 @@ impl S3 for ShoalS3 {
         let gw = self.gw()?;
         let tok = token(&req);
         let i = &req.input;
+        if hidden(&i.key) {
+            return Err(no_such_key(&i.key));
+        }
         let o = data::open(&gw, tok, &i.bucket, &i.key, i.range.as_ref())
             .await
             .map_err(s3err)?;
@@ -323,6 +351,9 @@ impl S3 for ShoalS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let gw = self.gw()?;
         let i = &req.input;
+        if hidden(&i.key) {
+            return Err(no_such_key(&i.key));
+        }
         let (b, k) = (i.bucket.clone(), i.key.clone());
         let meta = gw
             .cluster
@@ -356,6 +387,10 @@ impl S3 for ShoalS3 {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let gw = self.gw()?;
         let (b, k) = (req.input.bucket.clone(), req.input.key.clone());
+        if hidden(&k) {
+            // Not there, as far as S3 goes: deleting it succeeds and changes nothing.
+            return Ok(S3Response::new(DeleteObjectOutput::default()));
+        }
         let res = gw
             .cluster
             .retry(token(&req), |c| {
@@ -384,7 +419,11 @@ impl S3 for ShoalS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for o in &req.input.delete.objects {
-            match c.delete(bucket, &o.key).await {
+            let res = match hidden(&o.key) {
+                true => Ok(()),
+                false => c.delete(bucket, &o.key).await,
+            };
+            match res {
                 Ok(()) | Err(shoal_actors::Error::NotFound(_)) => {
                     if !quiet {
                         deleted.push(DeletedObject {
@@ -423,6 +462,9 @@ impl S3 for ShoalS3 {
             CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
             _ => return Err(s3_error!(NotImplemented, "copy from an access point")),
         };
+        if hidden(&sk) {
+            return Err(no_such_key(&sk));
+        }
         let src = data::open(&gw, tok.clone(), &sb, &sk, None)
             .await
             .map_err(s3err)?;
@@ -589,6 +631,14 @@ impl S3 for ShoalS3 {
         check_user_key(&i.key)?;
         let id = random_id();
         let attrs = attrs_from(i.content_type.as_deref(), i.metadata.as_ref());
+        // Checked as the object will carry them (with its ETag, `md5-of-md5s-N`): refused now
+        // rather than after every part was sent.
+        ObjAttrs {
+            etag: Some("0".repeat(32 + 6)),
+            ..attrs.clone()
+        }
+        .check()
+        .map_err(|m| s3_error!(InvalidArgument, "{m}"))?;
         let meta = serde_json::to_vec(&UploadMeta {
             key: i.key.clone(),
             initiated_ms: shoal_actors::types::unix_ms(),
@@ -648,9 +698,9 @@ impl S3 for ShoalS3 {
             mtime_ms: shoal_actors::types::unix_ms(),
         };
         let b = serde_json::to_vec(&ptr).map_err(|e| s3_error!(InternalError, "{e}"))?;
-        c.put_bytes(&i.bucket, &format!("{dir}m{:05}", i.part_number), &b)
-            .await
-            .map_err(cl)?;
+        let pointer = format!("{dir}m{:05}", i.part_number);
+        c.put_bytes(&i.bucket, &pointer, &b).await.map_err(cl)?;
+        part_landed(&c, &i.bucket, &i.upload_id, [&ptr.data, &pointer]).await?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(ptr.md5)),
             ..Default::default()
@@ -676,6 +726,9 @@ impl S3 for ShoalS3 {
             CopySource::Bucket { bucket, key, .. } => (bucket.to_string(), key.to_string()),
             _ => return Err(s3_error!(NotImplemented, "copy from an access point")),
         };
+        if hidden(&sk) {
+            return Err(no_such_key(&sk));
+        }
         let range = match i.copy_source_range.as_deref() {
             Some(r) => Some(
                 Range::parse(r)
@@ -709,9 +762,9 @@ impl S3 for ShoalS3 {
             mtime_ms: shoal_actors::types::unix_ms(),
         };
         let b = serde_json::to_vec(&ptr).map_err(|e| s3_error!(InternalError, "{e}"))?;
-        c.put_bytes(&i.bucket, &format!("{dir}m{:05}", i.part_number), &b)
-            .await
-            .map_err(cl)?;
+        let pointer = format!("{dir}m{:05}", i.part_number);
+        c.put_bytes(&i.bucket, &pointer, &b).await.map_err(cl)?;
+        part_landed(&c, &i.bucket, &i.upload_id, [&ptr.data, &pointer]).await?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(ptr.md5)),
@@ -730,6 +783,7 @@ impl S3 for ShoalS3 {
         let tok = token(&req);
         let c = gw.cluster.client(tok.clone()).await.map_err(s3err)?;
         let i = req.input;
+        refuse_conditional_write(i.if_match.is_some(), i.if_none_match.is_some())?;
         let meta = upload_meta(&c, &i.bucket, &i.upload_id).await?;
         if meta.key != i.key {
             return Err(s3_error!(NoSuchUpload));
@@ -778,7 +832,12 @@ impl S3 for ShoalS3 {
         data::put(&gw, tok, req, body)
             .await
             .map_err(|e| s3err(e.into_source_error()))?;
-        remove_upload(&c, &i.bucket, &i.upload_id).await?;
+        // The object is stored: that is the answer. Parts left by a cleanup that failed
+        // midway keep the upload listed (its record goes last), to be aborted later.
+        if let Err(e) = remove_upload(&c, &i.bucket, &i.upload_id).await {
+            tracing::warn!(bucket = %i.bucket, upload = %i.upload_id, error = ?e,
+                "completed upload not cleaned up: abort it to free its parts");
+        }
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
@@ -856,7 +915,9 @@ impl S3 for ShoalS3 {
         let prefix = i.prefix.clone().unwrap_or_default();
         let max = i.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
         let mut uploads = Vec::new();
-        for e in all_names(&c, &i.bucket, HIDDEN_PREFIX).await? {
+        // Only the uploads' records are kept, not the names of all their parts.
+        let records = names_where(&c, &i.bucket, HIDDEN_PREFIX, |e| e.name.ends_with("/meta"));
+        for e in records.await? {
             let Some(id) = e
                 .name
                 .strip_prefix(HIDDEN_PREFIX)
