@@ -17,14 +17,26 @@ use crate::types::object::{ObjMeta, Stamp, Tomb};
 /// A rename into place: refused for a newer copy or delete here, or done, with what it
 /// replaces besides the file at its own path.
 enum Renamed {
-    /// A newer copy or delete is here; a copy that is still on its way to the disk comes with
-    /// the news of whether it stays.
-    Superseded(Option<Settling>),
+    /// A newer copy or delete is here; a copy that is still on its way to the disk comes
+    /// with what to wait for.
+    Superseded(Option<Unconfirmed>),
     Stored(Option<Replaced>, Unsynced, Pending),
 }
 
-/// Whether a renamed file stayed: `None` until its flush and check are done.
+/// Whether a renamed file stayed: `None` until its installer's flush and check are done.
 type Settling = tokio::sync::watch::Receiver<Option<bool>>;
+
+/// A file renamed into place that no flush has confirmed yet, as the registry holds it.
+#[derive(Clone)]
+struct Unconfirmed {
+    id: u64,
+    path: PathBuf,
+    /// The registry speaks of this file only, not of another one that comes to the same
+    /// path later.
+    file: store::FileId,
+    mp: usize,
+    news: Settling,
+}
 
 /// A file renamed into place and registered as such until its fate is known.
 struct Pending {
@@ -110,7 +122,7 @@ pub struct LocalStore {
     /// copy superseded by one of them is answered only once it is known to stay: the answer
     /// lets a rebalance sender delete its copy (and a client's older write count as done).
     /// Entries of files whose flush failed stay, marked so, until a later install there.
-    pending: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Settling)>>,
+    pending: std::sync::Mutex<std::collections::HashMap<PathBuf, Unconfirmed>>,
     next_pending: AtomicU64,
 }
 
@@ -129,6 +141,22 @@ impl LocalStore {
     /// identity marker (DESIGN §14).
     pub fn open_target(paths: &[PathBuf], data_dir: &Path, identity: Identity) -> Result<Self> {
         let mps = MountpathSet::open(paths, data_dir, identity)?;
+        // Files renamed into place by an earlier run that stopped before their flush count as
+        // stored from now on (a copy they supersede is answered as such, and its sender
+        // deletes it): they are made durable first, once per filesystem.
+        let mut devs = Vec::new();
+        for (_, m) in mps.readable() {
+            use std::os::unix::fs::MetadataExt;
+            let Ok(dev) = std::fs::metadata(&m.path).map(|md| md.dev()) else {
+                continue;
+            };
+            if !devs.contains(&dev) {
+                devs.push(dev);
+                if let Err(e) = super::files::sync_fs(&m.path) {
+                    m.note_io_error(&e);
+                }
+            }
+        }
         Ok(Self::with(mps, xxhash_rust::xxh3::xxh3_64))
     }
 
@@ -488,7 +516,7 @@ impl LocalStore {
                 for s in stored {
                     match self.written_back(&s.file, s.mp) {
                         Ok(()) => {
-                            self.settle(&s.file.path, &s.pending, true);
+                            self.settle(&s.file.path, &s.pending, true, false);
                             if let Some(r) = s.replaced {
                                 self.drop_replaced(r).await;
                             }
@@ -501,7 +529,7 @@ impl LocalStore {
                                 m.note_io_error(&e);
                             }
                             self.unlink_unwritten(&s.meta, s.mp, &s.file).await;
-                            self.settle(&s.file.path, &s.pending, false);
+                            self.settle(&s.file.path, &s.pending, false, true);
                             out[s.at] = Err(Error::Io(e));
                         }
                     }
@@ -514,56 +542,100 @@ impl LocalStore {
                 // older copy at its path), still marked unconfirmed.
                 let msg = e.to_string();
                 for s in stored {
-                    if !s.file.synced_before_rename() {
+                    let gone = !s.file.synced_before_rename();
+                    if gone {
                         self.unlink_unwritten(&s.meta, s.mp, &s.file).await;
                     }
-                    self.settle(&s.file.path, &s.pending, false);
+                    self.settle(&s.file.path, &s.pending, false, gone);
                     out[s.at] = Err(Error::Io(std::io::Error::other(msg.clone())));
                 }
             }
         }
-        for (at, mut news) in waiting {
-            if !matches!(
-                news.wait_for(Option::is_some).await.as_deref(),
-                Ok(Some(true))
-            ) {
-                out[at] = Err(Error::Io(std::io::Error::other(
-                    "superseded by a copy here that did not reach the disk: not stored, retry",
-                )));
+        for (at, u) in waiting {
+            if let Err(e) = self.confirmed(u).await {
+                out[at] = Err(e);
             }
         }
         out
     }
 
-    /// Registers a file just renamed into `path` as not yet confirmed by a flush.
-    fn register_pending(&self, path: &Path) -> Pending {
+    /// Registers file `file` just renamed into `path` on `mp` as not yet confirmed.
+    fn register_pending(&self, path: &Path, file: store::FileId, mp: usize) -> Pending {
         let id = self
             .next_pending
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (news, rx) = tokio::sync::watch::channel(None);
+        let u = Unconfirmed {
+            id,
+            path: path.to_path_buf(),
+            file,
+            mp,
+            news: rx,
+        };
         self.pending
             .lock()
             .expect("poisoned")
-            .insert(path.to_path_buf(), (id, rx));
+            .insert(path.to_path_buf(), u);
         Pending { id, news }
     }
 
-    /// Tells whoever waits whether the file at `path` stayed; a confirmed one is no longer
-    /// pending (unless another file was renamed there since: that one is).
-    fn settle(&self, path: &Path, p: &Pending, stays: bool) {
+    /// Tells whoever waits whether the file at `path` stayed. A confirmed one, and one that
+    /// is gone, leave the registry; one that stayed unconfirmed (its flush failed) stays in
+    /// it, for a waiter to confirm ([`Self::confirmed`]) or a later install to replace.
+    fn settle(&self, path: &Path, p: &Pending, stays: bool, gone: bool) {
         p.news.send_replace(Some(stays));
-        if stays {
-            let mut m = self.pending.lock().expect("poisoned");
-            if m.get(path).is_some_and(|(id, _)| *id == p.id) {
-                m.remove(path);
+        if stays || gone {
+            self.forget_pending(path, p.id);
+        }
+    }
+
+    fn forget_pending(&self, path: &Path, id: u64) {
+        let mut m = self.pending.lock().expect("poisoned");
+        if m.get(path).is_some_and(|u| u.id == id) {
+            m.remove(path);
+        }
+    }
+
+    /// The unconfirmed file at `path`, if the file there now is one.
+    fn settling(&self, path: &Path) -> Option<Unconfirmed> {
+        let u = self.pending.lock().expect("poisoned").get(path).cloned()?;
+        match store::path_id(path) {
+            Ok(id) if id == u.file => Some(u),
+            // Gone, or another file now (moved there, which is durable at once): forgotten.
+            _ => {
+                self.forget_pending(path, u.id);
+                None
             }
         }
     }
 
-    /// The news of the file at `path`, if it is not confirmed yet.
-    fn settling(&self, path: &Path) -> Option<Settling> {
-        let m = self.pending.lock().expect("poisoned");
-        m.get(path).map(|(_, rx)| rx.clone())
+    /// Waits until the unconfirmed file `u` is known to stay on disk. Its installer says so
+    /// after its flush; if that flush failed (or the installer never finished) and the file
+    /// is still there, a flush of its filesystem and a check of its writeback here decide.
+    async fn confirmed(&self, u: Unconfirmed) -> Result<()> {
+        let mut news = u.news.clone();
+        if matches!(
+            news.wait_for(Option::is_some).await.as_deref(),
+            Ok(Some(true))
+        ) {
+            return Ok(());
+        }
+        let not_stored = || {
+            Error::Io(std::io::Error::other(
+                "superseded by a copy here that did not reach the disk: not stored, retry",
+            ))
+        };
+        if store::path_id(&u.path).ok() != Some(u.file) {
+            return Err(not_stored());
+        }
+        self.flush
+            .flush(u.file.dev, &self.path_of(u.mp))
+            .await
+            .map_err(|_| not_stored())?;
+        let check = Unsynced::at(u.path.clone(), u.file);
+        self.written_back(&check, u.mp).map_err(|_| not_stored())?;
+        self.forget_pending(&u.path, u.id);
+        Ok(())
     }
 
     /// Whether an installed file's data reached the disk (after the flush of its filesystem).
@@ -657,7 +729,7 @@ impl LocalStore {
             olds: elsewhere,
             tomb: tomb.is_some(),
         });
-        let pending = self.register_pending(&dest);
+        let pending = self.register_pending(&dest, file.id(), dest_mp);
         Ok(Renamed::Stored(replaced, file, pending))
     }
 
@@ -738,30 +810,52 @@ impl LocalStore {
 
     /// Moves an object to its proper local mountpath (same filesystem: a rename).
     pub async fn move_local(&self, from: &Path, walked: &ObjMeta, to_mp: usize) -> Result<()> {
+        // A file not yet confirmed by its flush (the one to move, or the copy that makes it
+        // stale) is waited for first, without the object's lock, which its installer may need.
+        for _ in 0..3 {
+            match self.move_local_once(from, walked, to_mp).await? {
+                None => return Ok(()),
+                Some(u) => {
+                    let _ = self.confirmed(u).await;
+                }
+            }
+        }
+        Err(Error::Busy(format!(
+            "{}/{}: rewritten while it was being moved; moved on a later pass",
+            walked.bucket, walked.object
+        )))
+    }
+
+    /// One try of [`Self::move_local`]: done, or the unconfirmed file in the way.
+    async fn move_local_once(
+        &self,
+        from: &Path,
+        walked: &ObjMeta,
+        to_mp: usize,
+    ) -> Result<Option<Unconfirmed>> {
         let _g = self.locks.lock(&walked.bucket, &walked.object).await;
         // What the walk saw may have been replaced since (a put lands on a mountpath other
         // than the proper one while that is past its high-water mark): the file there now
         // decides.
         let meta = match store::read_meta(from) {
             Ok(m) if m.bucket == walked.bucket && m.object == walked.object => m,
-            Ok(_) => return Ok(()),
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Ok(_) => return Ok(None),
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         let meta = &meta;
-        if self.settling(from).is_some() {
-            // Just installed, its flush not done: its installer still judges it there.
-            return Ok(());
+        if let Some(u) = self.settling(from) {
+            return Ok(Some(u));
         }
         if let Some((p, m)) = self.locate_on(to_mp, &meta.bucket, &meta.object)
             && m.version >= meta.version
         {
-            // A newer copy is in place; the misplaced one is stale once that one is confirmed
-            // on disk (until then it stays: the next walk comes by again).
-            if self.settling(&p).is_none() {
-                let _ = std::fs::remove_file(from);
+            // A newer copy is in place: the misplaced one is stale, once that one is on disk.
+            if let Some(u) = self.settling(&p) {
+                return Ok(Some(u));
             }
-            return Ok(());
+            let _ = std::fs::remove_file(from);
+            return Ok(None);
         }
         let dest = self.dest_on(to_mp, &meta.bucket, &meta.object)?;
         let tmp =
@@ -780,7 +874,7 @@ impl LocalStore {
             self.counted(i, None, Some(meta.size));
         }
         self.counted(to_mp, Some(meta.size), None);
-        Ok(())
+        Ok(None)
     }
 
     /// Deletes every local copy of `bucket/object` and records the delete durably first, so
@@ -928,15 +1022,27 @@ mod tests {
         (meta, tmp, mp)
     }
 
+    /// How the installer of the newer copy ends, in the test below.
+    #[derive(Clone, Copy, Debug)]
+    enum Fate {
+        /// Flushed and checked.
+        Stays,
+        /// Its data did not reach the disk: removed.
+        Lost,
+        /// Its flush failed, but it stays (its data was synced before its rename).
+        Unconfirmed,
+    }
+
     /// An offered copy superseded by one renamed here but not yet confirmed by its flush is
     /// answered only once that one's fate is known: superseded if it stays, not stored if it
-    /// does not (a rebalance sender deletes its copy on the first answer).
+    /// does not (a rebalance sender deletes its copy on the first answer), and confirmed by
+    /// the waiter itself if its installer could not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn superseded_by_an_unconfirmed_copy_waits_for_its_flush() {
         let dir = tempfile::tempdir().unwrap();
         let ls = Arc::new(LocalStore::open(&[dir.path().join("a")]).unwrap());
-        for stays in [true, false] {
-            let name = format!("o-{stays}");
+        for fate in [Fate::Stays, Fate::Lost, Fate::Unconfirmed] {
+            let name = format!("o-{fate:?}");
             // The newer copy is renamed into place; its flush has not run.
             let (m2, t2, mp) = temp(&ls, &name, 20);
             let Renamed::Stored(_, file, pending) = ls.install_unsynced(&m2, t2, mp).await.unwrap()
@@ -954,23 +1060,55 @@ mod tests {
                 early.is_err(),
                 "answered before the newer copy was confirmed"
             );
-            ls.settle(&file.path, &pending, stays);
+            match fate {
+                Fate::Stays => ls.settle(&file.path, &pending, true, false),
+                Fate::Lost => {
+                    std::fs::remove_file(&file.path).unwrap();
+                    ls.settle(&file.path, &pending, false, true);
+                }
+                Fate::Unconfirmed => ls.settle(&file.path, &pending, false, false),
+            }
             let got = offered.await.unwrap().pop().unwrap();
-            if stays {
-                assert_eq!(got.unwrap(), Install::Superseded);
-                assert!(
-                    ls.settling(&file.path).is_none(),
-                    "confirmed: no longer pending"
-                );
-                // Later offers are answered at once.
-                let (m0, t0, mp0) = temp(&ls, &name, 5);
-                let got = ls.install_batch(vec![(m0, t0, mp0)]).await.pop().unwrap();
-                assert_eq!(got.unwrap(), Install::Superseded);
-            } else {
-                let e = got.unwrap_err().to_string();
-                assert!(e.contains("not stored"), "{e}");
+            match fate {
+                Fate::Lost => {
+                    let e = got.unwrap_err().to_string();
+                    assert!(e.contains("not stored"), "{e}");
+                    assert!(ls.settling(&file.path).is_none(), "gone: forgotten");
+                }
+                Fate::Stays | Fate::Unconfirmed => {
+                    assert_eq!(got.unwrap(), Install::Superseded);
+                    assert!(
+                        ls.settling(&file.path).is_none(),
+                        "confirmed: no longer pending"
+                    );
+                    // Later offers are answered at once.
+                    let (m0, t0, mp0) = temp(&ls, &name, 5);
+                    let got = ls.install_batch(vec![(m0, t0, mp0)]).await.pop().unwrap();
+                    assert_eq!(got.unwrap(), Install::Superseded);
+                }
             }
         }
+    }
+
+    /// The registry speaks of one file: another one at the same path later (a local move
+    /// brings an older copy there) is not held up by what happened to the first.
+    #[tokio::test]
+    async fn an_entry_of_the_registry_is_forgotten_when_its_file_is_not_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let ls = LocalStore::open(&[dir.path().join("a")]).unwrap();
+        let (m, t, mp) = temp(&ls, "x", 20);
+        let Renamed::Stored(_, file, pending) = ls.install_unsynced(&m, t, mp).await.unwrap()
+        else {
+            panic!("stored");
+        };
+        // Its flush failed; it stays unconfirmed ...
+        ls.settle(&file.path, &pending, false, false);
+        assert!(ls.settling(&file.path).is_some());
+        // ... until another file takes its path.
+        std::fs::remove_file(&file.path).unwrap();
+        std::fs::write(&file.path, b"another file").unwrap();
+        assert!(ls.settling(&file.path).is_none());
+        assert!(ls.pending.lock().unwrap().is_empty(), "forgotten");
     }
 
     #[tokio::test]

@@ -309,23 +309,40 @@ pub struct TempObject {
     /// The writer's descriptor, for a streamed body: it keeps the file's writeback errors (its
     /// writeback started while the body was arriving) until [`Unsynced::written_back`] asks.
     file: Option<std::fs::File>,
-    /// Device and inode: which file a path names, once renamed.
-    id: (u64, u64),
+    /// Which file a path names, once renamed.
+    id: FileId,
     /// Made durable by [`TempObject::sync`].
     synced: bool,
     done: bool,
 }
 
-fn file_id(f: &std::fs::File) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = f.metadata()?;
-    Ok((m.dev(), m.ino()))
+/// Which file: its device, its inode, and its last write (an inode number freed by a
+/// delete may be given to the next file made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    ino: u64,
+    mtime_ns: i128,
 }
 
-fn path_id(p: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(p)?;
-    Ok((m.dev(), m.ino()))
+impl FileId {
+    fn of(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        }
+    }
+}
+
+fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
+    Ok(FileId::of(&f.metadata()?))
+}
+
+/// Which file is at `p`.
+pub fn path_id(p: &Path) -> std::io::Result<FileId> {
+    Ok(FileId::of(&std::fs::metadata(p)?))
 }
 
 impl TempObject {
@@ -364,7 +381,7 @@ impl TempObject {
 pub struct Unsynced {
     pub path: PathBuf,
     file: Option<std::fs::File>,
-    id: (u64, u64),
+    id: FileId,
     /// Made durable before the rename ([`TempObject::sync`]): nothing left to check.
     synced: bool,
 }
@@ -409,6 +426,22 @@ impl Unsynced {
         self.synced
     }
 
+    /// Which file it is.
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// The file `id` at `path`, renamed there by an install that did not confirm it, to be
+    /// checked by another (see [`Self::written_back`]).
+    pub fn at(path: PathBuf, id: FileId) -> Unsynced {
+        Unsynced {
+            path,
+            file: None,
+            id,
+            synced: false,
+        }
+    }
+
     /// Whether `path` still names this file (and not a newer copy renamed over it).
     pub fn still_at_path(&self) -> bool {
         path_id(&self.path).is_ok_and(|id| id == self.id)
@@ -436,13 +469,17 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
     let mut t = TempObject {
         tmp: tmp.clone(),
         file: None,
-        id: (0, 0),
+        id: FileId {
+            dev: 0,
+            ino: 0,
+            mtime_ns: 0,
+        },
         synced: false,
         done: false,
     };
     // One write: the file exists only as a temp until renamed, and is removed if this fails.
     // The temp directory exists but for the first write on a mountpath.
-    let write = || -> std::io::Result<(u64, u64)> {
+    let write = || -> std::io::Result<FileId> {
         let mut f = std::fs::File::create(&tmp)?;
         std::io::Write::write_all(&mut f, &buf)?;
         file_id(&f)
