@@ -81,6 +81,22 @@ fn expect_ais(r: &Reply, status: u16) {
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }
 
+/// Starts a multipart upload of `data/<key>` through the S3 API; its upload ID.
+fn create_upload(base: &str, key: &str) -> String {
+    let r = raw(
+        base,
+        &with_len("POST", &format!("/s3/data/{key}?uploads"), &[], b""),
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|s| s.split("</UploadId>").next())
+        .expect("an upload ID")
+        .to_string()
+}
+
 async fn absent(tc: &TestCluster, name: &str) {
     match tc.client.head(BUCKET, name).await {
         Err(shoal_actors::Error::NotFound(_)) => {}
@@ -142,19 +158,7 @@ async fn bad_input_gets_proper_errors_and_stores_nothing() {
         false,
     );
     expect_s3(&r, 400, "MalformedXML");
-    let r = raw(
-        &p,
-        &with_len("POST", "/s3/data/mpu?uploads", &[], b""),
-        false,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let id = r
-        .body
-        .split("<UploadId>")
-        .nth(1)
-        .and_then(|s| s.split("</UploadId>").next())
-        .expect("an upload ID")
-        .to_string();
+    let id = create_upload(&p, "mpu");
     let r = raw(
         &p,
         &with_len(
@@ -415,19 +419,7 @@ async fn writes_that_cannot_be_honoured_are_refused_and_uploads_stay_private() {
     );
     expect_s3(&r, 400, "InvalidArgument");
 
-    let r = raw(
-        &p,
-        &with_len("POST", "/s3/data/mpu?uploads", &[], b""),
-        false,
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let id = r
-        .body
-        .split("<UploadId>")
-        .nth(1)
-        .and_then(|s| s.split("</UploadId>").next())
-        .expect("an upload ID")
-        .to_string();
+    let id = create_upload(&p, "mpu");
     let record = format!(".shoal-mpu/{id}/meta");
     tc.client
         .head(BUCKET, &record)

@@ -1009,15 +1009,7 @@ mod tests {
     fn temp(ls: &LocalStore, name: &str, version: u64) -> (ObjMeta, TempObject, usize) {
         let mp = ls.mountpath_for("b", name).unwrap();
         let data = name.as_bytes();
-        let meta = ObjMeta {
-            bucket: "b".into(),
-            object: name.into(),
-            size: data.len() as u64,
-            checksum: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data)),
-            version,
-            mtime: 0,
-            attrs: Default::default(),
-        };
+        let meta = small(name, version, data);
         let tmp = store::write_temp_unsynced(&ls.path_of(mp), &meta, data).unwrap();
         (meta, tmp, mp)
     }
