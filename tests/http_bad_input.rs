@@ -484,6 +484,47 @@ async fn writes_that_cannot_be_honoured_are_refused_and_uploads_stay_private() {
         "the upload is still listed: {}",
         r.body
     );
+
+    // Uploads page: each page starts after the markers of the one before, none twice.
+    let mut all = vec![id, create_upload(&p, "mpu"), create_upload(&p, "zz")];
+    all.sort();
+    let tag = |body: &str, t: &str| -> Option<String> {
+        let open = format!("<{t}>");
+        Some(
+            body.split(&open)
+                .nth(1)?
+                .split(&format!("</{t}>"))
+                .next()?
+                .to_string(),
+        )
+    };
+    let mut seen = Vec::new();
+    let mut query = "uploads&max-uploads=2".to_string();
+    for _ in 0..3 {
+        let r = raw(
+            &p,
+            &req("GET", &format!("/s3/data?{query}"), &[], b""),
+            false,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.extend(
+            r.body
+                .split("<UploadId>")
+                .skip(1)
+                .filter_map(|s| s.split("</UploadId>").next())
+                .map(str::to_string),
+        );
+        if tag(&r.body, "IsTruncated").as_deref() != Some("true") {
+            break;
+        }
+        let (k, u) = (
+            tag(&r.body, "NextKeyMarker").expect("a next key marker"),
+            tag(&r.body, "NextUploadIdMarker").expect("a next upload ID marker"),
+        );
+        query = format!("uploads&max-uploads=2&key-marker={k}&upload-id-marker={u}");
+    }
+    seen.sort();
+    assert_eq!(seen, all, "every upload once, over pages of 2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -938,14 +938,30 @@ impl S3 for ShoalS3 {
                 });
             }
         }
-        uploads.sort_by(|a, b| a.key.cmp(&b.key));
+        // In key order, then upload ID; a page starts after the markers it was given.
+        uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+        if let Some(km) = i.key_marker.as_deref() {
+            let um = i.upload_id_marker.as_deref().unwrap_or_default();
+            uploads.retain(|u| {
+                let (k, id) = (u.key.as_deref().unwrap_or_default(), u.upload_id.as_deref());
+                k > km || (k == km && !um.is_empty() && id.unwrap_or_default() > um)
+            });
+        }
         let truncated = uploads.len() > max;
         uploads.truncate(max);
+        let (next_key, next_id) = match uploads.last().filter(|_| truncated) {
+            Some(u) => (u.key.clone(), u.upload_id.clone()),
+            None => (None, None),
+        };
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(i.bucket),
             prefix: i.prefix,
+            key_marker: i.key_marker,
+            upload_id_marker: i.upload_id_marker,
             max_uploads: Some(max as i32),
             is_truncated: Some(truncated),
+            next_key_marker: next_key,
+            next_upload_id_marker: next_id,
             uploads: Some(uploads),
             ..Default::default()
         }))
