@@ -35,6 +35,9 @@ pub(super) struct JobView {
     aborted: bool,
     started: Option<u64>,
     finished: Option<u64>,
+    /// Why the job did not do all it should have (`err` in AIStore's job status); empty when
+    /// it did, or while it runs.
+    err: String,
 }
 
 pub(super) fn ns(secs: u64) -> u64 {
@@ -72,6 +75,13 @@ pub(super) fn job_view(st: Option<&RebalanceStatus>, id: &str) -> Option<JobView
             finished: st
                 .finished
                 .or_else(|| (!st.is_running()).then(shoal_actors::types::unix_secs)),
+            // Ended with objects it could not move: not done, whatever its state says (a
+            // script waiting on it must not take the nodes it drains for empty).
+            err: match st.errors {
+                0 => String::new(),
+                _ if st.is_running() => String::new(),
+                n => format!("{}: {n} objects could not be moved", st.id),
+            },
         })
     } else if want < latest {
         // A newer generation superseded it: it is over.
@@ -83,6 +93,7 @@ pub(super) fn job_view(st: Option<&RebalanceStatus>, id: &str) -> Option<JobView
             finished: st
                 .started
                 .or_else(|| Some(shoal_actors::types::unix_secs())),
+            err: String::new(),
         })
     } else {
         None
@@ -125,7 +136,7 @@ pub(super) async fn cluster(gw: &Arc<Gateway>, req: Req) -> Result<Response<GwBo
                         StatusCode::OK,
                         &serde_json::json!({
                             "uuid": v.id,
-                            "err": "",
+                            "err": v.err,
                             "end_time": if v.running { 0 } else { ns(v.finished.unwrap_or(0)) },
                             "aborted": v.aborted,
                         }),
@@ -145,7 +156,11 @@ pub(super) async fn cluster(gw: &Arc<Gateway>, req: Req) -> Result<Response<GwBo
                                 "end-time": if done { rfc3339(t.finished.or(v.finished)) } else { rfc3339(None) },
                                 "aborted": v.aborted,
                                 "is_idle": done,
-                                "abort-err": "",
+                                "abort-err": match t.errors {
+                                    0 => String::new(),
+                                    n if done => format!("{n} objects could not be moved"),
+                                    _ => String::new(),
+                                },
                             });
                             out.insert(t.id.clone(), serde_json::Value::Array(vec![snap]));
                         }
@@ -167,7 +182,7 @@ pub(super) async fn cluster(gw: &Arc<Gateway>, req: Req) -> Result<Response<GwBo
                         list.push(serde_json::json!({
                             "uuid": v.id,
                             "kind": "rebalance",
-                            "err": "",
+                            "err": v.err,
                             "end_time": if v.running { 0 } else { ns(v.finished.unwrap_or(0)) },
                             "aborted": v.aborted,
                         }));
@@ -270,5 +285,19 @@ mod tests {
         let v = job_view(Some(&done), "g7").unwrap();
         assert!(!v.running);
         assert_eq!(v.finished, Some(200));
+        assert_eq!(v.err, "", "done right: no error");
+        // Over, with objects it could not move: the SDK's wait must not take it for done.
+        let failed = RebalanceStatus { errors: 3, ..done };
+        let v = job_view(Some(&failed), "g7").unwrap();
+        assert!(v.err.contains("3 objects could not be moved"), "{}", v.err);
+        let running = RebalanceStatus {
+            state: shoal_actors::types::status::RebState::Running,
+            ..failed
+        };
+        assert_eq!(
+            job_view(Some(&running), "g7").unwrap().err,
+            "",
+            "still at it"
+        );
     }
 }
