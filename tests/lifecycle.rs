@@ -256,6 +256,39 @@ async fn decommission_with_and_without_user_data() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not in the cluster map"), "{err}");
+
+    // Decommissioned without a rebalance: out of the map, but its objects were never moved
+    // off it, so it is never "safe" (exit 3, as `check` says no), whatever the wait.
+    let id = c.id("target1").await;
+    let out = c.nodectl(&[
+        "cluster",
+        "add-remove-nodes",
+        "decommission",
+        id.0.as_str(),
+        "--no-rebalance",
+        "--yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("decommissioned node to leave the map", T, || async {
+        c.id_opt("target1").await.is_none()
+    })
+    .await;
+    let out = c.nodectl(&[
+        "wait",
+        "node",
+        id.0.as_str(),
+        "--status",
+        "safe",
+        "--timeout",
+        "60",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("without a rebalance"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

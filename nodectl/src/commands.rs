@@ -1039,6 +1039,16 @@ async fn wait_safe_gone(env: &Env, id: &NodeId) -> CmdResult {
         ))
         .into());
     }
+    if smap.undrained.contains(id) {
+        // Never safe: what it held was not moved, as `check` says no (exit 3).
+        return Err(Failure {
+            code: crate::exit::REFUSED,
+            message: format!(
+                "{id} was decommissioned without a rebalance (--no-rebalance, or rebalancing \
+                 off): its objects were not moved off it"
+            ),
+        });
+    }
     if env.json {
         println!("{}", json!({"node": id.0, "status": "safe"}));
     } else {

@@ -217,6 +217,10 @@ pub struct Smap {
     /// primary refuses it too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decommissioned: Vec<NodeId>,
+    /// Those of them that were targets decommissioned without a rebalance (`--no-rebalance`,
+    /// or rebalancing off): their objects were not moved off them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undrained: Vec<NodeId>,
 }
 
 /// How many decommissioned IDs the map remembers: a ghost join comes right after the removal,
@@ -241,11 +245,13 @@ impl Smap {
             proxies,
             targets: BTreeMap::new(),
             decommissioned: Vec::new(),
+            undrained: Vec::new(),
         }
     }
 
-    /// Notes `ids` as removed for good (see [`decommissioned`](Self::decommissioned)).
-    pub fn note_decommissioned(&mut self, ids: &[NodeId]) {
+    /// Notes `ids` as removed for good (see [`decommissioned`](Self::decommissioned)), and
+    /// which of them left without their data moved off (see [`undrained`](Self::undrained)).
+    pub fn note_decommissioned(&mut self, ids: &[NodeId], undrained: &[NodeId]) {
         for id in ids {
             if !self.decommissioned.contains(id) {
                 self.decommissioned.push(id.clone());
@@ -256,6 +262,9 @@ impl Smap {
             .len()
             .saturating_sub(DECOMMISSIONED_KEEP);
         self.decommissioned.drain(..extra);
+        self.undrained.extend(undrained.iter().cloned());
+        let kept = &self.decommissioned;
+        self.undrained.retain(|id| kept.contains(id));
     }
 
     pub fn get(&self, id: &NodeId) -> Option<&Node> {
@@ -379,11 +388,13 @@ mod tests {
         let ids: Vec<NodeId> = (0..DECOMMISSIONED_KEEP + 5)
             .map(|i| NodeId(format!("t{i}")))
             .collect();
-        m.note_decommissioned(&ids[..2]);
-        m.note_decommissioned(&ids[..2]);
+        m.note_decommissioned(&ids[..2], &ids[1..2]);
+        m.note_decommissioned(&ids[..2], &[]);
         assert_eq!(m.decommissioned, ids[..2]);
-        m.note_decommissioned(&ids);
+        assert_eq!(m.undrained, ids[1..2], "left without a rebalance");
+        m.note_decommissioned(&ids, &[]);
         assert_eq!(m.decommissioned, ids[5..], "the oldest go first");
+        assert!(m.undrained.is_empty(), "forgotten with its decommission");
         // A map from before the field decodes with an empty list.
         let mut old = m.clone();
         old.decommissioned.clear();

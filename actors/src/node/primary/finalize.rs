@@ -54,7 +54,11 @@ pub async fn finalize(
             }
             (true, None) => {}
             (false, then) => {
-                let _ = me.cast(PrimaryMsg::Decommissioned { nodes, then });
+                let _ = me.cast(PrimaryMsg::Decommissioned {
+                    nodes,
+                    drained: after_rebalance,
+                    then,
+                });
             }
         }
     });
@@ -65,6 +69,7 @@ pub async fn finalize(
 pub async fn remove_decommissioned(
     state: &mut PrimaryState,
     nodes: Vec<NodeId>,
+    drained: bool,
     then: Option<(ReplyTo, Reply)>,
 ) {
     let res = async {
@@ -82,7 +87,14 @@ pub async fn remove_decommissioned(
         }
         match generation::remove_nodes(&smap, &gone) {
             Some(mut next) => {
-                next.note_decommissioned(&gone);
+                // Targets whose objects no rebalance moved off: `wait node --status safe`
+                // must not call them drained.
+                let undrained: Vec<NodeId> = gone
+                    .iter()
+                    .filter(|id| !drained && smap.targets.contains_key(*id))
+                    .cloned()
+                    .collect();
+                next.note_decommissioned(&gone, &undrained);
                 Ok(Some(push::commit(state, MetaUpdate::smap(next)).await?))
             }
             None => Ok::<_, Error>(None),

@@ -81,6 +81,8 @@ pub enum PrimaryMsg {
     /// `reply` (if any) with `value`.
     Decommissioned {
         nodes: Vec<NodeId>,
+        /// Their data was moved off by a rebalance first (not `--no-rebalance`).
+        drained: bool,
         then: Option<(ReplyTo, Reply)>,
     },
     /// A held progress report's time is up (see [`PrimaryState::held`]).
@@ -310,9 +312,11 @@ impl Actor for PrimaryActor {
             PrimaryMsg::Silenced { node, reply } => {
                 membership::remove_silenced(state, node, reply).await
             }
-            PrimaryMsg::Decommissioned { nodes, then } => {
-                finalize::remove_decommissioned(state, nodes, then).await
-            }
+            PrimaryMsg::Decommissioned {
+                nodes,
+                drained,
+                then,
+            } => finalize::remove_decommissioned(state, nodes, drained, then).await,
             PrimaryMsg::ReleaseHeld => generations::release_held(state),
             PrimaryMsg::JoinsDelivered => membership::joins_delivered(state).await,
         }
