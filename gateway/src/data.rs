@@ -126,7 +126,10 @@ where
             .buffers
             .acquire_many(kib(size))
             .await
-            .map_err(|_| Error::Io(io::Error::other("the gateway is stopping")))?;
+            // Not the client's doing: a 503 it retries elsewhere, not a 400.
+            .map_err(|_| {
+                Error::Cluster(shoal_actors::Error::Busy("the gateway is stopping".into()))
+            })?;
         let mut buf = Vec::with_capacity(size as usize);
         r.read_to_end(&mut buf).await.map_err(body_error)?;
         let md5 = r.digest().ok_or_else(|| {
@@ -159,7 +162,7 @@ where
             Ok(checksum) => {
                 let md5 = r
                     .digest()
-                    .ok_or_else(|| Error::Io(io::Error::other("body not fully read")))?;
+                    .ok_or_else(|| Error::Source("body not fully read".into()))?;
                 return Ok(Put { checksum, md5 });
             }
             Err(e) => {
