@@ -186,6 +186,11 @@ async fn maintenance_on_and_off_with_continuous_reads() {
     assert!(String::from_utf8_lossy(&human.stdout).contains("is already active"));
 }
 
+/// `nodectl wait node NODE --status safe --timeout SECS`.
+fn wait_safe(c: &TestCluster, node: &str, secs: &str) -> std::process::Output {
+    c.nodectl(&["wait", "node", node, "--status", "safe", "--timeout", secs])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decommission_with_and_without_user_data() {
     let (mut c, expected) = cluster(0).await;
@@ -221,15 +226,7 @@ async fn decommission_with_and_without_user_data() {
         .await;
         // `decommission X && wait node X --status safe && poweroff` goes on: a decommissioned
         // node is drained and out of the map.
-        let out = c.nodectl(&[
-            "wait",
-            "node",
-            id.0.as_str(),
-            "--status",
-            "safe",
-            "--timeout",
-            "10",
-        ]);
+        let out = wait_safe(&c, id.0.as_str(), "10");
         assert!(
             out.status.success() && String::from_utf8_lossy(&out.stdout).contains("safe"),
             "{}",
@@ -244,15 +241,7 @@ async fn decommission_with_and_without_user_data() {
     assert_eq!(c.smap().await.targets.len(), 2);
     // A node the map has never held (a typo) is not "safe": said at once (exit 1), not after
     // the timeout (exit 4).
-    let out = c.nodectl(&[
-        "wait",
-        "node",
-        "t[nosuch]",
-        "--status",
-        "safe",
-        "--timeout",
-        "60",
-    ]);
+    let out = wait_safe(&c, "t[nosuch]", "60");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not in the cluster map"), "{err}");
@@ -277,15 +266,7 @@ async fn decommission_with_and_without_user_data() {
         c.id_opt("target1").await.is_none()
     })
     .await;
-    let out = c.nodectl(&[
-        "wait",
-        "node",
-        id.0.as_str(),
-        "--status",
-        "safe",
-        "--timeout",
-        "60",
-    ]);
+    let out = wait_safe(&c, id.0.as_str(), "60");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("without a rebalance"), "{err}");
