@@ -210,12 +210,9 @@ impl Bench {
         common::id_of(&self.lc, &self.client, name).await
     }
 
-    /// Stops every node and removes the cluster's directory.
+    /// Stops every node. The cluster's directory stays until the bench ends (see [`done_with`]).
     fn finish(mut self) {
         self.lc.stop_all();
-        let dir = self.dir.clone();
-        drop(self);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -395,6 +392,19 @@ struct DataPath {
     cpu: [Option<f64>; 9],
     /// Peak RSS per node during the cluster put+get, kB.
     rss: BTreeMap<String, u64>,
+}
+
+/// Removes a directory the bench is done with, unless its objects are small: those stay until
+/// the bench's temp dir goes at the very end. On ext4 without a journal, every new file skips
+/// the inodes freed in the last one to six minutes (`recently_deleted`, re-checked for each
+/// create), so deleting thousands of small files taxed every file made after them: a third of
+/// the machine's CPU in a profile of 4 KiB puts, and whichever writer ran next after the
+/// deletes decided the 4 KiB PUT ratio (0.45x in one run, 1.50x in another). A few hundred
+/// 1 MiB files cost little to delete and much disk to keep.
+fn done_with(dir: &Path, size: usize) {
+    if size >= MIB {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// `write + fsync + rename` into `dir` (plus an fsync of the directory with `dirsync`, which
@@ -587,12 +597,14 @@ async fn data_path(
     let mut rounds: Vec<[RunStats; 9]> = Vec::new();
     let sampler = RssSampler::start(b.pids());
     for round in 0..s.rounds {
-        let raw_dir = b.dir.join(format!("raw-{label}"));
-        let raw_dir2 = b.dir.join(format!("raw-{label}-dirsync"));
+        // A directory per round: writing the same names again would free the last round's
+        // inodes (see `done_with`).
+        let raw_dir = b.dir.join(format!("raw-{label}-r{round}"));
+        let raw_dir2 = b.dir.join(format!("raw-{label}-dirsync-r{round}"));
         let prefix = format!("dp-{label}/r{round}/obj-");
         // The four writers take turns going first: on a shared virtual disk, fsync latency
         // drifts, and whoever runs right after a burst of deletes pays for it.
-        let server_dir = b.dir.join(format!("server-{label}"));
+        let server_dir = b.dir.join(format!("server-{label}-r{round}"));
         let (mut raw_put, mut raw_put_dirsync, mut put, mut server_put) = (None, None, None, None);
         for k in 0..4 {
             match (k + round) % 4 {
@@ -636,8 +648,8 @@ async fn data_path(
             put.expect("ran"),
             server_put.expect("ran"),
         );
-        let _ = std::fs::remove_dir_all(&raw_dir2);
-        let _ = std::fs::remove_dir_all(&server_dir);
+        done_with(&raw_dir2, size);
+        done_with(&server_dir, size);
 
         sync_fs();
         let m = CpuMeter::start();
@@ -663,7 +675,7 @@ async fn data_path(
         let m = CpuMeter::start();
         let server_get =
             m.stamp(wire_serving(n, conc, 0, size, Serve::Load(raw_dir.clone())).await?);
-        let _ = std::fs::remove_dir_all(&raw_dir);
+        done_with(&raw_dir, size);
         sync_fs();
         let m = CpuMeter::start();
         let wire_put = m.stamp(wire(n, conc, size, 0).await?);
@@ -833,10 +845,8 @@ async fn rebalance(
     if !st.success() {
         eprintln!("!! cp -r exited with {st}");
     }
-    // The copy stays until the decommission is measured: on a filesystem without a journal,
-    // ext4 skips inodes freed in the last minute when it makes a new file (recently_deleted),
-    // so removing tens of thousands of files right before would tax every file the receivers
-    // create (a fifth of the machine's CPU in a profile) -- a cost of the baseline, not ours.
+    // The copy stays until the decommission is measured (see `done_with`): removing tens of
+    // thousands of files right before would tax every file the receivers create.
 
     let receivers: Vec<String> = b
         .target_names()
@@ -906,7 +916,7 @@ async fn rebalance(
         .map(|n| du_objs(&b.lc.procs[n].mountpaths).0)
         .sum();
     let after_on_victim = du_objs(&victim_mps).0;
-    std::fs::remove_dir_all(&copy)?;
+    done_with(&copy, size);
     let (joined, settled) = (b.joined, b.settled);
     b.finish();
     Ok(Rebalance {
@@ -1019,9 +1029,13 @@ async fn run(s: Settings) -> Result<()> {
         .tempdir_in(&s.base_dir)
         .with_context(|| format!("temp dir in {}", s.base_dir.display()))?;
     let free = disk_free(root.path());
-    let need =
-        (s.dp_1m * MIB * 3 + s.dp_4k * 4 * KIB * 4 + s.reb_1m * MIB * 3 + s.reb_4k * 4 * KIB * 6)
-            as u64;
+    // Small objects stay on disk until the end (`done_with`); each takes two 4 KiB blocks with
+    // its trailer. Data path: four writers a round; rebalance: the objects and their copy.
+    let small = 8 * KIB;
+    let need = (s.dp_4k * small * 4 * s.rounds
+        + s.dp_1m * MIB * (3 + s.rounds)
+        + s.reb_1m * MIB * 3
+        + (s.reb_4k + s.reb_4k / 10) * small * 3) as u64;
     println!(
         "Shoal cluster bench: scale {}, {} cores, 1 proxy + {TARGETS} targets x {MOUNTPATHS} mountpaths, concurrency {}",
         s.scale,
