@@ -185,6 +185,8 @@ async fn a_put_that_spans_a_map_change_is_never_stranded() {
         key: ObjKey::new(BUCKET, x.clone()),
         size: data.len() as u64,
         attrs: Default::default(),
+        // Asked first, body after: the window this test needs.
+        inline: None,
     });
     let corr = conn.start(put).await.unwrap();
     assert_eq!(conn.finish(corr).await.unwrap(), Msg::Reply(Reply::Ok));
@@ -876,6 +878,62 @@ async fn a_target_restarted_while_cut_off_owns_nothing_until_it_rejoins() {
     assert_eq!(old.get_bytes(BUCKET, &x).await.unwrap(), b"second");
     c.wait_rebalance_idle(T).await;
     assert_eq!(new.get_bytes(BUCKET, &x).await.unwrap(), b"second");
+}
+
+/// A small body travels inside the put request: the target answers with the stored checksum
+/// at once. A body that is not the announced size, or larger than a request may carry, is
+/// refused, stores nothing, and leaves the connection usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_put_travels_with_its_request_and_a_bad_one_stores_nothing() {
+    use shoal_actors::proto::msg::INLINE_PUT;
+    let c = TestCluster::start(1, 1, 1, FAST_CONFIG).await;
+    let t0 = c.smap().await.targets.values().next().unwrap().clone();
+    let mut conn = Conn::connect(&t0.addr, NodeId("cli".into()), T)
+        .await
+        .unwrap();
+    let put = |name: &str, size: u64, body: Vec<u8>| {
+        Msg::from(PutObject {
+            key: ObjKey::new(BUCKET, name),
+            size,
+            attrs: Default::default(),
+            inline: Some(body),
+        })
+    };
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let reply = conn
+        .request(put("whole", 5000, data.clone()))
+        .await
+        .unwrap();
+    let Msg::Reply(Reply::Put(done)) = reply else {
+        panic!("not a put's answer: {}", reply.name());
+    };
+    assert_eq!(done.checksum, shoal_actors::types::checksum::of(&data));
+    assert_eq!(c.client.get_bytes(BUCKET, "whole").await.unwrap(), data);
+
+    let short = conn.request(put("short", 11, vec![1; 10])).await;
+    assert!(
+        matches!(&short, Err(Error::BadRequest(m)) if m.contains("whole size")),
+        "{short:?}"
+    );
+    let big = INLINE_PUT as usize + 1;
+    let over = conn.request(put("over", big as u64, vec![2; big])).await;
+    assert!(matches!(&over, Err(Error::BadRequest(_))), "{over:?}");
+    for name in ["short", "over"] {
+        let got = c.client.get_bytes(BUCKET, name).await;
+        assert!(matches!(got, Err(Error::NotFound(_))), "{name}: {got:?}");
+    }
+    assert!(nowhere_on_disk(&c, "short") && nowhere_on_disk(&c, "over"));
+    // The same connection goes on.
+    let again = conn
+        .request(put("after", 3, b"abc".to_vec()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, Msg::Reply(Reply::Put(_))),
+        "{}",
+        again.name()
+    );
+    assert_eq!(c.client.get_bytes(BUCKET, "after").await.unwrap(), b"abc");
 }
 
 /// A map version is taken only from a node, not from a client: one request could otherwise make

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::error::{Error, Result};
 use crate::proto::msg::{
@@ -397,14 +397,34 @@ impl Client {
         attrs: ObjAttrs,
     ) -> Result<String> {
         let key = ObjKey::new(bucket, object);
-        // Two phases: the target says go ahead (or redirects, if it knows a newer map) before
-        // any byte of the body is sent, so a stale link is retried without losing the body.
+        // A small body goes with the request: one round trip, and a stale link or a redirect
+        // resends the request whole. A larger one waits for the target's go-ahead (or
+        // redirect, if it knows a newer map), so a stale link is retried without losing it.
+        let mut read = Vec::new();
+        let body = match body {
+            PutBody::Reader(src) if size <= msg::INLINE_PUT => {
+                read.resize(size as usize, 0);
+                src.read_exact(&mut read).await?;
+                PutBody::Bytes(&read[..])
+            }
+            other => other,
+        };
+        let inline = match &body {
+            PutBody::Bytes(data) if data.len() as u64 <= msg::INLINE_PUT => Some(data.to_vec()),
+            _ => None,
+        };
         let put = Msg::from(PutObject {
             key: key.clone(),
             size,
             attrs,
+            inline,
         });
         let (mut link, first) = self.to_owner(&key, put).await?;
+        if let Msg::Reply(Reply::Put(done)) = first {
+            self.pool.release(link);
+            return Ok(done.checksum);
+        }
+        // A target that takes no body with the request asks for it.
         msg::expect_go_ahead(first)?;
         let corr = link.conn.last_corr();
         match body {
@@ -750,6 +770,64 @@ mod tests {
         assert_eq!(meta.size, 7);
         for t in [a, b, p] {
             t.abort();
+        }
+    }
+
+    /// A target that predates bodies sent with the put (it ignores the field) answers
+    /// go-ahead: the client then sends the body as chunks, and the put completes. One that
+    /// takes it answers at once. Either way the target sees the whole body once.
+    #[tokio::test]
+    async fn a_small_put_goes_whole_with_its_request_and_is_resent_to_a_target_that_asks() {
+        use crate::proto::codec::Conn;
+        use crate::types::smap::Node;
+        for takes_inline in [true, false] {
+            let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let t_addr = t.local_addr().unwrap().to_string();
+            let target = tokio::spawn(async move {
+                let (s, _) = t.accept().await.unwrap();
+                let mut c = Conn::new(s, NodeId("t1".into()), 1 << 20);
+                let env = c.recv().await.unwrap().unwrap();
+                let Msg::Data(msg::Data::Put(put)) = env.body else {
+                    panic!("not a put: {:?}", env.body.name());
+                };
+                assert_eq!(put.inline.as_ref().map(Vec::len), Some(put.size as usize));
+                let body = if takes_inline {
+                    put.inline.unwrap()
+                } else {
+                    c.send(env.corr, Msg::Reply(Reply::Ok)).await.unwrap();
+                    let mut body = Vec::new();
+                    c.recv_body(&mut body, put.size, |_| {}).await.unwrap();
+                    body
+                };
+                let done = msg::PutDone {
+                    version: 1,
+                    checksum: crate::types::checksum::of(&body),
+                };
+                c.send(env.corr, Msg::Reply(Reply::Put(done)))
+                    .await
+                    .unwrap();
+                body
+            });
+            let p = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let p_addr = p.local_addr().unwrap().to_string();
+            let mut smap =
+                Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, p_addr.clone()));
+            let tn = Node::new(NodeId("t1".into()), Role::Target, t_addr);
+            smap.targets.insert(tn.id.clone(), tn);
+            let proxy = tokio::spawn(async move {
+                let (s, _) = p.accept().await.unwrap();
+                let mut c = Conn::new(s, NodeId("p1".into()), 1 << 20);
+                let env = c.recv().await.unwrap().unwrap();
+                c.send(env.corr, Msg::Reply(Reply::Smap(smap)))
+                    .await
+                    .unwrap();
+            });
+            let client = Client::new(p_addr).with_timeout(Duration::from_secs(5));
+            let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+            let sum = client.put_bytes("b", "o", &data).await.unwrap();
+            assert_eq!(sum, crate::types::checksum::of(&data), "{takes_inline}");
+            assert_eq!(target.await.unwrap(), data, "{takes_inline}");
+            proxy.await.unwrap();
         }
     }
 

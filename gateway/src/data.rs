@@ -121,7 +121,10 @@ where
             computed: stream::hex(&computed),
         });
     }
-    if store_md5 && size <= BUFFER_MAX {
+    // A body small enough to go inside the put request is read first in any case (the client
+    // does): held here, it can be sent again when the map changes under it.
+    let small = size <= shoal_actors::proto::msg::INLINE_PUT;
+    if (store_md5 || small) && size <= BUFFER_MAX {
         let _budget = gw
             .buffers
             .acquire_many(kib(size))
@@ -135,7 +138,8 @@ where
         let md5 = r.digest().ok_or_else(|| {
             Error::ClientBody(format!("the request body ended before {size} bytes"))
         })?;
-        if attrs.md5.is_none() {
+        // Without `store_md5`, only a declared MD5 is kept (as when streamed).
+        if attrs.md5.is_none() && (store_md5 || expect.is_some()) {
             attrs.md5 = Some(stream::hex(&md5));
         }
         let checksum = with_retries(gw, || {

@@ -923,6 +923,7 @@ mod tests {
                 key: crate::types::object::ObjKey::new("b", "o/1"),
                 size: 42,
                 attrs: Default::default(),
+                inline: None,
             }),
         }
     }

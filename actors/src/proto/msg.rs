@@ -460,6 +460,9 @@ pub struct ListObjects {
     pub local: bool,
 }
 
+/// Bodies up to this size may travel inside the PUT request itself ([`PutObject::inline`]).
+pub const INLINE_PUT: u64 = 64 * 1024;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutObject {
     pub key: ObjKey,
@@ -467,6 +470,11 @@ pub struct PutObject {
     /// What the writer attaches (MD5, content type, user metadata).
     #[serde(default)]
     pub attrs: ObjAttrs,
+    /// The whole body, when it is small (exactly `size` bytes, at most [`INLINE_PUT`]): the
+    /// put is then one round trip instead of a request, a go-ahead and the body. A target
+    /// that does not know the field answers go-ahead, and the body follows as chunks.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub inline: Option<Vec<u8>>,
 }
 
 /// `local`: answer from this target's disks only (get-from-neighbor), no redirect.

@@ -29,8 +29,9 @@ use crate::types::smap::NodeId;
 
 /// Objects up to this size are read whole and sent in one write.
 const SMALL_GET: u64 = 64 * 1024;
-/// PUT bodies up to this size are taken into memory, then written whole.
-const SMALL_PUT: u64 = 64 * 1024;
+/// PUT bodies up to this size are taken into memory, then written whole (the size up to
+/// which a client may also send them inside the request).
+const SMALL_PUT: u64 = crate::proto::msg::INLINE_PUT;
 
 /// A PUT body that has arrived: in memory (small) or in a temp file.
 enum Received {
@@ -165,13 +166,29 @@ impl DataPath<'_> {
                 };
                 Ok(Some(Msg::Reply(Locate::reply(at))))
             }
-            Data::Put(PutObject { key, size, attrs }) => {
+            Data::Put(PutObject {
+                key,
+                size,
+                attrs,
+                inline,
+            }) => {
                 self.check_key(&key)?;
                 check_attrs(&attrs)?;
+                if let Some(d) = &inline
+                    && (d.len() as u64 != size || size > SMALL_PUT)
+                {
+                    return Err(Error::BadRequest(format!(
+                        "{key}: a body sent with the put must be its whole size ({size} bytes, \
+                         got {}) and at most {SMALL_PUT} bytes",
+                        d.len()
+                    )));
+                }
                 if let Some(r) = self.route_as_owner(&key).await? {
                     return Ok(Some(r));
                 }
-                self.put(conn, corr, key, size, attrs).await.map(Some)
+                self.put(conn, corr, key, size, attrs, inline)
+                    .await
+                    .map(Some)
             }
             Data::Get(GetObject {
                 key,
@@ -322,9 +339,16 @@ impl DataPath<'_> {
         key: ObjKey,
         size: u64,
         attrs: ObjAttrs,
+        inline: Option<Vec<u8>>,
     ) -> Result<Msg> {
         let mp = self.store.mountpath_for(&key.bucket, &key.object)?;
-        let w = if size <= SMALL_PUT {
+        let w = if let Some(data) = inline {
+            // The body came with the request: the same refusals as before a go-ahead.
+            self.room_for(mp, size)?;
+            store::refuse_if_full(&self.store.path_of(mp))?;
+            let checksum = crate::types::checksum::of(&data);
+            Received::Small { data, checksum }
+        } else if size <= SMALL_PUT {
             let (data, checksum) = self.receive_small(conn, corr, mp, size).await?;
             Received::Small { data, checksum }
         } else {
