@@ -449,8 +449,25 @@ impl Unsynced {
 }
 
 /// Writes a whole small object (data and trailer) to a temp file on `mountpath` in one trip
-/// off the runtime, not yet durable: see [`TempObject::commit_unsynced`].
+/// off the runtime, not yet durable: see [`TempObject::commit_unsynced`]. The file is closed
+/// once written: a rebalance batch holds many, and the check after the flush opens each again
+/// (see [`Unsynced::written_back`]).
 pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Result<TempObject> {
+    write_temp(mountpath, meta, data, false)
+}
+
+/// As [`write_temp_unsynced`], keeping the file open for the check after the flush: one
+/// object (a put) spares an open, a stat and a close, and the writer's own descriptor sees
+/// every writeback error of the file.
+pub fn write_temp_unsynced_open(
+    mountpath: &Path,
+    meta: &ObjMeta,
+    data: &[u8],
+) -> Result<TempObject> {
+    write_temp(mountpath, meta, data, true)
+}
+
+fn write_temp(mountpath: &Path, meta: &ObjMeta, data: &[u8], keep: bool) -> Result<TempObject> {
     refuse_if_full(mountpath)?;
     let dir = tmp_dir(mountpath);
     let tmp = dir.join(format!(
@@ -464,8 +481,6 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
     buf.extend_from_slice(&m);
     buf.extend_from_slice(&(m.len() as u32).to_be_bytes());
     buf.extend_from_slice(MAGIC);
-    // Closed once written: a batch holds many, and the check after the flush opens the file
-    // again (see `Unsynced::written_back`).
     let mut t = TempObject {
         tmp: tmp.clone(),
         file: None,
@@ -479,18 +494,20 @@ pub fn write_temp_unsynced(mountpath: &Path, meta: &ObjMeta, data: &[u8]) -> Res
     };
     // One write: the file exists only as a temp until renamed, and is removed if this fails.
     // The temp directory exists but for the first write on a mountpath.
-    let write = || -> std::io::Result<FileId> {
+    let write = || -> std::io::Result<(FileId, std::fs::File)> {
         let mut f = std::fs::File::create(&tmp)?;
         std::io::Write::write_all(&mut f, &buf)?;
-        file_id(&f)
+        Ok((file_id(&f)?, f))
     };
-    t.id = match write() {
+    let (id, f) = match write() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(&dir).map_err(map_space)?;
             write().map_err(map_space)?
         }
         other => other.map_err(map_space)?,
     };
+    t.id = id;
+    t.file = keep.then_some(f);
     Ok(t)
 }
 
@@ -805,6 +822,24 @@ mod tests {
         std::fs::remove_file(dir.path().join("g.obj")).unwrap();
         gone.written_back().unwrap();
         assert!(!gone.still_at_path());
+    }
+
+    /// A put's temp file keeps its writer's descriptor through the rename, for the check after
+    /// the flush; a batch's does not (it holds many).
+    #[test]
+    fn a_put_keeps_its_writer_descriptor_for_the_check_and_a_batch_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = meta_of(b"one", 1);
+        let kept = write_temp_unsynced_open(dir.path(), &meta, b"one").unwrap();
+        assert!(kept.file.is_some());
+        let u = kept.commit_unsynced(&dir.path().join("k.obj")).unwrap();
+        assert!(u.file.is_some());
+        // Checked on the writer's descriptor: even once unlinked, its own data was written.
+        std::fs::remove_file(dir.path().join("k.obj")).unwrap();
+        u.written_back().unwrap();
+        let closed = write_temp_unsynced(dir.path(), &meta, b"one").unwrap();
+        assert!(closed.file.is_none());
+        assert_eq!(read_meta(&closed.tmp).unwrap(), meta);
     }
 
     #[test]

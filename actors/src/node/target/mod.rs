@@ -64,7 +64,7 @@ impl Received {
             Received::Small { data, .. } => {
                 let meta = meta.clone();
                 tokio::task::spawn_blocking(move || {
-                    store::write_temp_unsynced(&mountpath, &meta, &data)
+                    store::write_temp_unsynced_open(&mountpath, &meta, &data)
                 })
                 .await
                 .map_err(|e| Error::Io(std::io::Error::other(e)))?
