@@ -268,10 +268,31 @@ impl Client {
         }
     }
 
-    /// A request to a target; one that cannot be reached is reported offline.
+    /// A request to a target; one that cannot be reached is reported offline. Not so a put
+    /// that carried its body, once the request may have reached the target: it may have been
+    /// stored (a stopped target takes it when it resumes), so the failure says that.
     async fn at_target(&self, node: &NodeId, addr: &str, msg: Msg) -> Result<(Link, Msg)> {
-        self.exchange(addr, msg).await.map_err(|e| match e {
-            Error::Io(_) | Error::Timeout(_) => {
+        let writes = matches!(&msg, Msg::Data(msg::Data::Put(p)) if p.inline.is_some());
+        let token = self.token.clone();
+        let failed = match self
+            .pool
+            .exchange_sent(addr, msg, self.timeout, token)
+            .await
+        {
+            Ok(answer) => return Ok(answer),
+            Err(f) => f,
+        };
+        let unknown = format!(
+            "the put reached t[{node}] at {addr} but no answer came: it may have been stored"
+        );
+        Err(match failed.error {
+            Error::Timeout(e) if writes && failed.sent => {
+                Error::Timeout(format!("{unknown} ({e})"))
+            }
+            Error::Io(e) if writes && failed.sent => {
+                Error::Io(std::io::Error::new(e.kind(), format!("{unknown} ({e})")))
+            }
+            e @ (Error::Io(_) | Error::Timeout(_)) => {
                 Error::Offline(format!("target t[{node}] at {addr} is offline: {e}"))
             }
             other => other,
@@ -829,6 +850,77 @@ mod tests {
             assert_eq!(target.await.unwrap(), data, "{takes_inline}");
             proxy.await.unwrap();
         }
+    }
+
+    /// A small put carries its body: once the request reached the target, a silence (here a
+    /// target that takes it and stops, as under SIGSTOP, resuming later) is not "offline",
+    /// which callers take as nothing done, but a put that may have been stored. A target no
+    /// connection reaches is offline: nothing was sent.
+    #[tokio::test]
+    async fn a_put_that_reached_a_silent_target_may_be_stored_and_is_not_called_offline() {
+        use crate::proto::codec::Conn;
+        use crate::types::smap::Node;
+        let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let t_addr = t.local_addr().unwrap().to_string();
+        let (took, taken) = tokio::sync::oneshot::channel();
+        let target = tokio::spawn(async move {
+            let (s, _) = t.accept().await.unwrap();
+            let mut c = Conn::new(s, NodeId("t1".into()), 1 << 20);
+            let env = c.recv().await.unwrap().unwrap();
+            let _ = took.send(env.body);
+            // Silent until the client gives up.
+            let _ = c.recv().await;
+        });
+        let p = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p_addr = p.local_addr().unwrap().to_string();
+        let mut smap = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, p_addr.clone()));
+        let tn = Node::new(NodeId("t1".into()), Role::Target, t_addr.clone());
+        smap.targets.insert(tn.id.clone(), tn);
+        let served = smap.clone();
+        let proxy = tokio::spawn(async move {
+            let (s, _) = p.accept().await.unwrap();
+            let mut c = Conn::new(s, NodeId("p1".into()), 1 << 20);
+            let env = c.recv().await.unwrap().unwrap();
+            c.send(env.corr, Msg::Reply(Reply::Smap(served)))
+                .await
+                .unwrap();
+        });
+        let client = Client::new(p_addr).with_timeout(Duration::from_millis(500));
+        let err = client.put_bytes("b", "o", b"hello").await.unwrap_err();
+        let body = taken.await.unwrap();
+        assert!(
+            matches!(&body, Msg::Data(msg::Data::Put(p)) if p.inline.as_deref() == Some(b"hello")),
+            "{}",
+            body.name()
+        );
+        let m = err.to_string();
+        assert!(
+            matches!(err, Error::Timeout(_)) && m.contains("may have been stored"),
+            "{m}"
+        );
+        target.abort();
+        proxy.await.unwrap();
+        // The same put to a target that takes no connection: offline, nothing sent.
+        drop(target);
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gone = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut smap2 = smap;
+        let tn = Node::new(NodeId("t1".into()), Role::Target, gone);
+        smap2.targets.insert(tn.id.clone(), tn);
+        let (p2_addr, p2) = fake_node(move |_, m| match m {
+            Msg::Query(msg::Query::GetSmap(_)) => Msg::Reply(Reply::Smap(smap2.clone())),
+            // The proxy's map names the same target.
+            _ => Msg::Redirect {
+                node: NodeId("t1".into()),
+                addr: "127.0.0.1:1".into(),
+            },
+        })
+        .await;
+        let client = Client::new(p2_addr).with_timeout(Duration::from_millis(500));
+        let err = client.put_bytes("b", "o", b"hello").await.unwrap_err();
+        assert!(matches!(err, Error::Offline(_)), "{err}");
+        p2.abort();
     }
 
     /// A delete goes straight to the owner named by the client's map; the target takes it and

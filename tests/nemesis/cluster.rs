@@ -32,7 +32,9 @@ pub fn absent(e: &Error) -> bool {
 /// the request can reach a node able to apply it, going by the client's protocol: a refused
 /// connection (nothing was sent); for a put also a target that refused or could not be asked
 /// before the body was sent (offline, no space, unknown bucket, no owner), since an object
-/// is only written once its body arrives, and a put refused at install because the map
+/// is only written once its body arrives -- a small put carries its body, and the client
+/// calls it offline only when no connection reached the target (else: "may have been
+/// stored", a timeout or broken link) -- and a put refused at install because the map
 /// changed while its body travelled (`MapChanged`: "nothing was stored", the client already
 /// sent it again three times). Timeouts and broken links stay indeterminate.
 pub fn not_applied(e: &Error, put: bool) -> bool {

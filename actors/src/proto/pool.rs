@@ -40,6 +40,15 @@ pub struct Link {
     reused: bool,
 }
 
+/// A request that failed, and whether it may have reached the peer (it was written to a
+/// connection, or to a pooled one that broke as it was reused); `false` only when no
+/// connection could be made.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    pub sent: bool,
+}
+
 /// Errors of the link itself, not answers from the peer: after one, the link is unusable.
 pub fn is_transport(e: &Error) -> bool {
     matches!(
@@ -153,7 +162,38 @@ impl Pool {
         timeout: Duration,
         token: Option<String>,
     ) -> Result<(Link, Msg)> {
-        let mut link = self.link_as(addr, timeout, false, token.clone()).await?;
+        self.exchange_tracked(addr, body, timeout, token)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// As [`exchange_as`](Self::exchange_as), saying on failure whether the request may have
+    /// reached the peer: a request that carries a write (a put with its body) may then have
+    /// been applied, whatever the error.
+    pub async fn exchange_sent(
+        &self,
+        addr: &str,
+        msg: Msg,
+        timeout: Duration,
+        token: Option<String>,
+    ) -> std::result::Result<(Link, Msg), Failed> {
+        let body = Encoded::new(&msg).map_err(|error| Failed { error, sent: false })?;
+        self.exchange_tracked(addr, &body, timeout, token).await
+    }
+
+    async fn exchange_tracked(
+        &self,
+        addr: &str,
+        body: &Encoded,
+        timeout: Duration,
+        token: Option<String>,
+    ) -> std::result::Result<(Link, Msg), Failed> {
+        let unsent = |error| Failed { error, sent: false };
+        let sent = |error| Failed { error, sent: true };
+        let mut link = self
+            .link_as(addr, timeout, false, token.clone())
+            .await
+            .map_err(unsent)?;
         let first = tokio::time::timeout(timeout, link.conn.request_encoded(body)).await;
         let res = match first {
             Ok(Err(e)) if link.reused && is_transport(&e) => {
@@ -161,23 +201,23 @@ impl Pool {
                 self.forget(addr);
                 link = match self.link_as(addr, timeout, true, token).await {
                     Ok(l) => l,
-                    Err(_) => return Err(e),
+                    Err(_) => return Err(sent(e)),
                 };
                 tokio::time::timeout(timeout, link.conn.request_encoded(body)).await
             }
             other => other,
         };
         match res {
-            Err(_) => Err(Error::Timeout(format!(
+            Err(_) => Err(sent(Error::Timeout(format!(
                 "no answer from {addr} within {timeout:?}"
-            ))),
+            )))),
             Ok(Ok(reply)) => Ok((link, reply)),
             Ok(Err(e)) => {
                 // An error reply leaves the connection usable.
                 if !is_transport(&e) {
                     self.release(link);
                 }
-                Err(e)
+                Err(sent(e))
             }
         }
     }
