@@ -749,6 +749,28 @@ mod tests {
         (addr, task)
     }
 
+    /// A proxy at a fresh address whose map names one target, t1 at `t_addr`: it serves the
+    /// map once, then goes down.
+    async fn proxy_serving_a_map_once(t_addr: &str) -> (String, Smap, tokio::task::JoinHandle<()>) {
+        use crate::proto::codec::Conn;
+        use crate::types::smap::Node;
+        let p = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p_addr = p.local_addr().unwrap().to_string();
+        let mut smap = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, p_addr.clone()));
+        let tn = Node::new(NodeId("t1".into()), Role::Target, t_addr.to_string());
+        smap.targets.insert(tn.id.clone(), tn);
+        let served = smap.clone();
+        let task = tokio::spawn(async move {
+            let (s, _) = p.accept().await.unwrap();
+            let mut c = Conn::new(s, NodeId("p1".into()), 1 << 20);
+            let env = c.recv().await.unwrap().unwrap();
+            c.send(env.corr, Msg::Reply(Reply::Smap(served)))
+                .await
+                .unwrap();
+        });
+        (p_addr, smap, task)
+    }
+
     /// Maps disagree for a moment after a node was removed: the client's (fresh) map names A,
     /// A's (not yet updated) sends it to B, and B, cut off and removed, refuses to act as the
     /// owner. The client asks the proxy again rather than fail: it names A, which has the new
@@ -800,7 +822,6 @@ mod tests {
     #[tokio::test]
     async fn a_small_put_goes_whole_with_its_request_and_is_resent_to_a_target_that_asks() {
         use crate::proto::codec::Conn;
-        use crate::types::smap::Node;
         for takes_inline in [true, false] {
             let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let t_addr = t.local_addr().unwrap().to_string();
@@ -829,20 +850,7 @@ mod tests {
                     .unwrap();
                 body
             });
-            let p = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let p_addr = p.local_addr().unwrap().to_string();
-            let mut smap =
-                Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, p_addr.clone()));
-            let tn = Node::new(NodeId("t1".into()), Role::Target, t_addr);
-            smap.targets.insert(tn.id.clone(), tn);
-            let proxy = tokio::spawn(async move {
-                let (s, _) = p.accept().await.unwrap();
-                let mut c = Conn::new(s, NodeId("p1".into()), 1 << 20);
-                let env = c.recv().await.unwrap().unwrap();
-                c.send(env.corr, Msg::Reply(Reply::Smap(smap)))
-                    .await
-                    .unwrap();
-            });
+            let (p_addr, _, proxy) = proxy_serving_a_map_once(&t_addr).await;
             let client = Client::new(p_addr).with_timeout(Duration::from_secs(5));
             let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
             let sum = client.put_bytes("b", "o", &data).await.unwrap();
@@ -871,20 +879,7 @@ mod tests {
             // Silent until the client gives up.
             let _ = c.recv().await;
         });
-        let p = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let p_addr = p.local_addr().unwrap().to_string();
-        let mut smap = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, p_addr.clone()));
-        let tn = Node::new(NodeId("t1".into()), Role::Target, t_addr.clone());
-        smap.targets.insert(tn.id.clone(), tn);
-        let served = smap.clone();
-        let proxy = tokio::spawn(async move {
-            let (s, _) = p.accept().await.unwrap();
-            let mut c = Conn::new(s, NodeId("p1".into()), 1 << 20);
-            let env = c.recv().await.unwrap().unwrap();
-            c.send(env.corr, Msg::Reply(Reply::Smap(served)))
-                .await
-                .unwrap();
-        });
+        let (p_addr, smap, proxy) = proxy_serving_a_map_once(&t_addr).await;
         let client = Client::new(p_addr).with_timeout(Duration::from_millis(500));
         let err = client.put_bytes("b", "o", b"hello").await.unwrap_err();
         let body = taken.await.unwrap();
@@ -930,7 +925,6 @@ mod tests {
     #[tokio::test]
     async fn a_request_lost_with_its_target_is_not_reported_as_refused_by_the_proxy() {
         use crate::proto::codec::Conn;
-        use crate::types::smap::Node;
         let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let t_addr = t.local_addr().unwrap().to_string();
         let target = tokio::spawn(async move {
@@ -942,20 +936,7 @@ mod tests {
             drop(t);
             let _ = c.recv().await;
         });
-        let p = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let p_addr = p.local_addr().unwrap().to_string();
-        let mut smap = Smap::bootstrap(Node::new(NodeId("p1".into()), Role::Proxy, p_addr.clone()));
-        let tn = Node::new(NodeId("t1".into()), Role::Target, t_addr);
-        smap.targets.insert(tn.id.clone(), tn);
-        let proxy = tokio::spawn(async move {
-            // Serves the map once, then goes down.
-            let (s, _) = p.accept().await.unwrap();
-            let mut c = Conn::new(s, NodeId("p1".into()), 1 << 20);
-            let env = c.recv().await.unwrap().unwrap();
-            c.send(env.corr, Msg::Reply(Reply::Smap(smap)))
-                .await
-                .unwrap();
-        });
+        let (p_addr, _, proxy) = proxy_serving_a_map_once(&t_addr).await;
         let client = Client::new(p_addr).with_timeout(Duration::from_secs(1));
         let err = client.delete("b", "o").await.unwrap_err();
         target.await.unwrap();
