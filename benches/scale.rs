@@ -460,8 +460,8 @@ fn cp_sync(mountpaths: &[PathBuf], dst: &Path) -> Result<f64> {
     if !st.success() {
         eprintln!("!! cp -r exited with {st}");
     }
-    std::fs::remove_dir_all(dst)?;
-    sync_fs();
+    // The copy stays until the bench ends: on ext4 without a journal every file made in the
+    // next minutes would skip its freed inodes (`recently_deleted`), taxing the decommission.
     Ok(secs)
 }
 
@@ -607,10 +607,12 @@ async fn run(s: Settings) -> Result<()> {
         .prefix("shoal-scale-")
         .tempdir_in(&s.base_dir)
         .with_context(|| format!("temp dir in {}", s.base_dir.display()))?;
-    // Per object: one 4 KiB block (small objects) plus inode and directory entry; the raw
-    // baseline is deleted before the load; the cp baseline holds one target's share.
+    // Per object: one 4 KiB block (small objects) plus inode and directory entry. The raw
+    // baseline and the cp copy (one target's share) stay until the end: deleting many files
+    // taxes every file made in the next minutes on ext4 without a journal (`recently_deleted`),
+    // which would charge the cluster's load and decommission for the baselines' cleanup.
     let per_obj = (s.size.div_ceil(4096) * 4096 + 1024) as u64;
-    let need = per_obj * (s.objects.max(s.raw) as u64) * 13 / 10 + (1 << 30);
+    let need = per_obj * (s.objects as u64 + s.raw as u64) * 13 / 10 + (1 << 30);
     let free = disk_free(root.path());
     println!(
         "Shoal scale bench: 1 proxy + {} targets (processes), {} objects x {} B, concurrency {}, {} cores, load {}",
@@ -636,7 +638,7 @@ async fn run(s: Settings) -> Result<()> {
     let pool = Arc::new(Pool::new());
     let started = Instant::now();
 
-    // Raw baseline first, alone on the disk, then deleted.
+    // Raw baseline first, alone on the disk (kept until the end, see `need`).
     let raw = if s.raw > 0 {
         println!(
             "  baseline: raw write+fsync+rename of {} files x {} B over {} dirs, {} threads ...",
@@ -645,7 +647,6 @@ async fn run(s: Settings) -> Result<()> {
         let dir = root.path().join("raw");
         let r = raw_writes(&dir, s.targets, s.raw, s.size, s.concurrency, &pool);
         r.warn("raw write");
-        std::fs::remove_dir_all(&dir)?;
         sync_fs();
         Some(r)
     } else {
