@@ -749,6 +749,16 @@ mod tests {
         (addr, task)
     }
 
+    /// The first request on the first connection `t` accepts, as target t1 sees it.
+    async fn first_request(
+        t: &tokio::net::TcpListener,
+    ) -> (crate::proto::codec::Conn, crate::proto::codec::Envelope) {
+        let (s, _) = t.accept().await.unwrap();
+        let mut c = crate::proto::codec::Conn::new(s, NodeId("t1".into()), 1 << 20);
+        let env = c.recv().await.unwrap().unwrap();
+        (c, env)
+    }
+
     /// A proxy at a fresh address whose map names one target, t1 at `t_addr`: it serves the
     /// map once, then goes down.
     async fn proxy_serving_a_map_once(t_addr: &str) -> (String, Smap, tokio::task::JoinHandle<()>) {
@@ -821,14 +831,11 @@ mod tests {
     /// takes it answers at once. Either way the target sees the whole body once.
     #[tokio::test]
     async fn a_small_put_goes_whole_with_its_request_and_is_resent_to_a_target_that_asks() {
-        use crate::proto::codec::Conn;
         for takes_inline in [true, false] {
             let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let t_addr = t.local_addr().unwrap().to_string();
             let target = tokio::spawn(async move {
-                let (s, _) = t.accept().await.unwrap();
-                let mut c = Conn::new(s, NodeId("t1".into()), 1 << 20);
-                let env = c.recv().await.unwrap().unwrap();
+                let (mut c, env) = first_request(&t).await;
                 let Msg::Data(msg::Data::Put(put)) = env.body else {
                     panic!("not a put: {:?}", env.body.name());
                 };
@@ -866,15 +873,12 @@ mod tests {
     /// connection reaches is offline: nothing was sent.
     #[tokio::test]
     async fn a_put_that_reached_a_silent_target_may_be_stored_and_is_not_called_offline() {
-        use crate::proto::codec::Conn;
         use crate::types::smap::Node;
         let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let t_addr = t.local_addr().unwrap().to_string();
         let (took, taken) = tokio::sync::oneshot::channel();
         let target = tokio::spawn(async move {
-            let (s, _) = t.accept().await.unwrap();
-            let mut c = Conn::new(s, NodeId("t1".into()), 1 << 20);
-            let env = c.recv().await.unwrap().unwrap();
+            let (mut c, env) = first_request(&t).await;
             let _ = took.send(env.body);
             // Silent until the client gives up.
             let _ = c.recv().await;
@@ -924,13 +928,10 @@ mod tests {
     /// refused" (which would say nothing was sent).
     #[tokio::test]
     async fn a_request_lost_with_its_target_is_not_reported_as_refused_by_the_proxy() {
-        use crate::proto::codec::Conn;
         let t = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let t_addr = t.local_addr().unwrap().to_string();
         let target = tokio::spawn(async move {
-            let (s, _) = t.accept().await.unwrap();
-            let mut c = Conn::new(s, NodeId("t1".into()), 1 << 20);
-            let env = c.recv().await.unwrap().unwrap();
+            let (mut c, env) = first_request(&t).await;
             assert!(matches!(env.body, Msg::Data(msg::Data::Delete(_))));
             // Stopped (SIGSTOP) before answering: silent until the client gives up.
             drop(t);
