@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use shoal_actors::client::Client;
+use shoal_actors::logic::placement::{self, MountpathKey};
 use shoal_actors::proto::msg::{GetResilver, GetStorage};
 use shoal_actors::types::lifecycle::{LifecycleOp, LifecycleRequest};
 use shoal_actors::types::smap::NodeId;
@@ -159,6 +160,60 @@ fn files_on(c: &TestCluster, name: &str) -> HashMap<PathBuf, usize> {
         }
     }
     out
+}
+
+/// Objects deleted while a resilver runs (or overwritten on the mountpath they belong on) leave
+/// nothing to move: its total comes down to what there was, so a finished resilver reads all
+/// moved rather than one short with no error to say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resilver_total_leaves_out_what_clients_deleted_meanwhile() {
+    let faults = tempfile::tempdir().unwrap();
+    let root = faults.path().to_path_buf();
+    let c = TestCluster::start_with(1, 1, 1, FAST_CONFIG, None, fault_env(root.clone())).await;
+    switch_on(&root, "target0", "slow_resilver");
+    let expected = put_all(&c.client, &make_objects(60, 1, 4 << 10, 17)).await;
+    let t0 = c.id("target0").await;
+    let new = c.dir().join("target0-new");
+    std::fs::create_dir_all(&new).unwrap();
+    let r1 = mountpath_op(&c, "attach", &t0, &new);
+    midway(&c, "target0", &r1).await;
+    let counted = resilver(&c, "target0").await.unwrap().objs_total;
+    // Those still waiting to move (on a mountpath other than their proper one) go first.
+    let mps: Vec<(usize, u64)> = c
+        .mountpaths_of("target0")
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (i, MountpathKey::new(p.display().to_string()).digest))
+        .collect();
+    let mut names: Vec<(bool, String)> = c
+        .object_files()
+        .into_iter()
+        .map(|(k, copies)| {
+            let name = k[BUCKET.len() + 1..].to_string();
+            let want = placement::best_mountpath(
+                &mps,
+                placement::digest(&placement::uname(BUCKET, &name)),
+            );
+            (copies.iter().all(|(_, i, _)| Some(*i) == want), name)
+        })
+        .collect();
+    names.sort();
+    assert!(!names[0].0, "nothing left to move at midway");
+    for (_, name) in &names {
+        c.client.delete(BUCKET, name).await.unwrap();
+    }
+    let r = resilver_done(&c, "target0", &r1).await;
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert!(r.objs_total < counted, "counted {counted}: {r:?}");
+    assert!(r.objs_moved > 0 && r.objs_moved == r.objs_total, "{r:?}");
+    // Deleted is deleted: nothing the resilver moved came back.
+    for name in expected.keys() {
+        let got = c.client.get_bytes(BUCKET, name).await;
+        assert!(
+            matches!(got, Err(shoal_actors::Error::NotFound(_))),
+            "{name}: {got:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

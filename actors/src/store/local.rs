@@ -126,6 +126,13 @@ pub struct LocalStore {
     next_pending: AtomicU64,
 }
 
+/// One try of a move between mountpaths: done (and whether a copy moved), or a file its
+/// flush has not confirmed yet is in the way.
+enum MoveStep {
+    Done(bool),
+    Wait(Unconfirmed),
+}
+
 impl LocalStore {
     /// Opens (creating) plain mountpaths: no record, no identity markers (tests, tools).
     pub fn open(paths: &[PathBuf]) -> Result<Self> {
@@ -809,13 +816,13 @@ impl LocalStore {
     }
 
     /// Moves an object to its proper local mountpath (same filesystem: a rename).
-    pub async fn move_local(&self, from: &Path, walked: &ObjMeta, to_mp: usize) -> Result<()> {
+    pub async fn move_local(&self, from: &Path, walked: &ObjMeta, to_mp: usize) -> Result<bool> {
         // A file not yet confirmed by its flush (the one to move, or the copy that makes it
         // stale) is waited for first, without the object's lock, which its installer may need.
         for _ in 0..3 {
             match self.move_local_once(from, walked, to_mp).await? {
-                None => return Ok(()),
-                Some(u) => {
+                MoveStep::Done(moved) => return Ok(moved),
+                MoveStep::Wait(u) => {
                     let _ = self.confirmed(u).await;
                 }
             }
@@ -826,36 +833,38 @@ impl LocalStore {
         )))
     }
 
-    /// One try of [`Self::move_local`]: done, or the unconfirmed file in the way.
+    /// One try of [`Self::move_local`].
     async fn move_local_once(
         &self,
         from: &Path,
         walked: &ObjMeta,
         to_mp: usize,
-    ) -> Result<Option<Unconfirmed>> {
+    ) -> Result<MoveStep> {
         let _g = self.locks.lock(&walked.bucket, &walked.object).await;
         // What the walk saw may have been replaced since (a put lands on a mountpath other
         // than the proper one while that is past its high-water mark): the file there now
-        // decides.
+        // decides. Gone (deleted, or overwritten where it belongs): nothing to move.
         let meta = match store::read_meta(from) {
             Ok(m) if m.bucket == walked.bucket && m.object == walked.object => m,
-            Ok(_) => return Ok(None),
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Ok(_) => return Ok(MoveStep::Done(false)),
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(MoveStep::Done(false));
+            }
             Err(e) => return Err(e),
         };
         let meta = &meta;
         if let Some(u) = self.settling(from) {
-            return Ok(Some(u));
+            return Ok(MoveStep::Wait(u));
         }
         if let Some((p, m)) = self.locate_on(to_mp, &meta.bucket, &meta.object)
             && m.version >= meta.version
         {
             // A newer copy is in place: the misplaced one is stale, once that one is on disk.
             if let Some(u) = self.settling(&p) {
-                return Ok(Some(u));
+                return Ok(MoveStep::Wait(u));
             }
             let _ = std::fs::remove_file(from);
-            return Ok(None);
+            return Ok(MoveStep::Done(false));
         }
         let dest = self.dest_on(to_mp, &meta.bucket, &meta.object)?;
         let tmp =
@@ -874,7 +883,7 @@ impl LocalStore {
             self.counted(i, None, Some(meta.size));
         }
         self.counted(to_mp, Some(meta.size), None);
-        Ok(None)
+        Ok(MoveStep::Done(true))
     }
 
     /// Deletes every local copy of `bucket/object` and records the delete durably first, so

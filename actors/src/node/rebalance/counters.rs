@@ -114,6 +114,15 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Moves `counter` from `was` (what was added) to `now`, by the difference.
+    pub fn correct(counter: &AtomicU64, was: u64, now: u64) {
+        if now >= was {
+            counter.fetch_add(now - was, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(was - now, Ordering::Relaxed);
+        }
+    }
+
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
     }

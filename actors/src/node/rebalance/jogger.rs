@@ -355,7 +355,9 @@ impl Walk {
         let c = &self.c;
         let res = match self.destination(&m) {
             Dest::Stay => Ok(()),
-            Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|()| {
+            // Counted done even when it vanished meanwhile (deleted or overwritten): the
+            // walk's totals are not corrected the way a resilver's are.
+            Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|_| {
                 Counters::add(&c.local_objs, 1);
                 Counters::add(&c.local_bytes, m.size);
             }),

@@ -11,7 +11,7 @@
 //! mountpaths, so nothing waits long; a resilver asked for while a generation runs waits for it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -113,13 +113,16 @@ pub async fn run(
 async fn walk(store: &LocalStore, mp: usize, c: &Counters, cancel: &CancellationToken) {
     let root = store.path_of(mp);
     // Pass 1: count.
+    let (mut counted, mut counted_bytes) = (0, 0);
     let mut rx = stream_objects(root.clone(), cancel.clone());
     while let Some((_, m)) = rx.next().await {
         if store.local_dest(mp, &m.bucket, &m.object).is_some() {
-            Counters::add(&c.objs_total, 1);
-            Counters::add(&c.bytes_total, m.size);
+            counted += 1;
+            counted_bytes += m.size;
         }
     }
+    Counters::add(&c.objs_total, counted);
+    Counters::add(&c.bytes_total, counted_bytes);
     Counters::add(&c.joggers_counted, 1);
     if cancel.is_cancelled() {
         return;
@@ -130,6 +133,10 @@ async fn walk(store: &LocalStore, mp: usize, c: &Counters, cancel: &Cancellation
         .mps
         .get(mp)
         .is_some_and(|m| m.state() != crate::store::MpState::Enabled);
+    // What this pass moved or failed to: clients write and delete meanwhile, so the count
+    // above was an estimate (an object deleted, or overwritten on its proper mountpath, has
+    // nothing left to move).
+    let (found, found_bytes) = (&AtomicU64::new(0), &AtomicU64::new(0));
     stream_objects(root, cancel.clone())
         .for_each_concurrent(MOVES_PER_MOUNTPATH, |(path, m)| async move {
             if cancel.is_cancelled() {
@@ -154,13 +161,18 @@ async fn walk(store: &LocalStore, mp: usize, c: &Counters, cancel: &Cancellation
                 return;
             };
             match store.move_local(&path, &m, to).await {
-                Ok(()) => {
+                Ok(true) => {
+                    Counters::add(found, 1);
+                    Counters::add(found_bytes, m.size);
                     Counters::add(&c.local_objs, 1);
                     Counters::add(&c.local_bytes, m.size);
                 }
                 // Deleted or overwritten meanwhile: nothing to move.
+                Ok(false) => {}
                 Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
+                    Counters::add(found, 1);
+                    Counters::add(found_bytes, m.size);
                     tracing::warn!(object = %format!("{}/{}", m.bucket, m.object), error = %e, "resilver move failed");
                     c.set_blocked(Some(format!("moving {}/{}: {e}", m.bucket, m.object)));
                     Counters::add(&c.errors, 1);
@@ -168,6 +180,15 @@ async fn walk(store: &LocalStore, mp: usize, c: &Counters, cancel: &Cancellation
             }
         })
         .await;
+    if !cancel.is_cancelled() {
+        // The totals become what there was to move, so a finished resilver reads all moved.
+        Counters::correct(&c.objs_total, counted, found.load(Ordering::Relaxed));
+        Counters::correct(
+            &c.bytes_total,
+            counted_bytes,
+            found_bytes.load(Ordering::Relaxed),
+        );
+    }
     if leaving && c.errors.load(Ordering::Relaxed) == 0 {
         c.set_blocked(None);
     }
