@@ -69,12 +69,7 @@ async fn remove_from_smap_drops_a_node_without_rebalance() {
     let t2 = c.id("target2").await;
     let v = c.smap().await.version;
     let reb_before = c.client.rebalance_status().await.unwrap().map(|r| r.id);
-    let out = c.nodectl(&["advanced", "remove-from-smap", &format!("t[{t2}]"), "--yes"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.nodectl_ok(&["advanced", "remove-from-smap", &format!("t[{t2}]"), "--yes"]);
     let smap = c.smap().await;
     assert_eq!(smap.version, v + 1);
     assert!(!smap.contains(&t2));
@@ -107,12 +102,7 @@ async fn cluster_shutdown_keeps_the_map_and_restarts() {
     let mut c = TestCluster::start(1, 2, 1, FAST_CONFIG).await;
     let expected = put_all(&c.client, &make_objects(60, 1, 32 << 10, 5)).await;
     let smap = c.smap().await;
-    let out = c.nodectl(&["cluster", "shutdown", "--yes"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = c.nodectl_ok(&["cluster", "shutdown", "--yes"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Cluster successfully shut down"));
     for n in ["proxy0", "target0", "target1"] {
         wait_for(&format!("{n} to exit"), T, || {
@@ -148,12 +138,7 @@ async fn cluster_decommission_wipes_every_node() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
     assert_eq!(c.smap().await.targets.len(), 2);
-    let out = c.nodectl(&["cluster", "decommission", "--rm-user-data", "--yes"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.nodectl_ok(&["cluster", "decommission", "--rm-user-data", "--yes"]);
     for n in ["proxy0", "target0", "target1"] {
         wait_for(&format!("{n} to exit"), T, || {
             let gone = c.lc.exited(n);
@@ -461,7 +446,7 @@ async fn a_join_forwarded_by_a_node_that_has_not_joined_yet_is_retried() {
     })
     .await;
     assert_eq!(c.smap().await.targets.len(), 1);
-    let out = c.nodectl(&[
+    c.nodectl_ok(&[
         "cluster",
         "add-remove-nodes",
         "join",
@@ -469,11 +454,6 @@ async fn a_join_forwarded_by_a_node_that_has_not_joined_yet_is_retried() {
         "--role",
         "proxy",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     wait_for("the target to join through the late proxy", T, || async {
         c.smap().await.targets.len() == 2
     })

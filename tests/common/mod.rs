@@ -260,7 +260,12 @@ impl TestCluster {
     pub fn nodectl_json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = args.to_vec();
         a.push("--json");
-        let out = self.nodectl(&a);
+        serde_json::from_slice(&self.nodectl_ok(&a).stdout).expect("json")
+    }
+
+    /// [`nodectl`](Self::nodectl) that must succeed: panics with its output otherwise.
+    pub fn nodectl_ok(&self, args: &[&str]) -> Output {
+        let out = self.nodectl(args);
         assert!(
             out.status.success(),
             "nodectl {args:?} failed ({:?}): {}{}",
@@ -268,7 +273,7 @@ impl TestCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("json")
+        out
     }
 
     pub async fn status(&self) -> ClusterStatus {
