@@ -514,10 +514,12 @@ fn write_temp(mountpath: &Path, meta: &ObjMeta, data: &[u8], keep: bool) -> Resu
 /// Reads a whole object file at once (one open, one read): its meta, and its data appended to
 /// `out` (a batch body read in place, no copy); on an error `out` is left as it was. For small
 /// objects only — the caller bounds the size (`max`; a larger file is an error, read it
-/// streaming instead).
-pub fn read_small_into(path: &Path, max: u64, out: &mut Vec<u8>) -> Result<ObjMeta> {
+/// streaming instead). Also says which file it read, so that the copy can later be removed
+/// only if it is still that file.
+pub fn read_small_into(path: &Path, max: u64, out: &mut Vec<u8>) -> Result<(ObjMeta, FileId)> {
     let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
+    let md = f.metadata()?;
+    let len = md.len();
     if len > max + u64::from(MAX_META) + TRAILER_FIXED {
         return Err(Error::BadRequest(format!(
             "{}: {len} bytes is not a small object",
@@ -544,7 +546,7 @@ pub fn read_small_into(path: &Path, max: u64, out: &mut Vec<u8>) -> Result<ObjMe
     match res {
         Ok(meta) => {
             out.truncate(start + meta.size as usize);
-            Ok(meta)
+            Ok((meta, FileId::of(&md)))
         }
         Err(e) => {
             out.truncate(start);
@@ -735,11 +737,19 @@ impl Default for ObjLocks {
 }
 
 impl ObjLocks {
-    pub async fn lock(&self, bucket: &str, object: &str) -> tokio::sync::MutexGuard<'_, ()> {
+    fn stripe(&self, bucket: &str, object: &str) -> &tokio::sync::Mutex<()> {
         let h = xxhash_rust::xxh3::xxh3_64(format!("{bucket}/{object}").as_bytes());
-        self.stripes[(h % self.stripes.len() as u64) as usize]
-            .lock()
-            .await
+        &self.stripes[(h % self.stripes.len() as u64) as usize]
+    }
+
+    pub async fn lock(&self, bucket: &str, object: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.stripe(bucket, object).lock().await
+    }
+
+    /// The same lock, taken from a blocking thread (never from async code: it would block a
+    /// runtime worker).
+    pub fn blocking_lock(&self, bucket: &str, object: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.stripe(bucket, object).blocking_lock()
     }
 }
 
@@ -851,7 +861,9 @@ mod tests {
         let path = dir.path().join("o.obj");
         t.commit_unsynced(&path).unwrap();
         let mut body = b"before".to_vec();
-        assert_eq!(read_small_into(&path, 1024, &mut body).unwrap(), meta);
+        let (read, id) = read_small_into(&path, 1024, &mut body).unwrap();
+        assert_eq!(read, meta);
+        assert_eq!(id, path_id(&path).unwrap(), "it names the file it read");
         assert_eq!(body, b"beforehello batch");
         // The trailer agrees with the streaming reader's view.
         assert_eq!(read_meta(&path).unwrap(), meta);
@@ -884,7 +896,7 @@ mod tests {
         t.commit_unsynced(&path).unwrap();
         assert_eq!(read_meta(&path).unwrap(), big);
         let mut whole = Vec::new();
-        assert_eq!(read_small_into(&path, 1024, &mut whole).unwrap(), big);
+        assert_eq!(read_small_into(&path, 1024, &mut whole).unwrap().0, big);
         assert_eq!(whole, data);
     }
 

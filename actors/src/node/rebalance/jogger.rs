@@ -21,7 +21,8 @@ use crate::proto::codec::STREAM_CHUNK;
 use crate::proto::msg::{Msg, RebBatch, RebObject, RebTomb, Reply, expect_go_ahead};
 use crate::proto::pool::Pool;
 use crate::store::LocalStore;
-use crate::store::object::{self as store, ObjMeta};
+use crate::store::local::SentCopy;
+use crate::store::object::{self as store, FileId, ObjMeta};
 use crate::types::smap::{Node, NodeId};
 
 /// The stop reason of a jogger that walked its whole mountpath.
@@ -455,8 +456,10 @@ impl Walk {
             for (path, walked) in sendable {
                 let from = body.len();
                 match store::read_small_into(&path, BATCH_OBJ_MAX, &mut body) {
-                    Ok(meta) if meta.bucket == walked.bucket && meta.object == walked.object => {
-                        sent.push((path, meta))
+                    Ok((meta, id))
+                        if meta.bucket == walked.bucket && meta.object == walked.object =>
+                    {
+                        sent.push((path, meta, id))
                     }
                     // The path names another object now (long names share slots): not for
                     // this destination; it stays for a later walk.
@@ -478,7 +481,7 @@ impl Walk {
         if sent.is_empty() {
             return Ok(rest);
         }
-        let mut offered: Vec<ObjMeta> = sent.iter().map(|(_, m)| m.clone()).collect();
+        let mut offered: Vec<ObjMeta> = sent.iter().map(|(_, m, _)| m.clone()).collect();
         if crate::fault::switch("corrupt_reb_sends") {
             // Test hook: the receiver finds checksum mismatches.
             for m in &mut offered {
@@ -490,9 +493,9 @@ impl Walk {
             bmd_version: self.meta.get().bmd.version,
             metas: offered,
         });
-        let all = |rest: Items, sent: Items| {
+        let all = |rest: Items, sent: Vec<(PathBuf, ObjMeta, FileId)>| {
             let mut v = rest;
-            v.extend(sent);
+            v.extend(sent.into_iter().map(|(p, m, _)| (p, m)));
             v
         };
         let (mut link, first) = match self
@@ -539,17 +542,17 @@ impl Walk {
         let current = self.meta.get().rmd.version == self.generation;
         let c = &self.c;
         let mut delivered = Vec::with_capacity(sent.len());
-        for ((path, meta), ok) in sent.into_iter().zip(stored) {
+        for ((path, meta, id), ok) in sent.into_iter().zip(stored) {
             if !ok {
                 rest.push((path, meta));
                 continue;
             }
             Counters::add(&c.tx_objs, 1);
             Counters::add(&c.tx_bytes, meta.size);
-            delivered.push(meta);
+            delivered.push(SentCopy { path, meta, id });
         }
         if current {
-            for (meta, r) in self.store.remove_sent(delivered).await {
+            for (meta, r) in self.store.remove_sent(self.mp, delivered).await {
                 if let Err(e) = r {
                     tracing::warn!(object = %format!("{}/{}", meta.bucket, meta.object), error = %e, "sent copy not removed");
                 }
