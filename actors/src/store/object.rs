@@ -528,7 +528,9 @@ pub fn read_small_into(path: &Path, max: u64, out: &mut Vec<u8>) -> Result<(ObjM
     }
     let start = out.len();
     out.reserve(len as usize);
-    let res = f
+    // Bounded by the length: no further read to find the end.
+    let res = (&mut f)
+        .take(len)
         .read_to_end(out)
         .map_err(Error::from)
         .and_then(|_| meta_from_file_bytes(&out[start..], path))

@@ -133,28 +133,42 @@ impl Actor for JoggerActor {
     }
 }
 
+/// Objects the walk hands over at once: one wake-up of the walk's reader per this many, where
+/// one per object cost a few percent of a small-object decommission.
+const WALK_CHUNK: usize = 64;
+
 /// Streams `(path, meta)` of every object on a mountpath from a blocking thread through a
 /// bounded channel: memory stays flat whatever the object count.
 pub(super) fn stream_objects(
     root: PathBuf,
     cancel: CancellationToken,
 ) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let (tx, rx) = tokio::sync::mpsc::channel(256 / WALK_CHUNK);
     tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(WALK_CHUNK);
         let _ = store::walk_objects(&root, |path, _| {
             if cancel.is_cancelled() {
                 return false;
             }
             match store::read_meta(path) {
-                Ok(m) => tx.blocking_send((path.to_path_buf(), m)).is_ok(),
+                Ok(m) => chunk.push((path.to_path_buf(), m)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "unreadable object skipped");
-                    true
                 }
             }
+            chunk.len() < WALK_CHUNK
+                || tx
+                    .blocking_send(std::mem::replace(
+                        &mut chunk,
+                        Vec::with_capacity(WALK_CHUNK),
+                    ))
+                    .is_ok()
         });
+        if !chunk.is_empty() && !cancel.is_cancelled() {
+            let _ = tx.blocking_send(chunk);
+        }
     });
-    tokio_stream_lite::Receiver(rx)
+    tokio_stream_lite::Receiver::new(rx)
 }
 
 /// Objects up to this size travel in batches.
@@ -449,8 +463,10 @@ impl Walk {
             return Err((Error::Remote("aborted".into()), rest));
         }
         // Read every object whole, appended in place to one body: one open and one read each.
+        // Room for every body and one trailer: no growing (and copying) as it fills.
+        let room = sendable.iter().map(|(_, m)| m.size as usize).sum::<usize>() + 4096;
         let read = tokio::task::spawn_blocking(move || {
-            let mut body = Vec::new();
+            let mut body = Vec::with_capacity(room);
             let mut sent = Vec::with_capacity(sendable.len());
             let mut rest = Vec::new();
             for (path, walked) in sendable {
@@ -823,12 +839,36 @@ mod tokio_stream_lite {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    pub struct Receiver<T>(pub tokio::sync::mpsc::Receiver<T>);
+    /// Items sent in chunks, taken one by one.
+    pub struct Receiver<T> {
+        rx: tokio::sync::mpsc::Receiver<Vec<T>>,
+        chunk: std::vec::IntoIter<T>,
+    }
+
+    impl<T> Receiver<T> {
+        pub fn new(rx: tokio::sync::mpsc::Receiver<Vec<T>>) -> Self {
+            Receiver {
+                rx,
+                chunk: Vec::new().into_iter(),
+            }
+        }
+    }
+
+    impl<T> Unpin for Receiver<T> {}
 
     impl<T> futures::Stream for Receiver<T> {
         type Item = T;
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-            self.0.poll_recv(cx)
+            loop {
+                if let Some(x) = self.chunk.next() {
+                    return Poll::Ready(Some(x));
+                }
+                match self.rx.poll_recv(cx) {
+                    Poll::Ready(Some(c)) => self.chunk = c.into_iter(),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
         }
     }
 }
