@@ -51,8 +51,8 @@ pub fn read_tomb(path: &Path) -> Result<crate::types::object::Tomb> {
 }
 
 /// Walks every delete record under a mountpath, calling `f` with its path.
-pub fn walk_tombs(mountpath: &Path, f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
-    walk_dir(&mountpath.join("tombs"), f)
+pub fn walk_tombs(mountpath: &Path, mut f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+    walk_dir(&mountpath.join("tombs"), |e, b| f(&e.path(), b))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -756,12 +756,21 @@ impl ObjLocks {
 }
 
 /// Walks every object file under a mountpath, calling `f` with its path.
-pub fn walk_objects(mountpath: &Path, f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+pub fn walk_objects(mountpath: &Path, mut f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+    walk_dir(&mountpath.join("objs"), |e, b| f(&e.path(), b))
+}
+
+/// As [`walk_objects`], with each file's directory entry: its name and its length are had
+/// without opening it.
+pub fn walk_object_entries(
+    mountpath: &Path,
+    f: impl FnMut(&std::fs::DirEntry, &str) -> bool,
+) -> Result<()> {
     walk_dir(&mountpath.join("objs"), f)
 }
 
 /// Walks `<root>/<bucket>/<file>`.
-fn walk_dir(root: &Path, mut f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
+fn walk_dir(root: &Path, mut f: impl FnMut(&std::fs::DirEntry, &str) -> bool) -> Result<()> {
     let root = root.to_path_buf();
     let buckets = match std::fs::read_dir(&root) {
         Ok(r) => r,
@@ -774,7 +783,7 @@ fn walk_dir(root: &Path, mut f: impl FnMut(&Path, &str) -> bool) -> Result<()> {
             continue;
         };
         for e in entries.flatten() {
-            if !f(&e.path(), &bucket) {
+            if !f(&e, &bucket) {
                 return Ok(());
             }
         }

@@ -143,15 +143,41 @@ pub(super) fn stream_objects(
     root: PathBuf,
     cancel: CancellationToken,
 ) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
+    stream_walk(root, cancel, false)
+}
+
+/// As [`stream_objects`], but an object whose file name says its name comes with only that and
+/// its file's length ([`is_named`]); its trailer is read when it is sent, where the data is
+/// read anyway. A moving pass reads each small file once instead of twice.
+fn stream_named(
+    root: PathBuf,
+    cancel: CancellationToken,
+) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
+    stream_walk(root, cancel, true)
+}
+
+fn stream_walk(
+    root: PathBuf,
+    cancel: CancellationToken,
+    by_name: bool,
+) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
     let (tx, rx) = tokio::sync::mpsc::channel(256 / WALK_CHUNK);
     tokio::task::spawn_blocking(move || {
         let mut chunk = Vec::with_capacity(WALK_CHUNK);
-        let _ = store::walk_objects(&root, |path, _| {
+        let _ = store::walk_object_entries(&root, |e, bucket| {
             if cancel.is_cancelled() {
                 return false;
             }
-            match store::read_meta(path) {
-                Ok(m) => chunk.push((path.to_path_buf(), m)),
+            let path = e.path();
+            let named = by_name
+                .then(|| {
+                    let object = crate::logic::names::decode_plain(e.file_name().to_str()?)?;
+                    let len = e.metadata().ok()?.len();
+                    Some(named(bucket, object, len))
+                })
+                .flatten();
+            match named.map(Ok).unwrap_or_else(|| store::read_meta(&path)) {
+                Ok(m) => chunk.push((path, m)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "unreadable object skipped");
                 }
@@ -169,6 +195,25 @@ pub(super) fn stream_objects(
         }
     });
     tokio_stream_lite::Receiver::new(rx)
+}
+
+/// An object known by its file's name only: its size is the file's length (data and
+/// trailer), and it has no checksum or version until its trailer is read.
+fn named(bucket: &str, object: String, len: u64) -> ObjMeta {
+    ObjMeta {
+        bucket: bucket.to_string(),
+        object,
+        size: len,
+        checksum: String::new(),
+        version: 0,
+        mtime: 0,
+        attrs: Default::default(),
+    }
+}
+
+/// Whether `m` came from [`named`] (a stored object always has a checksum).
+fn is_named(m: &ObjMeta) -> bool {
+    m.checksum.is_empty() && m.version == 0
 }
 
 /// Objects up to this size travel in batches.
@@ -268,7 +313,7 @@ impl Walk {
             .rebalance
             .senders_per_mountpath
             .max(1);
-        let stream = stream_objects(root, self.cancel.clone());
+        let stream = stream_named(root, self.cancel.clone());
         let failed = std::sync::atomic::AtomicBool::new(false);
         let batch_slots = Semaphore::new(senders);
         self.batched(stream)
@@ -367,6 +412,21 @@ impl Walk {
         if self.cancel.is_cancelled() {
             return true;
         }
+        let m = if is_named(&m) {
+            // A trailer read, as every lookup of one is, on this thread.
+            match store::read_meta(&path) {
+                Ok(read) if read.bucket == m.bucket && read.object == m.object => read,
+                // Deleted or replaced by another object's file meanwhile: nothing to move.
+                Ok(_) => return true,
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable object skipped");
+                    return true;
+                }
+            }
+        } else {
+            m
+        };
         let c = &self.c;
         let res = match self.destination(&m) {
             Dest::Stay => Ok(()),
@@ -868,6 +928,84 @@ mod tokio_stream_lite {
                     Poll::Ready(None) => return Poll::Ready(None),
                     Poll::Pending => return Poll::Pending,
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(object: &str, data: &[u8]) -> ObjMeta {
+        ObjMeta {
+            bucket: "b".into(),
+            object: object.into(),
+            size: data.len() as u64,
+            checksum: crate::types::checksum::of(data),
+            version: 7,
+            mtime: 0,
+            attrs: Default::default(),
+        }
+    }
+
+    async fn collect(
+        mut rx: tokio_stream_lite::Receiver<(PathBuf, ObjMeta)>,
+    ) -> Vec<(PathBuf, ObjMeta)> {
+        let mut out = Vec::new();
+        while let Some(x) = rx.next().await {
+            out.push(x);
+        }
+        out.sort_by(|a, b| a.1.object.cmp(&b.1.object));
+        out
+    }
+
+    /// The moving pass knows an object by its file name when the name says it (no open), by
+    /// its trailer otherwise (a long name's file is a hash); the counting pass always reads
+    /// the trailer. Every object comes exactly once, however the walk chunks them.
+    #[tokio::test]
+    async fn a_moving_walk_knows_plain_names_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::fs::create_dir_all(store::tmp_dir(&root)).unwrap();
+        let long = "l".repeat(300);
+        let mut names: Vec<String> = (0..150).map(|i| format!("dir/obj {i:03}")).collect();
+        names.push(long.clone());
+        for n in &names {
+            let data = format!("data of {n}").into_bytes();
+            let path = store::object_path(&root, "b", n);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            store::write_temp_unsynced(&store::tmp_dir(&root), &meta(n, &data), &data)
+                .unwrap()
+                .commit_unsynced(&path)
+                .unwrap();
+        }
+        names.sort();
+
+        let read = collect(stream_objects(root.clone(), CancellationToken::new())).await;
+        let named = collect(stream_named(root.clone(), CancellationToken::new())).await;
+        for walked in [&read, &named] {
+            let got: Vec<&str> = walked.iter().map(|(_, m)| m.object.as_str()).collect();
+            assert_eq!(got, names);
+        }
+        for ((path, r), (npath, n)) in read.iter().zip(&named) {
+            assert_eq!(path, npath);
+            assert_eq!(
+                *r,
+                store::read_meta(path).unwrap(),
+                "the count reads the trailer"
+            );
+            if r.object == long {
+                assert!(!is_named(n), "a hashed name is read");
+                assert_eq!(n, r);
+            } else {
+                assert!(is_named(n), "{}", r.object);
+                assert_eq!(
+                    (n.bucket.as_str(), n.object.as_str()),
+                    ("b", r.object.as_str())
+                );
+                assert_eq!(n.size, std::fs::metadata(path).unwrap().len());
+                assert!(n.size > r.size, "the file's length, trailer included");
             }
         }
     }
