@@ -893,6 +893,26 @@ pub(crate) fn deadline(timeout: Option<f64>) -> Result<Option<Instant>, Failure>
     }
 }
 
+/// Why a rebalance that stopped running is no all-clear: objects may not have moved.
+fn not_done_right(r: &shoal_actors::types::status::RebalanceStatus) -> Option<String> {
+    let mut m = match r.state {
+        RebState::Aborted => format!(
+            "rebalance {} was aborted ({} of {} objects moved): objects may not be where \
+             they belong",
+            r.id, r.objs_moved, r.objs_total
+        ),
+        _ if r.errors > 0 => format!(
+            "rebalance {} finished with {} errors: some objects did not move",
+            r.id, r.errors
+        ),
+        _ => return None,
+    };
+    for b in r.blocked_by.iter().filter(|b| b.starts_with("retried at ")) {
+        m.push_str(&format!("; {}", format::safe(b)));
+    }
+    Some(m)
+}
+
 async fn wait_rebalance(env: &Env, timeout: Option<f64>) -> CmdResult {
     let until = deadline(timeout)?;
     let progress = std::io::stderr().is_terminal() && !env.json;
@@ -923,17 +943,10 @@ async fn wait_rebalance(env: &Env, timeout: Option<f64>) -> CmdResult {
                     );
                 }
                 // A script that waits and then powers a node off must not go on: exit 1.
-                if r.errors > 0 {
-                    let mut m = format!(
-                        "rebalance {} finished with {} errors: some objects did not move",
-                        r.id, r.errors
-                    );
-                    for b in r.blocked_by.iter().filter(|b| b.starts_with("retried at ")) {
-                        m.push_str(&format!("; {}", format::safe(b)));
-                    }
+                if let Some(message) = not_done_right(r) {
                     return Err(Failure {
                         code: crate::exit::ERROR,
-                        message: m,
+                        message,
                     });
                 }
                 if !env.json {
@@ -1215,6 +1228,29 @@ async fn object(env: &Env, o: ObjectCmd) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `wait rebalance` gives the all-clear (exit 0) only for a rebalance that finished
+    /// without errors: an aborted one, or one with errors, is an error a script stops on.
+    #[test]
+    fn only_a_clean_finish_is_an_all_clear() {
+        use shoal_actors::types::status::RebalanceStatus;
+        let r = |state, errors| RebalanceStatus {
+            id: "g7".into(),
+            state,
+            errors,
+            objs_total: 10,
+            objs_moved: 4,
+            ..Default::default()
+        };
+        assert_eq!(not_done_right(&r(RebState::Finished, 0)), None);
+        let aborted = not_done_right(&r(RebState::Aborted, 0)).unwrap();
+        assert!(
+            aborted.contains("g7 was aborted (4 of 10 objects moved)"),
+            "{aborted}"
+        );
+        let errors = not_done_right(&r(RebState::Finished, 3)).unwrap();
+        assert!(errors.contains("finished with 3 errors"), "{errors}");
+    }
 
     /// Target `i` of a simulated cluster, with widths that vary from row to row: three-digit CPU
     /// percentages, sizes in several units, every tenth offline, every seventh in maintenance.
