@@ -1415,10 +1415,9 @@ mod tests {
         assert_eq!(write(&ls, "o03", 11).await, Install::Stored);
         assert_eq!(write(&ls, "o27", 11).await, Install::Stored);
         // One moved to the other mountpath (a rename: the same file, elsewhere).
-        let (mp, from, _) = ls.find("b", "o15").unwrap();
-        let to = store::object_path(&ls.path_of(1 - mp), "b", "o15");
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::rename(&from, &to).unwrap();
+        let (mp, from, meta) = ls.find("b", "o15").unwrap();
+        assert!(ls.move_local(&from, &meta, 1 - mp).await.unwrap());
+        assert_eq!(ls.find("b", "o15").unwrap().0, 1 - mp);
         let [a, b] = sent;
         let mut results = ls.remove_sent(0, a).await;
         results.extend(ls.remove_sent(1, b).await);
