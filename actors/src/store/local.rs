@@ -303,6 +303,43 @@ impl LocalStore {
             })
     }
 
+    /// As [`locate_on`](Self::locate_on); when there is no copy, `Err` holds the path a new
+    /// copy may take if the look itself showed it free: a plain name (its one file, unique to
+    /// the name) that is not there. Spares [`free_slot`](Self::free_slot)'s second look at
+    /// every new object; a long name's slots, which other names share, are still looked for
+    /// by `free_slot`.
+    fn locate_or_free(
+        &self,
+        mp: usize,
+        bucket: &str,
+        object: &str,
+    ) -> std::result::Result<(PathBuf, ObjMeta), Option<PathBuf>> {
+        let Some(m) = self.mps.get(mp) else {
+            return Err(None);
+        };
+        if m.io_fault() {
+            m.note_io_error(&"injected I/O failure (fault fail_io)");
+            return Err(None);
+        }
+        let mut cands = self.candidates(mp, bucket, object);
+        let plain = cands.len() == 1;
+        let mut free = None;
+        for p in cands.drain(..) {
+            match store::read_meta(&p) {
+                Ok(meta) if meta.bucket == bucket && meta.object == object => return Ok((p, meta)),
+                Ok(_) => {}
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if plain {
+                        free = Some(p);
+                    }
+                }
+                Err(Error::Io(e)) => m.note_io_error(&e),
+                Err(_) => {}
+            }
+        }
+        Err(free)
+    }
+
     /// Where to write `bucket/object` on mountpath `mp`: its own file there, else the first
     /// free slot (a colliding long name never overwrites another object).
     fn dest_on(&self, mp: usize, bucket: &str, object: &str) -> Result<PathBuf> {
@@ -686,13 +723,18 @@ impl LocalStore {
             return Ok(Renamed::Superseded(None));
         }
         let mut olds = Vec::new();
+        let mut dest_free = None;
         let readable = self.readable();
         for &i in &readable {
-            if let Some((p, m)) = self.locate_on(i, &meta.bucket, &meta.object) {
-                if m.version >= meta.version {
-                    return Ok(Renamed::Superseded(self.settling(&p)));
+            match self.locate_or_free(i, &meta.bucket, &meta.object) {
+                Ok((p, m)) => {
+                    if m.version >= meta.version {
+                        return Ok(Renamed::Superseded(self.settling(&p)));
+                    }
+                    olds.push((i, p, m.size));
                 }
-                olds.push((i, p, m.size));
+                Err(free) if i == dest_mp => dest_free = free,
+                Err(_) => {}
             }
         }
         // The look above covered the destination too (when readable): not repeated.
@@ -702,9 +744,10 @@ impl LocalStore {
                 replaces = true;
                 p.clone()
             }
-            None if readable.contains(&dest_mp) => {
-                self.free_slot(dest_mp, &meta.bucket, &meta.object)?
-            }
+            None if readable.contains(&dest_mp) => match dest_free {
+                Some(p) => p,
+                None => self.free_slot(dest_mp, &meta.bucket, &meta.object)?,
+            },
             None => {
                 // Failed or forgotten since the body started: nothing may land there (a
                 // forgotten one has left the target). The writer keeps its copy.
