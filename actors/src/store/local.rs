@@ -271,36 +271,7 @@ impl LocalStore {
     }
 
     fn locate_on(&self, mp: usize, bucket: &str, object: &str) -> Option<(PathBuf, ObjMeta)> {
-        self.locate_reading(mp, bucket, object, 0)
-            .map(|(p, meta, _)| (p, meta))
-    }
-
-    /// As [`locate_on`](Self::locate_on), with the data of an object of at most about
-    /// `small` bytes read in the same go.
-    fn locate_reading(
-        &self,
-        mp: usize,
-        bucket: &str,
-        object: &str,
-        small: u64,
-    ) -> Option<(PathBuf, ObjMeta, store::Held)> {
-        let m = self.mps.get(mp)?;
-        if m.io_fault() {
-            m.note_io_error(&"injected I/O failure (fault fail_io)");
-            return None;
-        }
-        self.candidates(mp, bucket, object)
-            .into_iter()
-            .find_map(|p| match store::read_meta_and_small(&p, small) {
-                Ok((meta, data)) => {
-                    (meta.bucket == bucket && meta.object == object).then_some((p, meta, data))
-                }
-                Err(Error::Io(e)) if e.kind() != std::io::ErrorKind::NotFound => {
-                    m.note_io_error(&e);
-                    None
-                }
-                Err(_) => None,
-            })
+        self.locate_or_free(mp, bucket, object).ok()
     }
 
     /// As [`locate_on`](Self::locate_on); when there is no copy, `Err` holds the path a new
@@ -314,6 +285,19 @@ impl LocalStore {
         bucket: &str,
         object: &str,
     ) -> std::result::Result<(PathBuf, ObjMeta), Option<PathBuf>> {
+        self.locate_reading(mp, bucket, object, 0)
+            .map(|(p, meta, _)| (p, meta))
+    }
+
+    /// As [`locate_or_free`](Self::locate_or_free), with the data of an object of at most
+    /// about `small` bytes read in the same go.
+    fn locate_reading(
+        &self,
+        mp: usize,
+        bucket: &str,
+        object: &str,
+        small: u64,
+    ) -> std::result::Result<(PathBuf, ObjMeta, store::Held), Option<PathBuf>> {
         let Some(m) = self.mps.get(mp) else {
             return Err(None);
         };
@@ -321,12 +305,14 @@ impl LocalStore {
             m.note_io_error(&"injected I/O failure (fault fail_io)");
             return Err(None);
         }
-        let mut cands = self.candidates(mp, bucket, object);
+        let cands = self.candidates(mp, bucket, object);
         let plain = cands.len() == 1;
         let mut free = None;
-        for p in cands.drain(..) {
-            match store::read_meta(&p) {
-                Ok(meta) if meta.bucket == bucket && meta.object == object => return Ok((p, meta)),
+        for p in cands {
+            match store::read_meta_and_small(&p, small) {
+                Ok((meta, data)) if meta.bucket == bucket && meta.object == object => {
+                    return Ok((p, meta, data));
+                }
                 Ok(_) => {}
                 Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                     if plain {
@@ -375,7 +361,7 @@ impl LocalStore {
             .into_iter()
             .chain(self.readable().into_iter().filter(|&i| Some(i) != first));
         for mp in order {
-            if let Some((path, meta, held)) = self.locate_reading(mp, bucket, object, small) {
+            if let Ok((path, meta, held)) = self.locate_reading(mp, bucket, object, small) {
                 return Some(Found {
                     mp,
                     path,
