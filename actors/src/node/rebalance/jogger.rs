@@ -88,6 +88,7 @@ impl Actor for JoggerActor {
             c: args.counters.clone(),
             cancel: walk.clone(),
             counted: args.counted.clone(),
+            by_name: AtomicBool::new(false),
         };
         if crate::fault::switches_enabled() {
             myself.send_interval(std::time::Duration::from_millis(200), || {
@@ -143,23 +144,26 @@ pub(super) fn stream_objects(
     root: PathBuf,
     cancel: CancellationToken,
 ) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
-    stream_walk(root, cancel, false)
+    stream_walk(root, cancel, false, |_, _| true)
 }
 
-/// As [`stream_objects`], but an object whose file name says its name comes with only that and
-/// its file's length ([`is_named`]); its trailer is read when it is sent, where the data is
-/// read anyway. A moving pass reads each small file once instead of twice.
+/// As [`stream_objects`], but only the objects `select(bucket, object)` picks, and one whose
+/// file name says its name comes with only that and its file's length ([`is_named`]): its
+/// trailer is read when it is sent, where the data is read anyway. A walk reads each small
+/// file it moves once instead of twice, and neither opens nor stats one that stays.
 fn stream_named(
     root: PathBuf,
     cancel: CancellationToken,
+    select: impl Fn(&str, &str) -> bool + Send + 'static,
 ) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
-    stream_walk(root, cancel, true)
+    stream_walk(root, cancel, true, select)
 }
 
 fn stream_walk(
     root: PathBuf,
     cancel: CancellationToken,
     by_name: bool,
+    select: impl Fn(&str, &str) -> bool + Send + 'static,
 ) -> tokio_stream_lite::Receiver<(PathBuf, ObjMeta)> {
     let (tx, rx) = tokio::sync::mpsc::channel(256 / WALK_CHUNK);
     tokio::task::spawn_blocking(move || {
@@ -168,15 +172,20 @@ fn stream_walk(
             if cancel.is_cancelled() {
                 return false;
             }
-            let path = e.path();
-            let named = by_name
-                .then(|| {
-                    let object = crate::logic::names::decode_plain(e.file_name().to_str()?)?;
-                    let len = e.metadata().ok()?.len();
-                    Some(named(bucket, object, len))
-                })
+            let plain = by_name
+                .then(|| crate::logic::names::decode_plain(e.file_name().to_str()?))
                 .flatten();
+            if let Some(object) = &plain
+                && !select(bucket, object)
+            {
+                return true;
+            }
+            let path = e.path();
+            let named =
+                plain.and_then(|object| Some(named(bucket, object, e.metadata().ok()?.len())));
             match named.map(Ok).unwrap_or_else(|| store::read_meta(&path)) {
+                // A named one was picked above.
+                Ok(m) if !is_named(&m) && !select(&m.bucket, &m.object) => {}
                 Ok(m) => chunk.push((path, m)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "unreadable object skipped");
@@ -241,6 +250,29 @@ enum Dest {
     Remote(Node),
 }
 
+/// Where an object on mountpath `mp` of target `me` should go under the current map.
+fn destination(
+    meta: &MetaHandle,
+    store: &LocalStore,
+    me: &NodeId,
+    mp: usize,
+    bucket: &str,
+    object: &str,
+) -> Dest {
+    let meta = meta.get();
+    let Some(smap) = meta.smap.as_ref() else {
+        return Dest::Stay;
+    };
+    match placement::owner(smap, bucket, object) {
+        None => Dest::Stay, // no active target at all: nowhere to go
+        Some(o) if o.id != *me => Dest::Remote(o.clone()),
+        Some(_) => match store.local_dest(mp, bucket, object) {
+            Some(to) => Dest::Local(to),
+            None => Dest::Stay,
+        },
+    }
+}
+
 /// One jogger's walk of one mountpath for one generation.
 struct Walk {
     me: NodeId,
@@ -252,21 +284,51 @@ struct Walk {
     c: Arc<Counters>,
     cancel: CancellationToken,
     counted: Arc<AtomicBool>,
+    /// This walk counted by name: the total holds each named object's file length, trailer
+    /// included, until the trailer is read and the total corrected to the object's size.
+    by_name: AtomicBool,
 }
 
 impl Walk {
     fn destination(&self, m: &ObjMeta) -> Dest {
-        let meta = self.meta.get();
-        let Some(smap) = meta.smap.as_ref() else {
-            return Dest::Stay;
-        };
-        match placement::owner(smap, &m.bucket, &m.object) {
-            None => Dest::Stay, // no active target at all: nowhere to go
-            Some(o) if o.id != self.me => Dest::Remote(o.clone()),
-            Some(_) => match self.store.local_dest(self.mp, &m.bucket, &m.object) {
-                Some(to) => Dest::Local(to),
-                None => Dest::Stay,
-            },
+        destination(
+            &self.meta,
+            &self.store,
+            &self.me,
+            self.mp,
+            &m.bucket,
+            &m.object,
+        )
+    }
+
+    /// A named object's trailer was read: its share of the counted bytes becomes its size
+    /// (its file's length less the trailer). Only the walk that counted it corrects it once.
+    fn sized(&self, file_len: u64, size: u64) {
+        let less = file_len.saturating_sub(size);
+        if less > 0 && self.by_name.load(Ordering::Relaxed) {
+            let _ = self
+                .c
+                .bytes_total
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                    Some(t.saturating_sub(less))
+                });
+        }
+    }
+
+    /// Whether an object belongs elsewhere under the map current when it is asked: the walk
+    /// asks it of each object it finds, on its own thread.
+    fn misplaced(&self) -> impl Fn(&str, &str) -> bool + Send + 'static {
+        let (meta, store, me, mp) = (
+            self.meta.clone(),
+            self.store.clone(),
+            self.me.clone(),
+            self.mp,
+        );
+        move |bucket, object| {
+            !matches!(
+                destination(&meta, &store, &me, mp, bucket, object),
+                Dest::Stay
+            )
         }
     }
 
@@ -276,15 +338,14 @@ impl Walk {
 
         // Pass 1: count, so progress has totals (and ETA) before the first byte moves. Added
         // whole once the count is complete, and once per generation: a walk that stopped
-        // half-way leaves nothing to add twice.
+        // half-way leaves nothing to add twice. By name, as the moving pass walks: no file is
+        // opened to count it (a third of a small-object decommission's walking was that).
         if !self.counted.load(Ordering::Acquire) {
             let (mut objs, mut bytes) = (0, 0);
-            let mut rx = stream_objects(root.clone(), self.cancel.clone());
+            let mut rx = stream_named(root.clone(), self.cancel.clone(), self.misplaced());
             while let Some((_, m)) = rx.next().await {
-                if !matches!(self.destination(&m), Dest::Stay) {
-                    objs += 1;
-                    bytes += m.size;
-                }
+                objs += 1;
+                bytes += m.size;
             }
             if self.cancel.is_cancelled() {
                 return Err(Error::Remote("aborted".into()));
@@ -292,6 +353,7 @@ impl Walk {
             Counters::add(&c.objs_total, objs);
             Counters::add(&c.bytes_total, bytes);
             Counters::add(&c.joggers_counted, 1);
+            self.by_name.store(true, Ordering::Relaxed);
             self.counted.store(true, Ordering::Release);
         }
 
@@ -313,7 +375,10 @@ impl Walk {
             .rebalance
             .senders_per_mountpath
             .max(1);
-        let stream = stream_named(root, self.cancel.clone());
+        // Held here too while paused: a walk that finds nothing to move would otherwise end
+        // its part while the others hold theirs (it never meets an object to hold at).
+        self.while_paused().await;
+        let stream = stream_named(root, self.cancel.clone(), self.misplaced());
         let failed = std::sync::atomic::AtomicBool::new(false);
         let batch_slots = Semaphore::new(senders);
         self.batched(stream)
@@ -415,7 +480,10 @@ impl Walk {
         let m = if is_named(&m) {
             // A trailer read, as every lookup of one is, on this thread.
             match store::read_meta(&path) {
-                Ok(read) if read.bucket == m.bucket && read.object == m.object => read,
+                Ok(read) if read.bucket == m.bucket && read.object == m.object => {
+                    self.sized(m.size, read.size);
+                    read
+                }
                 // Deleted or replaced by another object's file meanwhile: nothing to move.
                 Ok(_) => return true,
                 Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return true,
@@ -529,12 +597,18 @@ impl Walk {
             let mut body = Vec::with_capacity(room);
             let mut sent = Vec::with_capacity(sendable.len());
             let mut rest = Vec::new();
+            // Trailers of named objects read: (file lengths, sizes).
+            let mut named = (0, 0);
             for (path, walked) in sendable {
                 let from = body.len();
                 match store::read_small_into(&path, BATCH_OBJ_MAX, &mut body) {
                     Ok((meta, id))
                         if meta.bucket == walked.bucket && meta.object == walked.object =>
                     {
+                        if is_named(&walked) {
+                            named.0 += walked.size;
+                            named.1 += meta.size;
+                        }
                         sent.push((path, meta, id))
                     }
                     // The path names another object now (long names share slots): not for
@@ -546,13 +620,14 @@ impl Walk {
                     Err(_) => rest.push((path, walked)),
                 }
             }
-            (body, sent, rest)
+            (body, sent, rest, named)
         })
         .await;
-        let (body, sent, more) = match read {
+        let (body, sent, more, named) = match read {
             Ok(x) => x,
             Err(e) => return Err((Error::Io(std::io::Error::other(e)), rest)),
         };
+        self.sized(named.0, named.1);
         rest.extend(more);
         if sent.is_empty() {
             return Ok(rest);
@@ -960,11 +1035,11 @@ mod tests {
         out
     }
 
-    /// The moving pass knows an object by its file name when the name says it (no open), by
-    /// its trailer otherwise (a long name's file is a hash); the counting pass always reads
-    /// the trailer. Every object comes exactly once, however the walk chunks them.
+    /// A jogger's walk knows an object by its file name when the name says it (no open), by
+    /// its trailer otherwise (a long name's file is a hash), and passes on only the objects
+    /// it is asked for. Every object comes exactly once, however the walk chunks them.
     #[tokio::test]
-    async fn a_moving_walk_knows_plain_names_without_reading_them() {
+    async fn a_walk_knows_plain_names_without_reading_them_and_picks_what_it_is_asked_for() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         std::fs::create_dir_all(store::tmp_dir(&root)).unwrap();
@@ -983,7 +1058,12 @@ mod tests {
         names.sort();
 
         let read = collect(stream_objects(root.clone(), CancellationToken::new())).await;
-        let named = collect(stream_named(root.clone(), CancellationToken::new())).await;
+        let named = collect(stream_named(
+            root.clone(),
+            CancellationToken::new(),
+            |_, _| true,
+        ))
+        .await;
         for walked in [&read, &named] {
             let got: Vec<&str> = walked.iter().map(|(_, m)| m.object.as_str()).collect();
             assert_eq!(got, names);
@@ -1008,5 +1088,22 @@ mod tests {
                 assert!(n.size > r.size, "the file's length, trailer included");
             }
         }
+
+        // Only what the walk is asked for, named or read.
+        let wanted = |o: &str| o.ends_with('7') || o.len() > 200;
+        let picked = collect(stream_named(
+            root.clone(),
+            CancellationToken::new(),
+            move |b, o| b == "b" && wanted(o),
+        ))
+        .await;
+        let got: Vec<&str> = picked.iter().map(|(_, m)| m.object.as_str()).collect();
+        let want: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|o| wanted(o))
+            .collect();
+        assert_eq!(got.len(), 16);
+        assert_eq!(got, want);
     }
 }
