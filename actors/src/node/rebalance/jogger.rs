@@ -250,6 +250,15 @@ enum Dest {
     Remote(Node),
 }
 
+/// Takes `n` off a total, never below zero (an object the count missed may still be seen).
+fn less(total: &std::sync::atomic::AtomicU64, n: u64) {
+    if n > 0 {
+        let _ = total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+            Some(t.saturating_sub(n))
+        });
+    }
+}
+
 /// Where an object on mountpath `mp` of target `me` should go under the current map.
 fn destination(
     meta: &MetaHandle,
@@ -304,14 +313,18 @@ impl Walk {
     /// A named object's trailer was read: its share of the counted bytes becomes its size
     /// (its file's length less the trailer). Only the walk that counted it corrects it once.
     fn sized(&self, file_len: u64, size: u64) {
-        let less = file_len.saturating_sub(size);
-        if less > 0 && self.by_name.load(Ordering::Relaxed) {
-            let _ = self
-                .c
-                .bytes_total
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                    Some(t.saturating_sub(less))
-                });
+        if self.by_name.load(Ordering::Relaxed) {
+            less(&self.c.bytes_total, file_len.saturating_sub(size));
+        }
+    }
+
+    /// A counted object that does not move after all (deleted, replaced or its bucket
+    /// destroyed since the count): out of the totals, so that a finished walk's totals are
+    /// what moved. `size` is what the byte total holds for it.
+    fn forget(&self, size: u64) {
+        if self.by_name.load(Ordering::Relaxed) {
+            less(&self.c.objs_total, 1);
+            less(&self.c.bytes_total, size);
         }
     }
 
@@ -485,8 +498,14 @@ impl Walk {
                     read
                 }
                 // Deleted or replaced by another object's file meanwhile: nothing to move.
-                Ok(_) => return true,
-                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                Ok(_) => {
+                    self.forget(m.size);
+                    return true;
+                }
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.forget(m.size);
+                    return true;
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "unreadable object skipped");
                     return true;
@@ -498,11 +517,14 @@ impl Walk {
         let c = &self.c;
         let res = match self.destination(&m) {
             Dest::Stay => Ok(()),
-            // Counted done even when it vanished meanwhile (deleted or overwritten): the
-            // walk's totals are not corrected the way a resilver's are.
-            Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|_| {
-                Counters::add(&c.local_objs, 1);
-                Counters::add(&c.local_bytes, m.size);
+            Dest::Local(to) => self.store.move_local(&path, &m, to).await.map(|moved| {
+                if moved {
+                    Counters::add(&c.local_objs, 1);
+                    Counters::add(&c.local_bytes, m.size);
+                } else {
+                    // Deleted or overwritten meanwhile.
+                    self.forget(m.size);
+                }
             }),
             Dest::Remote(node) => {
                 self.throttle(m.size).await;
@@ -599,6 +621,8 @@ impl Walk {
             let mut rest = Vec::new();
             // Trailers of named objects read: (file lengths, sizes).
             let mut named = (0, 0);
+            // Sizes of the objects gone since the walk.
+            let mut gone = Vec::new();
             for (path, walked) in sendable {
                 let from = body.len();
                 match store::read_small_into(&path, BATCH_OBJ_MAX, &mut body) {
@@ -613,21 +637,29 @@ impl Walk {
                     }
                     // The path names another object now (long names share slots): not for
                     // this destination; it stays for a later walk.
-                    Ok(_) => body.truncate(from),
+                    Ok(_) => {
+                        body.truncate(from);
+                        gone.push(walked.size);
+                    }
                     // Deleted or replaced meanwhile: nothing to move.
-                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        gone.push(walked.size)
+                    }
                     // Grown large, unreadable: the one-by-one path sends or reports it.
                     Err(_) => rest.push((path, walked)),
                 }
             }
-            (body, sent, rest, named)
+            (body, sent, rest, named, gone)
         })
         .await;
-        let (body, sent, more, named) = match read {
+        let (body, sent, more, named, gone) = match read {
             Ok(x) => x,
             Err(e) => return Err((Error::Io(std::io::Error::other(e)), rest)),
         };
         self.sized(named.0, named.1);
+        for size in gone {
+            self.forget(size);
+        }
         rest.extend(more);
         if sent.is_empty() {
             return Ok(rest);
@@ -864,7 +896,11 @@ impl Walk {
                     c.set_blocked(None);
                     return Ok(());
                 }
-                Ok(None) => return Ok(()), // gone or replaced locally meanwhile: nothing to move
+                Ok(None) => {
+                    // Gone or replaced locally meanwhile: nothing to move.
+                    self.forget(walked.size);
+                    return Ok(());
+                }
                 Err(Error::Checksum(m)) => {
                     checksum_failures += 1;
                     c.set_blocked(Some(format!(
@@ -891,6 +927,7 @@ impl Walk {
                 Err(Error::NotFound(m)) => {
                     // The bucket was destroyed: our copy goes with it, nothing to move.
                     tracing::debug!(to = %node.id, reason = %m, "rebalance object refused");
+                    self.forget(walked.size);
                     return Ok(());
                 }
                 Err(e) => {
