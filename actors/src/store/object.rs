@@ -363,10 +363,15 @@ impl TempObject {
         let dir = dest
             .parent()
             .ok_or_else(|| Error::BadRequest(format!("{} has no parent", dest.display())))?;
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
+        // The directory is there but for a bucket's first object: tried first, not looked up
+        // before every rename (a path walk per install).
+        match std::fs::rename(&self.tmp, dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                std::fs::rename(&self.tmp, dest)?;
+            }
+            other => other?,
         }
-        std::fs::rename(&self.tmp, dest)?;
         self.done = true;
         Ok(Unsynced {
             path: dest.to_path_buf(),
@@ -813,6 +818,29 @@ mod tests {
             mtime: 0,
             attrs: Default::default(),
         }
+    }
+
+    /// A bucket's first object makes its directory; a temp gone before its rename is an error
+    /// that leaves nothing at the destination.
+    #[test]
+    fn a_commit_makes_the_directory_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("objs/b/o.obj");
+        let meta = meta_of(b"one", 1);
+        write_temp_unsynced(dir.path(), &meta, b"one")
+            .unwrap()
+            .commit_unsynced(&path)
+            .unwrap();
+        assert_eq!(read_meta(&path).unwrap(), meta);
+        let t = write_temp_unsynced(dir.path(), &meta, b"one").unwrap();
+        std::fs::remove_file(&t.tmp).unwrap();
+        let lost = dir.path().join("objs/c/o.obj");
+        let e = t.commit_unsynced(&lost).err().expect("no temp to rename");
+        assert!(
+            matches!(&e, Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound),
+            "{e}"
+        );
+        assert!(!lost.exists());
     }
 
     #[test]
