@@ -148,8 +148,8 @@ pub(super) fn stream_objects(
 }
 
 /// As [`stream_objects`], but only the objects `select(bucket, object)` picks, and one whose
-/// file name says its name comes with only that and its file's length ([`is_named`]): its
-/// trailer is read when it is sent, where the data is read anyway. A walk reads each small
+/// file name says its name comes with only that and the size its file's length says
+/// ([`is_named`]): its trailer is read when it is sent, where the data is read anyway. A walk reads each small
 /// file it moves once instead of twice, and neither opens nor stats one that stays.
 fn stream_named(
     root: PathBuf,
@@ -624,7 +624,7 @@ impl Walk {
             let mut body = Vec::with_capacity(room);
             let mut sent = Vec::with_capacity(sendable.len());
             let mut rest = Vec::new();
-            // Trailers of named objects read: (file lengths, sizes).
+            // Trailers of named objects read: (their sizes as counted, as read).
             let mut named = (0, 0);
             // Sizes of the objects gone since the walk.
             let mut gone = Vec::new();
