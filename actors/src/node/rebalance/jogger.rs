@@ -151,7 +151,7 @@ pub(super) fn stream_objects(
 /// file name says its name comes with only that and the size its file's length says
 /// ([`is_named`]): its trailer is read when it is sent, where the data is read anyway. A walk reads each small
 /// file it moves once instead of twice, and neither opens nor stats one that stays.
-fn stream_named(
+pub(super) fn stream_named(
     root: PathBuf,
     cancel: CancellationToken,
     select: impl Fn(&str, &str) -> bool + Send + 'static,
