@@ -344,26 +344,16 @@ fn file_id(f: &std::fs::File) -> std::io::Result<FileId> {
 /// trailer: exact for an object without attributes (its trailer's length follows from its
 /// names and the widths of its numbers), an over-estimate by its attributes' bytes otherwise.
 pub fn size_from_len(bucket: &str, object: &str, len: u64) -> u64 {
-    #[derive(serde::Serialize)]
-    struct Like<'a> {
-        bucket: &'a str,
-        object: &'a str,
-        size: u64,
-        checksum: &'a str,
-        version: u64,
-        mtime: u64,
-        attrs: crate::types::object::ObjAttrs,
-    }
     // A version is nanoseconds since the epoch and an mtime milliseconds: both take the
     // widest encoding of a number. The size is encoded here as 0 (one byte).
-    let like = Like {
-        bucket,
-        object,
+    let like = ObjMeta {
+        bucket: bucket.to_string(),
+        object: object.to_string(),
         size: 0,
-        checksum: "0000000000000000",
+        checksum: crate::types::checksum::of(&[]),
         version: u64::MAX,
         mtime: u64::from(u32::MAX) + 1,
-        attrs: crate::types::object::ObjAttrs::default(),
+        attrs: Default::default(),
     };
     let Ok(meta) = rmp_serde::to_vec_named(&like) else {
         return len;

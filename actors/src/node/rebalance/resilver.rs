@@ -101,7 +101,7 @@ pub async fn run(
     c.set_stage(Stage::Traverse);
     let walks = store.mps.readable().into_iter().map(|(i, _)| {
         let (store, c, cancel) = (store.clone(), c.clone(), cancel.clone());
-        async move { walk(store, i, &c, &cancel).await }
+        async move { walk(&store, i, &c, &cancel).await }
     });
     futures::future::join_all(walks).await;
     if cancel.is_cancelled() {
@@ -110,8 +110,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn walk(store: Arc<LocalStore>, mp: usize, c: &Counters, cancel: &CancellationToken) {
-    let store = &store;
+async fn walk(store: &Arc<LocalStore>, mp: usize, c: &Counters, cancel: &CancellationToken) {
     let root = store.path_of(mp);
     // Pass 1: count, by file name where it says the name (no file opened; the totals are
     // corrected to what moved at the end).
